@@ -1,0 +1,145 @@
+"""Settings from the environment and an optional .env, loaded once by the composition root.
+
+Core never sees this object: ``bot/`` hands it plain values.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in .env.example and in the README's table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    data_dir: Path = Field(default=Path("./data"), alias="LOREKEEPER_DATA_DIR")
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./data/lorekeeper.db", alias="DATABASE_URL"
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200, alias="DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=20, ge=0, le=500, alias="DB_MAX_OVERFLOW")
+    db_pool_recycle: int = Field(default=1800, ge=1, alias="DB_POOL_RECYCLE")
+    db_pool_pre_ping: bool = Field(default=True, alias="DB_POOL_PRE_PING")
+
+    milvus_uri: str = Field(default="./data/milvus.db", alias="MILVUS_URI")
+    milvus_token: SecretStr | None = Field(default=None, alias="MILVUS_TOKEN")
+    milvus_collection: str = Field(
+        default="lorekeeper_chunks",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
+        alias="MILVUS_COLLECTION",
+    )
+    embedding_model: str = Field(default="all-MiniLM-L6-v2", alias="EMBEDDING_MODEL")
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch", alias="EMBEDDING_BACKEND"
+    )
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096, alias="EMBEDDING_BATCH_SIZE")
+    chunk_size: int = Field(default=1000, ge=100, le=20000, alias="CHUNK_SIZE")
+    chunk_overlap: int = Field(default=200, ge=0, le=10000, alias="CHUNK_OVERLAP")
+    max_upload_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_UPLOAD_MB")
+    max_text_chars: int = Field(default=5_000_000, ge=1000, alias="MAX_TEXT_CHARS")
+    answer_threshold: float | None = Field(default=None, ge=0, le=1, alias="ANSWER_THRESHOLD")
+    retrieval_top_k: int = Field(default=5, ge=1, le=50, alias="RETRIEVAL_TOP_K")
+
+    groq_api_key: SecretStr | None = Field(default=None, alias="GROQ_API_KEY")
+    groq_model: str = Field(default="llama-3.3-70b-versatile", alias="GROQ_MODEL")
+    groq_base_url: str | None = Field(default=None, alias="GROQ_BASE_URL")
+    groq_timeout: float = Field(default=30.0, gt=0, le=600, alias="GROQ_TIMEOUT")
+    llm_prices: str | None = Field(default=None, alias="LLM_PRICES")
+    llm_context_tokens: int = Field(default=6000, ge=500, alias="LLM_CONTEXT_TOKENS")
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    slack_port: int = Field(default=3000, ge=0, le=65535, alias="SLACK_PORT")
+    slack_admin_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="SLACK_ADMIN_IDS"
+    )
+
+    discord_token: SecretStr | None = Field(default=None, alias="DISCORD_TOKEN")
+    discord_api_url: str = Field(default="https://discord.com", alias="DISCORD_API_URL")
+    discord_gateway_url: str | None = Field(default=None, alias="DISCORD_GATEWAY_URL")
+    discord_guild_id: int | None = Field(default=None, alias="DISCORD_GUILD_ID")
+    discord_admin_role: str | None = Field(default=None, alias="DISCORD_ADMIN_ROLE")
+
+    http_port: int = Field(default=8080, ge=0, le=65535, alias="HTTP_PORT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="LOG_LEVEL"
+    )
+    log_json: bool = Field(default=False, alias="LOG_JSON")
+    retention_hour_utc: int = Field(default=3, ge=0, le=23, alias="RETENTION_HOUR_UTC")
+
+    @field_validator("slack_admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        from core.db.engine import parse_database_url
+
+        try:
+            parse_database_url(value)
+        except ConfigError as exc:
+            raise ValueError(exc.user_message.removeprefix("DATABASE_URL ")) from None
+        return value
+
+    @field_validator("llm_prices")
+    @classmethod
+    def _check_prices(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            table = json.loads(value)
+            for model, pair in table.items():
+                if not isinstance(model, str) or len(pair) != 2:
+                    raise ValueError
+                [Decimal(str(x)) for x in pair]
+        except (ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+            raise ValueError(
+                'must be JSON like {"model": [input_usd_per_million, output_usd_per_million]}'
+            ) from exc
+        return value
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: object) -> int:
+        size = getattr(info, "data", {}).get("chunk_size", 1000)
+        if value >= size:
+            raise ValueError(f"must be smaller than CHUNK_SIZE ({size})")
+        return value
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+
+def load_settings(env_file: str | None = ".env") -> Settings:
+    """Load settings or raise ConfigError with one line naming the variable and the problem."""
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first.get("loc") or ("?",)
+        field = str(loc[0])
+        alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
+        msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise ConfigError(f"{(alias or field).upper()}: {msg}") from None

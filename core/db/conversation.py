@@ -1,0 +1,199 @@
+"""Messages with their citations, thread history and feedback."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.identity import insert_ignore
+from core.db.models import Citation, Feedback, Message, Session
+from core.db.records import CitationInput, MessageInput, MessageRecord
+from core.db.types import new_id, utcnow
+
+
+def _message_values(item: MessageInput, message_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "session_id": item.session_id,
+        "user_id": item.user_id,
+        "role": item.role,
+        "content": item.content,
+        "platform_message_id": item.platform_message_id,
+        "parent_id": item.parent_id,
+        "prompt_tokens": item.prompt_tokens,
+        "completion_tokens": item.completion_tokens,
+        "model": item.model,
+        "processing_time_ms": item.processing_time_ms,
+        "grounded": item.grounded,
+        "created_at": item.created_at or utcnow(),
+    }
+
+
+def _citation_values(message_id: uuid.UUID, c: CitationInput) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "message_id": message_id,
+        "position": c.position,
+        "chunk_id": c.chunk_id,
+        "document_id": c.document_id,
+        "title": c.title[:512],
+        "source_url": c.source_url,
+        "quoted_text": c.quoted_text,
+        "score": c.score,
+    }
+
+
+class ConversationStore:
+    """Writes and reads the messages of sessions."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def add_message(self, item: MessageInput) -> MessageRecord:
+        """Store one message and its citations in one transaction; bumps the session."""
+        message_id = new_id()
+        values = _message_values(item, message_id)
+        async with self._sessions() as db, db.begin():
+            await db.execute(insert(Message), [values])
+            if item.citations:
+                await db.execute(
+                    insert(Citation), [_citation_values(message_id, c) for c in item.citations]
+                )
+            await db.execute(
+                update(Session)
+                .where(Session.id == item.session_id)
+                .values(last_activity_at=values["created_at"])
+            )
+        return MessageRecord(
+            id=message_id,
+            session_id=item.session_id,
+            role=item.role,
+            content=item.content,
+            created_at=values["created_at"],
+            user_id=item.user_id,
+            model=item.model,
+            grounded=item.grounded,
+            citations=item.citations,
+        )
+
+    async def add_messages(self, items: Sequence[MessageInput]) -> list[uuid.UUID]:
+        """Bulk insert (imports, benchmarks): one transaction, executemany underneath."""
+        ids = [new_id() for _ in items]
+        rows = [_message_values(item, mid) for item, mid in zip(items, ids, strict=True)]
+        cites = [
+            _citation_values(mid, c)
+            for item, mid in zip(items, ids, strict=True)
+            for c in item.citations
+        ]
+        async with self._sessions() as db, db.begin():
+            await db.execute(insert(Message), rows)
+            if cites:
+                await db.execute(insert(Citation), cites)
+        return ids
+
+    async def history(self, session_id: uuid.UUID, *, limit: int = 10) -> list[MessageRecord]:
+        """The last ``limit`` messages of a session, oldest first."""
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Message)
+                    .where(Message.session_id == session_id)
+                    .order_by(Message.created_at.desc(), Message.id.desc())
+                    .limit(limit)
+                )
+            ).scalars()
+            out = [
+                MessageRecord(
+                    id=r.id,
+                    session_id=r.session_id,
+                    role=r.role,
+                    content=r.content,
+                    created_at=r.created_at,
+                    user_id=r.user_id,
+                    model=r.model,
+                    grounded=r.grounded,
+                )
+                for r in rows
+            ]
+        out.reverse()
+        return out
+
+    async def citations(self, message_id: uuid.UUID) -> list[CitationInput]:
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Citation)
+                    .where(Citation.message_id == message_id)
+                    .order_by(Citation.position)
+                )
+            ).scalars()
+            return [
+                CitationInput(
+                    position=r.position,
+                    title=r.title,
+                    quoted_text=r.quoted_text,
+                    chunk_id=r.chunk_id,
+                    document_id=r.document_id,
+                    source_url=r.source_url,
+                    score=r.score,
+                )
+                for r in rows
+            ]
+
+    async def set_platform_message_id(self, message_id: uuid.UUID, platform_id: str) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(platform_message_id=platform_id)
+            )
+
+    async def message_by_platform_id(self, platform_id: str) -> uuid.UUID | None:
+        async with self._sessions() as db:
+            return (
+                await db.execute(
+                    select(Message.id)
+                    .where(Message.platform_message_id == platform_id)
+                    .order_by(Message.created_at.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+
+    async def set_feedback(self, message_id: uuid.UUID, user_id: uuid.UUID, value: int) -> None:
+        """One vote per user and message; a second vote replaces the first."""
+        if value not in (-1, 1):
+            raise ValueError("feedback is +1 or -1")
+        now = utcnow()
+        async with self._sessions() as db, db.begin():
+            dialect = db.get_bind().dialect.name
+            values = {
+                "id": new_id(),
+                "message_id": message_id,
+                "user_id": user_id,
+                "value": value,
+                "created_at": now,
+                "updated_at": now,
+            }
+            result = await db.execute(
+                insert_ignore(dialect, Feedback, values, ["message_id", "user_id"])
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                await db.execute(
+                    update(Feedback)
+                    .where(Feedback.message_id == message_id, Feedback.user_id == user_id)
+                    .values(value=value, updated_at=now)
+                )
+
+    async def feedback_totals(self, message_id: uuid.UUID) -> tuple[int, int]:
+        """(up votes, down votes) for a message."""
+        async with self._sessions() as db:
+            values = (
+                (await db.execute(select(Feedback.value).where(Feedback.message_id == message_id)))
+                .scalars()
+                .all()
+            )
+        return sum(1 for v in values if v > 0), sum(1 for v in values if v < 0)

@@ -1,0 +1,157 @@
+"""Workspaces, users, channels, sessions and event deduplication.
+
+Every get-or-create is safe under concurrency on both databases: the row is inserted with
+``ON CONFLICT DO NOTHING`` on its natural key and then read back, so fifty concurrent calls for
+one thread key give one row and no error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Insert
+
+from core.db.models import Base, Channel, ProcessedEvent, Session, User, Workspace
+from core.db.records import ChannelRecord, SessionRecord, UserRecord, WorkspaceRecord
+from core.db.types import new_id, utcnow
+
+
+def insert_ignore(
+    dialect: str, model: type[Base], values: dict[str, Any], keys: list[str]
+) -> Insert:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for SQLite or PostgreSQL."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt: Insert = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return stmt
+
+
+def _workspace(row: Workspace) -> WorkspaceRecord:
+    return WorkspaceRecord(row.id, row.platform, row.external_id, row.name, row.plan_id)
+
+
+def _user(row: User) -> UserRecord:
+    return UserRecord(
+        row.id,
+        row.workspace_id,
+        row.external_id,
+        row.display_name,
+        row.role,
+        row.is_active,
+        row.daily_token_limit,
+    )
+
+
+def _channel(row: Channel) -> ChannelRecord:
+    return ChannelRecord(row.id, row.workspace_id, row.external_id, row.name)
+
+
+def _session(row: Session) -> SessionRecord:
+    return SessionRecord(
+        row.id,
+        row.workspace_id,
+        row.channel_id,
+        row.thread_key,
+        row.title,
+        row.created_at,
+        row.last_activity_at,
+    )
+
+
+class IdentityStore:
+    """Resolves platform ids to rows, creating them on first sight."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def _get_or_create(
+        self, model: type[Base], key: dict[str, Any], extra: dict[str, Any]
+    ) -> Any:
+        where = [getattr(model, k) == v for k, v in key.items()]
+        async with self._sessions() as db:
+            row = (await db.execute(select(model).where(*where))).scalar_one_or_none()
+            if row is not None:
+                return row
+        async with self._sessions() as db, db.begin():
+            values = {"id": new_id(), **key, **extra}
+            if "created_at" in model.__table__.c:
+                values.setdefault("created_at", utcnow())
+            dialect = db.get_bind().dialect.name
+            await db.execute(insert_ignore(dialect, model, values, list(key)))
+            return (await db.execute(select(model).where(*where))).scalar_one()
+
+    async def workspace(
+        self, platform: str, external_id: str, *, name: str | None = None
+    ) -> WorkspaceRecord:
+        row = await self._get_or_create(
+            Workspace, {"platform": platform, "external_id": external_id}, {"name": name}
+        )
+        return _workspace(row)
+
+    async def user(
+        self, workspace_id: uuid.UUID, external_id: str, *, display_name: str | None = None
+    ) -> UserRecord:
+        row = await self._get_or_create(
+            User,
+            {"workspace_id": workspace_id, "external_id": external_id},
+            {"display_name": display_name, "role": "user", "is_active": True},
+        )
+        return _user(row)
+
+    async def channel(
+        self, workspace_id: uuid.UUID, external_id: str, *, name: str | None = None
+    ) -> ChannelRecord:
+        row = await self._get_or_create(
+            Channel, {"workspace_id": workspace_id, "external_id": external_id}, {"name": name}
+        )
+        return _channel(row)
+
+    async def session(
+        self,
+        workspace_id: uuid.UUID,
+        channel_id: uuid.UUID,
+        thread_key: str,
+        *,
+        title: str | None = None,
+    ) -> SessionRecord:
+        now = utcnow()
+        row = await self._get_or_create(
+            Session,
+            {"channel_id": channel_id, "thread_key": thread_key},
+            {
+                "workspace_id": workspace_id,
+                "title": (title or "")[:255] or None,
+                "last_activity_at": now,
+                "is_active": True,
+            },
+        )
+        return _session(row)
+
+    async def set_role(self, user_id: uuid.UUID, role: str) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(update(User).where(User.id == user_id).values(role=role))
+
+    async def touch_user(self, user_id: uuid.UUID, *, when: datetime | None = None) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(User).where(User.id == user_id).values(last_seen_at=when or utcnow())
+            )
+
+    async def record_event(self, platform: str, event_id: str) -> bool:
+        """Remember a platform event id; False when it was seen before (a retry)."""
+        async with self._sessions() as db, db.begin():
+            dialect = db.get_bind().dialect.name
+            values = {
+                "id": new_id(),
+                "platform": platform,
+                "event_id": event_id,
+                "received_at": utcnow(),
+            }
+            result = await db.execute(
+                insert_ignore(dialect, ProcessedEvent, values, ["platform", "event_id"])
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)

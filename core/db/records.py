@@ -1,0 +1,131 @@
+"""Plain values the stores hand back (never live ORM rows)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceRecord:
+    id: uuid.UUID
+    platform: str
+    external_id: str
+    name: str | None
+    plan_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    external_id: str
+    display_name: str | None
+    role: str
+    is_active: bool
+    daily_token_limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRecord:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    external_id: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    channel_id: uuid.UUID
+    thread_key: str
+    title: str | None
+    created_at: datetime
+    last_activity_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CitationInput:
+    position: int
+    title: str
+    quoted_text: str
+    chunk_id: uuid.UUID | None = None
+    document_id: uuid.UUID | None = None
+    source_url: str | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInput:
+    session_id: uuid.UUID
+    role: str
+    content: str
+    user_id: uuid.UUID | None = None
+    platform_message_id: str | None = None
+    parent_id: uuid.UUID | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str | None = None
+    processing_time_ms: int | None = None
+    grounded: bool | None = None
+    created_at: datetime | None = None
+    citations: tuple[CitationInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    id: uuid.UUID
+    session_id: uuid.UUID
+    role: str
+    content: str
+    created_at: datetime
+    user_id: uuid.UUID | None = None
+    model: str | None = None
+    grounded: bool | None = None
+    citations: tuple[CitationInput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UsageInput:
+    workspace_id: uuid.UUID
+    operation: str  # chat | condense | embedding
+    model: str | None = None
+    user_id: uuid.UUID | None = None
+    channel_id: uuid.UUID | None = None
+    namespace_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    embedding_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    latency_ms: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceRecord:
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    description: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: uuid.UUID
+    namespace_id: uuid.UUID
+    title: str
+    status: str
+    file_hash: str
+    chunk_count: int
+    token_count: int
+    created_at: datetime
+    error: str | None = None
+    source_url: str | None = None
+    session_id: uuid.UUID | None = None
+    indexed_at: datetime | None = None

@@ -1,0 +1,137 @@
+"""Token usage rows, daily counts for quotas, and plans."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.models import Plan, TokenUsage, User, Workspace
+from core.db.records import UsageInput
+from core.db.types import new_id, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Daily token limits; None means unlimited."""
+
+    user_daily_tokens: int | None
+    workspace_daily_tokens: int | None
+
+
+def _usage_values(item: UsageInput) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "workspace_id": item.workspace_id,
+        "user_id": item.user_id,
+        "channel_id": item.channel_id,
+        "namespace_id": item.namespace_id,
+        "message_id": item.message_id,
+        "operation": item.operation,
+        "model": item.model,
+        "prompt_tokens": item.prompt_tokens,
+        "completion_tokens": item.completion_tokens,
+        "embedding_tokens": item.embedding_tokens,
+        "cost": item.cost,
+        "latency_ms": item.latency_ms,
+        "created_at": item.created_at or utcnow(),
+    }
+
+
+_TOTAL = func.coalesce(
+    func.sum(TokenUsage.prompt_tokens + TokenUsage.completion_tokens + TokenUsage.embedding_tokens),
+    0,
+)
+
+
+class UsageStore:
+    """Records what every call costs and answers 'how much today?' from SQL."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def record(self, item: UsageInput) -> None:
+        await self.record_many([item])
+
+    async def record_many(self, items: Sequence[UsageInput]) -> None:
+        if not items:
+            return
+        async with self._sessions() as db, db.begin():
+            await db.execute(insert(TokenUsage), [_usage_values(i) for i in items])
+
+    async def tokens_since(
+        self, *, workspace_id: uuid.UUID, since: datetime, user_id: uuid.UUID | None = None
+    ) -> int:
+        """Tokens used (prompt + completion + embedding) since ``since``."""
+        stmt = select(_TOTAL).where(
+            TokenUsage.workspace_id == workspace_id, TokenUsage.created_at >= since
+        )
+        if user_id is not None:
+            stmt = stmt.where(TokenUsage.user_id == user_id)
+        async with self._sessions() as db:
+            return int((await db.execute(stmt)).scalar_one())
+
+    async def limits(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits:
+        """The plan of the workspace (or the default plan), with a user's own override."""
+        async with self._sessions() as db:
+            plan = (
+                await db.execute(
+                    select(Plan)
+                    .join(Workspace, Workspace.plan_id == Plan.id)
+                    .where(Workspace.id == workspace_id)
+                )
+            ).scalar_one_or_none()
+            if plan is None:
+                plan = (
+                    await db.execute(select(Plan).where(Plan.is_default.is_(True)).limit(1))
+                ).scalar_one_or_none()
+            override = None
+            if user_id is not None:
+                override = (
+                    await db.execute(select(User.daily_token_limit).where(User.id == user_id))
+                ).scalar_one_or_none()
+        user_limit = plan.user_daily_tokens if plan else None
+        return Limits(
+            user_daily_tokens=override if override is not None else user_limit,
+            workspace_daily_tokens=plan.workspace_daily_tokens if plan else None,
+        )
+
+    async def set_workspace_limits(
+        self,
+        workspace_id: uuid.UUID,
+        *,
+        user_daily_tokens: int | None = None,
+        workspace_daily_tokens: int | None = None,
+    ) -> Limits:
+        """Give the workspace its own plan (copied from its current one) and change it."""
+        current = await self.limits(workspace_id, None)
+        new_user = user_daily_tokens if user_daily_tokens is not None else current.user_daily_tokens
+        new_ws = (
+            workspace_daily_tokens
+            if workspace_daily_tokens is not None
+            else current.workspace_daily_tokens
+        )
+        async with self._sessions() as db, db.begin():
+            ws = (
+                await db.execute(select(Workspace).where(Workspace.id == workspace_id))
+            ).scalar_one()
+            plan = None
+            if ws.plan_id is not None:
+                plan = (await db.execute(select(Plan).where(Plan.id == ws.plan_id))).scalar_one()
+            if plan is None or plan.is_default:
+                plan = Plan(id=new_id(), name=f"workspace-{workspace_id}", is_default=False)
+                db.add(plan)
+                await db.flush()
+                ws.plan_id = plan.id
+            plan.user_daily_tokens = new_user
+            plan.workspace_daily_tokens = new_ws
+        return Limits(new_user, new_ws)
+
+    async def set_user_limit(self, user_id: uuid.UUID, limit: int | None) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(update(User).where(User.id == user_id).values(daily_token_limit=limit))

@@ -1,0 +1,43 @@
+"""Port of generation: a chat model that streams."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+
+
+OnDelta = Callable[[str], Awaitable[None]]
+
+
+class LLM(Protocol):
+    """A chat-completion model. Raises ``core.errors.LLMUnavailable`` on any failure."""
+
+    @property
+    def model(self) -> str: ...
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        on_delta: OnDelta | None = None,
+        max_tokens: int = 1024,
+        temperature: float = 0.1,
+    ) -> Completion:
+        """Generate; with ``on_delta`` stream text deltas as they arrive."""
+        ...

@@ -1,0 +1,82 @@
+"""Ports of retrieval: the embedder and the vector store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Embedder(Protocol):
+    """Turns text into dense vectors. Implementations load lazily and run off the event loop."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed passages (batched), normalised for cosine similarity."""
+        ...
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Embed one query."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model sees for these texts (for token_usage)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VectorRecord:
+    """One chunk as the vector store holds it. Ids are strings (UUIDs in text form)."""
+
+    chunk_id: str
+    workspace_id: str
+    namespace_id: str
+    document_id: str
+    text: str
+    vector: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    chunk_id: str
+    document_id: str
+    namespace_id: str
+    text: str
+    score: float
+
+
+class VectorStore(Protocol):
+    """Hybrid (dense + BM25) search over chunks, always filtered by tenant."""
+
+    async def upsert(self, records: Sequence[VectorRecord]) -> None: ...
+
+    async def search(
+        self,
+        *,
+        query_text: str,
+        query_vector: Sequence[float],
+        workspace_id: str,
+        namespace_ids: Sequence[str],
+        document_ids: Sequence[str] | None = None,
+        limit: int = 5,
+        mode: str = "hybrid",
+    ) -> list[VectorHit]:
+        """``mode`` is "hybrid", "dense" or "bm25". Empty ``namespace_ids`` returns nothing."""
+        ...
+
+    async def delete_documents(self, document_ids: Sequence[str]) -> None: ...
+
+    async def delete_namespace(self, namespace_id: str) -> None: ...
+
+    async def chunk_ids(self, *, document_ids: Sequence[str] | None = None) -> set[str]:
+        """All chunk ids held (optionally for some documents): for reconciliation."""
+        ...
+
+    async def delete_chunks(self, chunk_ids: Sequence[str]) -> None: ...
+
+    async def close(self) -> None: ...

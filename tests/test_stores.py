@@ -1,0 +1,308 @@
+"""Stores on SQLite and PostgreSQL: get-or-create under concurrency, cascades, uniqueness."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from core.db.conversation import ConversationStore
+from core.db.identity import IdentityStore
+from core.db.models import (
+    ChannelNamespace,
+    Chunk,
+    Citation,
+    Document,
+    Message,
+    Namespace,
+    Session,
+    TokenUsage,
+    User,
+    Workspace,
+)
+from core.db.records import CitationInput, MessageInput, UsageInput
+from core.db.types import new_id, utcnow
+from core.db.usage import UsageStore
+
+
+async def _count(sessions, model, *where) -> int:
+    async with sessions() as db:
+        return (
+            await db.execute(select(func.count()).select_from(model).where(*where))
+        ).scalar_one()
+
+
+async def _thread(sessions):
+    ids = IdentityStore(sessions)
+    ws = await ids.workspace("slack", "T1", name="Acme")
+    ch = await ids.channel(ws.id, "C1", name="general")
+    user = await ids.user(ws.id, "U1", display_name="Ada")
+    sess = await ids.session(ws.id, ch.id, "1700000000.0001", title="first question")
+    return ids, ws, ch, user, sess
+
+
+async def test_get_or_create_returns_the_same_rows(sessions) -> None:
+    ids, ws, ch, user, sess = await _thread(sessions)
+    assert (await ids.workspace("slack", "T1")).id == ws.id
+    assert (await ids.channel(ws.id, "C1")).id == ch.id
+    assert (await ids.user(ws.id, "U1")).id == user.id
+    assert (await ids.session(ws.id, ch.id, "1700000000.0001")).id == sess.id
+    # the same external id on another platform is another workspace
+    assert (await ids.workspace("discord", "T1")).id != ws.id
+    assert user.role == "user" and user.is_active
+
+
+async def test_fifty_concurrent_calls_for_one_thread_give_one_row(sessions) -> None:
+    ids = IdentityStore(sessions)
+    ws = await ids.workspace("slack", "T9")
+    ch = await ids.channel(ws.id, "C9")
+    results = await asyncio.gather(*(ids.session(ws.id, ch.id, "thread-42") for _ in range(50)))
+    assert len({r.id for r in results}) == 1
+    assert await _count(sessions, Session, Session.thread_key == "thread-42") == 1
+    users = await asyncio.gather(*(ids.user(ws.id, "U-same") for _ in range(50)))
+    assert len({u.id for u in users}) == 1
+
+
+async def test_record_event_is_false_for_a_duplicate(sessions) -> None:
+    ids = IdentityStore(sessions)
+    assert await ids.record_event("slack", "Ev1") is True
+    assert await ids.record_event("slack", "Ev1") is False
+    assert await ids.record_event("discord", "Ev1") is True
+    outcomes = await asyncio.gather(*(ids.record_event("slack", "Ev2") for _ in range(20)))
+    assert outcomes.count(True) == 1
+
+
+async def test_message_with_citations_is_one_transaction(sessions) -> None:
+    _, _ws, _, user, sess = await _thread(sessions)
+    store = ConversationStore(sessions)
+    q = await store.add_message(MessageInput(sess.id, "user", "What is X?", user_id=user.id))
+    cites = (
+        CitationInput(position=1, title="Doc A", quoted_text="X is a letter."),
+        CitationInput(position=2, title="Doc B", quoted_text="X marks the spot."),
+    )
+    a = await store.add_message(
+        MessageInput(
+            sess.id,
+            "assistant",
+            "X is a letter [1][2].",
+            parent_id=q.id,
+            citations=cites,
+            grounded=True,
+            model="m",
+        )
+    )
+    assert [c.title for c in await store.citations(a.id)] == ["Doc A", "Doc B"]
+    history = await store.history(sess.id)
+    assert [m.role for m in history] == ["user", "assistant"]
+    # duplicate positions violate uniqueness and roll back the whole message
+    bad = (CitationInput(1, "A", "q"), CitationInput(1, "B", "q"))
+    with pytest.raises(IntegrityError):
+        await store.add_message(MessageInput(sess.id, "assistant", "dup", citations=bad))
+    assert await _count(sessions, Message, Message.content == "dup") == 0
+
+
+async def test_session_delete_cascades_to_messages_and_citations(sessions) -> None:
+    _, _, _, _user, sess = await _thread(sessions)
+    store = ConversationStore(sessions)
+    await store.add_message(
+        MessageInput(sess.id, "assistant", "a", citations=(CitationInput(1, "t", "q"),))
+    )
+    async with sessions() as db, db.begin():
+        await db.execute(delete(Session).where(Session.id == sess.id))
+    assert await _count(sessions, Message) == 0
+    assert await _count(sessions, Citation) == 0
+
+
+async def test_user_delete_keeps_messages_with_null_user(sessions) -> None:
+    _, _, _, user, sess = await _thread(sessions)
+    store = ConversationStore(sessions)
+    m = await store.add_message(MessageInput(sess.id, "user", "hello", user_id=user.id))
+    async with sessions() as db, db.begin():
+        await db.execute(delete(User).where(User.id == user.id))
+    async with sessions() as db:
+        row = (await db.execute(select(Message).where(Message.id == m.id))).scalar_one()
+    assert row.user_id is None
+
+
+async def test_namespace_delete_takes_documents_chunks_and_links(sessions) -> None:
+    _, ws, ch, _, _ = await _thread(sessions)
+    ns_id, doc_id = new_id(), new_id()
+    async with sessions() as db, db.begin():
+        await db.execute(
+            insert(Namespace),
+            [
+                {
+                    "id": ns_id,
+                    "workspace_id": ws.id,
+                    "name": "hr",
+                    "config": {},
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+        await db.execute(
+            insert(ChannelNamespace),
+            [{"channel_id": ch.id, "namespace_id": ns_id, "created_at": utcnow()}],
+        )
+        await db.execute(
+            insert(Document),
+            [
+                {
+                    "id": doc_id,
+                    "namespace_id": ns_id,
+                    "title": "handbook",
+                    "file_hash": "h1",
+                    "status": "indexed",
+                    "size_bytes": 1,
+                    "chunk_count": 1,
+                    "token_count": 1,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+        await db.execute(
+            insert(Chunk),
+            [
+                {
+                    "id": new_id(),
+                    "document_id": doc_id,
+                    "chunk_index": 0,
+                    "content": "c",
+                    "content_hash": "x",
+                    "start_offset": 0,
+                    "end_offset": 1,
+                }
+            ],
+        )
+    async with sessions() as db, db.begin():
+        await db.execute(delete(Namespace).where(Namespace.id == ns_id))
+    for model in (Document, Chunk, ChannelNamespace):
+        assert await _count(sessions, model) == 0
+
+
+async def test_uniqueness_rules(sessions) -> None:
+    _, ws, _, _, _ = await _thread(sessions)
+    ns_id = new_id()
+    async with sessions() as db, db.begin():
+        await db.execute(
+            insert(Namespace),
+            [
+                {
+                    "id": ns_id,
+                    "workspace_id": ws.id,
+                    "name": "a",
+                    "config": {},
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+    with pytest.raises(IntegrityError):
+        async with sessions() as db, db.begin():
+            await db.execute(
+                insert(Namespace),
+                [
+                    {
+                        "id": new_id(),
+                        "workspace_id": ws.id,
+                        "name": "a",
+                        "config": {},
+                        "created_at": utcnow(),
+                    }
+                ],
+            )
+    doc = {
+        "namespace_id": ns_id,
+        "title": "t",
+        "file_hash": "same",
+        "status": "indexed",
+        "size_bytes": 1,
+        "chunk_count": 0,
+        "token_count": 0,
+        "created_at": utcnow(),
+    }
+    async with sessions() as db, db.begin():
+        await db.execute(insert(Document), [{"id": new_id(), **doc}])
+    with pytest.raises(IntegrityError):
+        async with sessions() as db, db.begin():
+            await db.execute(insert(Document), [{"id": new_id(), **doc}])
+    with pytest.raises(IntegrityError):  # status outside the allowed set
+        async with sessions() as db, db.begin():
+            await db.execute(
+                insert(Document), [{"id": new_id(), **doc, "file_hash": "o", "status": "weird"}]
+            )
+
+
+async def test_feedback_is_one_vote_per_user_and_changeable(sessions) -> None:
+    ids, ws, _, user, sess = await _thread(sessions)
+    store = ConversationStore(sessions)
+    m = await store.add_message(MessageInput(sess.id, "assistant", "answer"))
+    other = await ids.user(ws.id, "U2")
+    await store.set_feedback(m.id, user.id, 1)
+    await store.set_feedback(m.id, user.id, 1)
+    await store.set_feedback(m.id, other.id, 1)
+    assert await store.feedback_totals(m.id) == (2, 0)
+    await store.set_feedback(m.id, user.id, -1)
+    assert await store.feedback_totals(m.id) == (1, 1)
+    with pytest.raises(ValueError):
+        await store.set_feedback(m.id, user.id, 5)
+
+
+async def test_usage_counts_and_limits(sessions) -> None:
+    _, ws, _ch, user, _ = await _thread(sessions)
+    usage = UsageStore(sessions)
+    now = utcnow()
+    await usage.record_many(
+        [
+            UsageInput(
+                ws.id,
+                "chat",
+                model="m",
+                user_id=user.id,
+                prompt_tokens=100,
+                completion_tokens=20,
+                cost=Decimal("0.0001234"),
+                created_at=now,
+            ),
+            UsageInput(ws.id, "embedding", user_id=user.id, embedding_tokens=7, created_at=now),
+            UsageInput(
+                ws.id, "chat", user_id=None, prompt_tokens=1000, created_at=now - timedelta(days=2)
+            ),
+        ]
+    )
+    day_start = now - timedelta(hours=1)
+    assert await usage.tokens_since(workspace_id=ws.id, since=day_start, user_id=user.id) == 127
+    assert await usage.tokens_since(workspace_id=ws.id, since=now - timedelta(days=3)) == 1127
+    async with sessions() as db:
+        cost = (await db.execute(select(func.sum(TokenUsage.cost)))).scalar_one()
+    assert Decimal(cost) == Decimal("0.0001234")
+    limits = await usage.limits(ws.id, user.id)
+    assert limits.user_daily_tokens == 200_000 and limits.workspace_daily_tokens == 2_000_000
+    await usage.set_workspace_limits(ws.id, user_daily_tokens=500)
+    await usage.set_user_limit(user.id, 42)
+    assert (await usage.limits(ws.id, user.id)).user_daily_tokens == 42
+    assert (await usage.limits(ws.id, None)).user_daily_tokens == 500
+    # another workspace still has the default plan
+    other = await IdentityStore(sessions).workspace("slack", "T-other")
+    assert (await usage.limits(other.id, None)).user_daily_tokens == 200_000
+
+
+async def test_workspace_delete_cascades_everywhere(sessions) -> None:
+    _, ws, _, user, sess = await _thread(sessions)
+    await ConversationStore(sessions).add_message(MessageInput(sess.id, "user", "x"))
+    await UsageStore(sessions).record(UsageInput(ws.id, "chat", user_id=user.id))
+    async with sessions() as db, db.begin():
+        await db.execute(delete(Workspace).where(Workspace.id == ws.id))
+    for model in (User, Session, Message, TokenUsage):
+        assert await _count(sessions, model) == 0
+
+
+def test_new_ids_are_time_ordered_uuid7() -> None:
+    ids = [new_id() for _ in range(1000)]
+    assert all(i.version == 7 for i in ids)
+    assert len(set(ids)) == 1000
+    assert isinstance(ids[0], uuid.UUID)
