@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -92,7 +94,22 @@ def _handler(command: str) -> Handler | None:
     return commands.HANDLERS.get(command)
 
 
+def _quiet_libraries() -> None:
+    """Offline and quiet: no hub look-ups, no download bars, no deprecation chatter."""
+    for name, value in (
+        ("HF_HUB_OFFLINE", "1"),
+        ("TRANSFORMERS_OFFLINE", "1"),
+        ("TQDM_DISABLE", "1"),
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("TOKENIZERS_PARALLELISM", "false"),
+    ):
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

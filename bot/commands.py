@@ -46,7 +46,8 @@ def _sqlite_backup(url: str, target: Path) -> int:
     parsed = parse_database_url(url)
     if not parsed.drivername.startswith("sqlite") or not parsed.database:
         raise ConfigError(
-            "db backup copies a SQLite database; for PostgreSQL use pg_dump (see docs/operations.md)"
+            "db backup copies a SQLite database; for PostgreSQL use pg_dump "
+            "(see docs/operations.md)"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(target.suffix + ".partial")
@@ -64,4 +65,19 @@ def _sqlite_backup(url: str, target: Path) -> int:
     return 0
 
 
-HANDLERS: dict[str, Handler] = {"db": db_command}
+def _handlers() -> dict[str, Handler]:
+    from bot.chat_commands import ask_command, chat_command, demo_command
+    from bot.knowledge_commands import ingest_command, namespaces_command, search_command
+
+    return {
+        "db": db_command,
+        "ingest": ingest_command,
+        "search": search_command,
+        "namespaces": namespaces_command,
+        "ask": ask_command,
+        "chat": chat_command,
+        "demo": demo_command,
+    }
+
+
+HANDLERS: dict[str, Handler] = _handlers()

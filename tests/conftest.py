@@ -70,3 +70,11 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return session_factory(engine)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real all-MiniLM-L6-v2, loaded once for the whole run."""
+    from core.retrieval.embedder import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()

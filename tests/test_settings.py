@@ -77,8 +77,12 @@ def test_cli_stops_with_one_line_on_a_bad_value(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "oracle://nope", "HOME": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "bot", "db", "current"],
-        cwd=tmp_path, env=env | {"PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=60, check=False,
+        cwd=tmp_path,
+        env=env | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
@@ -88,8 +92,12 @@ def test_cli_stops_with_one_line_on_a_bad_value(tmp_path: Path) -> None:
 
 def test_cli_help_lists_every_command() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60,
-        check=True, cwd=ROOT,
+        [sys.executable, "-m", "bot", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
     )
     for command in ("db", "ingest", "search", "namespaces", "chat", "ask", "run", "usage", "jobs"):
         assert f"    {command}" in proc.stdout

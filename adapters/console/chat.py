@@ -1,0 +1,159 @@
+"""The terminal chat: the same core as Slack and Discord, driven from stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from adapters.console.render import render_answer
+from core.answer import AnswerService
+from core.errors import LorekeeperError
+from core.types import IncomingFile, IncomingMessage, Platform, Progress
+from core.uploads import UploadService
+
+WORKSPACE = "local"
+USER = "console-user"
+HELP = """Type a question and press Enter. Commands:
+  /upload PATH   index a file into this thread (and the channel's namespace)
+  /new           start a new thread
+  /help          this text
+  /quit          leave (Ctrl-D works too)"""
+
+
+def channel_for(namespaces: Sequence[str] | None) -> str:
+    """Each namespace selection is its own console channel, bound to those namespaces."""
+    return "ns:" + ",".join(sorted(namespaces)) if namespaces else "console"
+
+
+def console_message(
+    text: str, *, channel: str, thread: str, files: tuple[IncomingFile, ...] = ()
+) -> IncomingMessage:
+    return IncomingMessage(
+        platform=Platform.CONSOLE,
+        workspace_id=WORKSPACE,
+        channel_id=channel,
+        thread_id=thread,
+        author_id=USER,
+        text=text,
+        event_id=uuid.uuid4().hex,
+        received_at=datetime.now(UTC),
+        author_name="you",
+        channel_name=channel,
+        workspace_name="local",
+        files=files,
+    )
+
+
+class ConsoleReply:
+    """Prints progress and the streamed answer as it grows."""
+
+    def __init__(self, out: TextIO, *, stream: bool = True) -> None:
+        self._out = out
+        self._shown = 0
+        self._stream = stream
+
+    async def thinking(self, namespaces: Sequence[str]) -> None:
+        self._out.write(f"(searching {', '.join(namespaces) or 'the knowledge base'}…)\n")
+        self._out.flush()
+
+    async def stream(self, text_so_far: str) -> None:
+        if self._stream:
+            self._out.write(text_so_far[self._shown :])
+            self._out.flush()
+        self._shown = len(text_so_far)
+
+    async def progress(self, progress: Progress) -> None:
+        self._out.write(f"  {progress.stage:<10} {progress.fraction:>4.0%} {progress.detail}\n")
+        self._out.flush()
+
+    @property
+    def streamed(self) -> bool:
+        return self._shown > 0
+
+
+class ConsoleChat:
+    def __init__(
+        self,
+        answers: AnswerService,
+        uploads: UploadService,
+        *,
+        channel: str,
+        out: TextIO = sys.stdout,
+    ) -> None:
+        self._answers = answers
+        self._uploads = uploads
+        self._channel = channel
+        self._out = out
+        self._thread = uuid.uuid4().hex[:12]
+
+    async def handle(self, line: str) -> bool:
+        """Handle one input line; False means quit."""
+        line = line.strip()
+        if not line:
+            return True
+        if line in ("/quit", "/exit"):
+            return False
+        if line == "/help":
+            self._out.write(HELP + "\n")
+        elif line == "/new":
+            self._thread = uuid.uuid4().hex[:12]
+            self._out.write("(new thread)\n")
+        elif line.startswith("/upload"):
+            await self._upload(line.removeprefix("/upload").strip())
+        elif line.startswith("/"):
+            self._out.write(f"Unknown command {line.split()[0]}.\n{HELP}\n")
+        else:
+            await self._ask(line)
+        self._out.flush()
+        return True
+
+    async def _ask(self, text: str) -> None:
+        reply = ConsoleReply(self._out)
+        message = console_message(text, channel=self._channel, thread=self._thread)
+        answer = await self._answers.answer(message, reply)
+        if reply.streamed:
+            self._out.write("\n\n")
+        self._out.write(render_answer(answer) + "\n\n")
+
+    async def _upload(self, raw: str) -> None:
+        path = Path(raw).expanduser()
+        if not raw or not path.is_file():
+            self._out.write(f"No such file: {raw or '(none given)'}\n")
+            return
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            self._out.write(f"Can't read {path.name}: {exc.strerror}\n")
+            return
+        file = IncomingFile(
+            file_id=str(path.resolve()),
+            filename=path.name,
+            size=len(data),
+            url=path.resolve().as_uri(),
+        )
+        message = console_message(
+            f"/upload {path.name}", channel=self._channel, thread=self._thread, files=(file,)
+        )
+        try:
+            outcome = await self._uploads.ingest(message, file, data, ConsoleReply(self._out))
+        except LorekeeperError as exc:
+            self._out.write(exc.user_message + "\n")
+            return
+        self._out.write(outcome.message + "\n")
+
+    async def run(self, stdin: TextIO = sys.stdin) -> None:
+        self._out.write("Lorekeeper terminal chat. /help for commands.\n")
+        while True:
+            self._out.write("> ")
+            self._out.flush()
+            line = await asyncio.to_thread(stdin.readline)
+            if not line:
+                self._out.write("\n")
+                return
+            if not await self.handle(line):
+                return

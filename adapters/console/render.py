@@ -1,0 +1,56 @@
+"""Render core results for a terminal: the answer, then numbered footnotes with quotes."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from core.types import Answer, Citation
+
+
+def footnote(c: Citation) -> str:
+    where = f" <{c.source_url}>" if c.source_url else ""
+    quote = textwrap.shorten(" ".join(c.quote.split()), width=200, placeholder="…")
+    return f'  [{c.n}] {c.title}{where}\n      "{quote}"'
+
+
+def render_answer(answer: Answer) -> str:
+    parts = []
+    if answer.notice:
+        parts.append(f"({answer.notice})")
+    parts.append(answer.text)
+    if answer.mode == "extractive" and answer.citations:
+        parts.append("(quoted from the sources; set GROQ_API_KEY for written answers)")
+    if not answer.grounded and not answer.abstained and answer.mode == "llm":
+        parts.append("Warning: this answer cites no source; check it before relying on it.")
+    if answer.citations:
+        parts.append("Sources:\n" + "\n".join(footnote(c) for c in answer.citations))
+    return "\n\n".join(parts)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    return {
+        "answer": answer.text,
+        "citations": [
+            {
+                "n": c.n,
+                "document": str(c.document_id),
+                "title": c.title,
+                "quote": c.quote,
+                "chunk_id": str(c.chunk_id),
+                "source_url": c.source_url,
+            }
+            for c in answer.citations
+        ],
+        "abstained": answer.abstained,
+        "grounded": answer.grounded,
+        "mode": answer.mode,
+        "notice": answer.notice,
+        "usage": {
+            "prompt_tokens": answer.usage.prompt_tokens,
+            "completion_tokens": answer.usage.completion_tokens,
+            "embedding_tokens": answer.usage.embedding_tokens,
+            "cost_usd": str(answer.usage.cost_usd),
+            "model": answer.usage.model,
+        },
+    }

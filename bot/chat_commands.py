@@ -1,0 +1,76 @@
+"""`lorekeeper ask`, `chat` and `demo`: the terminal face of the same core."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+from adapters.console.chat import ConsoleChat, ConsoleReply, channel_for, console_message
+from adapters.console.render import answer_json, render_answer
+from bot.knowledge_commands import ingest_command
+from bot.runtime import bind_console_channel, container
+
+
+async def ask_command(args: argparse.Namespace) -> int:
+    if not args.question and not args.questions:
+        print("lorekeeper ask: give a question or --questions FILE", file=sys.stderr)
+        return 2
+    channel = channel_for(args.namespace)
+    async with container(args.env_file) as c:
+        if args.namespace:
+            await bind_console_channel(c, channel, args.namespace)
+        questions = (
+            [q.strip() for q in Path(args.questions).read_text().splitlines() if q.strip()]
+            if args.questions
+            else [args.question]
+        )
+        for i, question in enumerate(questions):
+            quiet = args.json or args.questions
+            reply = ConsoleReply(io.StringIO() if quiet else sys.stdout, stream=not quiet)
+            message = console_message(question, channel=channel, thread=f"ask-{i}-{id(reply)}")
+            answer = await c.answers.answer(message, reply)
+            if args.json or args.questions:
+                print(
+                    json.dumps(
+                        {"question": question, **answer_json(answer)}
+                        if args.questions
+                        else answer_json(answer)
+                    )
+                )
+            else:
+                if reply.streamed:
+                    print("\n")
+                print(render_answer(answer))
+        return 0
+
+
+async def chat_command(args: argparse.Namespace) -> int:
+    channel = channel_for(args.namespace)
+    async with container(args.env_file) as c:
+        if args.namespace:
+            await bind_console_channel(c, channel, args.namespace)
+        await ConsoleChat(c.answers, c.uploads, channel=channel).run()
+        return 0
+
+
+async def demo_command(args: argparse.Namespace) -> int:
+    """Ingest the project's docs into the 'docs' namespace, then open the chat on it."""
+    docs = Path(args.docs)
+    if not docs.is_dir():
+        print(
+            f"lorekeeper demo: no {docs}/ folder here; run it from the project root",
+            file=sys.stderr,
+        )
+        return 2
+    ingest = argparse.Namespace(
+        env_file=args.env_file, paths=[str(docs)], namespace="docs", workspace="local"
+    )
+    code = await ingest_command(ingest)
+    if code != 0 or args.no_chat:
+        return code
+    print("\nTry: how do I add Lorekeeper to Slack?\n")
+    chat = argparse.Namespace(env_file=args.env_file, namespace=["docs"])
+    return await chat_command(chat)

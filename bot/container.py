@@ -1,0 +1,194 @@
+"""The composition root: builds every service from settings, starts in order, stops in reverse."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.settings import Settings
+from core.admin import AdminService
+from core.answer import AnswerConfig, AnswerService
+from core.context import ContextResolver
+from core.db.conversation import ConversationStore
+from core.db.engine import PoolOptions, create_engine, session_factory
+from core.db.identity import IdentityStore
+from core.db.knowledge import KnowledgeStore
+from core.db.usage import UsageStore
+from core.generation.base import LLM
+from core.generation.groq import GroqLLM
+from core.ingestion.extract import ExtractLimits
+from core.ingestion.service import IngestionService
+from core.pricing import PriceTable
+from core.quota import QuotaService
+from core.retrieval.base import Embedder
+from core.retrieval.embedder import SentenceTransformerEmbedder
+from core.retrieval.milvus import MilvusVectorStore
+from core.retrieval.retriever import Retriever
+from core.uploads import UploadService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Everything the adapters need, built once. ``close()`` releases it in reverse order."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    identity: IdentityStore
+    knowledge: KnowledgeStore
+    usage: UsageStore
+    conversation: ConversationStore
+    embedder: Embedder
+    vectors: MilvusVectorStore
+    retriever: Retriever
+    ingestion: IngestionService
+    answers: AnswerService
+    uploads: UploadService
+    admin: AdminService
+    quota: QuotaService
+    llm: LLM | None
+    prices: PriceTable
+    closers: list[object] = field(default_factory=list)
+
+    async def close(self) -> None:
+        if isinstance(self.llm, GroqLLM):
+            await self.llm.close()
+        await self.vectors.close()
+        await self.engine.dispose()
+
+
+def _llm(settings: Settings) -> LLM | None:
+    key = settings.secret("groq_api_key")
+    if not key:
+        log.info("GROQ_API_KEY not set: answers are extractive")
+        return None
+    return GroqLLM(
+        key,
+        model=settings.groq_model,
+        base_url=settings.groq_base_url or None,
+        timeout=settings.groq_timeout,
+    )
+
+
+def _prices(settings: Settings) -> PriceTable:
+    base = PriceTable.default()
+    return PriceTable.parse(settings.llm_prices, base=base) if settings.llm_prices else base
+
+
+def _milvus_uri(settings: Settings) -> str:
+    uri = settings.milvus_uri
+    if uri.startswith(("http://", "https://")):
+        return uri
+    return str(Path(uri).expanduser())
+
+
+async def build(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    llm: LLM | None = None,
+    use_llm_from_settings: bool = True,
+) -> Container:
+    """Build and open everything; the caller must ``await container.close()``."""
+    engine = create_engine(
+        settings.database_url,
+        pool=PoolOptions(
+            size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pre_ping=settings.db_pool_pre_ping,
+            recycle_seconds=settings.db_pool_recycle,
+        ),
+    )
+    sessions = session_factory(engine)
+    identity, knowledge = IdentityStore(sessions), KnowledgeStore(sessions)
+    usage, conversation = UsageStore(sessions), ConversationStore(sessions)
+    embedder = embedder or SentenceTransformerEmbedder(
+        settings.embedding_model,
+        batch_size=settings.embedding_batch_size,
+        backend=settings.embedding_backend,
+    )
+    vectors = MilvusVectorStore(
+        _milvus_uri(settings),
+        dimension=embedder.dimension,
+        collection=settings.milvus_collection,
+        token=settings.secret("milvus_token"),
+    )
+    try:
+        await vectors.open()
+    except BaseException:
+        await engine.dispose()
+        raise
+    retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
+    ingestion = IngestionService(
+        knowledge=knowledge,
+        usage=usage,
+        embedder=embedder,
+        vectors=vectors,
+        limits=ExtractLimits(
+            max_bytes=settings.max_upload_bytes, max_chars=settings.max_text_chars
+        ),
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+    )
+    if llm is None and use_llm_from_settings:
+        llm = _llm(settings)
+    prices = _prices(settings)
+    quota = QuotaService(usage)
+    resolver = ContextResolver(identity, knowledge, embedding_model=embedder.model_name)
+    config = AnswerConfig(
+        top_k=settings.retrieval_top_k, context_tokens=settings.llm_context_tokens
+    )
+    if settings.answer_threshold is not None:
+        config = AnswerConfig(
+            top_k=config.top_k,
+            context_tokens=config.context_tokens,
+            threshold=settings.answer_threshold,
+        )
+    answers = AnswerService(
+        identity=identity,
+        conversation=conversation,
+        usage=usage,
+        resolver=resolver,
+        retriever=retriever,
+        quota=quota,
+        llm=llm,
+        prices=prices,
+        config=config,
+    )
+    uploads = UploadService(
+        identity=identity, knowledge=knowledge, ingestion=ingestion, resolver=resolver
+    )
+    admin = AdminService(
+        identity=identity,
+        knowledge=knowledge,
+        ingestion=ingestion,
+        usage=usage,
+        quota=quota,
+        resolver=resolver,
+        sessions=sessions,
+        answers=answers,
+    )
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        identity=identity,
+        knowledge=knowledge,
+        usage=usage,
+        conversation=conversation,
+        embedder=embedder,
+        vectors=vectors,
+        retriever=retriever,
+        ingestion=ingestion,
+        answers=answers,
+        uploads=uploads,
+        admin=admin,
+        quota=quota,
+        llm=llm,
+        prices=prices,
+    )

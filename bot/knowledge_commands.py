@@ -1,0 +1,153 @@
+"""`lorekeeper ingest`, `search` and `namespaces`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bot.runtime import console_workspace, container
+from core.errors import UnsupportedFile
+from core.ingestion.service import Uploader
+from core.retrieval.retriever import Retrieval
+from core.types import Progress
+
+TEXT_SUFFIXES = frozenset(
+    {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm", ".csv", ".json"}
+)
+
+
+def _files(paths: list[str]) -> Iterator[Path]:
+    """Named files as given; folders recursively, their readable kinds only, no dot-files."""
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.is_dir():
+            yield path
+            continue
+        for child in sorted(path.rglob("*")):
+            hidden = any(p.startswith(".") for p in child.relative_to(path).parts)
+            if child.is_file() and not hidden and child.suffix.lower() in TEXT_SUFFIXES:
+                yield child
+
+
+class _Bar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label[:40]
+
+    async def __call__(self, p: Progress) -> None:
+        filled = int(p.fraction * 20)
+        sys.stderr.write(
+            f"\r  {self._label:<40} [{'#' * filled}{'.' * (20 - filled)}] {p.stage:<10}"
+        )
+        sys.stderr.flush()
+
+
+async def ingest_command(args: argparse.Namespace) -> int:
+    async with container(args.env_file, offline_llm=True) as c:
+        ws = await console_workspace(c, args.workspace)
+        ns = await c.knowledge.ensure_namespace(ws.id, args.namespace)
+        uploader = Uploader(workspace_id=ws.id, author="cli", platform="console")
+        files = chunks = tokens = duplicates = 0
+        failures: list[str] = []
+        started = time.perf_counter()
+        for path in _files(args.paths):
+            files += 1
+            if not path.exists():
+                failures.append(f"{path}: no such file")
+                continue
+            try:
+                result = await c.ingestion.ingest(
+                    path,
+                    path.name,
+                    namespace=ns,
+                    uploader=uploader,
+                    source_url=path.resolve().as_uri(),
+                    progress=_Bar(path.name),
+                )
+            except UnsupportedFile as exc:
+                failures.append(f"{path}: {exc.why}")
+                sys.stderr.write("\n")
+                continue
+            sys.stderr.write("\n")
+            duplicates += result.duplicate
+            if not result.duplicate:
+                chunks += result.chunks
+                tokens += result.tokens
+        elapsed = time.perf_counter() - started
+        print(
+            f"{files} files, {chunks} chunks, {tokens} tokens into '{ns.name}' in {elapsed:.1f}s; "
+            f"{duplicates} duplicates skipped, {len(failures)} failed"
+        )
+        for line in failures:
+            print(f"  failed: {line}")
+        return 0 if files and len(failures) < files else 1
+
+
+def _hits_json(retrieval: Retrieval) -> list[dict[str, object]]:
+    return [
+        {
+            "chunk_id": str(h.chunk.id),
+            "document": str(h.chunk.document_id),
+            "title": h.chunk.title,
+            "score": round(h.score, 6),
+            "similarity": round(h.similarity, 4),
+            "start": h.chunk.start_offset,
+            "end": h.chunk.end_offset,
+            "text": h.chunk.content,
+        }
+        for h in retrieval.chunks
+    ]
+
+
+async def search_command(args: argparse.Namespace) -> int:
+    if not args.query and not args.queries:
+        print("lorekeeper search: give a query or --queries FILE", file=sys.stderr)
+        return 2
+    async with container(args.env_file, offline_llm=True) as c:
+        ws = await console_workspace(c, args.workspace)
+        ns_ids = [(await c.knowledge.namespace(ws.id, n)).id for n in args.namespace]
+        queries = (
+            [q.strip() for q in Path(args.queries).read_text().splitlines() if q.strip()]
+            if args.queries
+            else [args.query]
+        )
+        for query in queries:
+            found = await c.retriever.search(
+                query, workspace_id=ws.id, namespace_ids=ns_ids, limit=args.limit, mode=args.mode
+            )
+            if args.json or args.queries:
+                print(
+                    json.dumps(
+                        _hits_json(found)
+                        if not args.queries
+                        else {"query": query, "results": _hits_json(found)}
+                    )
+                )
+                continue
+            if not found.chunks:
+                print("No results.")
+            for h in found.chunks:
+                snippet = " ".join(h.chunk.content.split())[:160]
+                print(
+                    f"{h.rank}. {h.chunk.title} [{h.chunk.start_offset}:{h.chunk.end_offset}] "
+                    f"score={h.score:.4f} sim={h.similarity:.3f}\n   {snippet}"
+                )
+        return 0
+
+
+async def namespaces_command(args: argparse.Namespace) -> int:
+    async with container(args.env_file, offline_llm=True) as c:
+        ws = await console_workspace(c, args.workspace)
+        rows = await c.knowledge.list_namespaces(ws.id)
+        if not rows:
+            print("No namespaces. Create one with: lorekeeper ingest PATH --namespace NAME")
+        for ns, count in rows:
+            print(
+                f"{ns.name}\t{count} documents" + (f"\t{ns.description}" if ns.description else "")
+            )
+        return 0

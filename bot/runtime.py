@@ -1,0 +1,74 @@
+"""Shared start-up for CLI commands: settings, schema check, the container."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from bot.container import Container, build
+from bot.settings import Settings, load_settings
+from core.db import migrate
+from core.db.engine import create_engine, parse_database_url
+from core.db.records import NamespaceRecord, WorkspaceRecord
+from core.errors import ConfigError
+
+CONSOLE = "console"
+
+
+async def prepare_database(settings: Settings) -> None:
+    """SQLite is migrated automatically; PostgreSQL must be upgraded explicitly."""
+    url = settings.database_url
+    if parse_database_url(url).drivername.startswith("sqlite"):
+        await asyncio.to_thread(migrate.upgrade, url)
+        return
+    engine = create_engine(url)
+    try:
+        current = await migrate.current_revision(engine)
+    except OSError as exc:
+        raise ConfigError(f"DATABASE_URL: can't connect ({exc.strerror or exc})") from None
+    finally:
+        await engine.dispose()
+    if current != migrate.head_revision():
+        raise ConfigError("The database schema is not up to date: run 'lorekeeper db upgrade'.")
+
+
+@asynccontextmanager
+async def container(env_file: str | None, *, offline_llm: bool = False) -> AsyncIterator[Container]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    settings = load_settings(env_file)
+    await prepare_database(settings)
+    built = await build(settings, use_llm_from_settings=not offline_llm)
+    try:
+        yield built
+    finally:
+        await built.close()
+
+
+async def console_workspace(c: Container, workspace: str = "local") -> WorkspaceRecord:
+    return await c.identity.workspace(CONSOLE, workspace, name=workspace)
+
+
+async def bind_console_channel(
+    c: Container,
+    channel: str,
+    names: Sequence[str],
+    *,
+    create: bool = False,
+    workspace: str = "local",
+) -> list[NamespaceRecord]:
+    """Bind the console channel to the named namespaces (creating them when asked)."""
+    ws = await console_workspace(c, workspace)
+    ch = await c.identity.channel(ws.id, channel, name=channel)
+    out = []
+    for name in names:
+        ns = (
+            await c.knowledge.ensure_namespace(ws.id, name)
+            if create
+            else await c.knowledge.namespace(ws.id, name)
+        )
+        await c.knowledge.bind(ch.id, ns.id)
+        out.append(ns)
+    return out

@@ -1,0 +1,335 @@
+"""AnswerService: a question from a thread in, a cited answer out, every token accounted for."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from core.context import ContextResolver, ConversationContext
+from core.db.conversation import ConversationStore
+from core.db.identity import IdentityStore
+from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
+from core.db.types import utcnow
+from core.db.usage import UsageStore
+from core.errors import LLMUnavailable, QuotaExceeded
+from core.generation.base import LLM, ChatMessage, Completion
+from core.generation.citations import parse_and_validate
+from core.generation.extractive import extractive_answer
+from core.generation.prompt import Source, build_messages, condense_heuristic, condense_messages
+from core.pricing import PriceTable
+from core.quota import QuotaService
+from core.retrieval.retriever import Retrieval, RetrievedChunk, Retriever
+from core.types import Answer, Citation, IncomingMessage, Reply, Usage
+
+log = logging.getLogger(__name__)
+
+EXTRACTIVE_LABEL = "extractive"
+# Cosine similarity of the best chunk below which the bot abstains; picked from the answer
+# benchmark's threshold sweep (docs/benchmarks.md).
+DEFAULT_THRESHOLD = 0.30
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerConfig:
+    top_k: int = 5
+    threshold: float = DEFAULT_THRESHOLD
+    context_tokens: int = 6000
+    history_messages: int = 6
+    max_tokens: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    text: str
+    citations: tuple[Citation, ...]
+    mode: str
+    completion: Completion | None = None
+    notice: str | None = None
+
+
+def to_sources(chunks: Sequence[RetrievedChunk]) -> list[Source]:
+    return [
+        Source(
+            n=i + 1,
+            chunk_id=str(c.chunk.id),
+            document_id=str(c.chunk.document_id),
+            title=c.chunk.title,
+            text=c.chunk.content,
+            source_url=c.chunk.source_url,
+            start=c.chunk.start_offset,
+            end=c.chunk.end_offset,
+            score=c.similarity,
+        )
+        for i, c in enumerate(chunks)
+    ]
+
+
+def abstain_text(namespaces: Sequence[str]) -> str:
+    where = ", ".join(namespaces) if namespaces else "the knowledge base"
+    return f"I couldn't find that in {where}."
+
+
+class AnswerService:
+    """The main job. Adapters call :meth:`answer`; everything else here is its steps."""
+
+    def __init__(
+        self,
+        *,
+        identity: IdentityStore,
+        conversation: ConversationStore,
+        usage: UsageStore,
+        resolver: ContextResolver,
+        retriever: Retriever,
+        quota: QuotaService,
+        llm: LLM | None,
+        prices: PriceTable,
+        config: AnswerConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._identity = identity
+        self._conversation = conversation
+        self._usage = usage
+        self._resolver = resolver
+        self._retriever = retriever
+        self._quota = quota
+        self._llm = llm
+        self._prices = prices
+        self._config = config or AnswerConfig()
+        self._clock = clock
+
+    async def answer(self, message: IncomingMessage, reply: Reply) -> Answer:
+        """Answer one question in its thread. Never raises for expected failures."""
+        started = time.perf_counter()
+        if not await self._identity.record_event(message.platform.value, message.event_id):
+            return Answer(text="", duplicate=True, mode="duplicate")
+        ctx = await self._resolver.resolve(message)
+        history = await self._conversation.history(
+            ctx.session.id, limit=self._config.history_messages
+        )
+        question = await self._conversation.add_message(
+            MessageInput(
+                ctx.session.id,
+                "user",
+                message.text,
+                user_id=ctx.user.id,
+                platform_message_id=message.message_id,
+            )
+        )
+        await reply.thinking(ctx.namespace_names)
+        try:
+            await self._quota.check(ctx.workspace.id, ctx.user.id)
+        except QuotaExceeded as exc:
+            return await self._finish(
+                ctx,
+                question,
+                _Draft(exc.user_message, (), "refused"),
+                started=started,
+                usage_rows=[],
+            )
+        query, usage_rows = await self._standalone(ctx, history, message.text)
+        retrieval = await self._retrieve(ctx, query)
+        usage_rows.append(self._embedding_usage(ctx, retrieval))
+        threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
+        if not retrieval.chunks or retrieval.best_similarity < threshold:
+            draft = _Draft(abstain_text(ctx.namespace_names), (), "abstain")
+            return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
+        draft = await self._generate(ctx, history, message.text, retrieval, reply)
+        if draft.completion is not None:
+            usage_rows.append(self._chat_usage(ctx, draft.completion, "chat"))
+        return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
+
+    async def _standalone(
+        self, ctx: ConversationContext, history: Sequence[MessageRecord], text: str
+    ) -> tuple[str, list[UsageInput]]:
+        """Turn a follow-up into a standalone query (LLM when available, else heuristics)."""
+        previous = [m.content for m in history if m.role == "user"]
+        if not previous:
+            return text, []
+        if self._llm is not None:
+            turns = [ChatMessage(m.role, m.content) for m in history if m.role != "system"]
+            try:
+                done = await self._llm.complete(
+                    condense_messages(turns, text), max_tokens=128, temperature=0.0
+                )
+            except LLMUnavailable as exc:
+                log.warning("condense failed, using heuristics: %s", exc.reason)
+            else:
+                query = done.text.strip().splitlines()[0] if done.text.strip() else ""
+                if query:
+                    return query, [self._chat_usage(ctx, done, "condense")]
+        return condense_heuristic(previous, text), []
+
+    async def _retrieve(self, ctx: ConversationContext, query: str) -> Retrieval:
+        """Documents uploaded into this thread first, then the channel's namespaces."""
+        k = self._config.top_k
+        ns_ids = [n.id for n in ctx.namespaces]
+        if not ctx.thread_documents:
+            return await self._retriever.search(
+                query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k
+            )
+        own = await self._retriever.search(
+            query,
+            workspace_id=ctx.workspace.id,
+            namespace_ids=ns_ids,
+            document_ids=ctx.thread_documents,
+            limit=k,
+        )
+        rest = await self._retriever.search(
+            query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k
+        )
+        seen = {c.chunk.id for c in own.chunks}
+        merged = (*own.chunks, *(c for c in rest.chunks if c.chunk.id not in seen))[:k]
+        return Retrieval(
+            tuple(replace(c, rank=i + 1) for i, c in enumerate(merged)),
+            own.query_tokens,
+            own.embed_ms + rest.embed_ms,
+            own.search_ms + rest.search_ms,
+        )
+
+    async def _generate(
+        self,
+        ctx: ConversationContext,
+        history: Sequence[MessageRecord],
+        question: str,
+        retrieval: Retrieval,
+        reply: Reply,
+    ) -> _Draft:
+        sources = to_sources(retrieval.chunks)
+        if self._llm is None:
+            return self._extractive(question, sources, notice=None)
+        built = build_messages(
+            question,
+            sources,
+            history=[ChatMessage(m.role, m.content) for m in history if m.role != "system"],
+            system_prompt=ctx.prompt,
+            context_tokens=self._config.context_tokens,
+        )
+        streamed: list[str] = []
+
+        async def on_delta(delta: str) -> None:
+            streamed.append(delta)
+            await reply.stream("".join(streamed))
+
+        try:
+            completion = await self._llm.complete(
+                built.messages, on_delta=on_delta, max_tokens=self._config.max_tokens
+            )
+        except LLMUnavailable as exc:
+            log.warning("LLM unavailable, answering extractively: %s", exc.reason)
+            return self._extractive(question, sources, notice=exc.user_message)
+        text, citations = parse_and_validate(completion.text, built.included_sources)
+        return _Draft(text, tuple(citations), "llm", completion=completion)
+
+    def _extractive(
+        self, question: str, sources: Sequence[Source], *, notice: str | None
+    ) -> _Draft:
+        result = extractive_answer(question, sources)
+        if not result.text:
+            return _Draft("", (), "abstain", notice=notice)
+        text, citations = parse_and_validate(result.text, sources)
+        if notice:
+            notice = f"{notice} Showing what the sources say instead."
+        return _Draft(text, tuple(citations), EXTRACTIVE_LABEL, notice=notice)
+
+    def _chat_usage(self, ctx: ConversationContext, done: Completion, operation: str) -> UsageInput:
+        return UsageInput(
+            workspace_id=ctx.workspace.id,
+            operation=operation,
+            model=done.model,
+            user_id=ctx.user.id,
+            channel_id=ctx.channel.id,
+            namespace_id=ctx.primary_namespace,
+            prompt_tokens=done.prompt_tokens,
+            completion_tokens=done.completion_tokens,
+            cost=self._prices.cost(done.model, done.prompt_tokens, done.completion_tokens),
+            latency_ms=done.latency_ms,
+            created_at=self._clock(),
+        )
+
+    def _embedding_usage(self, ctx: ConversationContext, retrieval: Retrieval) -> UsageInput:
+        return UsageInput(
+            workspace_id=ctx.workspace.id,
+            operation="embedding",
+            model=ctx.embedding_model,
+            user_id=ctx.user.id,
+            channel_id=ctx.channel.id,
+            namespace_id=ctx.primary_namespace,
+            embedding_tokens=retrieval.query_tokens,
+            latency_ms=retrieval.embed_ms,
+            created_at=self._clock(),
+        )
+
+    async def _finish(
+        self,
+        ctx: ConversationContext,
+        question: MessageRecord,
+        draft: _Draft,
+        *,
+        started: float,
+        usage_rows: list[UsageInput],
+    ) -> Answer:
+        text = draft.text or abstain_text(ctx.namespace_names)
+        mode = draft.mode if draft.text else "abstain"
+        grounded = bool(draft.citations)
+        done = draft.completion
+        stored = await self._conversation.add_message(
+            MessageInput(
+                ctx.session.id,
+                "assistant",
+                text,
+                parent_id=question.id,
+                prompt_tokens=done.prompt_tokens if done else 0,
+                completion_tokens=done.completion_tokens if done else 0,
+                model=done.model
+                if done
+                else (EXTRACTIVE_LABEL if mode == EXTRACTIVE_LABEL else None),
+                processing_time_ms=int((time.perf_counter() - started) * 1000),
+                grounded=grounded,
+                citations=tuple(
+                    CitationInput(
+                        position=c.n,
+                        title=c.title,
+                        quoted_text=c.quote,
+                        chunk_id=c.chunk_id,
+                        document_id=c.document_id,
+                        source_url=c.source_url,
+                        score=c.score,
+                    )
+                    for c in draft.citations
+                ),
+            )
+        )
+        await self._usage.record_many([replace(u, message_id=stored.id) for u in usage_rows])
+        return Answer(
+            text=text,
+            citations=draft.citations,
+            abstained=mode == "abstain",
+            grounded=grounded,
+            mode=mode,
+            notice=draft.notice,
+            namespaces=ctx.namespace_names,
+            usage=_total(usage_rows, self._prices),
+            message_id=stored.id,
+            session_id=ctx.session.id,
+        )
+
+    async def feedback(
+        self, *, message_id: uuid.UUID, user_id: uuid.UUID, value: int
+    ) -> tuple[int, int]:
+        """Record a vote (one per user, changeable); returns (up, down) totals."""
+        await self._conversation.set_feedback(message_id, user_id, value)
+        return await self._conversation.feedback_totals(message_id)
+
+
+def _total(rows: Sequence[UsageInput], prices: PriceTable) -> Usage:
+    return Usage(
+        prompt_tokens=sum(r.prompt_tokens for r in rows),
+        completion_tokens=sum(r.completion_tokens for r in rows),
+        embedding_tokens=sum(r.embedding_tokens for r in rows),
+        cost_usd=sum((r.cost for r in rows), start=prices.cost("", 0, 0)),
+        model=next((r.model for r in rows if r.operation == "chat"), None),
+    )

@@ -1,0 +1,412 @@
+"""Namespaces, channel bindings, documents and chunks: the SQL side of the knowledge base."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.identity import insert_ignore
+from core.db.models import Channel, ChannelNamespace, Chunk, Document, Namespace, Upload
+from core.db.records import DocumentRecord, NamespaceRecord
+from core.db.types import new_id, utcnow
+from core.errors import NamespaceExists, NamespaceNotFound
+
+DEFAULT_NAMESPACE = "general"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """A chunk ready to be stored (ids chosen by the caller so vectors can share them)."""
+
+    id: uuid.UUID
+    chunk_index: int
+    content: str
+    content_hash: str
+    start_offset: int
+    end_offset: int
+    page: int | None
+    section: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkView:
+    """A stored chunk with what a citation needs from its document."""
+
+    id: uuid.UUID
+    document_id: uuid.UUID
+    namespace_id: uuid.UUID
+    workspace_id: uuid.UUID
+    content: str
+    start_offset: int
+    end_offset: int
+    page: int | None
+    section: str | None
+    title: str
+    source_url: str | None
+
+
+def _ns(row: Namespace) -> NamespaceRecord:
+    return NamespaceRecord(
+        row.id, row.workspace_id, row.name, row.description, dict(row.config or {})
+    )
+
+
+def _doc(row: Document) -> DocumentRecord:
+    return DocumentRecord(
+        id=row.id,
+        namespace_id=row.namespace_id,
+        title=row.title,
+        status=row.status,
+        file_hash=row.file_hash,
+        chunk_count=row.chunk_count,
+        token_count=row.token_count,
+        created_at=row.created_at,
+        error=row.error,
+        source_url=row.source_url,
+        session_id=row.session_id,
+        indexed_at=row.indexed_at,
+    )
+
+
+class KnowledgeStore:
+    """SQL is the source of truth for what is indexed; Milvus mirrors the chunks."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    # --- namespaces ---------------------------------------------------------------------
+
+    async def namespace(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord:
+        async with self._sessions() as db:
+            row = (
+                await db.execute(
+                    select(Namespace).where(
+                        Namespace.workspace_id == workspace_id, Namespace.name == name
+                    )
+                )
+            ).scalar_one_or_none()
+        if row is None:
+            raise NamespaceNotFound(name)
+        return _ns(row)
+
+    async def ensure_namespace(
+        self, workspace_id: uuid.UUID, name: str, *, description: str | None = None
+    ) -> NamespaceRecord:
+        async with self._sessions() as db, db.begin():
+            values = {
+                "id": new_id(),
+                "workspace_id": workspace_id,
+                "name": name,
+                "description": description,
+                "config": {},
+                "created_at": utcnow(),
+            }
+            dialect = db.get_bind().dialect.name
+            await db.execute(insert_ignore(dialect, Namespace, values, ["workspace_id", "name"]))
+        return await self.namespace(workspace_id, name)
+
+    async def create_namespace(
+        self,
+        workspace_id: uuid.UUID,
+        name: str,
+        *,
+        description: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> NamespaceRecord:
+        try:
+            async with self._sessions() as db, db.begin():
+                await db.execute(
+                    insert(Namespace),
+                    [
+                        {
+                            "id": new_id(),
+                            "workspace_id": workspace_id,
+                            "name": name,
+                            "description": description,
+                            "config": config or {},
+                            "created_at": utcnow(),
+                        }
+                    ],
+                )
+        except IntegrityError:
+            raise NamespaceExists(name) from None
+        return await self.namespace(workspace_id, name)
+
+    async def delete_namespace(self, namespace_id: uuid.UUID) -> None:
+        """Deletes the namespace with its documents, chunks and channel links (cascades)."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(Namespace).where(Namespace.id == namespace_id))
+
+    async def list_namespaces(self, workspace_id: uuid.UUID) -> list[tuple[NamespaceRecord, int]]:
+        """Namespaces of a workspace with their count of indexed documents."""
+        counts = (
+            select(Document.namespace_id, func.count().label("n"))
+            .where(Document.status == "indexed")
+            .group_by(Document.namespace_id)
+            .subquery()
+        )
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Namespace, func.coalesce(counts.c.n, 0))
+                    .outerjoin(counts, counts.c.namespace_id == Namespace.id)
+                    .where(Namespace.workspace_id == workspace_id)
+                    .order_by(Namespace.name)
+                )
+            ).all()
+        return [(_ns(ns), int(n)) for ns, n in rows]
+
+    async def update_namespace_config(
+        self, namespace_id: uuid.UUID, config: dict[str, Any]
+    ) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(Namespace).where(Namespace.id == namespace_id).values(config=config)
+            )
+
+    # --- channel bindings ---------------------------------------------------------------
+
+    async def bind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
+        async with self._sessions() as db, db.begin():
+            dialect = db.get_bind().dialect.name
+            values = {
+                "channel_id": channel_id,
+                "namespace_id": namespace_id,
+                "created_at": utcnow(),
+            }
+            await db.execute(
+                insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
+            )
+
+    async def unbind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> bool:
+        async with self._sessions() as db, db.begin():
+            result = await db.execute(
+                delete(ChannelNamespace).where(
+                    ChannelNamespace.channel_id == channel_id,
+                    ChannelNamespace.namespace_id == namespace_id,
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def channel_namespaces(self, channel_id: uuid.UUID) -> list[NamespaceRecord]:
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Namespace)
+                    .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
+                    .where(ChannelNamespace.channel_id == channel_id)
+                    .order_by(Namespace.name)
+                )
+            ).scalars()
+            return [_ns(r) for r in rows]
+
+    async def namespace_channels(self, namespace_id: uuid.UUID) -> list[str]:
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(Channel.external_id, Channel.name)
+                .join(ChannelNamespace, ChannelNamespace.channel_id == Channel.id)
+                .where(ChannelNamespace.namespace_id == namespace_id)
+            )
+            return [name or ext for ext, name in rows]
+
+    # --- documents and chunks -------------------------------------------------------------
+
+    async def document_by_hash(
+        self, namespace_id: uuid.UUID, file_hash: str
+    ) -> DocumentRecord | None:
+        async with self._sessions() as db:
+            row = (
+                await db.execute(
+                    select(Document).where(
+                        Document.namespace_id == namespace_id, Document.file_hash == file_hash
+                    )
+                )
+            ).scalar_one_or_none()
+            return _doc(row) if row else None
+
+    async def document(self, document_id: uuid.UUID) -> DocumentRecord | None:
+        async with self._sessions() as db:
+            row = await db.get(Document, document_id)
+            return _doc(row) if row else None
+
+    async def create_document(self, values: dict[str, Any]) -> DocumentRecord | None:
+        """Insert a document in ``processing``; None if its hash exists in the namespace."""
+        row = {"id": new_id(), "status": "processing", "created_at": utcnow(), **values}
+        try:
+            async with self._sessions() as db, db.begin():
+                await db.execute(insert(Document), [row])
+        except IntegrityError:
+            return None
+        return await self.document(row["id"])
+
+    async def restart_document(self, document_id: uuid.UUID, **values: Any) -> None:
+        """Put a failed document back to processing (a retry of the same bytes)."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
+            await db.execute(
+                update(Document)
+                .where(Document.id == document_id)
+                .values(status="processing", error=None, chunk_count=0, **values)
+            )
+
+    async def add_chunks(self, document_id: uuid.UUID, chunks: Sequence[ChunkRow]) -> None:
+        rows = [
+            {
+                "id": c.id,
+                "document_id": document_id,
+                "chunk_index": c.chunk_index,
+                "content": c.content,
+                "content_hash": c.content_hash,
+                "start_offset": c.start_offset,
+                "end_offset": c.end_offset,
+                "page": c.page,
+                "section": (c.section or "")[:512] or None,
+                "vector_id": str(c.id),
+            }
+            for c in chunks
+        ]
+        async with self._sessions() as db, db.begin():
+            for start in range(0, len(rows), 2000):
+                await db.execute(insert(Chunk), rows[start : start + 2000])
+
+    async def mark_indexed(
+        self, document_id: uuid.UUID, *, chunk_count: int, token_count: int
+    ) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(Document)
+                .where(Document.id == document_id)
+                .values(
+                    status="indexed",
+                    chunk_count=chunk_count,
+                    token_count=token_count,
+                    indexed_at=utcnow(),
+                    error=None,
+                )
+            )
+
+    async def mark_failed(self, document_id: uuid.UUID, reason: str) -> None:
+        """Failed documents keep no chunks: SQL never points at vectors that may be absent."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
+            await db.execute(
+                update(Document)
+                .where(Document.id == document_id)
+                .values(status="failed", error=reason[:2000], chunk_count=0)
+            )
+
+    async def delete_document(self, document_id: uuid.UUID) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(Document).where(Document.id == document_id))
+
+    async def documents(
+        self, namespace_ids: Sequence[uuid.UUID], *, status: str | None = None
+    ) -> list[DocumentRecord]:
+        stmt = select(Document).where(Document.namespace_id.in_(namespace_ids))
+        if status:
+            stmt = stmt.where(Document.status == status)
+        async with self._sessions() as db:
+            rows = (await db.execute(stmt.order_by(Document.created_at))).scalars()
+            return [_doc(r) for r in rows]
+
+    async def documents_in_status(
+        self, status: str, *, older_than: datetime | None = None
+    ) -> list[DocumentRecord]:
+        stmt = select(Document).where(Document.status == status)
+        if older_than is not None:
+            stmt = stmt.where(Document.created_at < older_than)
+        async with self._sessions() as db:
+            return [_doc(r) for r in (await db.execute(stmt)).scalars()]
+
+    async def session_documents(self, session_id: uuid.UUID) -> list[uuid.UUID]:
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(Document.id).where(
+                    Document.session_id == session_id, Document.status == "indexed"
+                )
+            )
+            return [r[0] for r in rows]
+
+    async def chunks(self, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ChunkView]:
+        """Chunks by id with their document's title and link (only indexed documents)."""
+        if not chunk_ids:
+            return {}
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(
+                    Chunk,
+                    Document.title,
+                    Document.source_url,
+                    Document.namespace_id,
+                    Namespace.workspace_id,
+                )
+                .join(Document, Document.id == Chunk.document_id)
+                .join(Namespace, Namespace.id == Document.namespace_id)
+                .where(Chunk.id.in_(chunk_ids), Document.status == "indexed")
+            )
+            return {
+                c.id: ChunkView(
+                    id=c.id,
+                    document_id=c.document_id,
+                    namespace_id=ns,
+                    workspace_id=ws,
+                    content=c.content,
+                    start_offset=c.start_offset,
+                    end_offset=c.end_offset,
+                    page=c.page,
+                    section=c.section,
+                    title=title,
+                    source_url=url,
+                )
+                for c, title, url, ns, ws in rows
+            }
+
+    async def chunk_ids(self) -> dict[uuid.UUID, uuid.UUID]:
+        """Every stored chunk id with its document id (for reconciliation)."""
+        async with self._sessions() as db:
+            rows = await db.execute(select(Chunk.id, Chunk.document_id))
+            return {cid: did for cid, did in rows}
+
+    async def delete_chunks(self, chunk_ids: Sequence[uuid.UUID]) -> None:
+        async with self._sessions() as db, db.begin():
+            for start in range(0, len(chunk_ids), 1000):
+                await db.execute(delete(Chunk).where(Chunk.id.in_(chunk_ids[start : start + 1000])))
+
+    # --- uploads -------------------------------------------------------------------------
+
+    async def create_upload(self, values: dict[str, Any]) -> uuid.UUID:
+        upload_id = new_id()
+        async with self._sessions() as db, db.begin():
+            await db.execute(insert(Upload), [{"id": upload_id, "created_at": utcnow(), **values}])
+        return upload_id
+
+    async def finish_upload(
+        self, upload_id: uuid.UUID, *, document_id: uuid.UUID | None, error: str | None
+    ) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(Upload)
+                .where(Upload.id == upload_id)
+                .values(
+                    status="failed" if error else "completed",
+                    error=error,
+                    document_id=document_id,
+                    completed_at=utcnow(),
+                )
+            )
+
+    async def documents_by_platform_file(self, platform_file_id: str) -> list[uuid.UUID]:
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(Upload.document_id).where(
+                    Upload.platform_file_id == platform_file_id, Upload.document_id.is_not(None)
+                )
+            )
+            return [r[0] for r in rows if r[0] is not None]

@@ -1,0 +1,145 @@
+"""Check the [n] markers of a model's answer against the sources it was given.
+
+Models cite sources that were never listed ([7] of 3), cite [0], repeat themselves ([1][1]),
+write footnotes ([^1]), nest brackets ([[1]]) or put brackets in code. Everything is reduced to
+valid markers, renumbered densely in order of first use, each with a short supporting quote.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+
+from core.generation.extractive import split_sentences, terms
+from core.generation.prompt import Source
+from core.types import Citation
+
+_NUMBER = r"\^?\s*-?\d+"
+_ONE = rf"\[\s*{_NUMBER}(?:\s*(?:[,;]|[-–](?=\s*\d))\s*{_NUMBER})*\s*\]"
+_MARKER = rf"(?:\[\s*{_ONE}\s*\]|{_ONE})"
+# A run of adjacent markers ("[1][2]", "[1], [3]"), not a markdown link "[1](http…)".
+_GROUP = re.compile(rf"{_MARKER}(?:[ \t]*[,;]?[ \t]*{_MARKER})*(?!\()")
+_ITEM = re.compile(r"(-?\d+)(?:\s*[-–]\s*(\d+))?")
+_CODE = re.compile(r"(```|~~~)[\s\S]*?(?:\1|\Z)|`[^`\n]*`")
+_SENTENCE_BREAK = re.compile(r"[.!?](?=\s)|\n")
+_MAX_DIGITS = 6
+_MAX_RANGE = 20
+QUOTE_CHARS = 200
+
+
+def parse_and_validate(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation]]:
+    """Rewrite ``text`` with valid, densely renumbered markers and build its citations.
+
+    A marker is valid when it names the ``n`` of a given source. ``[1, 2]``, ``[1][2]``,
+    ``[1-2]``, ``[^1]`` and ``[[1]]`` are understood; brackets inside inline code and fenced
+    blocks are left alone; invalid markers are removed with their leading space; repeats in
+    one run collapse. Output runs read ``[1][2]``. Citations come in their new order, each
+    with a quote (≤ ~200 characters) of the source sentence that best matches the claim.
+    """
+    by_n = {source.n: source for source in sources}
+    protected = [m.span() for m in _CODE.finditer(text)]
+    renumber: dict[int, int] = {}
+    claims: dict[int, list[str]] = {}
+    out: list[str] = []
+    cursor = 0
+    for match in _GROUP.finditer(text):
+        start, end = match.span()
+        if any(a < end and start < b for a, b in protected):
+            continue
+        out.append(text[cursor:start])
+        cursor = end
+        valid = [n for n in _numbers(match.group(0)) if n in by_n]
+        if not valid:
+            _drop_marker(out, text[end : end + 1])
+            continue
+        claim = _claim_of(text, start, end)
+        for n in valid:
+            renumber.setdefault(n, len(renumber) + 1)
+            claims.setdefault(n, []).append(claim)
+        out.append("".join(f"[{renumber[n]}]" for n in dict.fromkeys(valid)))
+    out.append(text[cursor:])
+    citations = [
+        _citation(new, by_n[old], " ".join(claims[old]))
+        for old, new in sorted(renumber.items(), key=lambda item: item[1])
+    ]
+    return "".join(out).strip(), citations
+
+
+def is_grounded(citations: Sequence[Citation]) -> bool:
+    """An answer is grounded when at least one valid citation survived."""
+    return len(citations) > 0
+
+
+def _numbers(group: str) -> list[int]:
+    found: list[int] = []
+    for first, last in _ITEM.findall(group):
+        if len(first.lstrip("-")) > _MAX_DIGITS or len(last) > _MAX_DIGITS:
+            continue
+        low = int(first)
+        high = int(last) if last else low
+        if low <= high <= low + _MAX_RANGE:
+            found.extend(range(low, high + 1))
+    return found
+
+
+def _drop_marker(out: list[str], following: str) -> None:
+    """Remove an invalid marker's leading blanks, keeping words on both sides apart."""
+    if not out:
+        return
+    out[-1] = out[-1].rstrip(" \t")
+    before = "".join(out)[-1:]
+    if following.isalnum() and before and not before.isspace():
+        out[-1] += " "
+
+
+def _claim_of(text: str, start: int, end: int) -> str:
+    """The sentence a marker closes (or, at the start of a line, the one it opens)."""
+    before = _GROUP.sub("", text[:start]).rstrip()
+    boundaries = [m.end() for m in _SENTENCE_BREAK.finditer(before[:-1])]
+    claim = before[boundaries[-1] if boundaries else 0 :]
+    if terms(claim):
+        return claim.strip()
+    after = _GROUP.sub("", text[end:])
+    stop = _SENTENCE_BREAK.search(after.lstrip())
+    return after.lstrip()[: stop.end() if stop else len(after)].strip()
+
+
+def _citation(n: int, source: Source, claim: str) -> Citation:
+    return Citation(
+        n=n,
+        chunk_id=uuid.UUID(str(source.chunk_id)),
+        document_id=uuid.UUID(str(source.document_id)),
+        title=source.title,
+        quote=best_quote(source.text, claim),
+        source_url=source.source_url,
+        start=source.start,
+        end=source.end,
+        score=source.score,
+    )
+
+
+def best_quote(source_text: str, claim: str, *, limit: int = QUOTE_CHARS) -> str:
+    """The source sentence sharing most terms with ``claim``, cut to about ``limit`` chars."""
+    sentences = split_sentences(source_text)
+    if not sentences:
+        return ""
+    wanted = set(terms(claim))
+    best = max(sentences, key=lambda s: len(wanted.intersection(terms(s))))
+    best = re.sub(r"\s*\[\^?\d+\]", "", best).strip()
+    return _window(best, wanted, limit)
+
+
+def _window(sentence: str, wanted: set[str], limit: int) -> str:
+    if len(sentence) <= limit:
+        return sentence
+    hits = [
+        m.start() for m in re.finditer(r"[^\W_]+", sentence) if wanted.intersection(terms(m[0]))
+    ]
+    # Start a little before the point where a window of ``limit`` holds the most matches.
+    start = max(hits or [0], key=lambda p: sum(p <= q < p + limit - 30 for q in hits))
+    start = sentence.rfind(" ", 0, max(start - 20, 0)) + 1 if start > 30 else 0
+    piece = sentence[start : start + limit]
+    if start + limit < len(sentence):
+        piece = piece.rsplit(" ", 1)[0] + " …"
+    return ("… " if start else "") + piece.strip()

@@ -1,0 +1,151 @@
+"""The LLM port implemented with the Groq SDK (OpenAI-compatible chat completions)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import groq
+import httpx
+
+from core.errors import ConfigError, LLMUnavailable
+from core.generation.base import ChatMessage, Completion, OnDelta
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "llama-3.3-70b-versatile"
+_CHARS_PER_TOKEN = 4
+
+RATE_LIMITED = "The language model is rate-limited right now. Please try again in a minute."
+NOT_RESPONDING = "The language model is not responding. Please try again shortly."
+UNREACHABLE = "The language model can't be reached right now. Please try again shortly."
+KEY_REFUSED = "The Groq API key was refused. An admin needs to check the bot's configuration."
+SERVER_ERROR = "The language model had an internal error. Please try again shortly."
+REJECTED = "The language model rejected the request."
+INTERRUPTED = "The language model stopped before finishing its answer. Please try again."
+
+
+class GroqLLM:
+    """A Groq chat model. Streams when ``on_delta`` is given; any failure is ``LLMUnavailable``.
+
+    The SDK retries 408/409/429/5xx and connection errors ``max_retries`` times, honouring
+    ``retry-after-ms`` / ``retry-after``; ``timeout`` is per request in seconds. The key never
+    appears in an error or a log line.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+    ) -> None:
+        if not api_key:
+            raise ConfigError("The Groq API key is not set.")
+        self._model = model
+        self._secret = api_key
+        self._client = groq.AsyncGroq(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+        )
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def close(self) -> None:
+        """Release the HTTP connection pool."""
+        await self._client.close()
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        on_delta: OnDelta | None = None,
+        max_tokens: int = 1024,
+        temperature: float = 0.1,
+    ) -> Completion:
+        """Generate a reply; with ``on_delta`` each text delta is awaited as it arrives."""
+        payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
+        started = time.perf_counter()
+        try:
+            if on_delta is None:
+                text, usage = await self._once(payload, max_tokens, temperature)
+            else:
+                text, usage = await self._stream(payload, on_delta, max_tokens, temperature)
+        except (groq.GroqError, httpx.HTTPError) as exc:
+            raise self._unavailable(exc) from None
+        latency_ms = round((time.perf_counter() - started) * 1000)
+        if usage is None:
+            usage = _estimate(messages, text)
+            log.info("groq returned no usage for %s; tokens estimated at ~4 chars", self._model)
+        return Completion(text, self._model, usage[0], usage[1], latency_ms)
+
+    async def _once(
+        self, payload: list[Any], max_tokens: int, temperature: float
+    ) -> tuple[str, tuple[int, int] | None]:
+        response = await self._client.chat.completions.create(
+            model=self._model,
+            messages=payload,
+            max_completion_tokens=max_tokens,
+            temperature=temperature,
+        )
+        text = (response.choices[0].message.content or "") if response.choices else ""
+        usage = response.usage
+        return text, (usage.prompt_tokens, usage.completion_tokens) if usage else None
+
+    async def _stream(
+        self, payload: list[Any], on_delta: OnDelta, max_tokens: int, temperature: float
+    ) -> tuple[str, tuple[int, int] | None]:
+        stream = await self._client.chat.completions.create(
+            model=self._model,
+            messages=payload,
+            max_completion_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+        )
+        parts: list[str] = []
+        usage: tuple[int, int] | None = None
+        async with stream:
+            async for chunk in stream:
+                delta = chunk.choices[0].delta.content if chunk.choices else None
+                if delta:
+                    parts.append(delta)
+                    await on_delta(delta)
+                final = chunk.x_groq.usage if chunk.x_groq and chunk.x_groq.usage else chunk.usage
+                if final is not None:
+                    usage = (final.prompt_tokens, final.completion_tokens)
+        return "".join(parts), usage
+
+    def _unavailable(self, exc: BaseException) -> LLMUnavailable:
+        user_message, kind = _classify(exc)
+        status = getattr(exc, "status_code", None)
+        detail = str(exc).replace(self._secret, "***")[:300]
+        reason = f"groq {kind} (model={self._model}, status={status}): {detail}"
+        log.warning("%s", reason)
+        return LLMUnavailable(user_message, reason=reason)
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """The user's sentence and a short kind for the log, per failure."""
+    if isinstance(exc, groq.AuthenticationError | groq.PermissionDeniedError):
+        return KEY_REFUSED, "auth"
+    if isinstance(exc, groq.RateLimitError):
+        return RATE_LIMITED, "rate-limit"
+    if isinstance(exc, groq.APITimeoutError | httpx.TimeoutException):
+        return NOT_RESPONDING, "timeout"
+    if isinstance(exc, groq.APIConnectionError | httpx.TransportError):
+        return UNREACHABLE, "connection"
+    if isinstance(exc, groq.APIStatusError):
+        if exc.status_code >= 500:
+            return SERVER_ERROR, "server-error"
+        return REJECTED, "rejected"
+    return INTERRUPTED, "stream-error"
+
+
+def _estimate(messages: Sequence[ChatMessage], text: str) -> tuple[int, int]:
+    prompt_chars = sum(len(m.content) for m in messages)
+    return -(-prompt_chars // _CHARS_PER_TOKEN), -(-len(text) // _CHARS_PER_TOKEN)

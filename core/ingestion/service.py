@@ -1,0 +1,347 @@
+"""IngestionService: files -> chunks -> vectors, with SQL as the source of truth.
+
+A document goes ``processing`` -> chunk rows -> vectors -> ``indexed``. Any failure leaves it
+``failed`` with the reason, no chunk rows and no vectors. ``recover()`` fails documents a crash
+left in ``processing``; ``reconcile()`` repairs SQL and Milvus when they disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from core.db.knowledge import ChunkRow, KnowledgeStore
+from core.db.records import DocumentRecord, NamespaceRecord, UsageInput
+from core.db.types import new_id, utcnow
+from core.db.usage import UsageStore
+from core.errors import UnsupportedFile
+from core.ingestion.chunking import chunk_text
+from core.ingestion.extract import ExtractLimits, extract
+from core.retrieval.base import Embedder, VectorRecord, VectorStore
+from core.types import Progress
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+EMBED_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    document: DocumentRecord
+    duplicate: bool
+    chunks: int
+    tokens: int
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    orphan_vectors_deleted: int
+    missing_vectors_restored: int
+    stuck_documents_failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class Uploader:
+    """Who dropped the file, for the document's provenance and token accounting."""
+
+    workspace_id: uuid.UUID
+    user_id: uuid.UUID | None = None
+    channel_id: uuid.UUID | None = None
+    author: str | None = None
+    platform: str | None = None
+
+
+def embedding_text(title: str, section: str | None, text: str) -> str:
+    """What the embedder and BM25 see: the document title and section give a chunk context."""
+    head = title if not section or section == title else f"{title} - {section}"
+    return f"{head}\n{text}"
+
+
+async def _noop(_: Progress) -> None:
+    return None
+
+
+class IngestionService:
+    """Indexes files into namespaces and keeps SQL and the vector store consistent."""
+
+    def __init__(
+        self,
+        *,
+        knowledge: KnowledgeStore,
+        usage: UsageStore,
+        embedder: Embedder,
+        vectors: VectorStore,
+        limits: ExtractLimits | None = None,
+        chunk_size: int = 1000,
+        chunk_overlap: int = 200,
+    ) -> None:
+        self._knowledge = knowledge
+        self._usage = usage
+        self._embedder = embedder
+        self._vectors = vectors
+        self._limits = limits or ExtractLimits()
+        self._chunk_size = chunk_size
+        self._chunk_overlap = chunk_overlap
+
+    async def ingest(
+        self,
+        source: bytes | Path,
+        filename: str,
+        *,
+        namespace: NamespaceRecord,
+        uploader: Uploader,
+        session_id: uuid.UUID | None = None,
+        source_url: str | None = None,
+        mime_type: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IngestResult:
+        """Index one file. Raises ``UnsupportedFile`` (nothing half-written) when it can't."""
+        report = progress or _noop
+        started = time.perf_counter()
+        await report(Progress("reading", 0.0, filename))
+        data = await self._read(source, filename)
+        file_hash = hashlib.sha256(data).hexdigest()
+        existing = await self._knowledge.document_by_hash(namespace.id, file_hash)
+        if existing is not None and existing.status == "indexed":
+            await report(Progress("duplicate", 1.0, filename))
+            return IngestResult(existing, True, existing.chunk_count, existing.token_count)
+        document = await self._start_document(
+            existing,
+            namespace=namespace,
+            filename=filename,
+            file_hash=file_hash,
+            uploader=uploader,
+            session_id=session_id,
+            source_url=source_url,
+            mime_type=mime_type,
+            size=len(data),
+        )
+        if document.status == "indexed":  # another call won the race for the same bytes
+            return IngestResult(document, True, document.chunk_count, document.token_count)
+        try:
+            chunks, tokens = await self._index(data, filename, document, namespace, report)
+        except BaseException as exc:
+            await self._fail(document.id, exc)
+            raise
+        await self._usage.record(
+            UsageInput(
+                workspace_id=uploader.workspace_id,
+                operation="embedding",
+                model=self._embedder.model_name,
+                user_id=uploader.user_id,
+                channel_id=uploader.channel_id,
+                namespace_id=namespace.id,
+                embedding_tokens=tokens,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+            )
+        )
+        done = await self._knowledge.document(document.id)
+        assert done is not None
+        await report(Progress("indexed", 1.0, f"{chunks} chunks"))
+        return IngestResult(done, False, chunks, tokens, time.perf_counter() - started)
+
+    async def _read(self, source: bytes | Path, filename: str) -> bytes:
+        if isinstance(source, bytes):
+            data = source
+        else:
+            size = (await asyncio.to_thread(source.stat)).st_size
+            if size > self._limits.max_bytes:
+                mb, cap = size / 1024 / 1024, self._limits.max_bytes / 1024 / 1024
+                raise UnsupportedFile(filename, f"it is {mb:.1f} MB and the limit is {cap:g} MB")
+            data = await asyncio.to_thread(source.read_bytes)
+        if len(data) > self._limits.max_bytes:
+            mb, cap = len(data) / 1024 / 1024, self._limits.max_bytes / 1024 / 1024
+            raise UnsupportedFile(filename, f"it is {mb:.1f} MB and the limit is {cap:g} MB")
+        return data
+
+    async def _start_document(
+        self,
+        existing: DocumentRecord | None,
+        *,
+        namespace: NamespaceRecord,
+        filename: str,
+        file_hash: str,
+        uploader: Uploader,
+        session_id: uuid.UUID | None,
+        source_url: str | None,
+        mime_type: str | None,
+        size: int,
+    ) -> DocumentRecord:
+        if existing is not None:  # failed, deleted or stuck: index the same bytes again
+            await self._vectors.delete_documents([str(existing.id)])
+            await self._knowledge.restart_document(existing.id, session_id=session_id)
+            again = await self._knowledge.document(existing.id)
+            assert again is not None
+            return again
+        created = await self._knowledge.create_document(
+            {
+                "namespace_id": namespace.id,
+                "title": filename[:512],
+                "file_hash": file_hash,
+                "source_url": source_url,
+                "source_platform": uploader.platform,
+                "source_author": uploader.author,
+                "mime_type": mime_type,
+                "size_bytes": size,
+                "session_id": session_id,
+            }
+        )
+        if created is None:
+            raced = await self._knowledge.document_by_hash(namespace.id, file_hash)
+            assert raced is not None
+            return raced
+        return created
+
+    async def _index(
+        self,
+        data: bytes,
+        filename: str,
+        document: DocumentRecord,
+        namespace: NamespaceRecord,
+        report: ProgressCallback,
+    ) -> tuple[int, int]:
+        await report(Progress("extracting", 0.05, filename))
+        extracted = await asyncio.to_thread(extract, data, filename, limits=self._limits)
+        await report(Progress("chunking", 0.15, filename))
+        chunks = await asyncio.to_thread(
+            chunk_text,
+            extracted.text,
+            size=self._chunk_size,
+            overlap=self._chunk_overlap,
+            pages=extracted.pages,
+        )
+        title = extracted.title or filename
+        texts = [embedding_text(title, c.section, c.text) for c in chunks]
+        vectors = await self._embed(texts, report)
+        tokens = await asyncio.to_thread(self._embedder.count_tokens, texts)
+        rows = [
+            ChunkRow(
+                id=new_id(),
+                chunk_index=c.index,
+                content=c.text,
+                content_hash=hashlib.sha256(c.text.encode()).hexdigest(),
+                start_offset=c.start,
+                end_offset=c.end,
+                page=c.page,
+                section=c.section,
+            )
+            for c in chunks
+        ]
+        await report(Progress("storing", 0.92, f"{len(rows)} chunks"))
+        await self._knowledge.add_chunks(document.id, rows)
+        await self._vectors.upsert(
+            [
+                VectorRecord(
+                    chunk_id=str(r.id),
+                    workspace_id=str(namespace.workspace_id),
+                    namespace_id=str(namespace.id),
+                    document_id=str(document.id),
+                    text=text,
+                    vector=vec,
+                )
+                for r, text, vec in zip(rows, texts, vectors, strict=True)
+            ]
+        )
+        await self._knowledge.mark_indexed(document.id, chunk_count=len(rows), token_count=tokens)
+        return len(rows), tokens
+
+    async def _embed(self, texts: Sequence[str], report: ProgressCallback) -> list[list[float]]:
+        out: list[list[float]] = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            out.extend(await self._embedder.embed_documents(texts[start : start + EMBED_BATCH]))
+            done = min(len(texts), start + EMBED_BATCH) / max(1, len(texts))
+            await report(Progress("embedding", 0.2 + 0.7 * done, f"{len(out)}/{len(texts)}"))
+        return out
+
+    async def _fail(self, document_id: uuid.UUID, exc: BaseException) -> None:
+        reason = (
+            exc.why
+            if isinstance(exc, UnsupportedFile)
+            else f"internal error ({type(exc).__name__})"
+        )
+        if not isinstance(exc, UnsupportedFile):
+            log.error("ingestion of document %s failed", document_id, exc_info=exc)
+        try:
+            await asyncio.shield(self._cleanup(document_id, reason))
+        except Exception:  # the original error matters more; reconcile() repairs the rest
+            log.exception("cleanup after failed ingestion of %s also failed", document_id)
+
+    async def _cleanup(self, document_id: uuid.UUID, reason: str) -> None:
+        await self._vectors.delete_documents([str(document_id)])
+        await self._knowledge.mark_failed(document_id, reason)
+
+    async def delete_document(self, document_id: uuid.UUID) -> None:
+        """Remove a document, its chunks and its vectors."""
+        await self._vectors.delete_documents([str(document_id)])
+        await self._knowledge.delete_document(document_id)
+
+    async def delete_namespace(self, namespace: NamespaceRecord) -> None:
+        await self._vectors.delete_namespace(str(namespace.id))
+        await self._knowledge.delete_namespace(namespace.id)
+
+    async def recover(self, *, stuck_after: timedelta = timedelta(0)) -> int:
+        """Fail documents left in ``processing`` (by a crash); returns how many."""
+        stuck = await self._knowledge.documents_in_status(
+            "processing", older_than=utcnow() - stuck_after
+        )
+        for doc in stuck:
+            await self._cleanup(
+                doc.id, "indexing was interrupted by a restart; upload the file again"
+            )
+        if stuck:
+            log.warning("failed %d document(s) left in processing", len(stuck))
+        return len(stuck)
+
+    async def reconcile(self) -> ReconcileReport:
+        """Delete vectors without chunk rows and re-embed chunk rows without vectors."""
+        sql_chunks = await self._knowledge.chunk_ids()
+        held = await self._vectors.chunk_ids()
+        orphans = [cid for cid in held if _as_uuid(cid) not in sql_chunks]
+        if orphans:
+            await self._vectors.delete_chunks(orphans)
+        held_ids = {_as_uuid(c) for c in held}
+        missing = [cid for cid in sql_chunks if cid not in held_ids]
+        restored = await self._restore(missing)
+        return ReconcileReport(len(orphans), restored, 0)
+
+    async def _restore(self, chunk_ids: Sequence[uuid.UUID]) -> int:
+        restored = 0
+        for start in range(0, len(chunk_ids), EMBED_BATCH):
+            found = await self._knowledge.chunks(chunk_ids[start : start + EMBED_BATCH])
+            views = list(found.values())
+            if not views:
+                continue
+            texts = [embedding_text(v.title, v.section, v.content) for v in views]
+            vectors = await self._embedder.embed_documents(texts)
+            await self._vectors.upsert(
+                [
+                    VectorRecord(
+                        chunk_id=str(v.id),
+                        workspace_id=str(v.workspace_id),
+                        namespace_id=str(v.namespace_id),
+                        document_id=str(v.document_id),
+                        text=text,
+                        vector=vec,
+                    )
+                    for v, text, vec in zip(views, texts, vectors, strict=True)
+                ]
+            )
+            restored += len(views)
+        return restored
+
+
+def _as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

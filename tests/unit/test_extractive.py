@@ -1,0 +1,175 @@
+"""The offline extractive answerer and its sentence toolkit."""
+
+from __future__ import annotations
+
+import uuid
+
+from core.generation.citations import parse_and_validate
+from core.generation.extractive import extractive_answer, split_sentences, stem, terms
+from core.generation.prompt import Source
+
+HANDBOOK = (
+    "Our office is in Lisbon. New employees receive a laptop on their first day. "
+    "The vacation allowance is 25 days per calendar year. Unused vacation days expire "
+    "at the end of March of the following year. Expense reports are due monthly."
+)
+SECURITY = (
+    "All laptops use full-disk encryption. Passwords are rotated every 90 days. "
+    "The security team was founded in 2017 by Dr. Ana Costa. Report incidents in #security."
+)
+CANTEEN = "The canteen serves lunch from noon. Vegetarian dishes are available daily."
+
+
+def make(*texts: str) -> list[Source]:
+    return [
+        Source(i, str(uuid.uuid4()), str(uuid.uuid4()), f"Doc {i}", t, None, 0, len(t), 1 / i)
+        for i, t in enumerate(texts, start=1)
+    ]
+
+
+def quoted_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("> ")]
+
+
+def test_answers_with_the_supporting_sentence_and_its_marker() -> None:
+    result = extractive_answer(
+        "How many vacation days do we get per year?", make(SECURITY, HANDBOOK, CANTEEN)
+    )
+    assert result.text.startswith("From the sources:\n> ")
+    assert "The vacation allowance is 25 days per calendar year." in result.text
+    assert "[2]" in result.text
+    assert "[3]" not in result.text
+    assert [s.title for s in result.used_sources] == ["Doc 2"]
+    assert result.score > 0.6
+
+
+def test_it_is_an_answer_not_a_pasted_chunk() -> None:
+    result = extractive_answer("When was the security team founded?", make(SECURITY, HANDBOOK))
+    assert "founded in 2017 by Dr. Ana Costa. [1]" in result.text
+    assert "full-disk encryption" not in result.text
+    assert len(result.text) < len(SECURITY) + 30
+
+
+def test_max_sentences_is_respected() -> None:
+    sources = make(HANDBOOK)
+    result = extractive_answer("vacation days expire", sources, max_sentences=1)
+    assert len(quoted_lines(result.text)) == 1
+    assert "Unused vacation days expire" in result.text
+    many = extractive_answer("vacation days expire", sources, max_sentences=3)
+    assert 1 <= sum(line.count(". ") + 1 for line in quoted_lines(many.text)) <= 3
+
+
+def test_the_following_sentence_completes_the_best_one() -> None:
+    story = (
+        "In April the fleet left Messina in order to reach Acre. "
+        "A storm dispersed the fleet soon after. Several ships ran aground."
+    )
+    result = extractive_answer("What ruined the fleet's plan to reach Acre?", make(story))
+    assert "A storm dispersed the fleet" in result.text
+    assert quoted_lines(result.text) == [
+        "> In April the fleet left Messina in order to reach Acre. "
+        "A storm dispersed the fleet soon after. [1]"
+    ]
+
+
+def test_sentences_keep_a_readable_order() -> None:
+    first = "Deploys happen on Tuesdays. Rollbacks use the deploy tool."
+    second = "The deploy tool is called Shipit. Shipit deploys need approval."
+    result = extractive_answer("How do deploys with the deploy tool work?", make(second, first))
+    lines = quoted_lines(result.text)
+    assert len(lines) >= 2
+    positions = [result.text.index(line) for line in lines]
+    assert positions == sorted(positions)
+    assert lines[0].endswith("[1]")
+
+
+def test_when_questions_prefer_a_sentence_with_a_date() -> None:
+    text = (
+        "The bridge was designed by a team of local engineers. "
+        "The bridge opened to traffic in 1932 after four years of work."
+    )
+    result = extractive_answer("When did the bridge open?", make(text), max_sentences=1)
+    assert "1932" in result.text
+
+
+def test_retrieval_rank_breaks_ties() -> None:
+    same = "The wifi password is on the fridge."
+    result = extractive_answer("Where is the wifi password?", make(same, same), max_sentences=1)
+    assert result.text.endswith("[1]")
+
+
+def test_off_topic_questions_score_low() -> None:
+    sources = make(HANDBOOK, SECURITY)
+    on_topic = extractive_answer("How often are passwords rotated?", sources)
+    off_topic = extractive_answer("Which stadium hosts the football final?", sources)
+    assert off_topic.score < 0.2 < 0.7 < on_topic.score
+
+
+def test_nothing_relevant_gives_empty_text_and_zero() -> None:
+    result = extractive_answer("Zebra migration patterns?", make(CANTEEN))
+    assert (result.text, result.used_sources, result.score) == ("", (), 0.0)
+    assert extractive_answer("Anything?", []).score == 0.0
+    assert extractive_answer("what is it?", make(CANTEEN)).text == ""
+
+
+def test_unknown_names_lower_the_confidence() -> None:
+    sources = make(SECURITY)
+    known = extractive_answer("Who founded the security team?", sources)
+    unknown = extractive_answer("Who founded the security team at Globex?", sources)
+    assert unknown.score < known.score * 0.6
+
+
+def test_a_negated_question_needs_a_negated_sentence() -> None:
+    sources = make(SECURITY)
+    plain = extractive_answer("Which laptops use full-disk encryption?", sources)
+    negated = extractive_answer("Which laptops never use full-disk encryption?", sources)
+    assert negated.score < plain.score * 0.7
+
+
+def test_score_is_between_zero_and_one() -> None:
+    for question in ("passwords", "security team founded 2017 Ana Costa", "lunch noon"):
+        score = extractive_answer(question, make(SECURITY, CANTEEN)).score
+        assert 0.0 <= score <= 1.0
+
+
+def test_reference_marks_in_sources_do_not_leak_into_the_answer() -> None:
+    text = "Rome was founded in 753 BC.[12] It grew into an empire.[13]"
+    result = extractive_answer("When was Rome founded?", make(text), max_sentences=1)
+    assert "[12]" not in result.text
+    assert result.text.endswith("753 BC. [1]")
+
+
+def test_the_answer_survives_citation_validation() -> None:
+    sources = make(CANTEEN, HANDBOOK)
+    result = extractive_answer("When do unused vacation days expire?", sources)
+    text, citations = parse_and_validate(result.text, sources)
+    assert [c.title for c in citations] == ["Doc 2"]
+    assert "expire at the end of March" in citations[0].quote
+    assert "[1]" in text and "[2]" not in text
+
+
+def test_split_sentences_handles_abbreviations_lists_and_wraps() -> None:
+    text = (
+        "Dr. Smith met J. R. Tolkien in the U.S. in 1937. It cost 3.5 dollars.\n"
+        "This line wraps\nonto the next one.\n\n"
+        "Steps:\n- install it\n- run it\n1. done"
+    )
+    assert split_sentences(text) == [
+        "Dr. Smith met J. R. Tolkien in the U.S. in 1937.",
+        "It cost 3.5 dollars.",
+        "This line wraps onto the next one.",
+        "Steps:",
+        "- install it",
+        "- run it",
+        "1. done",
+    ]
+
+
+def test_stemming_and_terms() -> None:
+    assert {stem(w) for w in ("rule", "ruled", "rules", "ruling")} == {"rul"}
+    assert stem("countries") == stem("country")
+    assert stem("stopped") == stem("stop")
+    assert stem("called") == stem("call")
+    assert stem("Normans") == stem("Norman")
+    assert stem("status") == "status"
+    assert terms("What is the capital of France?") == ["capital", "franc"]
