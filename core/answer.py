@@ -318,11 +318,19 @@ class AnswerService:
         )
 
     async def feedback(
-        self, *, message_id: uuid.UUID, user_id: uuid.UUID, value: int
+        self, *, platform: str, workspace_id: str, user_id: str, message_id: uuid.UUID, value: int
     ) -> tuple[int, int]:
-        """Record a vote (one per user, changeable); returns (up, down) totals."""
-        await self._conversation.set_feedback(message_id, user_id, value)
+        """Record a vote from a platform user (one per user, changeable); returns (up, down)."""
+        ws = await self._identity.workspace(platform, workspace_id)
+        user = await self._identity.user(ws.id, user_id)
+        await self._conversation.set_feedback(message_id, user.id, value)
         return await self._conversation.feedback_totals(message_id)
+
+    async def knows_thread(self, message: IncomingMessage) -> bool:
+        """True when the bot has answered in this thread (follow-ups need no mention there)."""
+        return await self._identity.has_session(
+            message.platform.value, message.workspace_id, message.channel_id, message.thread_id
+        )
 
 
 def _total(rows: Sequence[UsageInput], prices: PriceTable) -> Usage:

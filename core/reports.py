@@ -1,19 +1,29 @@
-"""Usage reports: totals and a breakdown by day, user, channel, namespace or model."""
+"""Usage reports: totals and a breakdown by day, user, channel, namespace or model.
+
+Whole UTC days that the rollup has covered are read from daily_usage; the rest of the window
+(today, a partial first day, days not rolled up yet) from the raw token_usage rows. The text
+table and the PNG bar chart are rendered from the same ``UsageReport``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db.models import Channel, Namespace, TokenUsage, User
+from core.db.models import Channel, DailyUsage, Namespace, TokenUsage, User, Workspace
 
 DIMENSIONS = ("day", "user", "channel", "namespace", "model")
+BAR_COLORS = ("#4c72b0", "#dd8452", "#55a868")  # prompt, completion, embedding
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,62 +73,198 @@ class UsageReport:
         return "\n".join(lines)
 
 
-def _key_column(by: str) -> Any:
+_Sums = list[Any]  # requests, prompt, completion, embedding, cost
+
+
+def _measures(model: Any) -> list[Any]:
+    requests = (
+        func.sum(case((TokenUsage.operation == "chat", 1), else_=0))
+        if model is TokenUsage
+        else func.sum(DailyUsage.requests)
+    )
+    return [
+        requests,
+        func.sum(model.prompt_tokens),
+        func.sum(model.completion_tokens),
+        func.sum(model.embedding_tokens),
+        func.sum(model.cost),
+    ]
+
+
+def _raw_key(by: str, dialect: str) -> Any:
     if by == "day":
-        return cast(TokenUsage.created_at, Date)
-    if by == "user":
-        return func.coalesce(User.display_name, User.external_id, "(deleted user)")
-    if by == "channel":
-        return func.coalesce(Channel.name, Channel.external_id, "(none)")
-    if by == "namespace":
-        return func.coalesce(Namespace.name, "(none)")
-    return func.coalesce(TokenUsage.model, "(none)")
+        if dialect == "postgresql":
+            return func.date(func.timezone("UTC", TokenUsage.created_at))
+        return func.date(TokenUsage.created_at)
+    if by == "model":
+        return func.coalesce(TokenUsage.model, "")
+    return getattr(TokenUsage, f"{by}_id")
+
+
+def _daily_key(by: str) -> Any:
+    if by == "day":
+        return DailyUsage.day
+    if by == "model":
+        return DailyUsage.model
+    return getattr(DailyUsage, f"{by}_id")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _rolled_span(since: datetime, until: datetime, last: date | None) -> tuple[date, date] | None:
+    """Whole days [first, end) inside [since, until) that daily_usage already holds."""
+    if last is None:
+        return None
+    first = since.date()
+    if since > _midnight(first):
+        first += timedelta(days=1)
+    end = min(until.date(), last + timedelta(days=1))
+    return (first, end) if first < end else None
+
+
+def _add(totals: dict[Any, _Sums], rows: Iterable[Any], *, by: str) -> None:
+    for key, *sums in rows:
+        if by == "day" and isinstance(key, str):  # SQLite's date() gives text
+            key = date.fromisoformat(key)
+        acc = totals.setdefault(key, [0, 0, 0, 0, Decimal(0)])
+        for i, value in enumerate(sums):
+            acc[i] += Decimal(str(value or 0)) if i == 4 else int(value or 0)
 
 
 class ReportService:
-    """Reads token usage for one workspace over a window."""
+    """Reads token usage for one workspace (or all of them) over a window."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
     async def usage(
-        self, workspace_id: uuid.UUID, *, since: datetime, until: datetime, by: str = "day"
+        self,
+        workspace_id: uuid.UUID | None,
+        *,
+        since: datetime,
+        until: datetime,
+        by: str = "day",
     ) -> UsageReport:
+        """Usage in [since, until) (UTC) broken down ``by`` one of ``DIMENSIONS``."""
         if by not in DIMENSIONS:
-            raise ValueError(f"by must be one of {DIMENSIONS}")
-        key = _key_column(by).label("key")
-        stmt = (
-            select(
-                key,
-                func.count(TokenUsage.id.distinct()).filter(TokenUsage.operation == "chat"),
-                func.coalesce(func.sum(TokenUsage.prompt_tokens), 0),
-                func.coalesce(func.sum(TokenUsage.completion_tokens), 0),
-                func.coalesce(func.sum(TokenUsage.embedding_tokens), 0),
-                func.coalesce(func.sum(TokenUsage.cost), 0),
-            )
-            .select_from(TokenUsage)
-            .outerjoin(User, User.id == TokenUsage.user_id)
-            .outerjoin(Channel, Channel.id == TokenUsage.channel_id)
-            .outerjoin(Namespace, Namespace.id == TokenUsage.namespace_id)
-            .where(
-                TokenUsage.workspace_id == workspace_id,
-                TokenUsage.created_at >= since,
-                TokenUsage.created_at < until,
-            )
-            .group_by(key)
-            .order_by(key)
-        )
+            raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
+        since, until = since.astimezone(UTC), until.astimezone(UTC)
+        totals: dict[Any, _Sums] = {}
         async with self._sessions() as db:
-            rows = (await db.execute(stmt)).all()
-        return UsageReport(
-            since,
-            until,
-            by,
-            tuple(
-                ReportRow(str(k), int(n), int(p), int(c), int(e), Decimal(str(cost)))
-                for k, n, p, c, e, cost in rows
-            ),
+            dialect = db.get_bind().dialect.name
+            last = (await db.execute(select(func.max(DailyUsage.day)))).scalar_one_or_none()
+            span = _rolled_span(since, until, last)
+            raw = [(since, until)]
+            if span is not None:
+                key = _daily_key(by)
+                stmt = select(key, *_measures(DailyUsage)).where(
+                    DailyUsage.day >= span[0], DailyUsage.day < span[1]
+                )
+                if workspace_id is not None:
+                    stmt = stmt.where(DailyUsage.workspace_id == workspace_id)
+                _add(totals, (await db.execute(stmt.group_by(key))).all(), by=by)
+                raw = [(since, _midnight(span[0])), (_midnight(span[1]), until)]
+            key = _raw_key(by, dialect)
+            for start, end in raw:
+                if start >= end:
+                    continue
+                stmt = select(key, *_measures(TokenUsage)).where(
+                    TokenUsage.created_at >= start, TokenUsage.created_at < end
+                )
+                if workspace_id is not None:
+                    stmt = stmt.where(TokenUsage.workspace_id == workspace_id)
+                _add(totals, (await db.execute(stmt.group_by(key))).all(), by=by)
+            labels = await _labels(db, by, list(totals))
+        rows = [
+            ReportRow(labels[k], s[0], s[1], s[2], s[3], s[4].quantize(Decimal("1e-8")))
+            for k, s in totals.items()
+        ]
+        if by == "day":
+            rows.sort(key=lambda r: r.key)
+        else:
+            rows.sort(key=lambda r: (-r.tokens, -r.cost, r.key))
+        return UsageReport(since, until, by, tuple(rows))
+
+    async def find_workspace(self, ref: str) -> uuid.UUID | None:
+        """A workspace by id, external id, or ``platform:external_id``; None if not exactly one."""
+        conditions = [Workspace.external_id == ref]
+        platform, _, external = ref.partition(":")
+        if external:
+            conditions.append(
+                (Workspace.platform == platform) & (Workspace.external_id == external)
+            )
+        with contextlib.suppress(ValueError):
+            conditions.append(Workspace.id == uuid.UUID(ref))
+        async with self._sessions() as db:
+            found = (await db.execute(select(Workspace.id).where(or_(*conditions)))).scalars().all()
+        return found[0] if len(found) == 1 else None
+
+    async def chart(self, report: UsageReport) -> bytes:
+        """The report as a PNG bar chart (rendered in a worker thread)."""
+        return await asyncio.to_thread(render_chart, report)
+
+
+async def _labels(db: AsyncSession, by: str, keys: list[Any]) -> dict[Any, str]:
+    if by == "day":
+        return {k: k.isoformat() for k in keys}
+    if by == "model":
+        return {k: k or "(none)" for k in keys}
+    model: Any = {"user": User, "channel": Channel, "namespace": Namespace}[by]
+    name = {
+        "user": func.coalesce(User.display_name, User.external_id),
+        "channel": func.coalesce(Channel.name, Channel.external_id),
+        "namespace": Namespace.name,
+    }[by]
+    ids = [k for k in keys if k is not None]
+    found: dict[Any, str] = {}
+    for start in range(0, len(ids), 1000):
+        rows = await db.execute(
+            select(model.id, name).where(model.id.in_(ids[start : start + 1000]))
         )
+        found.update({i: str(n) for i, n in rows})
+    return {k: "(none)" if k is None else found.get(k, f"(deleted {by})") for k in keys}
+
+
+def render_chart(report: UsageReport, *, width: float = 9.0, height: float = 4.5) -> bytes:
+    """Stacked token bars (prompt, completion, embedding) per row of the report, as PNG bytes.
+
+    Uses an Agg canvas built here (no pyplot, no global figure state), so it is safe in threads.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    total = report.total
+    axes.set_title(
+        f"Tokens by {report.by}, {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d} "
+        f"({total.tokens:,} tokens, ${total.cost:.2f})"
+    )
+    rows = report.rows[:40]
+    if not rows:
+        axes.text(0.5, 0.5, "No usage in this period", ha="center", va="center")
+        axes.set_axis_off()
+    else:
+        positions = list(range(len(rows)))
+        bottom = [0] * len(rows)
+        series = (
+            ("prompt", [r.prompt_tokens for r in rows]),
+            ("completion", [r.completion_tokens for r in rows]),
+            ("embedding", [r.embedding_tokens for r in rows]),
+        )
+        for (label, values), color in zip(series, BAR_COLORS, strict=True):
+            axes.bar(positions, values, bottom=bottom, color=color, label=label)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        axes.set_xticks(positions, [r.key[:18] for r in rows], rotation=45, ha="right")
+        axes.set_ylabel("tokens")
+        axes.legend(loc="upper left")
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
 
 
 def window(spec: str, now: datetime) -> tuple[datetime, datetime]:

@@ -131,6 +131,25 @@ class IdentityStore:
         )
         return _session(row)
 
+    async def has_session(
+        self, platform: str, workspace: str, channel: str, thread_key: str
+    ) -> bool:
+        """Whether a session exists for this platform thread (nothing is created)."""
+        stmt = (
+            select(Session.id)
+            .join(Channel, Channel.id == Session.channel_id)
+            .join(Workspace, Workspace.id == Session.workspace_id)
+            .where(
+                Workspace.platform == platform,
+                Workspace.external_id == workspace,
+                Channel.external_id == channel,
+                Session.thread_key == thread_key,
+            )
+            .limit(1)
+        )
+        async with self._sessions() as db:
+            return (await db.execute(stmt)).first() is not None
+
     async def set_role(self, user_id: uuid.UUID, role: str) -> None:
         async with self._sessions() as db, db.begin():
             await db.execute(update(User).where(User.id == user_id).values(role=role))

@@ -21,7 +21,7 @@ from itertools import zip_longest
 from typing import Any
 
 import docx
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, NavigableString, PageElement, PreformattedString, Tag
 from docx.opc.exceptions import PackageNotFoundError
 from docx.table import Table
 from docx.text.paragraph import Paragraph
@@ -377,26 +377,42 @@ def _docx_table(table: Table) -> str:
 
 
 def _html_to_text(markup: str) -> tuple[str, str | None]:
+    """Visible text with headings as '#' lines, list items as '- ' and table rows as
+    'a | b'. An explicit stack, not tree edits: BeautifulSoup's inserts are linear in the
+    number of siblings, which makes editing a big flat page quadratic."""
     soup = BeautifulSoup(markup, "lxml")
     title = " ".join(soup.title.get_text(" ").split()) or None if soup.title else None
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
-    for tag in soup.find_all(_HTML_HEADINGS):
-        heading = " ".join(tag.get_text(" ").split())
-        level = int(tag.name[1])
-        tag.replace_with(f"\n\n{'#' * level} {heading}\n\n" if heading else "")
-    for row in soup.find_all("tr"):
-        cells = [c.get_text(" ", strip=True) for c in row.find_all(("td", "th"), recursive=False)]
-        row.replace_with(" | ".join(c for c in cells if c) + "\n")
-    for tag in soup.find_all("br"):
-        tag.replace_with("\n")
-    for tag in soup.find_all("li"):
-        tag.insert_before("\n- ")
-    for tag in soup.find_all(_HTML_BLOCKS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    lines = (" ".join(line.split()) for line in soup.get_text().split("\n"))
+    parts: list[str] = []
+    stack: list[PageElement | str] = [soup]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str) and not isinstance(node, NavigableString):
+            parts.append(node)  # a closing separator pushed below
+        elif isinstance(node, NavigableString):
+            if not isinstance(node, PreformattedString):  # comments, doctype, CDATA
+                parts.append(node)
+        elif isinstance(node, Tag) and node.name not in _HTML_DROP:
+            parts.append(_html_tag_text(node, stack))
+    lines = (" ".join(line.split()) for line in "".join(parts).split("\n"))
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip(), title
+
+
+def _html_tag_text(tag: Tag, stack: list[PageElement | str]) -> str:
+    """The text that opens ``tag``; pushes its children (and what closes it) onto the stack."""
+    if tag.name in _HTML_HEADINGS:
+        heading = " ".join(tag.get_text(" ").split())
+        return f"\n\n{'#' * int(tag.name[1])} {heading}\n\n" if heading else ""
+    if tag.name == "tr":
+        cells = [c.get_text(" ", strip=True) for c in tag.find_all(("td", "th"), recursive=False)]
+        return " | ".join(c for c in cells if c) + "\n"
+    if tag.name == "br":
+        return "\n"
+    opening = "\n- " if tag.name == "li" else ""
+    if tag.name in _HTML_BLOCKS:
+        opening = "\n\n"
+        stack.append("\n\n")
+    stack.extend(reversed(tag.contents))
+    return opening
 
 
 def _csv_lines(text: str, filename: str, collector: _Collector) -> None:

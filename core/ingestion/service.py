@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,6 +92,8 @@ class IngestionService:
         self._limits = limits or ExtractLimits()
         self._chunk_size = chunk_size
         self._chunk_overlap = chunk_overlap
+        # The same bytes dropped twice at once in one process: the second waits for the first.
+        self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future[IngestResult]] = {}
 
     async def ingest(
         self,
@@ -111,11 +113,61 @@ class IngestionService:
         await report(Progress("reading", 0.0, filename))
         data = await self._read(source, filename)
         file_hash = hashlib.sha256(data).hexdigest()
-        existing = await self._knowledge.document_by_hash(namespace.id, file_hash)
-        if existing is not None and existing.status == "indexed":
+        key = (namespace.id, file_hash)
+        running = self._inflight.get(key)
+        if running is not None:
+            first = await asyncio.shield(running)
             await report(Progress("duplicate", 1.0, filename))
-            return IngestResult(existing, True, existing.chunk_count, existing.token_count)
-        document = await self._start_document(
+            return replace(first, duplicate=True)
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future  # claimed before the next await: no second owner
+        try:
+            existing = await self._knowledge.document_by_hash(namespace.id, file_hash)
+            if existing is not None and existing.status in ("indexed", "processing"):
+                # processing here means another process is indexing it (recover() fails leftovers)
+                await report(Progress("duplicate", 1.0, filename))
+                result = IngestResult(existing, True, existing.chunk_count, existing.token_count)
+                future.set_result(result)
+                return result
+            result = await self._ingest_new(
+                data,
+                filename,
+                existing,
+                file_hash=file_hash,
+                namespace=namespace,
+                uploader=uploader,
+                session_id=session_id,
+                source_url=source_url,
+                mime_type=mime_type,
+                report=report,
+                started=started,
+            )
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiting duplicates re-raise it themselves
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+    async def _ingest_new(
+        self,
+        data: bytes,
+        filename: str,
+        existing: DocumentRecord | None,
+        *,
+        file_hash: str,
+        namespace: NamespaceRecord,
+        uploader: Uploader,
+        session_id: uuid.UUID | None,
+        source_url: str | None,
+        mime_type: str | None,
+        report: ProgressCallback,
+        started: float,
+    ) -> IngestResult:
+        document, mine = await self._start_document(
             existing,
             namespace=namespace,
             filename=filename,
@@ -126,7 +178,7 @@ class IngestionService:
             mime_type=mime_type,
             size=len(data),
         )
-        if document.status == "indexed":  # another call won the race for the same bytes
+        if not mine:  # another process won the race for the same bytes
             return IngestResult(document, True, document.chunk_count, document.token_count)
         try:
             chunks, tokens = await self._index(data, filename, document, namespace, report)
@@ -176,13 +228,14 @@ class IngestionService:
         source_url: str | None,
         mime_type: str | None,
         size: int,
-    ) -> DocumentRecord:
-        if existing is not None:  # failed, deleted or stuck: index the same bytes again
+    ) -> tuple[DocumentRecord, bool]:
+        """The document row to index into, and whether this call owns it."""
+        if existing is not None:  # failed or deleted before: index the same bytes again
             await self._vectors.delete_documents([str(existing.id)])
             await self._knowledge.restart_document(existing.id, session_id=session_id)
             again = await self._knowledge.document(existing.id)
             assert again is not None
-            return again
+            return again, True
         created = await self._knowledge.create_document(
             {
                 "namespace_id": namespace.id,
@@ -199,8 +252,8 @@ class IngestionService:
         if created is None:
             raced = await self._knowledge.document_by_hash(namespace.id, file_hash)
             assert raced is not None
-            return raced
-        return created
+            return raced, False
+        return created, True
 
     async def _index(
         self,

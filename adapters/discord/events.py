@@ -1,0 +1,198 @@
+"""Pure translation from discord.py models and interaction payloads to core's values.
+
+Nothing here talks to Discord or to core: each function reads a few attributes of a
+discord.py model (or fields of an interaction's ``data``) and returns a frozen core value.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import discord
+
+from core.admin import AdminCommand
+from core.errors import UnsupportedFile
+from core.types import IncomingFile, IncomingMessage, Platform
+
+_MENTION = re.compile(r"<@!?(\d+)>")
+_THREADS = {
+    discord.ChannelType.public_thread,
+    discord.ChannelType.private_thread,
+    discord.ChannelType.news_thread,
+}
+# Option types of application commands (Discord API): sub-command, sub-command group, channel.
+_SUBCOMMAND, _GROUP, _CHANNEL = 1, 2, 7
+# How each /lore subcommand's options become the words core parses (`/lore` on Slack).
+# A keyword ("by") is written before the option's value.
+COMMAND_SYNTAX: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {
+    ("ask",): (("question", ""),),
+    ("usage",): (("period", ""), ("by", "by")),
+    ("namespace", "info"): (("name", ""),),
+    ("namespace", "create"): (("name", ""), ("description", "")),
+    ("namespace", "delete"): (("name", ""),),
+    ("namespace", "bind"): (("name", ""), ("channel", "")),
+    ("namespace", "unbind"): (("name", ""), ("channel", "")),
+    ("docs", "list"): (("namespace", ""),),
+    ("docs", "delete"): (("id", ""),),
+    ("quota", "set"): (("scope", ""), ("limit", "")),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a message or command happened, in core's terms.
+
+    ``channel_id`` is the parent channel for a thread, so channel namespace bindings apply;
+    ``thread_id`` is None in a plain guild channel (the adapter starts a thread there).
+    """
+
+    workspace_id: str
+    channel_id: str
+    thread_id: str | None
+    is_direct: bool = False
+    workspace_name: str | None = None
+    channel_name: str | None = None
+
+
+def place_of(channel: Any, *, guild: Any, user_id: int) -> Place:
+    """The workspace/channel/thread of a discord.py channel (guild id, or ``dm-<user>``)."""
+    kind = getattr(channel, "type", None)
+    if guild is None or kind in (discord.ChannelType.private, discord.ChannelType.group):
+        return Place(f"dm-{user_id}", str(channel.id), str(channel.id), is_direct=True)
+    name = getattr(channel, "name", None)
+    if kind in _THREADS:
+        parent = getattr(channel, "parent", None)
+        return Place(
+            str(guild.id),
+            str(channel.parent_id),
+            str(channel.id),
+            workspace_name=guild.name,
+            channel_name=getattr(parent, "name", None),
+        )
+    return Place(str(guild.id), str(channel.id), None, workspace_name=guild.name, channel_name=name)
+
+
+def mentions_user(message: Any, user_id: int) -> bool:
+    return any(u.id == user_id for u in message.mentions)
+
+
+def strip_mentions(content: str, user_id: int) -> str:
+    """The text of a message without the bot's own mention (other mentions stay)."""
+    text = re.sub(rf"<@!?{user_id}>", " ", content)
+    return " ".join(text.split())
+
+
+def incoming_file(attachment: Any) -> IncomingFile:
+    return IncomingFile(
+        file_id=str(attachment.id),
+        filename=attachment.filename,
+        size=int(attachment.size),
+        mime_type=attachment.content_type,
+        url=attachment.url,
+    )
+
+
+def incoming_message(message: Any, place: Place, *, thread_id: str, bot_id: int) -> IncomingMessage:
+    """A discord.py Message in ``place`` as core's IncomingMessage (event id = message id)."""
+    return IncomingMessage(
+        platform=Platform.DISCORD,
+        workspace_id=place.workspace_id,
+        channel_id=place.channel_id,
+        thread_id=thread_id,
+        author_id=str(message.author.id),
+        text=strip_mentions(message.content, bot_id),
+        event_id=str(message.id),
+        received_at=message.created_at,
+        author_name=message.author.display_name,
+        channel_name=place.channel_name,
+        workspace_name=place.workspace_name,
+        message_id=str(message.id),
+        files=tuple(incoming_file(a) for a in message.attachments),
+        is_direct=place.is_direct,
+    )
+
+
+def thread_name(text: str, *, fallback: str = "Lorekeeper") -> str:
+    """A thread title from the question (Discord allows 1-100 characters)."""
+    words = " ".join(text.split())
+    if not words:
+        return fallback
+    return words if len(words) <= 90 else words[:89].rstrip() + "…"
+
+
+def refusal_before_download(file: IncomingFile, *, max_bytes: int) -> str | None:
+    """Say why a file is too big to fetch at all (core checks type and content after)."""
+    if file.size <= max_bytes:
+        return None
+    size, limit = file.size / 1_048_576, max_bytes / 1_048_576
+    return UnsupportedFile(
+        file.filename, f"it is {size:.1f} MB and the limit is {limit:.0f} MB"
+    ).user_message
+
+
+# --- application commands -------------------------------------------------------------
+
+
+def command_parts(data: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Walk an interaction's nested options: the subcommand path and the leaf values."""
+    path: list[str] = []
+    options: Sequence[Mapping[str, Any]] = data.get("options") or []
+    while True:
+        nested = next((o for o in options if o.get("type") in (_SUBCOMMAND, _GROUP)), None)
+        if nested is None:
+            break
+        path.append(str(nested["name"]))
+        options = nested.get("options") or []
+    values = {str(o["name"]): option_value(o) for o in options if o.get("value") is not None}
+    return tuple(path), values
+
+
+def option_value(option: Mapping[str, Any]) -> str:
+    if option.get("type") == _CHANNEL:
+        return f"<#{option['value']}>"
+    return str(option["value"])
+
+
+def command_text(path: Sequence[str], options: Mapping[str, str]) -> str:
+    """The `/lore` text core parses, e.g. ("namespace", "create") + {name, description}."""
+    words = list(path)
+    syntax = COMMAND_SYNTAX.get(tuple(path))
+    if syntax is None:
+        words += list(options.values())
+    else:
+        for name, keyword in syntax:
+            if options.get(name):
+                words += [keyword, options[name]] if keyword else [options[name]]
+    return shlex.join(w for w in words if w)
+
+
+def is_admin(*, manage_guild: bool, roles: Iterable[tuple[int, str]], admin_role: str | None) -> bool:
+    """Manage Server in this channel, or the configured role (by name or id)."""
+    if manage_guild:
+        return True
+    if not admin_role:
+        return False
+    wanted = admin_role.strip().lower()
+    return any(str(role_id) == wanted or name.lower() == wanted for role_id, name in roles)
+
+
+def admin_command(
+    *, place: Place, user: Any, text: str, admin: bool, event_id: str, received_at: datetime
+) -> AdminCommand:
+    return AdminCommand(
+        platform=Platform.DISCORD,
+        workspace_id=place.workspace_id,
+        channel_id=place.channel_id,
+        user_id=str(user.id),
+        text=text,
+        is_platform_admin=admin,
+        user_name=getattr(user, "display_name", None),
+        channel_name=place.channel_name,
+        event_id=event_id,
+        received_at=received_at,
+    )

@@ -1,0 +1,215 @@
+"""Core results as Discord messages: 2,000-character pieces, a Sources embed, 👍/👎 buttons."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord
+
+from core.types import Answer, Citation, Progress
+
+LIMIT = 2000
+EMBED_LIMIT = 4096
+QUOTE_CHARS = 150
+FAILURE = "Something went wrong while answering; please try again."
+UPLOAD_FAILURE = "Something went wrong while indexing {name}; it was not added."
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class Outgoing:
+    """One message to send: content, embeds, and the feedback buttons when it has them."""
+
+    content: str
+    embeds: list[discord.Embed] = field(default_factory=list)
+    feedback_for: uuid.UUID | None = None
+
+
+def split_content(text: str, limit: int = LIMIT) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at paragraphs, then sentences, then
+    lines, then words; a single word longer than the limit is cut hard."""
+    text = text.strip()
+    if len(text) <= limit:
+        return [text] if text else []
+    pieces: list[str] = []
+    for unit in _units(text, limit):
+        if pieces and len(pieces[-1]) + len(unit.sep) + len(unit.text) <= limit:
+            pieces[-1] += unit.sep + unit.text
+        else:
+            pieces.append(unit.text)
+    return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    text: str
+    sep: str
+
+
+def _units(text: str, limit: int) -> list[_Unit]:
+    """Break text into units no longer than ``limit``, remembering the separator before each."""
+    out: list[_Unit] = []
+    for paragraph in text.split("\n\n"):
+        if len(paragraph) <= limit:
+            out.append(_Unit(paragraph, "\n\n"))
+            continue
+        first = True
+        for piece in _finer(paragraph, limit):
+            out.append(_Unit(piece.text, "\n\n" if first else piece.sep))
+            first = False
+    return out
+
+
+def _finer(paragraph: str, limit: int) -> list[_Unit]:
+    units: list[_Unit] = []
+    for sep, parts in ((" ", _SENTENCE_END.split(paragraph)),):
+        for part in parts:
+            if len(part) <= limit:
+                units.append(_Unit(part, sep))
+                continue
+            for line in part.split("\n"):
+                units.extend(_words(line, limit, first_sep="\n"))
+    return units
+
+
+def _words(line: str, limit: int, *, first_sep: str) -> list[_Unit]:
+    if len(line) <= limit:
+        return [_Unit(line, first_sep)]
+    out: list[_Unit] = []
+    current = ""
+    for word in line.split(" "):
+        while len(word) > limit:
+            if current:
+                out.append(_Unit(current, " "))
+                current = ""
+            out.append(_Unit(word[:limit], ""))
+            word = word[limit:]
+        if current and len(current) + 1 + len(word) > limit:
+            out.append(_Unit(current, " "))
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        out.append(_Unit(current, " "))
+    return [_Unit(u.text, first_sep if i == 0 else u.sep) for i, u in enumerate(out)]
+
+
+def answer_body(answer: Answer) -> str:
+    """The answer text with its notice and labels (no sources: those go in the embed)."""
+    parts = []
+    if answer.notice:
+        parts.append(f"-# ⚠️ {answer.notice}")
+    parts.append(answer.text)
+    if answer.mode == "extractive" and answer.citations:
+        parts.append("-# Quoted from the sources (no language model was used).")
+    if answer.mode == "llm" and not answer.grounded and not answer.abstained:
+        parts.append("⚠️ This answer is not grounded in the sources; check it before relying on it.")
+    return "\n\n".join(parts)
+
+
+def source_line(c: Citation) -> str:
+    title = discord.utils.escape_markdown(c.title)
+    head = f"**{c.n}.** [{title}]({c.source_url})" if c.source_url else f"**{c.n}.** {title}"
+    quote = textwrap.shorten(" ".join(c.quote.split()), width=QUOTE_CHARS, placeholder="…")
+    return f"{head}\n> {quote}" if quote else head
+
+
+def sources_embed(citations: Sequence[Citation]) -> discord.Embed | None:
+    """Numbered title links with short quotes, cut to the embed's 4,096 characters."""
+    if not citations:
+        return None
+    lines: list[str] = []
+    used = 0
+    for c in citations:
+        line = source_line(c)
+        if used + len(line) + 1 > EMBED_LIMIT:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return discord.Embed(title="Sources", description="\n".join(lines), color=0x5865F2)
+
+
+def render_answer(answer: Answer) -> list[Outgoing]:
+    """The messages of an answer; the last carries the sources and the feedback buttons."""
+    pieces = split_content(answer_body(answer)) or ["…"]
+    out = [Outgoing(p) for p in pieces]
+    embed = sources_embed(answer.citations)
+    if embed is not None:
+        out[-1].embeds.append(embed)
+    if answer.message_id is not None and not answer.abstained:
+        out[-1].feedback_for = answer.message_id
+    return out
+
+
+def render_text(text: str) -> list[Outgoing]:
+    return [Outgoing(p) for p in split_content(text) or ["Done."]]
+
+
+def placeholder(namespaces: Sequence[str]) -> str:
+    where = ", ".join(namespaces) if namespaces else "the knowledge base"
+    return f"🔎 Searching {where}…"
+
+
+def preview(text_so_far: str) -> str:
+    """The streamed answer so far, kept within one message."""
+    text = text_so_far.strip() + " ▌"
+    return text if len(text) <= LIMIT else "…" + text[-(LIMIT - 1) :]
+
+
+def progress_line(filename: str, progress: Progress) -> str:
+    detail = f" ({progress.detail})" if progress.detail else ""
+    return f"📄 {filename}: {progress.stage} {progress.fraction:.0%}{detail}"
+
+
+# --- feedback buttons -----------------------------------------------------------------
+
+FEEDBACK_TEMPLATE = r"lore:fb:(?P<vote>up|down):(?P<id>[0-9a-f]{8}-[0-9a-f-]{27})"
+
+
+class FeedbackButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=FEEDBACK_TEMPLATE
+):
+    """A 👍/👎 button whose custom_id carries the answer's message UUID.
+
+    Registered with ``Client.add_dynamic_items``, so clicks on any answer ever posted are
+    routed here, also after a restart (no per-message view needs to be re-added).
+    """
+
+    def __init__(self, message_id: uuid.UUID, value: int, *, count: int | None = None) -> None:
+        vote = "up" if value > 0 else "down"
+        emoji = "👍" if value > 0 else "👎"
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                label=f"{emoji} {count}" if count is not None else emoji,
+                custom_id=f"lore:fb:{vote}:{message_id}",
+            )
+        )
+        self.message_id = message_id
+        self.value = value
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> FeedbackButton:
+        return cls(uuid.UUID(match["id"]), 1 if match["vote"] == "up" else -1)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.feedback_clicked(  # type: ignore[attr-defined]
+            interaction, self.message_id, self.value
+        )
+
+
+def feedback_view(
+    message_id: uuid.UUID, *, up: int | None = None, down: int | None = None
+) -> discord.ui.View:
+    """Persistent 👍/👎 buttons (no timeout), optionally showing the vote counts."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(FeedbackButton(message_id, 1, count=up))
+    view.add_item(FeedbackButton(message_id, -1, count=down))
+    return view

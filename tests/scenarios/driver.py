@@ -1,0 +1,72 @@
+"""The platform-neutral face of a chat platform for the shared scenario suite.
+
+Each adapter's tests implement :class:`ChatDriver` on top of the real SDK talking to a fake
+platform server on 127.0.0.1; the scenarios in ``suite.py`` then run unchanged on Slack and on
+Discord, so the two adapters cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.container import Container
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a conversation lives on the platform (ids as the platform spells them)."""
+
+    channel: str
+    thread: str
+
+
+@dataclass
+class BotMessage:
+    """A message the bot left in a thread, as the platform finally shows it."""
+
+    text: str  # the visible text of the final version (all blocks / content + embeds)
+    sources: list[str] = field(default_factory=list)  # source titles in citation order
+    has_feedback_buttons: bool = False
+    edits: int = 0  # how many times the message was edited after it was posted
+
+
+class ChatDriver(Protocol):
+    container: Container  # the real core behind the running bot (for database checks)
+
+    async def mention(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
+        """A top-level message mentioning the bot; returns the thread the bot answers in."""
+        ...
+
+    async def say_in_thread(
+        self, thread: Thread, text: str, *, user: str = "U1", mention: bool = False
+    ) -> None: ...
+
+    async def upload(
+        self, filename: str, data: bytes, *, thread: Thread | None = None, user: str = "U1",
+        channel: str = "C1",
+    ) -> Thread:
+        """Share a file (into ``thread`` or as a new top-level message with a mention)."""
+        ...
+
+    async def command(
+        self, text: str, *, user: str = "U1", channel: str = "C1", admin: bool = False
+    ) -> str:
+        """Run `/lore <text>`; returns what the user sees (the ephemeral response)."""
+        ...
+
+    async def click_feedback(self, thread: Thread, value: int, *, user: str = "U1") -> None:
+        """Click 👍 (1) or 👎 (-1) on the bot's last answer in ``thread``."""
+        ...
+
+    async def deliver_twice(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
+        """The platform delivers the same mention event twice (a retry)."""
+        ...
+
+    async def bot_messages(self, thread: Thread) -> list[BotMessage]:
+        """Wait until the bot is idle, then return its messages in ``thread``, oldest first."""
+        ...
+
+    def llm_calls(self) -> int:
+        """Chat-completion requests the fake Groq server received so far."""
+        ...

@@ -1,0 +1,234 @@
+"""IngestionService on real milvus-lite with SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+
+import pytest
+from sqlalchemy import func, select, update
+
+from core.db.identity import IdentityStore
+from core.db.knowledge import ChunkRow, KnowledgeStore
+from core.db.models import Chunk, Document, TokenUsage
+from core.db.types import new_id
+from core.db.usage import UsageStore
+from core.errors import UnsupportedFile
+from core.ingestion.extract import ExtractLimits
+from core.ingestion.service import IngestionService, Uploader
+from core.retrieval.milvus import MilvusVectorStore
+from core.retrieval.retriever import Retriever
+from core.types import Progress
+
+GUIDE = (
+    "# Deployment guide\n\n"
+    + "\n\n".join(
+        f"## Step {i}\nRun the migration number {i} before restarting service {i}. "
+        f"The service {i} listens on port {8000 + i} and logs to /var/log/svc{i}.log."
+        for i in range(1, 30)
+    )
+).encode()
+
+
+@pytest.fixture
+async def world(sessions, tmp_path, embedder):
+    vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
+    await vectors.open()
+    knowledge = KnowledgeStore(sessions)
+    service = IngestionService(
+        knowledge=knowledge,
+        usage=UsageStore(sessions),
+        embedder=embedder,
+        vectors=vectors,
+        limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
+        chunk_size=400,
+        chunk_overlap=80,
+    )
+    ids = IdentityStore(sessions)
+    ws_a = await ids.workspace("slack", "TA")
+    ws_b = await ids.workspace("slack", "TB")
+    ns = {
+        "a1": await knowledge.ensure_namespace(ws_a.id, "one"),
+        "a2": await knowledge.ensure_namespace(ws_a.id, "two"),
+        "b1": await knowledge.ensure_namespace(ws_b.id, "one"),
+    }
+    retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
+    yield service, knowledge, vectors, retriever, ns, {"a": ws_a, "b": ws_b}, sessions
+    await vectors.close()
+
+
+async def _count(sessions, model, *where):
+    async with sessions() as db:
+        return (
+            await db.execute(select(func.count()).select_from(model).where(*where))
+        ).scalar_one()
+
+
+async def test_ingest_reports_progress_and_indexes(world) -> None:
+    service, knowledge, vectors, retriever, ns, ws, sessions = world
+    stages: list[Progress] = []
+
+    async def progress(p: Progress) -> None:
+        stages.append(p)
+
+    result = await service.ingest(
+        GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id), progress=progress
+    )
+    assert not result.duplicate and result.chunks > 3 and result.tokens > 0
+    assert result.document.status == "indexed"
+    names = [p.stage for p in stages]
+    assert names[0] == "reading" and names[-1] == "indexed" and "embedding" in names
+    fractions = [p.fraction for p in stages]
+    assert fractions == sorted(fractions)
+    assert await _count(sessions, Chunk) == result.chunks
+    assert len(await vectors.chunk_ids()) == result.chunks
+    assert await _count(sessions, TokenUsage, TokenUsage.operation == "embedding") == 1
+    found = await retriever.search(
+        "which port does service 17 listen on?",
+        workspace_id=ws["a"].id,
+        namespace_ids=[ns["a1"].id],
+    )
+    assert "8017" in found.chunks[0].chunk.content
+    assert found.chunks[0].chunk.title == "guide.md"
+    start, end = found.chunks[0].chunk.start_offset, found.chunks[0].chunk.end_offset
+    assert end > start
+
+
+async def test_same_bytes_are_a_duplicate(world) -> None:
+    service, _, vectors, _, ns, ws, sessions = world
+    first = await service.ingest(
+        GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
+    )
+    again = await service.ingest(
+        GUIDE, "copy.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
+    )
+    assert again.duplicate and again.document.id == first.document.id
+    assert await _count(sessions, Document) == 1
+    racing = await asyncio.gather(
+        *(
+            service.ingest(
+                b"Racing text. " * 40, "race.txt", namespace=ns["a2"], uploader=Uploader(ws["a"].id)
+            )
+            for _ in range(3)
+        )
+    )
+    assert len({r.document.id for r in racing}) == 1
+    # another namespace is another collection: indexed again
+    other = await service.ingest(
+        GUIDE, "guide.md", namespace=ns["a2"], uploader=Uploader(ws["a"].id)
+    )
+    assert not other.duplicate
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "why"),
+    [
+        (b"MZ\x90\x00" + bytes(100), "setup.exe", "exe"),
+        (b"%PDF-1.4 garbage that is not a pdf", "report.pdf", "damaged"),
+        (b"   \n\n  ", "empty.txt", "no text"),
+        (b"x" * 300_000, "big.txt", "limit"),
+        (("word " * 30_000).encode(), "long.txt", "characters"),
+    ],
+)
+async def test_refusals_leave_nothing_half_written(world, data, name, why) -> None:
+    service, _, vectors, _, ns, ws, sessions = world
+    with pytest.raises(UnsupportedFile) as err:
+        await service.ingest(data, name, namespace=ns["a1"], uploader=Uploader(ws["a"].id))
+    assert name in err.value.user_message and why in err.value.user_message
+    assert await _count(sessions, Chunk) == 0
+    assert await vectors.chunk_ids() == set()
+    async with sessions() as db:
+        statuses = (await db.execute(select(Document.status, Document.error))).all()
+    assert all(s == "failed" and e for s, e in statuses)
+
+
+async def test_failed_document_can_be_retried(world) -> None:
+    service, _, _, _, ns, ws, sessions = world
+    bad_then_good = io.BytesIO(b"A fine text about retries. " * 20).getvalue()
+    async with sessions() as db, db.begin():
+        await db.execute(update(Document).values(status="failed"))
+    result = await service.ingest(
+        bad_then_good, "t.txt", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
+    )
+    assert result.document.status == "indexed"
+
+
+async def test_delete_document_and_namespace(world) -> None:
+    service, knowledge, vectors, retriever, ns, ws, sessions = world
+    doc = await service.ingest(GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id))
+    keep = await service.ingest(
+        b"Other namespace text. " * 30, "o.txt", namespace=ns["a2"], uploader=Uploader(ws["a"].id)
+    )
+    await service.delete_document(doc.document.id)
+    assert await _count(sessions, Chunk, Chunk.document_id == doc.document.id) == 0
+    assert await vectors.chunk_ids(document_ids=[str(doc.document.id)]) == set()
+    await service.delete_namespace(ns["a2"])
+    assert await vectors.chunk_ids() == set()
+    assert await knowledge.document(keep.document.id) is None
+
+
+async def test_isolation_between_namespaces_and_workspaces(world) -> None:
+    service, _, _, retriever, ns, ws, _ = world
+    secret = b"The vault combination is 4-8-15-16-23-42. Only the B team knows it."
+    await service.ingest(secret, "vault.txt", namespace=ns["b1"], uploader=Uploader(ws["b"].id))
+    await service.ingest(GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id))
+    q = "what is the vault combination?"
+    in_a = await retriever.search(
+        q, workspace_id=ws["a"].id, namespace_ids=[ns["a1"].id, ns["a2"].id]
+    )
+    assert all("vault" not in h.chunk.content for h in in_a.chunks)
+    # even naming B's namespace from workspace A returns nothing of B
+    forged = await retriever.search(q, workspace_id=ws["a"].id, namespace_ids=[ns["b1"].id])
+    assert forged.chunks == ()
+    in_b = await retriever.search(q, workspace_id=ws["b"].id, namespace_ids=[ns["b1"].id])
+    assert "4-8-15" in in_b.chunks[0].chunk.content
+
+
+async def test_recover_fails_documents_left_processing(world) -> None:
+    service, knowledge, _, _, ns, ws, sessions = world
+    stuck = await knowledge.create_document(
+        {"namespace_id": ns["a1"].id, "title": "stuck.txt", "file_hash": "h-stuck"}
+    )
+    assert stuck is not None and stuck.status == "processing"
+    assert await service.recover() == 1
+    doc = await knowledge.document(stuck.id)
+    assert doc is not None and doc.status == "failed" and "interrupted" in (doc.error or "")
+
+
+async def test_reconcile_repairs_a_crash_between_sql_and_milvus(world) -> None:
+    service, knowledge, vectors, retriever, ns, ws, sessions = world
+    result = await service.ingest(
+        GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
+    )
+    held = sorted(await vectors.chunk_ids())
+    # crash 1: vectors lost after the SQL write
+    lost = held[:3]
+    await vectors.delete_chunks(lost)
+    # crash 2: vectors written for chunk rows that never committed
+    ghost = new_id()
+    await knowledge.add_chunks(
+        result.document.id, [ChunkRow(ghost, 999, "ghost", "h", 0, 5, None, None)]
+    )
+    from core.retrieval.base import VectorRecord
+
+    orphan = str(uuid.uuid4())
+    await vectors.upsert(
+        [
+            VectorRecord(
+                orphan,
+                str(ws["a"].id),
+                str(ns["a1"].id),
+                str(result.document.id),
+                "orphan text",
+                await service._embedder.embed_query("orphan"),
+            )
+        ]
+    )  # noqa: SLF001
+    await knowledge.delete_chunks([ghost])
+    report = await service.reconcile()
+    assert report.orphan_vectors_deleted == 1
+    assert report.missing_vectors_restored == 3
+    assert sorted(await vectors.chunk_ids()) == held
+    again = await service.reconcile()
+    assert (again.orphan_vectors_deleted, again.missing_vectors_restored) == (0, 0)
