@@ -68,6 +68,7 @@ def _sqlite_backup(url: str, target: Path) -> int:
 def _handlers() -> dict[str, Handler]:
     from bot.chat_commands import ask_command, chat_command, demo_command
     from bot.knowledge_commands import ingest_command, namespaces_command, search_command
+    from bot.run import run_command
 
     return {
         "db": db_command,
@@ -77,6 +78,7 @@ def _handlers() -> dict[str, Handler]:
         "ask": ask_command,
         "chat": chat_command,
         "demo": demo_command,
+        "run": run_command,
     }
 
 

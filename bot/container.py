@@ -21,6 +21,7 @@ from core.generation.base import LLM
 from core.generation.groq import GroqLLM
 from core.ingestion.extract import ExtractLimits
 from core.ingestion.service import IngestionService
+from core.observability import Metrics
 from core.pricing import PriceTable
 from core.quota import QuotaService
 from core.retrieval.base import Embedder
@@ -93,6 +94,7 @@ async def build(
     embedder: Embedder | None = None,
     llm: LLM | None = None,
     use_llm_from_settings: bool = True,
+    metrics: Metrics | None = None,
 ) -> Container:
     """Build and open everything; the caller must ``await container.close()``."""
     engine = create_engine(
@@ -134,6 +136,7 @@ async def build(
         ),
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,
+        metrics=metrics,
     )
     if llm is None and use_llm_from_settings:
         llm = _llm(settings)
@@ -159,6 +162,7 @@ async def build(
         llm=llm,
         prices=prices,
         config=config,
+        metrics=metrics,
     )
     uploads = UploadService(
         identity=identity, knowledge=knowledge, ingestion=ingestion, resolver=resolver

@@ -20,6 +20,7 @@ from core.generation.base import LLM, ChatMessage, Completion
 from core.generation.citations import parse_and_validate
 from core.generation.extractive import extractive_answer
 from core.generation.prompt import Source, build_messages, condense_heuristic, condense_messages
+from core.observability import Metrics, NullMetrics, bind_log_context
 from core.pricing import PriceTable
 from core.quota import QuotaService
 from core.retrieval.retriever import Retrieval, RetrievedChunk, Retriever
@@ -89,6 +90,7 @@ class AnswerService:
         prices: PriceTable,
         config: AnswerConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._identity = identity
         self._conversation = conversation
@@ -100,13 +102,34 @@ class AnswerService:
         self._prices = prices
         self._config = config or AnswerConfig()
         self._clock = clock
+        self._metrics = metrics or NullMetrics()
 
     async def answer(self, message: IncomingMessage, reply: Reply) -> Answer:
         """Answer one question in its thread. Never raises for expected failures."""
         started = time.perf_counter()
+        with bind_log_context(
+            platform=message.platform.value,
+            event_id=message.event_id,
+            workspace=message.workspace_id,
+            channel=message.channel_id,
+        ):
+            answer = await self._answer(message, reply, started)
+            if not answer.duplicate:
+                self._metrics.answered(answer, time.perf_counter() - started)
+                log.info("answered mode=%s citations=%d", answer.mode, len(answer.citations))
+            return answer
+
+    async def _answer(self, message: IncomingMessage, reply: Reply, started: float) -> Answer:
         if not await self._identity.record_event(message.platform.value, message.event_id):
+            log.info("duplicate event ignored")
             return Answer(text="", duplicate=True, mode="duplicate")
         ctx = await self._resolver.resolve(message)
+        with bind_log_context(session=str(ctx.session.id)):
+            return await self._answer_in(ctx, message, reply, started)
+
+    async def _answer_in(
+        self, ctx: ConversationContext, message: IncomingMessage, reply: Reply, started: float
+    ) -> Answer:
         history = await self._conversation.history(
             ctx.session.id, limit=self._config.history_messages
         )
@@ -220,6 +243,7 @@ class AnswerService:
             )
         except LLMUnavailable as exc:
             log.warning("LLM unavailable, answering extractively: %s", exc.reason)
+            self._metrics.error("llm_unavailable")
             return self._extractive(question, sources, notice=exc.user_message)
         text, citations = parse_and_validate(completion.text, built.included_sources)
         return _Draft(text, tuple(citations), "llm", completion=completion)

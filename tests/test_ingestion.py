@@ -66,7 +66,7 @@ async def _count(sessions, model, *where):
 
 
 async def test_ingest_reports_progress_and_indexes(world) -> None:
-    service, knowledge, vectors, retriever, ns, ws, sessions = world
+    service, _knowledge, vectors, retriever, ns, ws, sessions = world
     stages: list[Progress] = []
 
     async def progress(p: Progress) -> None:
@@ -96,7 +96,7 @@ async def test_ingest_reports_progress_and_indexes(world) -> None:
 
 
 async def test_same_bytes_are_a_duplicate(world) -> None:
-    service, _, vectors, _, ns, ws, sessions = world
+    service, _, _vectors, _, ns, ws, sessions = world
     first = await service.ingest(
         GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
     )
@@ -155,7 +155,7 @@ async def test_failed_document_can_be_retried(world) -> None:
 
 
 async def test_delete_document_and_namespace(world) -> None:
-    service, knowledge, vectors, retriever, ns, ws, sessions = world
+    service, knowledge, vectors, _retriever, ns, ws, sessions = world
     doc = await service.ingest(GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id))
     keep = await service.ingest(
         b"Other namespace text. " * 30, "o.txt", namespace=ns["a2"], uploader=Uploader(ws["a"].id)
@@ -186,7 +186,7 @@ async def test_isolation_between_namespaces_and_workspaces(world) -> None:
 
 
 async def test_recover_fails_documents_left_processing(world) -> None:
-    service, knowledge, _, _, ns, ws, sessions = world
+    service, knowledge, _, _, ns, _ws, _sessions = world
     stuck = await knowledge.create_document(
         {"namespace_id": ns["a1"].id, "title": "stuck.txt", "file_hash": "h-stuck"}
     )
@@ -197,7 +197,7 @@ async def test_recover_fails_documents_left_processing(world) -> None:
 
 
 async def test_reconcile_repairs_a_crash_between_sql_and_milvus(world) -> None:
-    service, knowledge, vectors, retriever, ns, ws, sessions = world
+    service, knowledge, vectors, _retriever, ns, ws, _sessions = world
     result = await service.ingest(
         GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
     )
@@ -224,7 +224,7 @@ async def test_reconcile_repairs_a_crash_between_sql_and_milvus(world) -> None:
                 await service._embedder.embed_query("orphan"),
             )
         ]
-    )  # noqa: SLF001
+    )
     await knowledge.delete_chunks([ghost])
     report = await service.reconcile()
     assert report.orphan_vectors_deleted == 1

@@ -18,7 +18,7 @@ EMBED_LIMIT = 4096
 QUOTE_CHARS = 150
 FAILURE = "Something went wrong while answering; please try again."
 UPLOAD_FAILURE = "Something went wrong while indexing {name}; it was not added."
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"((?<=[.!?])[ \t]+|[ \t]*\n[ \t]*)")
 
 
 @dataclass
@@ -66,14 +66,15 @@ def _units(text: str, limit: int) -> list[_Unit]:
 
 
 def _finer(paragraph: str, limit: int) -> list[_Unit]:
+    """Sentences and lines of a long paragraph, each with the whitespace it followed."""
+    parts = _SENTENCE_END.split(paragraph)
     units: list[_Unit] = []
-    for sep, parts in ((" ", _SENTENCE_END.split(paragraph)),):
-        for part in parts:
-            if len(part) <= limit:
-                units.append(_Unit(part, sep))
-                continue
-            for line in part.split("\n"):
-                units.extend(_words(line, limit, first_sep="\n"))
+    sep = " "
+    for i, part in enumerate(parts):
+        if i % 2:
+            sep = "\n" if "\n" in part else " "
+            continue
+        units.extend(_words(part, limit, first_sep=sep))
     return units
 
 

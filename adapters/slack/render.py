@@ -201,7 +201,8 @@ def streaming(text_so_far: str) -> str:
 
 def progress_text(filename: str, progress: Progress) -> str:
     detail = f" ({escape(progress.detail)})" if progress.detail else ""
-    return f"_Indexing {escape(filename)}: {escape(progress.stage)} {progress.fraction:.0%}{detail}_"
+    stage = f"{escape(progress.stage)} {progress.fraction:.0%}"
+    return f"_Indexing {escape(filename)}: {stage}{detail}_"
 
 
 def with_feedback_counts(blocks: Iterable[Mapping[str, Any]], up: int, down: int) -> list[Block]:

@@ -21,7 +21,8 @@ from itertools import zip_longest
 from typing import Any
 
 import docx
-from bs4 import BeautifulSoup, NavigableString, PageElement, PreformattedString, Tag
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 from docx.opc.exceptions import PackageNotFoundError
 from docx.table import Table
 from docx.text.paragraph import Paragraph

@@ -24,6 +24,7 @@ from core.db.usage import UsageStore
 from core.errors import UnsupportedFile
 from core.ingestion.chunking import chunk_text
 from core.ingestion.extract import ExtractLimits, extract
+from core.observability import Metrics, NullMetrics
 from core.retrieval.base import Embedder, VectorRecord, VectorStore
 from core.types import Progress
 
@@ -84,6 +85,7 @@ class IngestionService:
         limits: ExtractLimits | None = None,
         chunk_size: int = 1000,
         chunk_overlap: int = 200,
+        metrics: Metrics | None = None,
     ) -> None:
         self._knowledge = knowledge
         self._usage = usage
@@ -92,6 +94,7 @@ class IngestionService:
         self._limits = limits or ExtractLimits()
         self._chunk_size = chunk_size
         self._chunk_overlap = chunk_overlap
+        self._metrics = metrics or NullMetrics()
         # The same bytes dropped twice at once in one process: the second waits for the first.
         self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future[IngestResult]] = {}
 
@@ -184,7 +187,9 @@ class IngestionService:
             chunks, tokens = await self._index(data, filename, document, namespace, report)
         except BaseException as exc:
             await self._fail(document.id, exc)
+            self._metrics.ingested(ok=False, chunks=0, seconds=time.perf_counter() - started)
             raise
+        self._metrics.ingested(ok=True, chunks=chunks, seconds=time.perf_counter() - started)
         await self._usage.record(
             UsageInput(
                 workspace_id=uploader.workspace_id,

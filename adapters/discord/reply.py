@@ -1,0 +1,154 @@
+"""DiscordReply: core's Reply protocol on a Discord channel or thread.
+
+A placeholder is posted when the search starts, edited with the streamed text at most once
+per ``interval`` (edits never block the model's stream), and finally replaced by the
+rendered answer. Uploads get one progress message edited through the stages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import discord
+
+from adapters.discord.render import (
+    FAILURE,
+    Outgoing,
+    feedback_view,
+    placeholder,
+    preview,
+    progress_line,
+    render_answer,
+)
+from core.types import Answer, Progress
+
+log = logging.getLogger(__name__)
+
+
+class LiveMessage:
+    """One bot message: posted once, then edited at most once per interval, latest text wins."""
+
+    def __init__(
+        self, channel: Any, *, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._channel = channel
+        self._interval = interval
+        self._clock = clock
+        self.message: discord.Message | None = None
+        self._pending: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._editing = False
+        self._last = 0.0
+
+    async def post(self, content: str) -> None:
+        self.message = await self._channel.send(content)
+        self._last = self._clock()
+
+    def update(self, content: str) -> None:
+        """Show ``content`` soon (throttled, in the background)."""
+        self._pending = content
+        if self.message is not None and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        delay = self._interval - (self._clock() - self._last)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        content, self._pending = self._pending, None
+        if content is None or self.message is None:
+            return
+        self._editing = True
+        try:
+            await self.message.edit(content=content)
+        except discord.HTTPException as exc:
+            log.warning("streaming edit failed (%s); the final edit will follow", exc.status)
+        finally:
+            self._editing = False
+            self._last = self._clock()
+
+    async def settle(self) -> None:
+        """Stop pending updates: a sleeping one is dropped, one in flight is awaited."""
+        task, self._task = self._task, None
+        self._pending = None
+        if task is None or task.done():
+            return
+        if not self._editing:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def replace(self, out: Outgoing) -> discord.Message:
+        """Make this message show ``out`` (edit it, or send it when none was posted)."""
+        await self.settle()
+        view = feedback_view(out.feedback_for) if out.feedback_for else None
+        if self.message is None:
+            kwargs: dict[str, Any] = {"embeds": out.embeds}
+            if view is not None:
+                kwargs["view"] = view
+            self.message = await self._channel.send(out.content, **kwargs)
+        else:
+            self.message = await self.message.edit(
+                content=out.content, embeds=out.embeds, view=view
+            )
+        return self.message
+
+
+class DiscordReply:
+    """Implements core's Reply for one question or one uploaded file in a channel/thread."""
+
+    def __init__(self, channel: Any, *, label: str = "", interval: float = 1.0) -> None:
+        self._channel = channel
+        self._label = label
+        self._answer = LiveMessage(channel, interval=interval)
+        self._progress = LiveMessage(channel, interval=interval)
+
+    async def typing(self) -> None:
+        """Show the typing indicator (best effort: a failure here must not stop the answer)."""
+        try:
+            await self._channel.typing()
+        except discord.HTTPException as exc:
+            log.debug("typing indicator failed: %s", exc.status)
+
+    async def thinking(self, namespaces: Sequence[str]) -> None:
+        await self._answer.post(placeholder(namespaces))
+
+    async def stream(self, text_so_far: str) -> None:
+        self._answer.update(preview(text_so_far))
+
+    async def progress(self, progress: Progress) -> None:
+        line = progress_line(self._label, progress)
+        if self._progress.message is None:
+            await self._progress.post(line)
+        else:
+            self._progress.update(line)
+
+    async def answer(self, answer: Answer) -> None:
+        """Replace the placeholder with the answer; extra pieces follow as new messages."""
+        pieces = render_answer(answer)
+        await self._answer.replace(pieces[0])
+        for piece in pieces[1:]:
+            await LiveMessage(self._channel, interval=0).replace(piece)
+
+    async def finish_upload(self, text: str) -> None:
+        """The last state of the progress message: the outcome in words."""
+        await self._progress.replace(Outgoing(text))
+
+    async def fail(self, text: str = FAILURE) -> None:
+        """End with a plain message: edit whatever was showing, or post a new one."""
+        for live in (self._answer, self._progress):
+            if live.message is not None:
+                try:
+                    await live.replace(Outgoing(text))
+                    return
+                except discord.HTTPException:
+                    log.warning("could not edit the message into the failure notice")
+        await self._channel.send(text)
+
+    @property
+    def started(self) -> bool:
+        return self._answer.message is not None

@@ -1,0 +1,317 @@
+"""The Slack app: slack-bolt listeners that translate, call one core service, and render.
+
+Every listener returns at once (Bolt acknowledges events before it runs them; commands and
+button clicks call ``ack()`` first) and hands the work to a tracked background task, so Slack
+gets its 200 within milliseconds and shutdown can wait for answers in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import events, render
+from adapters.slack.events import Payload, SlackFile
+from adapters.slack.files import FileFetcher
+from adapters.slack.reply import SlackReply
+from core.admin import AdminService
+from core.answer import AnswerService
+from core.errors import LorekeeperError
+from core.types import IncomingMessage, Platform, Progress
+from core.uploads import UploadService
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/lore"
+EVENTS_PATH = "/slack/events"
+COMMAND_FAILED = "Something went wrong while running that command; please try again."
+VOTE_FAILED = "I couldn't record your vote; please try again."
+# Optional hook: remember a key, False when seen before (dedups retried file shares; core's
+# UploadService has no event-id check of its own yet).
+SeenCheck = Callable[[str], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class SlackConfig:
+    """Plain values the app needs (the composition root reads them from settings)."""
+
+    bot_token: str
+    signing_secret: str | None = None
+    api_url: str = "https://slack.com/api/"
+    admin_ids: frozenset[str] = field(default_factory=frozenset)
+    max_upload_bytes: int = 20 * 1024 * 1024
+    edit_interval: float = 1.0
+    rate_limit_retries: int = 3
+
+
+class SlackBot:
+    """The bolt AsyncApp plus the tasks it started. ``start()`` before use, ``close()`` after."""
+
+    def __init__(
+        self,
+        *,
+        answers: AnswerService,
+        uploads: UploadService,
+        admin: AdminService,
+        config: SlackConfig,
+        seen: SeenCheck | None = None,
+    ) -> None:
+        self._answers = answers
+        self._uploads = uploads
+        self._admin = admin
+        self._config = config
+        self._seen = seen
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._http: aiohttp.ClientSession | None = None
+        self.client = AsyncWebClient(
+            token=config.bot_token,
+            base_url=config.api_url,
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries)
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=config.signing_secret or "",
+            request_verification_enabled=bool(config.signing_secret),
+            # Listeners only spawn tasks, so running them before the response costs nothing and
+            # makes every task visible (tracked) by the time Slack has its 200.
+            process_before_response=True,
+        )
+        self._register()
+
+    def _register(self) -> None:
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.event("file_deleted")(self._on_file_deleted)
+        self.app.command(COMMAND)(self._on_command)
+        self.app.action(re.compile(r"^lore_feedback_(up|down)$"))(self._on_feedback)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession()
+
+    async def close(self, *, grace: float = 30.0) -> None:
+        """Wait up to ``grace`` seconds for work in flight, cancel the rest, release sessions."""
+        pending = set(self._tasks)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def idle(self) -> None:
+        """Return when no background work is left (tests and benchmarks wait on this)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    def web_app(self, path: str = EVENTS_PATH) -> web.Application:
+        """The aiohttp application serving the Events API, commands and interactivity."""
+        return self.app.web_app(path=path)
+
+    def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(job, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _reply(self, channel: str, thread_ts: str, **kwargs: Any) -> SlackReply:
+        return SlackReply(
+            self.client,
+            channel=channel,
+            thread_ts=thread_ts,
+            interval=self._config.edit_interval,
+            **kwargs,
+        )
+
+    # -- listeners (fast: decide, spawn, return) -----------------------------------------------
+
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
+        if events.is_ignored(event, bot_user_id=context.bot_user_id, bot_id=context.bot_id):
+            return
+        if event.get("files"):
+            return  # the message/file_share copy of this post carries the upload
+        self._spawn(self._answer(event, body, context.bot_user_id), "slack-answer")
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
+        bot_user = context.bot_user_id
+        if events.is_ignored(event, bot_user_id=bot_user, bot_id=context.bot_id):
+            return
+        mentioned = events.mentions(str(event.get("text") or ""), bot_user)
+        direct = events.is_direct(event)
+        if event.get("files"):
+            if mentioned or direct or events.is_thread_reply(event):
+                only_known = not (mentioned or direct)
+                self._spawn(self._upload(event, body, bot_user, only_known), "slack-upload")
+        elif direct:
+            self._spawn(self._answer(event, body, bot_user), "slack-answer")
+        elif not mentioned and events.is_thread_reply(event):
+            job = self._answer(event, body, bot_user, only_known=True)
+            self._spawn(job, "slack-follow-up")
+        # A top-level or mentioning message is answered from its app_mention copy.
+
+    async def _on_file_deleted(self, event: dict[str, Any]) -> None:
+        file_id = event.get("file_id") or (event.get("file") or {}).get("id")
+        if file_id:
+            self._spawn(self._delete_file(str(file_id)), "slack-file-deleted")
+
+    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        text = str(body.get("text") or "").strip().lower()
+        await ack("Working on it…" if text.startswith("ask") else None)
+        self._spawn(self._command(body, respond), "slack-command")
+
+    async def _on_feedback(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self._feedback(body), "slack-feedback")
+
+    # -- background work ------------------------------------------------------------------------
+
+    async def _answer(
+        self, event: Payload, body: Payload, bot_user: str | None, only_known: bool = False
+    ) -> None:
+        message = events.message_from_event(
+            event, team_id=events.team_of(body), bot_user_id=bot_user
+        )
+        if not message.text:
+            return
+        reply = self._reply(message.channel_id, message.thread_id)
+        try:
+            if only_known and not await self._answers.knows_thread(message):
+                return
+            answer = await self._answers.answer(message, reply)
+            if not answer.duplicate:
+                await reply.finish(answer)
+        except LorekeeperError as exc:
+            log.warning("answering %s failed: %s", message.event_id, exc.reason)
+            await reply.fail(exc.user_message)
+        except Exception:
+            log.exception("answering %s failed", message.event_id)
+            await reply.fail()
+
+    async def _upload(
+        self, event: Payload, body: Payload, bot_user: str | None, only_known: bool
+    ) -> None:
+        files = events.files_of(event)
+        message = events.message_from_event(
+            event, team_id=events.team_of(body), bot_user_id=bot_user, files=files
+        )
+        try:
+            if only_known and not await self._answers.knows_thread(message):
+                return
+            if self._seen is not None and not await self._seen(f"upload:{message.event_id}"):
+                return
+        except Exception:
+            log.exception("checking upload %s failed", message.event_id)
+            return
+        for file in files:
+            await self._ingest(message, file)
+
+    async def _ingest(self, message: IncomingMessage, file: SlackFile) -> None:
+        reply = self._reply(message.channel_id, message.thread_id, filename=file.name)
+        try:
+            await reply.progress(Progress("downloading", 0.0))
+            assert self._http is not None, "SlackBot.start() was not called"
+            fetcher = FileFetcher(
+                self.client,
+                self._http,
+                token=self._config.bot_token,
+                max_bytes=self._config.max_upload_bytes,
+            )
+            resolved = await fetcher.resolve(file)
+            data = await fetcher.download(resolved)
+            outcome = await self._uploads.ingest(message, resolved.incoming(), data, reply)
+            await reply.done(outcome.message)
+        except LorekeeperError as exc:
+            log.warning("upload of %s failed: %s", file.file_id, exc.reason)
+            await reply.fail(exc.user_message)
+        except Exception:
+            log.exception("upload of %s failed", file.file_id)
+            await reply.fail(f"Something went wrong while indexing {file.name}; it was not added.")
+
+    async def _delete_file(self, file_id: str) -> None:
+        try:
+            removed = await self._uploads.file_deleted(file_id)
+            log.info("file %s deleted in Slack: %d documents removed", file_id, removed)
+        except Exception:
+            log.exception("deleting the documents of file %s failed", file_id)
+
+    async def _is_admin(self, user_id: str) -> bool:
+        if user_id in self._config.admin_ids:
+            return True
+        response = await self.client.users_info(user=user_id)
+        return events.is_slack_admin(response.get("user") or {})
+
+    async def _command(self, body: Payload, respond: Any) -> None:
+        try:
+            is_admin = await self._is_admin(str(body.get("user_id") or ""))
+            result = await self._admin.execute(events.command_from_payload(body, is_admin=is_admin))
+            shown = render.command_response(result)
+            kind = "ephemeral" if result.ephemeral else "in_channel"
+            await self._respond(body, respond, shown, kind)
+        except Exception:
+            log.exception("/lore %s failed", str(body.get("text") or "")[:40])
+            try:
+                await self._respond(body, respond, render.SlackMessage(COMMAND_FAILED), "ephemeral")
+            except Exception:
+                log.exception("could not report the /lore failure")
+
+    async def _respond(
+        self, body: Payload, respond: Any, message: render.SlackMessage, kind: str
+    ) -> None:
+        """Through the response_url when Slack gave one, else as an ephemeral message."""
+        if body.get("response_url"):
+            await respond(text=message.text, blocks=message.blocks, response_type=kind)
+            return
+        await self.client.chat_postEphemeral(
+            channel=str(body.get("channel_id")),
+            user=str(body.get("user_id")),
+            text=message.text,
+            blocks=message.blocks,
+        )
+
+    async def _feedback(self, body: Payload) -> None:
+        click = events.feedback_from_action(body)
+        if click is None:
+            return
+        try:
+            up, down = await self._answers.feedback(
+                platform=Platform.SLACK.value,
+                workspace_id=click.workspace_id,
+                user_id=click.user_id,
+                message_id=click.message_id,
+                value=click.value,
+            )
+            shown = body.get("message") or {}
+            if click.channel_id and click.message_ts and shown.get("blocks"):
+                await self.client.chat_update(
+                    channel=click.channel_id,
+                    ts=click.message_ts,
+                    text=str(shown.get("text") or ""),
+                    blocks=render.with_feedback_counts(shown["blocks"], up, down),
+                )
+        except Exception:
+            log.exception("storing feedback on %s failed", click.message_id)
+            if click.channel_id:
+                try:
+                    await self.client.chat_postEphemeral(
+                        channel=click.channel_id, user=click.user_id, text=VOTE_FAILED
+                    )
+                except Exception:
+                    log.exception("could not report the feedback failure")

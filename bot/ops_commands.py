@@ -1,0 +1,90 @@
+"""`lorekeeper usage` and `lorekeeper jobs run`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from bot.container import Container
+from bot.runtime import container
+from core.db.types import utcnow
+from core.jobs.lock import AdvisoryLock
+from core.jobs.retention import Retention
+from core.jobs.rollup import UsageRollup
+from core.jobs.runner import JobFunction, JobRunner
+from core.reports import ReportService, window
+
+EXIT_CODES = {"ok": 0, "failed": 1, "skipped": 3}
+
+
+async def usage_command(args: argparse.Namespace) -> int:
+    by = args.by or "day"
+    try:
+        since, until = window(f"{args.days}d", utcnow())
+    except ValueError:
+        print("lorekeeper usage: --days is between 1 and 3660", file=sys.stderr)
+        return 2
+    async with container(args.env_file, offline_llm=True) as c:
+        reports = ReportService(c.sessions)
+        workspace_id = None
+        if args.workspace:
+            workspace_id = await reports.find_workspace(args.workspace)
+            if workspace_id is None:
+                print(f"lorekeeper usage: no single workspace '{args.workspace}'", file=sys.stderr)
+                return 1
+        report = await reports.usage(workspace_id, since=since, until=until, by=by)
+        scope = f"workspace {args.workspace}" if args.workspace else "all workspaces"
+        print(f"Usage of {scope}, last {args.days} day(s) by {by} (UTC):")
+        print(report.table())
+        if args.chart:
+            path = Path(args.chart)
+            path.write_bytes(await reports.chart(report))
+            print(f"chart written to {path}")
+    return 0
+
+
+def _job(c: Container, name: str, day: date | None) -> JobFunction:
+    if name == "retention":
+
+        async def retention() -> dict[str, int]:
+            return (await Retention(c.sessions).run()).counts()
+
+        return retention
+    if name == "rollup":
+        rollup = UsageRollup(c.sessions)
+        if day is None:
+            return rollup.daily
+
+        async def one_day() -> dict[str, int]:
+            return {"days": 1, "rows": await rollup.rollup_day(day)}
+
+        return one_day
+
+    async def reconcile() -> dict[str, int]:
+        report = await c.ingestion.reconcile()
+        return {
+            "orphan_vectors_deleted": report.orphan_vectors_deleted,
+            "missing_vectors_restored": report.missing_vectors_restored,
+        }
+
+    return reconcile
+
+
+async def jobs_command(args: argparse.Namespace) -> int:
+    day = None
+    if args.date:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            print("lorekeeper jobs: --date is YYYY-MM-DD", file=sys.stderr)
+            return 2
+        if args.job != "rollup":
+            print("lorekeeper jobs: --date applies to the rollup only", file=sys.stderr)
+            return 2
+    async with container(args.env_file, offline_llm=True) as c:
+        runner = JobRunner(AdvisoryLock(c.engine))
+        run = await runner.run(args.job, _job(c, args.job, day))
+    print(run.summary())
+    return EXIT_CODES[run.status]

@@ -1,0 +1,147 @@
+"""`lorekeeper run`: the long-running bot. Starts in order, stops in reverse on SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from sqlalchemy import text
+
+from bot.container import Container, build
+from bot.health import HealthServer
+from bot.observability import PrometheusMetrics, configure_logging
+from bot.runtime import prepare_database
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+SECRET_FIELDS = (
+    "groq_api_key",
+    "slack_bot_token",
+    "slack_signing_secret",
+    "slack_app_token",
+    "discord_token",
+    "milvus_token",
+)
+Runner = Callable[[Container, Settings, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def _platforms(args: argparse.Namespace) -> dict[str, Runner]:
+    runners: dict[str, Runner] = {}
+    if args.slack:
+        from bot.slack_runner import run_slack
+
+        runners["slack"] = lambda c, s, stop: run_slack(c, s, stop=stop)
+    if args.discord:
+        from bot.discord_runner import run_discord
+
+        runners["discord"] = lambda c, s, stop: run_discord(c, s, stop=stop)
+    return runners
+
+
+def _checks(
+    container: Container, tasks: dict[str, asyncio.Task[None]]
+) -> dict[str, Callable[[], Awaitable[bool]]]:
+    async def database() -> bool:
+        async with container.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    async def milvus() -> bool:
+        await container.vectors.count()
+        return True
+
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {"database": database, "milvus": milvus}
+    for name, task in tasks.items():
+
+        async def alive(task: asyncio.Task[None] = task) -> bool:
+            return not task.done()
+
+        checks[name] = alive
+    return checks
+
+
+async def serve(
+    container: Container,
+    settings: Settings,
+    runners: dict[str, Runner],
+    *,
+    metrics: PrometheusMetrics,
+    stop: asyncio.Event,
+) -> int:
+    """Run until ``stop`` is set (or a platform fails), then shut down in reverse order."""
+    recovered = await container.ingestion.recover()
+    if recovered:
+        log.warning("marked %d interrupted ingestion(s) as failed", recovered)
+    tasks: dict[str, asyncio.Task[None]] = {
+        name: asyncio.create_task(run(container, settings, stop), name=name)
+        for name, run in runners.items()
+    }
+    health = HealthServer(
+        port=settings.http_port, registry=metrics.registry, checks=_checks(container, tasks)
+    )
+    await health.start()
+    code = 0
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({waiter, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if task is not waiter and task.exception() is not None:
+            log.error("platform %s stopped", task.get_name(), exc_info=task.exception())
+            code = 1
+    stop.set()
+    log.info("shutting down: finishing answers in flight")
+    for name, task in tasks.items():
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=30)
+        except TimeoutError:
+            log.warning("%s did not stop within 30 s; cancelling", name)
+            task.cancel()
+        except Exception:
+            code = 1
+    await health.stop()
+    await container.close()
+    waiter.cancel()
+    return code
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args.env_file)
+    configure_logging(
+        level=settings.log_level,
+        json_logs=settings.log_json,
+        secrets=[s for f in SECRET_FIELDS if (s := settings.secret(f))],
+    )
+    if not (args.slack or args.discord):
+        print("lorekeeper run: choose --slack and/or --discord")
+        return 2
+    missing = [
+        name
+        for flag, name, field in (
+            (args.slack, "SLACK_BOT_TOKEN", "slack_bot_token"),
+            (args.discord, "DISCORD_TOKEN", "discord_token"),
+        )
+        if flag and not settings.secret(field)
+    ]
+    if (
+        args.slack
+        and not settings.secret("slack_app_token")
+        and not settings.secret("slack_signing_secret")
+    ):
+        missing.append("SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
+    if missing:
+        print(f"lorekeeper run: {', '.join(missing)} not set")
+        return 2
+    await prepare_database(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    metrics = PrometheusMetrics()
+    container = await build(settings, metrics=metrics)
+    return await serve(container, settings, _platforms(args), metrics=metrics, stop=stop)

@@ -1,0 +1,203 @@
+"""The job scheduler: APScheduler's AsyncIOScheduler, started and stopped with the bot.
+
+Jobs (UTC): retention daily at ``retention_hour_utc``, the usage rollup at 00:15 for the day
+before (and, on start, every day missed while the bot was down), SQL/Milvus reconciliation
+daily an hour after retention, and failing ingestion stuck in ``processing`` every few
+minutes. Every job coalesces missed runs into one, never runs twice at once, runs in one
+process when several share PostgreSQL (``JobRunner`` + ``AdvisoryLock``), and logs its counts
+and duration; a failing job logs its traceback and the scheduler carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.ingestion.service import IngestionService
+from core.jobs.clock import Clock, system_clock
+from core.jobs.lock import JobLock
+from core.jobs.retention import Retention, RetentionPolicy
+from core.jobs.rollup import UsageRollup
+from core.jobs.runner import JobFunction, JobRun, JobRunner
+
+log = logging.getLogger(__name__)
+
+BACKFILL = "rollup-backfill"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A named job and when it runs."""
+
+    name: str
+    run: JobFunction
+    trigger: BaseTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    retention_hour_utc: int = 3
+    rollup_minute_utc: int = 15
+    recover_every_minutes: float = 5.0
+    stuck_after: timedelta = timedelta(minutes=30)
+    misfire_grace_seconds: int = 3600
+    min_hold_seconds: float = 30.0
+
+
+def standard_jobs(
+    *,
+    retention: Retention,
+    rollup: UsageRollup,
+    ingestion: IngestionService,
+    config: ScheduleConfig | None = None,
+) -> list[JobSpec]:
+    """The bot's four jobs with their UTC triggers."""
+    cfg = config or ScheduleConfig()
+
+    async def run_retention() -> dict[str, int]:
+        return (await retention.run()).counts()
+
+    async def reconcile() -> dict[str, int]:
+        return asdict(await ingestion.reconcile())
+
+    async def recover() -> dict[str, int]:
+        return {"stuck_documents_failed": await ingestion.recover(stuck_after=cfg.stuck_after)}
+
+    hour = cfg.retention_hour_utc
+    return [
+        JobSpec("retention", run_retention, CronTrigger(hour=hour, minute=0, timezone=UTC)),
+        JobSpec(
+            "rollup",
+            rollup.daily,
+            CronTrigger(hour=0, minute=cfg.rollup_minute_utc, timezone=UTC),
+        ),
+        JobSpec("reconcile", reconcile, CronTrigger(hour=(hour + 1) % 24, minute=0, timezone=UTC)),
+        JobSpec(
+            "recover-ingestion",
+            recover,
+            IntervalTrigger(minutes=cfg.recover_every_minutes, timezone=UTC),
+        ),
+    ]
+
+
+class Scheduler:
+    """Owns the AsyncIOScheduler; ``start()`` inside the running loop, ``shutdown()`` to stop.
+
+    ``on_start`` jobs (the rollup backfill) run once, right after start, through the same runner.
+    """
+
+    def __init__(
+        self,
+        jobs: Sequence[JobSpec],
+        *,
+        runner: JobRunner,
+        on_start: Sequence[tuple[str, JobFunction]] = (),
+        misfire_grace_seconds: int = 3600,
+        history: int = 200,
+    ) -> None:
+        self._jobs = {job.name: job for job in jobs}
+        self._on_start = list(on_start)
+        self._runner = runner
+        self._grace = misfire_grace_seconds
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[JobRun]] = set()
+        self.history: deque[JobRun] = deque(maxlen=history)
+
+    @classmethod
+    def standard(
+        cls,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        ingestion: IngestionService,
+        lock: JobLock,
+        config: ScheduleConfig | None = None,
+        policy: RetentionPolicy | None = None,
+        clock: Clock = system_clock,
+    ) -> Scheduler:
+        """The production schedule: the four jobs, and the rollup backfill on start."""
+        cfg = config or ScheduleConfig()
+        rollup = UsageRollup(sessions, clock=clock)
+        jobs = standard_jobs(
+            retention=Retention(sessions, policy=policy, clock=clock),
+            rollup=rollup,
+            ingestion=ingestion,
+            config=cfg,
+        )
+        return cls(
+            jobs,
+            runner=JobRunner(lock, clock=clock, min_hold_seconds=cfg.min_hold_seconds),
+            on_start=[(BACKFILL, rollup.backfill)],
+            misfire_grace_seconds=cfg.misfire_grace_seconds,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler is not None and self._scheduler.running
+
+    def job_names(self) -> list[str]:
+        return list(self._jobs)
+
+    async def start(self) -> None:
+        """Schedule every job and run the on-start jobs in the background."""
+        if self.running:
+            return
+        scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": self._grace,
+            },
+        )
+        for job in self._jobs.values():
+            scheduler.add_job(self._fire, job.trigger, args=[job.name], id=job.name, name=job.name)
+        scheduler.start()
+        self._scheduler = scheduler
+        for name, function in self._on_start:
+            self._track(self._runner.run(name, function))
+        log.info("scheduler started: %s", ", ".join(self._jobs))
+
+    async def run_now(self, name: str) -> JobRun:
+        """Run one job immediately (same lock and logging as a scheduled run)."""
+        return await self._fire(name)
+
+    async def _fire(self, name: str) -> JobRun:
+        task = self._track(self._runner.run(name, self._jobs[name].run))
+        return await asyncio.shield(task)
+
+    def _track(self, coro: Coroutine[Any, Any, JobRun]) -> asyncio.Task[JobRun]:
+        task = asyncio.ensure_future(coro)
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[JobRun]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and task.exception() is None:
+            self.history.append(task.result())
+
+    async def shutdown(self, *, grace_seconds: float = 30.0) -> None:
+        """Stop scheduling; running jobs may finish for ``grace_seconds``, then are cancelled."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+        pending = list(self._running)
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=grace_seconds)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        log.info("scheduler stopped")

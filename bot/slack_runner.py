@@ -1,0 +1,81 @@
+"""Runs the Slack adapter: Socket Mode with an app-level token, else the HTTP Events API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from adapters.slack.app import EVENTS_PATH, SlackBot, SlackConfig
+from bot.container import Container
+from bot.settings import Settings
+from core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def slack_config(settings: Settings) -> SlackConfig:
+    """Plain values for the adapter; a missing token or secret is a one-line ConfigError."""
+    token = settings.secret("slack_bot_token")
+    if not token:
+        raise ConfigError("SLACK_BOT_TOKEN is not set (the xoxb- token from OAuth & Permissions).")
+    secret = settings.secret("slack_signing_secret")
+    if not settings.secret("slack_app_token") and not secret:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: the HTTP Events API needs it "
+            "(or set SLACK_APP_TOKEN to use Socket Mode)."
+        )
+    return SlackConfig(
+        bot_token=token,
+        signing_secret=secret,
+        api_url=settings.slack_api_url,
+        admin_ids=frozenset(settings.slack_admin_ids),
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+
+def build_slack_bot(container: Container, settings: Settings) -> SlackBot:
+    return SlackBot(
+        answers=container.answers,
+        uploads=container.uploads,
+        admin=container.admin,
+        config=slack_config(settings),
+        seen=lambda key: container.identity.record_event("slack", key),
+    )
+
+
+async def run_slack(container: Container, settings: Settings, *, stop: asyncio.Event) -> None:
+    """Serve Slack until ``stop`` is set, then stop taking events and finish work in flight."""
+    bot = build_slack_bot(container, settings)
+    await bot.start()
+    try:
+        app_token = settings.secret("slack_app_token")
+        if app_token:
+            await _socket_mode(bot, app_token, stop)
+        else:
+            await _http(bot, settings.slack_port, stop)
+    finally:
+        await bot.close()
+
+
+async def _socket_mode(bot: SlackBot, app_token: str, stop: asyncio.Event) -> None:
+    handler = AsyncSocketModeHandler(bot.app, app_token)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    log.info("Slack: connected in Socket Mode")
+    try:
+        await stop.wait()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+async def _http(bot: SlackBot, port: int, stop: asyncio.Event) -> None:
+    runner = web.AppRunner(bot.web_app(EVENTS_PATH), handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "0.0.0.0", port).start()
+        log.info("Slack: Events API on port %d at %s", port, EVENTS_PATH)
+        await stop.wait()
+    finally:
+        await runner.cleanup()

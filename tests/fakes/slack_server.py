@@ -1,0 +1,315 @@
+"""A fake Slack Web API (and Socket Mode endpoint) on 127.0.0.1, for tests and benchmarks.
+
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        slack.rate_limit("chat.postMessage", retry_after=1)   # the next call gets a 429
+        file = slack.add_file("handbook.md", b"...")           # a files[] entry for an event
+        slack.calls                                            # every Web API call, in order
+        slack.thread("C1", "1700000000.000001")                # what a thread shows now
+
+It serves what the Lorekeeper bot uses: auth.test, chat.postMessage, chat.update,
+chat.postEphemeral, files.info, users.info, conversations.replies, apps.connections.open, file
+downloads (an HTML sign-in page without the bot token, as Slack does), response_url posts, and
+a Socket Mode WebSocket at /link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+TEAM = "T0LORE"
+BOT_USER = "U0BOT"
+BOT_ID = "B0BOT"
+LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    token: str
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeSlack:
+    def __init__(self, *, bot_token: str = "xoxb-test-token", app_token: str = "xapp-test") -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team = TEAM
+        self.bot_user = BOT_USER
+        self.calls: list[Call] = []
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self.ephemerals: list[dict[str, Any]] = []
+        self.responses: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.users: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.file_bytes: dict[str, bytes] = {}
+        self.files_scope = True  # False: downloads get the sign-in page, as without files:read
+        self.downloads: list[tuple[str, str]] = []  # (file id, Authorization header)
+        self._limits: dict[str, list[int]] = defaultdict(list)
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._sockets: list[web.WebSocketResponse] = []
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.connected = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_get("/link", self._socket)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        """Pass as ``base_url`` to the SDK (the trailing slash matters)."""
+        return f"{self.base_url}/api/"
+
+    # -- scripting -----------------------------------------------------------------------------
+
+    def next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    def rate_limit(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` get HTTP 429 with ``Retry-After``."""
+        self._limits[method].extend([retry_after] * times)
+
+    def set_user(self, user_id: str, *, is_admin: bool = False, is_owner: bool = False) -> None:
+        self.users[user_id] = {
+            "id": user_id,
+            "team_id": self.team,
+            "name": user_id.lower(),
+            "real_name": f"User {user_id}",
+            "is_admin": is_admin,
+            "is_owner": is_owner,
+            "is_primary_owner": False,
+            "is_bot": False,
+        }
+
+    def add_file(
+        self, name: str, data: bytes, *, mimetype: str = "text/plain", stub: bool = False
+    ) -> dict[str, Any]:
+        """Store a file; returns its ``files[]`` entry (a Slack Connect stub when ``stub``)."""
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        full = {
+            "id": file_id,
+            "created": int(time.time()),
+            "timestamp": int(time.time()),
+            "name": name,
+            "title": name,
+            "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1],
+            "user": "U1",
+            "size": len(data),
+            "mode": "hosted",
+            "is_external": False,
+            "url_private": f"{self.base_url}/files-pri/{self.team}-{file_id}/{name}",
+            "url_private_download": f"{self.base_url}/files-pri/{self.team}-{file_id}/{name}",
+            "permalink": f"https://lore.slack.com/files/U1/{file_id}/{name}",
+        }
+        self.files[file_id] = full
+        self.file_bytes[file_id] = data
+        if stub:
+            return {"id": file_id, "mode": "file_access", "file_access": "check_file_info"}
+        return dict(full)
+
+    def methods(self, name: str) -> list[Call]:
+        return [c for c in self.calls if c.method == name]
+
+    def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """Bot messages in a thread (the parent's replies), oldest first."""
+        return sorted(
+            (
+                m
+                for (ch, _), m in self.messages.items()
+                if ch == channel and m.get("thread_ts") == thread_ts
+            ),
+            key=lambda m: m["ts"],
+        )
+
+    # -- Socket Mode ---------------------------------------------------------------------------
+
+    async def send_envelope(
+        self, kind: str, payload: dict[str, Any], *, retry_attempt: int = 0, wait: float = 5
+    ) -> dict[str, Any]:
+        """Push an envelope to the connected client; returns its acknowledgement."""
+        await asyncio.wait_for(self.connected.wait(), wait)
+        envelope_id = str(uuid.uuid4())
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = done
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": kind != "events_api",
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+        }
+        await self._sockets[-1].send_str(json.dumps(envelope))
+        return await asyncio.wait_for(done, wait)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1}))
+        self.connected.set()
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            future = self._acks.pop(str(data.get("envelope_id")), None)
+            if future is not None and not future.done():
+                future.set_result(data)
+        self._sockets.remove(ws)
+        if not self._sockets:
+            self.connected.clear()
+        return ws
+
+    # -- HTTP handlers -------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            if request.content_type == "application/json":
+                params.update(await request.json())
+            else:
+                params.update(dict(await request.post()))
+        for key in ("blocks", "attachments"):
+            if isinstance(params.get(key), str):
+                params[key] = json.loads(params[key])
+        return params
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        token = token or str(params.get("token", ""))
+        self.calls.append(Call(method, params, token))
+        if self._limits[method]:
+            retry_after = self._limits[method].pop(0)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+            )
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response({"ok": True, **handler(params)})
+
+    def _m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://lore.slack.com/",
+            "team": "Lore",
+            "user": "lorekeeper",
+            "team_id": self.team,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        ts = self.next_ts()
+        message = {
+            "type": "message",
+            "channel": p["channel"],
+            "ts": ts,
+            "thread_ts": p.get("thread_ts") or None,
+            "text": p.get("text", ""),
+            "blocks": p.get("blocks") or [],
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "edits": 0,
+            "posted_at": time.monotonic(),
+        }
+        self.messages[(p["channel"], ts)] = message
+        return {"channel": p["channel"], "ts": ts, "message": _public(message)}
+
+    def _m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get((p["channel"], p["ts"]))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        message["text"] = p.get("text", message["text"])
+        if "blocks" in p:
+            message["blocks"] = p.get("blocks") or []
+        message["edits"] += 1
+        message["updated_at"] = time.monotonic()
+        return {"channel": p["channel"], "ts": p["ts"], "text": message["text"]}
+
+    def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
+        self.ephemerals.append(p)
+        return {"message_ts": self.next_ts()}
+
+    def _m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(p.get("user"))
+        if user_id not in self.users:
+            self.set_user(user_id)
+        return {"user": self.users[user_id]}
+
+    def _m_files_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        file = self.files.get(str(p.get("file")))
+        return {"file": file} if file else {"ok": False, "error": "file_not_found"}
+
+    def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        replies = [_public(m) for m in self.thread(str(p["channel"]), str(p["ts"]))]
+        return {"messages": replies, "has_more": False}
+
+    def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"url": f"ws://127.0.0.1:{self._port}/link"}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"].split("-", 1)[-1]
+        auth = request.headers.get("Authorization", "")
+        self.downloads.append((file_id, auth))
+        if not self.files_scope or auth != f"Bearer {self.bot_token}":
+            return web.Response(text=LOGIN_PAGE, content_type="text/html")
+        file = self.files.get(file_id)
+        if file is None:
+            return web.Response(status=404)
+        return web.Response(body=self.file_bytes[file_id], content_type=file["mimetype"])
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        self.responses[request.match_info["key"]].append(await request.json())
+        return web.Response(text="ok")
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k not in ("edits", "posted_at", "updated_at")}
