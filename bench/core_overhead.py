@@ -26,6 +26,7 @@ import cProfile
 import inspect
 import io
 import itertools
+import os
 import pstats
 import time
 from collections import Counter, defaultdict
@@ -255,7 +256,9 @@ def render(results: Sequence[RunResult], n: int) -> str:
         "Embedding: precomputed-vector embedder (real MiniLM vectors, lookup at query time). "
         "LLM: `instant` = in-process LLM returning at once; `fakegroq` = real groq SDK against "
         "FakeGroq(latency=0), its call time subtracted. Threshold 0: every question is "
-        f"generated. {n} questions, each in a new thread, sequential, after 20 warm-up ones.",
+        f"generated. {n} questions, each in a new thread, sequential, after 20 warm-up ones. "
+        f"Load average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())} on "
+        f"{len(os.sched_getaffinity(0))} CPUs (shared machine).",
         "",
         "| database | LLM | overhead p50 | p90 | p99 | target p50 <= 25 ms | "
         "baseline Retriever.search p50 | ratio | SELECT 1 p50 | ratio | SQL statements "

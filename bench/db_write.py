@@ -61,7 +61,8 @@ USAGE_COLUMNS = (
     "created_at",
 )  # fmt: skip
 TABLES = {"messages": MESSAGE_COLUMNS, "token_usage": USAGE_COLUMNS}
-BASE_TIME = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+BASE_TIME, MS = datetime(2025, 1, 6, 9, 0, tzinfo=UTC), timedelta(milliseconds=1)
+CHAT, EMBED = "llama-3.3-70b-versatile", "all-MiniLM-L6-v2"
 ANSWER = (
     "The staging database credentials rotate every ninety days. Run the rotation job from the "
     "ops runbook, update the secret in the vault, then restart the workers one at a time so "
@@ -101,32 +102,23 @@ class Result:
 
 
 def make_messages(ids: Ids, n: int) -> list[MessageInput]:
-    """Alternating user questions and assistant answers, spread over the sessions."""
+    """Alternating user questions and assistant answers, a pair per session in turn."""
     out = []
     for i in range(n):
-        common: dict[str, Any] = {
-            "session_id": ids.session_ids[(i // 2) % len(ids.session_ids)],
-            "created_at": BASE_TIME + timedelta(milliseconds=i),
-        }
+        session, at = ids.session_ids[(i // 2) % len(ids.session_ids)], BASE_TIME + i * MS
         if i % 2 == 0:
             question = f"How do I rotate the staging credentials for service {i}? Deploy {i}."
-            extra: dict[str, Any] = {
-                "role": "user",
-                "content": question,
-                "user_id": ids.user_id,
-                "platform_message_id": f"{1736150400 + i}.{i % 1000000:06d}",
-            }
+            pid = f"{1736150400 + i}.{i % 1000000:06d}"
+            out.append(MessageInput(session, "user", question, ids.user_id, pid, created_at=at))
         else:
-            extra = {
-                "role": "assistant",
-                "content": f"{ANSWER}[{i}]",
-                "prompt_tokens": 900 + i % 100,
-                "completion_tokens": 180 + i % 50,
-                "model": "llama-3.3-70b-versatile",
-                "processing_time_ms": 800 + i % 700,
-                "grounded": i % 3 != 0,
-            }
-        out.append(MessageInput(**common, **extra))
+            tokens = {"prompt_tokens": 900 + i % 100, "completion_tokens": 180 + i % 50}
+            answer = f"{ANSWER}[{i}]"
+            extra = {"processing_time_ms": 800 + i % 700, "grounded": i % 3 != 0}
+            out.append(
+                MessageInput(
+                    session, "assistant", answer, model=CHAT, created_at=at, **tokens, **extra
+                )
+            )
     return out
 
 
@@ -134,25 +126,14 @@ def make_usage(ids: Ids, n: int) -> list[UsageInput]:
     """Chat calls alternating with embedding calls."""
     out = []
     for i in range(n):
-        common: dict[str, Any] = {
-            "workspace_id": ids.workspace_id,
-            "user_id": ids.user_id,
-            "channel_id": ids.channel_id,
-            "created_at": BASE_TIME + timedelta(milliseconds=i),
-        }
+        who = {"user_id": ids.user_id, "channel_id": ids.channel_id}
         if i % 2 == 0:
-            extra: dict[str, Any] = {
-                "operation": "chat",
-                "model": "llama-3.3-70b-versatile",
-                "prompt_tokens": 900 + i % 100,
-                "completion_tokens": 180 + i % 50,
-                "cost": Decimal("0.00071200"),
-                "latency_ms": 800 + i % 700,
-            }
+            tokens = {"prompt_tokens": 900 + i % 100, "completion_tokens": 180 + i % 50}
+            extra: dict[str, Any] = {"cost": Decimal("0.000712"), "latency_ms": 800 + i % 700}
+            extra |= {"operation": "chat", "model": CHAT, **tokens}
         else:
-            extra = {"operation": "embedding", "model": "all-MiniLM-L6-v2"}
-            extra["embedding_tokens"] = 40 + i % 30
-        out.append(UsageInput(**common, **extra))
+            extra = {"operation": "embedding", "model": EMBED, "embedding_tokens": 40 + i % 30}
+        out.append(UsageInput(ids.workspace_id, created_at=BASE_TIME + i * MS, **who, **extra))
     return out
 
 

@@ -174,7 +174,10 @@ class SlackBot:
 
     async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         text = str(body.get("text") or "").strip().lower()
-        await ack("Working on it…" if text.startswith("ask") else None)
+        if text.startswith("ask"):
+            await ack("Working on it…")
+        else:
+            await ack()
         self._spawn(self._command(body, respond), "slack-command")
 
     async def _on_feedback(self, ack: Any, body: dict[str, Any]) -> None:

@@ -43,7 +43,12 @@ class ChatDriver(Protocol):
     ) -> None: ...
 
     async def upload(
-        self, filename: str, data: bytes, *, thread: Thread | None = None, user: str = "U1",
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        thread: Thread | None = None,
+        user: str = "U1",
         channel: str = "C1",
     ) -> Thread:
         """Share a file (into ``thread`` or as a new top-level message with a mention)."""

@@ -1,0 +1,240 @@
+"""100 questions at once, 100 threads, against a fake LLM that takes 1 s per answer.
+
+    .venv/bin/python bench/concurrency.py [--n 100] [--db sqlite postgresql] [--write]
+
+The real container (BotHarness) with the two SQuAD eval articles ingested, the real groq SDK
+against FakeGroq(latency=1.0) on 127.0.0.1, threshold 0 so every question reaches the LLM,
+daily quotas lifted (100 answers from one user would otherwise approach the default plan).
+``asyncio.gather`` asks n distinct questions, each in its own thread. Target: all answered
+within 1.5 s of wall time, i.e. <= 0.5 s of core time on top of the 1 s LLM.
+
+Two rounds on one bot, with fresh questions each: "real embedder" (all-MiniLM-L6-v2 at query
+time, as in production) and "precomputed vectors" (the same vectors looked up, to tell the
+embedder's share from the rest). Baseline in the same run: one question alone (its wall
+time is the floor for the batch). The fake records when each LLM request arrived, which
+shows how long the core took to get all n questions to the model (pre-LLM serialisation)
+and how long it took to finish after the model answered (post-LLM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from common import (
+    PrecomputedEmbedder,
+    bot_with_articles,
+    lift_quotas,
+    load_articles,
+    pct,
+    real_embedder,
+    write_subsection,
+)
+
+from tests.fakes.groq_server import FakeGroq, quoting_responder
+
+LLM_SECONDS = 1.0
+TARGET_SECONDS = 1.5
+
+
+@dataclass
+class Round:
+    db: str
+    embedding: str
+    n: int
+    wall: float
+    single: float
+    first_arrival: float  # seconds from start until the first LLM request arrived
+    last_arrival: float
+    latencies: list[float]
+    modes: dict[str, int]
+    sessions: int
+    hops: dict[str, float]  # mean seconds per question spent in each instrumented step
+
+
+class ArrivalClock:
+    """A responder for FakeGroq that notes when each request arrived (it answers after the
+    fake's latency, so arrival = now - latency)."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.arrivals: list[float] = []
+
+    def __call__(self, messages):
+        self.arrivals.append(time.perf_counter() - self.latency)
+        return quoting_responder(messages)
+
+
+def wrap_timed(obj: object, names: Sequence[str], totals: dict[str, float], label: str) -> None:
+    """Instance-level wrappers summing the wall time of ``names`` (queueing included)."""
+    for name in names:
+        method = getattr(obj, name)
+
+        async def timed(*args, _m=method, _k=f"{label}.{name}", **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return await _m(*args, **kwargs)
+            finally:
+                totals[_k] += time.perf_counter() - t0
+
+        setattr(obj, name, timed)
+
+
+async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Round:
+    t0 = time.perf_counter()
+    single = await bot.say(questions[0], thread=f"{tag}-single")
+    single_wall = time.perf_counter() - t0
+    if single.mode != "llm":
+        raise RuntimeError(f"warm-up question got {single.mode}: {single.text[:80]}")
+    clock.arrivals.clear()
+    totals.clear()
+    lat: list[float] = []
+
+    async def ask(i: int, q: str):
+        s = time.perf_counter()
+        answer = await bot.say(q, thread=f"{tag}-{i}")
+        lat.append(time.perf_counter() - s)
+        return answer
+
+    start = time.perf_counter()
+    answers = await asyncio.gather(*(ask(i, q) for i, q in enumerate(questions[1:])))
+    wall = time.perf_counter() - start
+    modes: dict[str, int] = defaultdict(int)
+    for a in answers:
+        modes[a.mode] += 1
+    n = len(answers)
+    return Round(
+        db,
+        embedding,
+        n,
+        wall,
+        single_wall,
+        min(clock.arrivals) - start if clock.arrivals else float("nan"),
+        max(clock.arrivals) - start if clock.arrivals else float("nan"),
+        lat,
+        dict(modes),
+        len({a.session_id for a in answers}),
+        {k: v / n for k, v in sorted(totals.items(), key=lambda kv: -kv[1])},
+    )
+
+
+async def run_db(kind: str, n: int, articles, embedder: PrecomputedEmbedder) -> list[Round]:
+    clock = ArrivalClock(LLM_SECONDS)
+    questions = list(
+        dict.fromkeys(
+            q
+            for pair in itertools.zip_longest(*[[q.text for q in a.questions] for a in articles])
+            for q in pair
+            if q
+        )
+    )
+    real_set, cached_set = questions[: n + 1], questions[n + 1 : 2 * n + 2]
+    await embedder.prime(cached_set)
+    async with (
+        FakeGroq(latency=LLM_SECONDS, responder=clock) as fake,
+        bot_with_articles(
+            kind,
+            embedder=embedder,
+            articles=articles,
+            groq_base_url=fake.base_url,
+            ANSWER_THRESHOLD=0.0,
+        ) as bot,
+    ):
+        await lift_quotas(bot)
+        await bot.say("warm up the SDK connection pool", thread="warm")
+        totals: dict[str, float] = defaultdict(float)
+        c = bot.container
+        wrap_timed(c.embedder, ["embed_query"], totals, "embedder")
+        wrap_timed(c.vectors, ["search", "dense_vectors"], totals, "milvus")
+        wrap_timed(c.retriever, ["search"], totals, "retriever")
+        wrap_timed(c.quota, ["check"], totals, "quota")
+        wrap_timed(c.conversation, ["add_message", "history"], totals, "conversation")
+        wrap_timed(c.identity, ["record_event", "session"], totals, "identity")
+        wrap_timed(c.usage, ["record_many"], totals, "usage")
+        wrap_timed(c.llm, ["complete"], totals, "llm")
+        rounds = []
+        for name, qs in (("real embedder", real_set), ("precomputed vectors", cached_set)):
+            r = await one_round(
+                bot, clock, qs, name.split()[0], db=kind, embedding=name, totals=totals
+            )
+            print(
+                f"{kind:10s} {name:20s} n={r.n} wall {r.wall:.2f} s (single {r.single:.2f} s); "
+                f"LLM requests arrived {r.first_arrival:.2f}-{r.last_arrival:.2f} s; "
+                f"modes {r.modes}",
+                flush=True,
+            )
+            rounds.append(r)
+        return rounds
+
+
+def render(rounds: Sequence[Round], n: int, load: str) -> str:
+    rows = [
+        f"Command: `.venv/bin/python bench/concurrency.py --n {n} --write` ({load}). "
+        f"{n} distinct questions via asyncio.gather, each in its own thread; real groq SDK "
+        f"against FakeGroq(latency={LLM_SECONDS:.0f} s); threshold 0 (every question reaches "
+        "the LLM); baseline: one question alone, same bot, just before.",
+        "",
+        "| database | query embedding | wall (all n) | target <= 1.5 s | single question "
+        "| ratio wall / single | LLM requests arrived (s after start) | answer latency "
+        "p50 / max | answers (mode) | distinct sessions |",
+        "|---|---|---:|---|---:|---:|---|---:|---|---:|",
+    ]
+    for r in rounds:
+        rows.append(
+            f"| {r.db} | {r.embedding} | {r.wall:.2f} s | "
+            f"{'met' if r.wall <= TARGET_SECONDS else 'MISSED'} | {r.single:.2f} s | "
+            f"{r.wall / r.single:.2f}x | {r.first_arrival:.2f} - {r.last_arrival:.2f} | "
+            f"{pct(r.latencies, 50):.2f} / {max(r.latencies):.2f} s | "
+            f"{', '.join(f'{k} {v}' for k, v in r.modes.items())} | {r.sessions} |"
+        )
+    rows += [
+        "",
+        "Mean wall time per question inside each step during the burst (seconds; includes "
+        "waiting for locks, pools and worker threads, so the sum exceeds the wall time):",
+        "",
+        "| step | " + " | ".join(f"{r.db}, {r.embedding}" for r in rounds) + " |",
+        "|---|" + "---:|" * len(rounds),
+    ]
+    steps = list(dict.fromkeys(k for r in rounds for k in r.hops))
+    for step in steps:
+        rows.append(
+            f"| {step} | " + " | ".join(f"{r.hops.get(step, 0.0):.3f}" for r in rounds) + " |"
+        )
+    return "\n".join(rows)
+
+
+async def main(n: int, dbs: Sequence[str], write: bool) -> None:
+    articles = load_articles()
+    embedder = PrecomputedEmbedder(real_embedder())
+    await embedder.prime(["warm up the SDK connection pool"])
+    rounds = []
+    for kind in dbs:
+        rounds += await run_db(kind, n, articles, embedder)
+    load = f"load average {' '.join(_loadavg())} on {_cpus()} CPUs"
+    report = render(rounds, n, load)
+    print(report)
+    if write:
+        write_subsection("Concurrency: 100 questions at once, 1 s LLM", report)
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _loadavg() -> list[str]:
+    return [f"{x:.1f}" for x in os.getloadavg()]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.db, args.write))

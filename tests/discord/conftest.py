@@ -1,0 +1,37 @@
+"""Fixtures: the real core behind the real discord.py, talking to FakeDiscord and FakeGroq."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.discord.driver import DiscordDriver, start_client, stop_client
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.groq_server import FakeGroq, quoting_responder
+from tests.harness import BotHarness
+
+
+@pytest.fixture
+async def discord_bot(
+    database_url: str, tmp_path: Path, embedder: object
+) -> AsyncIterator[DiscordDriver]:
+    async with FakeGroq(responder=quoting_responder) as groq, FakeDiscord() as fake:
+        harness = await BotHarness.start(
+            database_url, tmp_path, embedder=embedder, groq_base_url=groq.base_url
+        )
+        try:
+            client, task = await start_client(fake, harness.container)
+            try:
+                yield DiscordDriver(fake, client, harness.container, groq)
+            finally:
+                await stop_client(client, task)
+        finally:
+            await harness.close()
+
+
+@pytest.fixture
+async def sqlite_url(sqlite_databases: object, tmp_path: Path) -> str:
+    """One SQLite database, for adapter tests whose subject is not the database."""
+    return sqlite_databases.create(tmp_path / "test.db")  # type: ignore[attr-defined]

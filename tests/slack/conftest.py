@@ -1,0 +1,107 @@
+"""Fixtures: the real core + the real bolt app over HTTP, against fake Slack and fake Groq."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.container import build
+from bot.settings import Settings
+from bot.slack_runner import build_slack_bot
+from tests.fakes.groq_server import FakeGroq, Messages, quoting_responder
+from tests.fakes.slack_server import FakeSlack
+from tests.slack.driver import SIGNING_SECRET, SlackDriver
+
+_WORD = re.compile(r"[a-z0-9]{3,}")
+
+
+def relevant_quoting_responder(messages: Messages) -> str:
+    """quoting_responder, but quoting the sentence of source [1] that best matches the question,
+    and answering a condense prompt with the follow-up itself (as a sensible model would).
+
+    Plain quoting_responder always quotes the first sentence and answers the condense prompt
+    with "The sources don't say.", so no adapter can pass ``follow_up_without_mention`` with it.
+    """
+    content = str(
+        next((m for m in reversed(messages) if m.get("role") == "user"), {}).get("content", "")
+    )
+    if "Standalone question:" in content:
+        follow_up = re.search(r"Follow-up question:\s*(.+?)\n", content)
+        return follow_up.group(1).strip() if follow_up else content
+    source = re.search(r"^\[1\] [^\n]*\n(.+?)(?:\n\n\[2\] |\n\nQuestion: )", content, re.S | re.M)
+    question = content.rsplit("Question:", 1)[-1].lower()
+    if source is None:
+        return quoting_responder(messages)
+    wanted = set(_WORD.findall(question))
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", source.group(1)) if s.strip()]
+    best = max(sentences, key=lambda s: len(wanted & set(_WORD.findall(s.lower()))))
+    return f"{best.rstrip('.')} [1]."
+
+
+def slack_settings(
+    database_url: str, folder: Path, slack: FakeSlack, groq: FakeGroq, **extra: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "MILVUS_URI": str(folder / "milvus.db"),
+        "LOREKEEPER_DATA_DIR": str(folder),
+        "GROQ_API_KEY": "gsk_test_key",
+        "GROQ_BASE_URL": groq.base_url,
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+    }
+    return Settings(_env_file=None, **(values | extra))  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def running_bot(
+    database_url: str, folder: Path, embedder: Any, **groq_options: Any
+) -> AsyncIterator[SlackDriver]:
+    """The whole bot serving the Events API on 127.0.0.1:0; yields a driver for it."""
+    groq_options.setdefault("responder", relevant_quoting_responder)
+    async with FakeGroq(**groq_options) as groq, FakeSlack() as slack:
+        settings = slack_settings(database_url, folder, slack, groq)
+        container = await build(settings, embedder=embedder)
+        bot = build_slack_bot(container, settings)
+        await bot.start()
+        runner = web.AppRunner(bot.web_app(), handle_signals=False, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield SlackDriver(
+                    container=container,
+                    bot=bot,
+                    slack=slack,
+                    groq=groq,
+                    url=f"http://127.0.0.1:{port}/slack/events",
+                    http=http,
+                )
+        finally:
+            await runner.cleanup()
+            await bot.close()
+            await container.close()
+
+
+@pytest.fixture
+async def slack_driver(database_url, tmp_path, embedder) -> AsyncIterator[SlackDriver]:
+    """Parametrized over SQLite and PostgreSQL (through ``database_url``)."""
+    async with running_bot(database_url, tmp_path, embedder) as driver:
+        yield driver
+
+
+@pytest.fixture
+async def sqlite_slack(sqlite_databases, tmp_path, embedder) -> AsyncIterator[SlackDriver]:
+    """The same bot on SQLite only, for the adapter's own (non-scenario) tests."""
+    url = sqlite_databases.create(tmp_path / "slack.db")
+    async with running_bot(url, tmp_path, embedder) as driver:
+        yield driver

@@ -1,0 +1,304 @@
+"""SlackDriver: the scenario suite's ChatDriver over signed HTTP requests to the running bot.
+
+Events, slash commands and button clicks are POSTed to the bolt app exactly as Slack sends
+them (signed, form-encoded where Slack form-encodes); what the bot shows is read back from the
+fake Slack server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from slack_sdk.signature import SignatureVerifier
+
+from adapters.slack.app import SlackBot
+from bot.container import Container
+from tests.fakes.groq_server import FakeGroq
+from tests.fakes.slack_server import BOT_USER, FakeSlack
+from tests.scenarios.driver import BotMessage, Thread
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+def visible_text(message: dict[str, Any]) -> str:
+    """What a person sees: every section, context and header text, else the plain text."""
+    parts: list[str] = []
+    for block in message.get("blocks") or []:
+        if block.get("type") in ("section", "header") and block.get("text"):
+            parts.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            parts.extend(e.get("text", "") for e in block.get("elements", []))
+    return "\n".join(parts) if parts else str(message.get("text") or "")
+
+
+def bot_message(message: dict[str, Any]) -> BotMessage:
+    blocks = message.get("blocks") or []
+    return BotMessage(
+        text=visible_text(message),
+        sources=[
+            b["text"]["text"]
+            for b in blocks
+            if str(b.get("block_id", "")).startswith("lore_source_")
+        ],
+        has_feedback_buttons=any(
+            b.get("type") == "actions"
+            and {e.get("action_id") for e in b.get("elements", [])}
+            >= {"lore_feedback_up", "lore_feedback_down"}
+            for b in blocks
+        ),
+        edits=int(message.get("edits", 0)),
+    )
+
+
+@dataclass
+class SlackDriver:
+    container: Container
+    bot: SlackBot
+    slack: FakeSlack
+    groq: FakeGroq
+    url: str  # the bot's /slack/events
+    http: aiohttp.ClientSession
+    secret: str = SIGNING_SECRET
+    statuses: list[int] = field(default_factory=list)
+
+    # -- raw requests --------------------------------------------------------------------------
+
+    def signed_headers(
+        self, body: str, content_type: str, *, timestamp: int | None = None
+    ) -> dict[str, str]:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(self.secret).generate_signature(timestamp=ts, body=body)
+        return {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+        }
+
+    async def post(
+        self,
+        body: str,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        all_headers = self.signed_headers(body, content_type) | (headers or {})
+        async with self.http.post(self.url, data=body.encode(), headers=all_headers) as resp:
+            self.statuses.append(resp.status)
+            return resp.status, await resp.text()
+
+    def envelope(self, event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+        return {
+            "token": "XXYYZZ",
+            "team_id": self.slack.team,
+            "api_app_id": "A0LORE",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.slack.team,
+                    "user_id": BOT_USER,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-eyJldCI6ImFwcF9tZW50aW9uIn0",
+        }
+
+    async def send_event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry: int = 0
+    ) -> int:
+        headers = (
+            {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+            if retry
+            else {}
+        )
+        status, _ = await self.post(
+            json.dumps(self.envelope(event, event_id=event_id)), headers=headers
+        )
+        return status
+
+    def message_event(
+        self,
+        text: str,
+        *,
+        user: str,
+        channel: str,
+        ts: str | None = None,
+        thread_ts: str | None = None,
+        kind: str = "message",
+        files: list[dict[str, Any]] | None = None,
+        channel_type: str = "channel",
+    ) -> dict[str, Any]:
+        ts = ts or self.slack.next_ts()
+        event: dict[str, Any] = {
+            "type": kind,
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "channel": channel,
+            "event_ts": ts,
+            "client_msg_id": str(uuid.uuid4()),
+            "team": self.slack.team,
+        }
+        if kind == "message":
+            event["channel_type"] = channel_type
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        if files:
+            event["files"] = files
+            event["upload"] = False
+            if kind == "message":
+                event["subtype"] = "file_share"
+        return event
+
+    # -- ChatDriver ----------------------------------------------------------------------------
+
+    async def mention(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
+        """Slack sends a mention twice when the app also reads channel messages."""
+        said = f"<@{BOT_USER}> {text}"
+        event = self.message_event(said, user=user, channel=channel, kind="app_mention")
+        copy = self.message_event(said, user=user, channel=channel, ts=event["ts"])
+        await self.send_event(event)
+        await self.send_event(copy)
+        return Thread(channel, event["ts"])
+
+    async def say_in_thread(
+        self, thread: Thread, text: str, *, user: str = "U1", mention: bool = False
+    ) -> None:
+        said = f"<@{BOT_USER}> {text}" if mention else text
+        copy = self.message_event(said, user=user, channel=thread.channel, thread_ts=thread.thread)
+        if mention:
+            event = dict(copy, type="app_mention")
+            event.pop("channel_type", None)
+            await self.send_event(event)
+        await self.send_event(copy)
+
+    async def upload(
+        self,
+        filename: str,
+        data: bytes,
+        *,
+        thread: Thread | None = None,
+        user: str = "U1",
+        channel: str = "C1",
+    ) -> Thread:
+        channel = thread.channel if thread else channel
+        files = [self.slack.add_file(filename, data)]
+        text = "" if thread else f"<@{BOT_USER}> please index this"
+        shared = self.message_event(
+            text,
+            user=user,
+            channel=channel,
+            thread_ts=thread.thread if thread else None,
+            files=files,
+        )
+        if thread is None:
+            mention = dict(shared, type="app_mention")
+            for key in ("subtype", "channel_type", "upload"):
+                mention.pop(key, None)
+            await self.send_event(mention)
+        await self.send_event(shared)
+        return thread or Thread(channel, shared["ts"])
+
+    def command_body(self, text: str, *, user: str, channel: str, key: str) -> dict[str, str]:
+        return {
+            "token": "gIkuvaNzQIHg97ATvDxqgjtO",
+            "team_id": self.slack.team,
+            "team_domain": "lore",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": "/lore",
+            "text": text,
+            "api_app_id": "A0LORE",
+            "is_enterprise_install": "false",
+            "response_url": f"{self.slack.base_url}/respond/{key}",
+            "trigger_id": f"{uuid.uuid4().int % 10**13}.{uuid.uuid4().hex[:20]}",
+        }
+
+    async def command(
+        self, text: str, *, user: str = "U1", channel: str = "C1", admin: bool = False
+    ) -> str:
+        self.slack.set_user(user, is_admin=admin)
+        key = uuid.uuid4().hex
+        body = urlencode(self.command_body(text, user=user, channel=channel, key=key))
+        status, _ = await self.post(body, content_type="application/x-www-form-urlencoded")
+        assert status == 200
+        await self.bot.idle()
+        return "\n".join(visible_text(r) for r in self.slack.responses[key])
+
+    def feedback_payload(
+        self, message: dict[str, Any], action_id: str, *, user: str
+    ) -> dict[str, Any]:
+        actions = next(b for b in message["blocks"] if b.get("type") == "actions")
+        button = next(e for e in actions["elements"] if e["action_id"] == action_id)
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.slack.team},
+            "api_app_id": "A0LORE",
+            "token": "XXYYZZ",
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": message["channel"],
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"{uuid.uuid4().int % 10**13}.abcdef",
+            "team": {"id": self.slack.team, "domain": "lore"},
+            "channel": {"id": message["channel"], "name": "general"},
+            "message": {k: message[k] for k in ("type", "ts", "text", "blocks", "user")},
+            "response_url": f"{self.slack.base_url}/respond/{uuid.uuid4().hex}",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": actions["block_id"],
+                    "text": button["text"],
+                    "value": button["value"],
+                    "type": "button",
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+
+    async def click_feedback(self, thread: Thread, value: int, *, user: str = "U1") -> None:
+        await self.bot.idle()
+        shown = [
+            m
+            for m in self.slack.thread(thread.channel, thread.thread)
+            if any(b.get("type") == "actions" for b in m["blocks"])
+        ]
+        action = "lore_feedback_up" if value > 0 else "lore_feedback_down"
+        payload = self.feedback_payload(shown[-1], action, user=user)
+        body = urlencode({"payload": json.dumps(payload)})
+        status, _ = await self.post(body, content_type="application/x-www-form-urlencoded")
+        assert status == 200
+        await self.bot.idle()
+
+    async def deliver_twice(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
+        said = f"<@{BOT_USER}> {text}"
+        event = self.message_event(said, user=user, channel=channel, kind="app_mention")
+        event_id = "Ev" + uuid.uuid4().hex[:10].upper()
+        await asyncio.gather(
+            self.send_event(event, event_id=event_id),
+            self.send_event(event, event_id=event_id, retry=1),
+        )
+        return Thread(channel, event["ts"])
+
+    async def bot_messages(self, thread: Thread) -> list[BotMessage]:
+        await self.bot.idle()
+        return [bot_message(m) for m in self.slack.thread(thread.channel, thread.thread)]
+
+    def llm_calls(self) -> int:
+        return len(self.groq.requests)
