@@ -186,10 +186,10 @@ async def default_context(bot: BotHarness) -> ConversationContext:
 
 
 async def lift_quotas(bot: BotHarness) -> None:
-    """Raise the daily token limits so that a long benchmark never meets a quota refusal."""
+    """Raise the daily token limits (int32 columns) so a benchmark never meets a refusal."""
     ctx = await default_context(bot)
     await bot.container.usage.set_workspace_limits(
-        ctx.workspace.id, user_daily_tokens=10**12, workspace_daily_tokens=10**13
+        ctx.workspace.id, user_daily_tokens=2_000_000_000, workspace_daily_tokens=2_000_000_000
     )
 
 

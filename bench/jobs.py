@@ -170,7 +170,9 @@ async def answer_work(s: Setup, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def bench_backend(label: str, url: str, rows: int, batch: int, idle_ops: int) -> dict:
+async def bench_backend(
+    label: str, url: str, rows: int, batch: int, idle_ops: int, pause: float
+) -> dict:
     s = Setup(url)
     out: dict[str, Any] = {"db": label}
     try:
@@ -191,7 +193,9 @@ async def bench_backend(label: str, url: str, rows: int, batch: int, idle_ops: i
             await answer_work(s, i)
         idle = [await answer_work(s, i) for i in range(idle_ops)]
         retention = Retention(
-            s.sessions, clock=lambda: NOW, policy=RetentionPolicy(batch_size=batch)
+            s.sessions,
+            clock=lambda: NOW,
+            policy=RetentionPolicy(batch_size=batch, pause_ratio=pause),
         )
         task = asyncio.create_task(retention.purge_messages())
         started = time.perf_counter()
@@ -218,8 +222,8 @@ async def bench_backend(label: str, url: str, rows: int, batch: int, idle_ops: i
     return out
 
 
-def report(results: list[dict], rows: int, batch: int) -> None:
-    print(f"\nrows={rows:,} batch={batch:,}")
+def report(results: list[dict], rows: int, batch: int, pause: float) -> None:
+    print(f"\nrows={rows:,} batch={batch:,} pause_ratio={pause:g}")
     head = (
         f"{'db':<10} {'rollup rows/s':>14} {'rollup/agg':>10} {'retention rows/s':>17} "
         f"{'idle p99 ms':>11} {'busy p99 ms':>11} {'ratio':>6} {'busy ops':>8}  verdict"
@@ -244,6 +248,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=RetentionPolicy().batch_size)
+    parser.add_argument("--pause-ratio", type=float, default=RetentionPolicy().pause_ratio)
     parser.add_argument("--idle-ops", type=int, default=400)
     parser.add_argument("--postgres", default=os.environ.get("TEST_POSTGRES_URL", DEFAULT_PG))
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
@@ -253,19 +258,25 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}"
             await asyncio.to_thread(migrate.upgrade, url)
-            results.append(await bench_backend("sqlite", url, args.rows, args.batch, args.idle_ops))
+            results.append(
+                await bench_backend(
+                    "sqlite", url, args.rows, args.batch, args.idle_ops, args.pause_ratio
+                )
+            )
             print(results[-1])
     if args.only in (None, "postgresql"):
         _, url, drop = await _pg_database(args.postgres)
         try:
             await asyncio.to_thread(migrate.upgrade, url)
             results.append(
-                await bench_backend("postgresql", url, args.rows, args.batch, args.idle_ops)
+                await bench_backend(
+                    "postgresql", url, args.rows, args.batch, args.idle_ops, args.pause_ratio
+                )
             )
             print(results[-1])
         finally:
             await drop()
-    report(results, args.rows, args.batch)
+    report(results, args.rows, args.batch, args.pause_ratio)
 
 
 if __name__ == "__main__":

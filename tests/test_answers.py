@@ -163,3 +163,30 @@ async def test_uncited_llm_answer_is_marked_not_grounded(database_url, tmp_path,
         finally:
             await bot.close()
     assert answer.mode == "llm" and not answer.grounded and grounded is False
+
+
+async def test_follow_up_is_condensed_by_the_llm_and_counted(database_url, tmp_path, embedder) -> None:
+    def responder(messages):
+        if "standalone question" in messages[0]["content"]:
+            assert "vacation" in messages[-1]["content"].lower()  # the history reached the model
+            return "When do unused vacation days expire?"
+        return quoting_responder(messages)
+
+    async with FakeGroq(responder=responder) as fake:
+        bot = await BotHarness.start(database_url, tmp_path, embedder=embedder,
+                                     groq_base_url=fake.base_url)
+        try:
+            await bot.upload("handbook.md", HANDBOOK)
+            await bot.say("What is the vacation policy?", thread="T-c")
+            follow = await bot.say("and when do they expire?", thread="T-c")
+            async with bot.container.sessions() as db:
+                ops = sorted((await db.execute(
+                    select(TokenUsage.operation).where(TokenUsage.message_id == follow.message_id)
+                )).scalars())
+        finally:
+            await bot.close()
+    assert ops == ["chat", "condense", "embedding"]
+    # the condensed query found the passage: it is source [1] of the final prompt
+    final_prompt = fake.last_messages[-1]["content"]
+    assert "March 31" in final_prompt.split("[2]")[0]
+    assert follow.grounded

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -61,7 +62,10 @@ class RetentionPolicy:
     token_usage_days: int = 365
     processed_event_days: int = 7
     batch_size: int = 5000
-    pause_seconds: float = 0.0
+    pause_ratio: float = 0.0
+    """After each batch, sleep this many times the batch's own duration (0: no pause).
+
+    On SQLite a batch holds the single write lock; a pause lets waiting answers in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,10 @@ class Retention:
         uploads, files = await self.purge_uploads(namespace_days)
         return RetentionReport(events, archived, messages, sessions, uploads, files)
 
+    async def _pause(self, started: float) -> None:
+        """Yield to other work between batches (always at least one loop turn)."""
+        await asyncio.sleep((time.perf_counter() - started) * self._policy.pause_ratio)
+
     def _cutoff(self, days: int) -> Any:
         return self._clock() - timedelta(days=days)
 
@@ -145,6 +153,7 @@ class Retention:
         """Delete matching rows ``batch_size`` at a time, one transaction per batch."""
         size, total = self._policy.batch_size, 0
         while True:
+            started = time.perf_counter()
             batch = select(model.id).where(*where).limit(size).scalar_subquery()
             stmt = delete(model).where(model.id.in_(batch))
             async with self._sessions() as db, db.begin():
@@ -152,7 +161,7 @@ class Retention:
             total += result.rowcount
             if result.rowcount < size:
                 return total
-            await asyncio.sleep(self._policy.pause_seconds)
+            await self._pause(started)
 
     async def purge_processed_events(self) -> int:
         cutoff = self._cutoff(self._policy.processed_event_days)
@@ -164,6 +173,7 @@ class Retention:
         size, total = self._policy.batch_size, 0
         source = TokenUsage.__table__.c
         while True:
+            started = time.perf_counter()
             async with self._sessions() as db, db.begin():
                 conn = await db.connection()
                 ids = (
@@ -186,7 +196,7 @@ class Retention:
             total += len(ids)
             if len(ids) < size:
                 return total
-            await asyncio.sleep(self._policy.pause_seconds)
+            await self._pause(started)
 
     async def purge_messages(self, channel_days: dict[int, list[uuid.UUID]] | None = None) -> int:
         """Messages older than the policy, or than their channel's namespace override."""
@@ -249,6 +259,7 @@ class Retention:
     async def _upload_batches(self, where: Sequence[ColumnElement[bool]]) -> tuple[int, int]:
         size, rows, files = self._policy.batch_size, 0, 0
         while True:
+            started = time.perf_counter()
             async with self._sessions() as db:
                 found = (
                     await db.execute(
@@ -265,7 +276,7 @@ class Retention:
             rows += len(ids)
             if len(found) < size:
                 return rows, files
-            await asyncio.sleep(self._policy.pause_seconds)
+            await self._pause(started)
 
 
 def _remove_files(paths: Sequence[str]) -> int:

@@ -699,7 +699,12 @@ class FakeDiscord:
         if kind in (4, 5):  # a response message (4 with content, 5 "thinking")
             record.original = self._bot_message(channel_id, data if kind == 4 else {})
             record.original["flags"] = data.get("flags") or 0
-            record.original["interaction_metadata"] = {"id": str(record.id), "type": 2}
+            record.original["interaction_metadata"] = {
+                "id": str(record.id),
+                "type": record.payload["type"],
+                "user": record.payload["member"]["user"],
+                "authorizing_integration_owners": {},
+            }
             resource["message"] = record.original
         elif kind == 7 and "message" in record.payload:  # update the clicked message
             self._apply_edit(self.messages[int(record.payload["message"]["id"])], data)

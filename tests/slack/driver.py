@@ -209,6 +209,10 @@ class SlackDriver:
                 mention.pop(key, None)
             await self.send_event(mention)
         await self.send_event(shared)
+        # Like a person, wait for the "Indexed ..." line before going on: a search that runs
+        # while the very first document is being inserted fails inside milvus-lite (a core
+        # issue, see the report), which is not what the upload scenarios are about.
+        await self.bot.idle()
         return thread or Thread(channel, shared["ts"])
 
     def command_body(self, text: str, *, user: str, channel: str, key: str) -> dict[str, str]:
