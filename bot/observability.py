@@ -20,7 +20,7 @@ _TOKEN_PATTERNS = (
     r"xapp-[A-Za-z0-9-]{6,}",
     r"gsk_[A-Za-z0-9]{8,}",
     r"[MN][A-Za-z\d_-]{23,28}\.[\w-]{6,7}\.[\w-]{27,40}",  # Discord bot token
-    r"(?i)bearer\s+[A-Za-z0-9._~+/-]{8,}=*",
+    r"[Bb]earer\s+[A-Za-z0-9._~+/-]{8,}=*",
 )
 
 

@@ -129,10 +129,12 @@ def refusal_before_download(file: IncomingFile, *, max_bytes: int) -> str | None
     """Say why a file is too big to fetch at all (core checks type and content after)."""
     if file.size <= max_bytes:
         return None
-    size, limit = file.size / 1_048_576, max_bytes / 1_048_576
-    return UnsupportedFile(
-        file.filename, f"it is {size:.1f} MB and the limit is {limit:.0f} MB"
-    ).user_message
+    why = f"it is {_size(file.size)} and the limit is {_size(max_bytes)}"
+    return UnsupportedFile(file.filename, why).user_message
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_048_576:.1f} MB" if n >= 1_048_576 else f"{max(1, round(n / 1024))} KB"
 
 
 # --- application commands -------------------------------------------------------------

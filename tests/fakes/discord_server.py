@@ -60,7 +60,7 @@ class PostedMessage:
 
     @property
     def by_bot(self) -> bool:
-        return bool(self.payload["author"].get("bot"))
+        return bool(self.payload["author"].get("bot"))  # by some bot (ours or another)
 
 
 @dataclass
@@ -114,6 +114,7 @@ class FakeDiscord:
         self.interactions: dict[str, InteractionRecord] = {}
         self.commands: dict[str, list[JsonDict]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.timed_requests: list[tuple[str, str, float]] = []
         self.rate_limited: list[tuple[str, str, float]] = []
         self.identifies = 0
         self._limits: list[RateLimit] = []
@@ -445,7 +446,8 @@ class FakeDiscord:
         return [
             m
             for m in self.messages.values()
-            if int(m.payload["channel_id"]) == channel_id and m.by_bot == bot
+            if int(m.payload["channel_id"]) == channel_id
+            and (m.payload["author"]["id"] == self.bot_user["id"]) == bot
         ]
 
     def quiet_for(self) -> float:
@@ -513,6 +515,7 @@ class FakeDiscord:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         path = request.path.removeprefix(API)
         self.requests.append((request.method, path))
+        self.timed_requests.append((request.method, path, time.monotonic()))
         self.last_activity = time.monotonic()
         for limit in self._limits:
             if limit.times > 0 and limit.method == request.method and limit.path.fullmatch(path):
@@ -639,8 +642,8 @@ class FakeDiscord:
 
     async def _edit_message(self, request: web.Request) -> web.Response:
         message = self.messages.get(int(request.match_info["mid"]))
-        if message is None or not message.by_bot:
-            return _json({"message": "Unknown Message", "code": 10008}, 404)
+        if message is None or message.payload["author"]["id"] != self.bot_user["id"]:
+            return _json({"message": "Cannot edit a message authored by another user", "code": 50005}, 403)
         self._apply_edit(message, await self._read_body(request))
         return _json(message.payload)
 

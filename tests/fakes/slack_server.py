@@ -56,6 +56,7 @@ class FakeSlack:
         self.files_scope = True  # False: downloads get the sign-in page, as without files:read
         self.downloads: list[tuple[str, str]] = []  # (file id, Authorization header)
         self._limits: dict[str, list[int]] = defaultdict(list)
+        self._errors: dict[str, list[str]] = defaultdict(list)
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -107,6 +108,10 @@ class FakeSlack:
     def rate_limit(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` get HTTP 429 with ``Retry-After``."""
         self._limits[method].extend([retry_after] * times)
+
+    def error(self, method: str, error: str, *, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` answer ``{"ok": false, "error": error}``."""
+        self._errors[method].extend([error] * times)
 
     def set_user(self, user_id: str, *, is_admin: bool = False, is_owner: bool = False) -> None:
         self.users[user_id] = {
@@ -227,6 +232,8 @@ class FakeSlack:
                 status=429,
                 headers={"Retry-After": str(retry_after)},
             )
+        if self._errors[method]:
+            return web.json_response({"ok": False, "error": self._errors[method].pop(0)})
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})

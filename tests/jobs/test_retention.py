@@ -226,7 +226,7 @@ async def test_100k_rows_are_deleted_in_batches(indexed_engine, sessions) -> Non
 
     event.listen(indexed_engine.sync_engine, "after_cursor_execute", on_execute)
     try:
-        policy = RetentionPolicy(batch_size=5000)
+        policy = RetentionPolicy(batch_size=5000, pause_ratio=0)
         report = await Retention(sessions, clock=clock, policy=policy).run()
     finally:
         event.remove(indexed_engine.sync_engine, "after_cursor_execute", on_execute)

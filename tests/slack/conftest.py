@@ -63,14 +63,19 @@ def slack_settings(
 
 @asynccontextmanager
 async def running_bot(
-    database_url: str, folder: Path, embedder: Any, **groq_options: Any
+    database_url: str,
+    folder: Path,
+    embedder: Any,
+    *,
+    settings: dict[str, Any] | None = None,
+    **groq_options: Any,
 ) -> AsyncIterator[SlackDriver]:
     """The whole bot serving the Events API on 127.0.0.1:0; yields a driver for it."""
     groq_options.setdefault("responder", relevant_quoting_responder)
     async with FakeGroq(**groq_options) as groq, FakeSlack() as slack:
-        settings = slack_settings(database_url, folder, slack, groq)
-        container = await build(settings, embedder=embedder)
-        bot = build_slack_bot(container, settings)
+        config = slack_settings(database_url, folder, slack, groq, **(settings or {}))
+        container = await build(config, embedder=embedder)
+        bot = build_slack_bot(container, config)
         await bot.start()
         runner = web.AppRunner(bot.web_app(), handle_signals=False, shutdown_timeout=0.1)
         await runner.setup()

@@ -1,0 +1,50 @@
+"""Run the Discord bot on a built container until ``stop`` is set."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from adapters.discord.client import LoreClient, point_at
+from bot.container import Container
+from bot.settings import Settings
+from core.errors import ConfigError
+
+log = logging.getLogger(__name__)
+DRAIN_SECONDS = 10.0
+
+
+def build_discord_client(container: Container, settings: Settings) -> LoreClient:
+    """The client, with REST and gateway pointed where the settings say."""
+    point_at(settings.discord_api_url, settings.discord_gateway_url)
+    return LoreClient(
+        answers=container.answers,
+        uploads=container.uploads,
+        admin=container.admin,
+        max_upload_bytes=settings.max_upload_bytes,
+        guild_id=settings.discord_guild_id,
+        admin_role=settings.discord_admin_role,
+    )
+
+
+async def run_discord(container: Container, settings: Settings, *, stop: asyncio.Event) -> None:
+    """Connect, serve until ``stop`` is set (or the connection fails for good), then let
+    running answers finish (up to 10 s) and close the client."""
+    token = settings.secret("discord_token")
+    if not token:
+        raise ConfigError("DISCORD_TOKEN: required to run on Discord (see docs/discord.md)")
+    client = build_discord_client(container, settings)
+    async with client:
+        runner = asyncio.create_task(client.start(token), name="discord-client")
+        stopper = asyncio.create_task(stop.wait(), name="discord-stop")
+        try:
+            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not runner.done():
+                await client.drain(DRAIN_SECONDS)
+                await client.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner  # re-raises a login or gateway failure
+    log.info("discord client closed")

@@ -1,0 +1,68 @@
+"""One Socket Mode round trip through ``run_slack``: connect, event, command, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from bot.container import build
+from bot.slack_runner import run_slack
+from tests.fakes.groq_server import FakeGroq
+from tests.fakes.slack_server import BOT_USER, FakeSlack
+from tests.slack.conftest import relevant_quoting_responder, slack_settings
+from tests.slack.driver import SlackDriver, visible_text
+
+
+async def until(check, *, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out waiting for the bot")
+
+
+async def test_socket_mode_round_trip(sqlite_databases, tmp_path, embedder) -> None:
+    url = sqlite_databases.create(tmp_path / "socket.db")
+    async with FakeGroq(responder=relevant_quoting_responder) as groq, FakeSlack() as slack:
+        settings = slack_settings(
+            url, tmp_path, slack, groq, SLACK_APP_TOKEN=slack.app_token, SLACK_SIGNING_SECRET=None
+        )
+        container = await build(settings, embedder=embedder)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(run_slack(container, settings, stop=stop))
+        try:
+            # The driver only builds payloads here; they travel over the WebSocket.
+            shapes = SlackDriver(container, None, slack, groq, url="", http=None)  # type: ignore[arg-type]
+            event = shapes.message_event(
+                f"<@{BOT_USER}> what is our vacation policy?",
+                user="U1",
+                channel="C1",
+                kind="app_mention",
+            )
+            started = time.monotonic()
+            ack = await slack.send_envelope("events_api", shapes.envelope(event))
+            assert ack["envelope_id"] and time.monotonic() - started < 1.0
+            answer = await until(
+                lambda: [
+                    m
+                    for m in slack.thread("C1", event["ts"])
+                    if any(b["type"] == "actions" for b in m["blocks"])
+                ]
+            )
+            assert "couldn't find that" in visible_text(answer[0])
+            key = uuid.uuid4().hex
+            command = shapes.command_body("namespace list", user="U1", channel="C1", key=key)
+            ack = await slack.send_envelope("slash_commands", command)
+            assert ack["envelope_id"]
+            shown = await until(lambda: slack.responses.get(key))
+            assert "general" in visible_text(shown[0])
+            assert [c.token for c in slack.methods("apps.connections.open")] == [slack.app_token]
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 10)
+            await container.close()
+        assert runner.done() and runner.exception() is None
+        assert not slack.connected.is_set()  # the WebSocket was closed
