@@ -1,6 +1,7 @@
 """100 questions at once, 100 threads, against a fake LLM that takes 1 s per answer.
 
     .venv/bin/python bench/concurrency.py [--n 100] [--db sqlite postgresql] [--write]
+        [--torch-threads 1]
 
 The real container (BotHarness) with the two SQuAD eval articles ingested, the real groq SDK
 against FakeGroq(latency=1.0) on 127.0.0.1, threshold 0 so every question reaches the LLM,
@@ -209,7 +210,11 @@ def render(rounds: Sequence[Round], n: int, load: str) -> str:
     return "\n".join(rows)
 
 
-async def main(n: int, dbs: Sequence[str], write: bool) -> None:
+async def main(n: int, dbs: Sequence[str], write: bool, torch_threads: int | None) -> None:
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     articles = load_articles()
     embedder = PrecomputedEmbedder(real_embedder())
     await embedder.prime(["warm up the SDK connection pool"])
@@ -218,9 +223,13 @@ async def main(n: int, dbs: Sequence[str], write: bool) -> None:
         rounds += await run_db(kind, n, articles, embedder)
     load = f"load average {' '.join(_loadavg())} on {_cpus()} CPUs"
     report = render(rounds, n, load)
+    heading = "Concurrency: 100 questions at once, 1 s LLM"
+    if torch_threads is not None:
+        report = report.replace("--write`", f"--torch-threads {torch_threads} --write`", 1)
+        heading += f" (torch.set_num_threads({torch_threads}))"
     print(report)
     if write:
-        write_subsection("Concurrency: 100 questions at once, 1 s LLM", report)
+        write_subsection(heading, report)
 
 
 def _cpus() -> int:
@@ -236,5 +245,8 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--write", action="store_true")
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.db, args.write))
+    asyncio.run(main(args.n, args.db, args.write, args.torch_threads))

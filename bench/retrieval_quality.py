@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/retrieval_quality.py [--append docs/benchmarks.md]
 
-Each article is one document (paragraphs joined by blank lines), chunked by
-``core.ingestion.chunking.chunk_text``; a question is a hit at k when one of the top-k chunks
-contains a gold answer (case-insensitive). Data: SQuAD 2.0 (Rajpurkar, Jia and Liang, 2018),
-CC BY-SA 4.0.
+Each article is one document (paragraphs joined by blank lines), chunked as the product does
+(``core.ingestion.chunking.chunk_text``, default 1000/200); Milvus gets what ingestion gives it,
+``embedding_text(title, section, chunk)`` for the dense vector and the BM25 text. A question is
+a hit at k when one of the top-k chunks (their text, without the title line) contains a gold
+answer (case-insensitive). "hybrid + rerank" is what ``Retriever.search`` does: the top
+``RERANK_DEPTH`` fused candidates reordered by ``SentenceReranker``. Data: SQuAD 2.0
+(Rajpurkar, Jia and Liang, 2018), CC BY-SA 4.0.
 """
 
 from __future__ import annotations
@@ -23,12 +26,28 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
+
+from core.ingestion.service import embedding_text
 from core.retrieval.base import VectorRecord
 from core.retrieval.embedder import SentenceTransformerEmbedder
 from core.retrieval.milvus import MilvusVectorStore
+from core.retrieval.rerank import SentenceReranker
+from core.retrieval.retriever import RERANK_DEPTH
 
 DATA = Path("/work/shared/eval/squad-v2-dev-2-articles.json")
 KS = (1, 3, 5)
+
+
+STEM_ANALYZER: dict[str, Any] = {
+    "tokenizer": "standard",
+    "filter": [
+        "lowercase",
+        {"type": "stop", "stop_words": ["_english_"]},
+        {"type": "stemmer", "language": "english"},
+    ],
+}
+MODES = ("dense", "bm25", "hybrid", "hybrid + rerank")
 
 
 @dataclass(frozen=True)
@@ -36,36 +55,27 @@ class Config:
     name: str
     size: int = 1000
     overlap: int = 200
-    title: bool = False
-    analyzer: str | None = None
+    analyzer: dict[str, Any] | None = None
     rrf_k: int = 60
     candidates: int = 50
 
 
 CONFIGS = [
-    Config("size 1000/200"),
-    Config("size 1000/200 + title", title=True),
-    Config("size 1000/200 + title, english analyzer", title=True, analyzer="english"),
-    Config("size 500/100 + title, english analyzer", 500, 100, True, "english"),
-    Config("size 700/150 + title, english analyzer", 700, 150, True, "english"),
-    Config("paragraphs", 0, 0),
-    Config("paragraphs + title", 0, 0, title=True),
-    Config("size 1500/300 + title", 1500, 300, title=True),
-    Config("size 1000/200 + title, english, rrf k=20", title=True, analyzer="english", rrf_k=20),
-    Config(
-        "size 1000/200 + title, english, cand 20", title=True, analyzer="english", candidates=20
-    ),
+    Config("product: size 1000/200, title line"),
+    Config("size 1000/200, title line, stop+stem analyzer", analyzer=STEM_ANALYZER),
+    Config("paragraphs, title line", 0, 0),
+    Config("size 700/150, title line", 700, 150),
+    Config("size 1500/300, title line", 1500, 300),
 ]
 
 
-def chunk(text: str, size: int, overlap: int) -> list[str]:
-    if size == 0:  # one chunk per paragraph
-        return [p for p in text.split("\n\n") if p.strip()]
-    try:
-        from core.ingestion.chunking import chunk_text
-    except ImportError:  # the chunker is not there yet: paragraphs
-        return [p for p in text.split("\n\n") if p.strip()]
-    return [c.text for c in chunk_text(text, size=size, overlap=overlap)]
+def chunk(text: str, size: int, overlap: int) -> list[tuple[str, str | None]]:
+    """(chunk text, section) as ingestion makes them; size 0: one chunk per paragraph."""
+    if size == 0:
+        return [(p, None) for p in text.split("\n\n") if p.strip()]
+    from core.ingestion.chunking import chunk_text
+
+    return [(c.text, c.section) for c in chunk_text(text, size=size, overlap=overlap)]
 
 
 def load() -> tuple[list[tuple[str, str]], list[tuple[str, list[str]]]]:
@@ -90,30 +100,30 @@ async def evaluate(
     tmp: Path,
 ) -> dict[str, Any]:
     ws, ns = str(uuid.uuid4()), str(uuid.uuid4())
-    rows: list[tuple[str, str, str]] = []  # (document id, stored text, embedded text)
+    rows: list[tuple[str, str, str]] = []  # (document id, chunk text, embedding/BM25 text)
     for title, text in docs:
         doc_id = str(uuid.uuid4())
-        for c in chunk(text, cfg.size, cfg.overlap):
-            rows.append((doc_id, c, f"{title}\n\n{c}" if cfg.title else c))
-    analyzer = {"type": cfg.analyzer} if cfg.analyzer else None
+        for c, section in chunk(text, cfg.size, cfg.overlap):
+            rows.append((doc_id, c, embedding_text(title, section, c)))
     store = MilvusVectorStore(
         str(tmp / f"{uuid.uuid4().hex}.db"),
         dimension=embedder.dimension,
         rrf_k=cfg.rrf_k,
         candidates=cfg.candidates,
-        analyzer=analyzer,
+        analyzer=cfg.analyzer,
     )
     await store.open()
     try:
         vectors = await embedder.embed_documents([r[2] for r in rows])
-        await store.upsert(
-            [
-                VectorRecord(str(uuid.uuid4()), ws, ns, d, text, v)
-                for (d, text, _), v in zip(rows, vectors, strict=True)
-            ]
-        )
+        records = [
+            VectorRecord(str(uuid.uuid4()), ws, ns, d, stored, v)
+            for (d, _, stored), v in zip(rows, vectors, strict=True)
+        ]
+        await store.upsert(records)
+        content = {r.chunk_id: row[1] for r, row in zip(records, rows, strict=True)}
         out: dict[str, Any] = {"config": cfg.name, "chunks": len(rows)}
-        for mode in ("dense", "bm25", "hybrid"):
+        reranker, rerank_s = SentenceReranker(), []
+        for mode in MODES:
             hits = dict.fromkeys(KS, 0)
             for (q, answers), qv in zip(questions, qvecs, strict=True):
                 found = await store.search(
@@ -121,13 +131,20 @@ async def evaluate(
                     query_vector=qv,
                     workspace_id=ws,
                     namespace_ids=[ns],
-                    limit=max(KS),
-                    mode=mode,
+                    limit=RERANK_DEPTH if mode == "hybrid + rerank" else max(KS),
+                    mode=mode.split(" ")[0],
                 )
-                texts = [h.text.lower() for h in found]
+                texts = [content[h.chunk_id] for h in found]
+                if mode == "hybrid + rerank":
+                    t = time.perf_counter()
+                    order = reranker.rerank(q, texts)
+                    rerank_s.append(time.perf_counter() - t)
+                    texts = [texts[i] for i, _ in order]
+                texts = [t.lower() for t in texts]
                 for k in KS:
                     hits[k] += any(a in t for t in texts[:k] for a in answers)
             out[mode] = {k: hits[k] / len(questions) for k in KS}
+        out["rerank_ms"] = float(np.percentile(rerank_s, 50)) * 1e3
         return out
     finally:
         await store.close()
@@ -137,12 +154,14 @@ def table(results: list[dict[str, Any]], n_questions: int) -> str:
     lines = [
         f"{n_questions} answerable questions; hit@1 / hit@3 / hit@5",
         "",
-        "| config | chunks | dense | BM25 | hybrid (RRF) |",
-        "| --- | ---: | --- | --- | --- |",
+        "| config | chunks | dense | BM25 | hybrid (RRF) | hybrid + rerank | rerank p50 (ms) |",
+        "| --- | ---: | --- | --- | --- | --- | ---: |",
     ]
     for r in results:
-        cells = [" / ".join(f"{r[m][k]:.3f}" for k in KS) for m in ("dense", "bm25", "hybrid")]
-        lines.append(f"| {r['config']} | {r['chunks']} | " + " | ".join(cells) + " |")
+        cells = [" / ".join(f"{r[m][k]:.3f}" for k in KS) for m in MODES]
+        lines.append(
+            f"| {r['config']} | {r['chunks']} | " + " | ".join(cells) + f" | {r['rerank_ms']:.1f} |"
+        )
     return "\n".join(lines)
 
 

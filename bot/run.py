@@ -28,6 +28,7 @@ SECRET_FIELDS = (
     "discord_token",
     "milvus_token",
 )
+DRAIN_SECONDS = 30  # all platforms together; deploy/ gives the process 75 s to stop
 Runner = Callable[[Container, Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -45,7 +46,7 @@ def _platforms(args: argparse.Namespace) -> dict[str, Runner]:
 
 
 def _checks(
-    container: Container, tasks: dict[str, asyncio.Task[None]]
+    container: Container, tasks: dict[str, asyncio.Task[None]], stop: asyncio.Event
 ) -> dict[str, Callable[[], Awaitable[bool]]]:
     async def database() -> bool:
         async with container.engine.connect() as conn:
@@ -56,7 +57,14 @@ def _checks(
         await container.vectors.count()
         return True
 
-    checks: dict[str, Callable[[], Awaitable[bool]]] = {"database": database, "milvus": milvus}
+    async def accepting() -> bool:
+        return not stop.is_set()  # not ready once shutdown began: the balancer stops routing
+
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {
+        "accepting": accepting,
+        "database": database,
+        "milvus": milvus,
+    }
     for name, task in tasks.items():
 
         async def alive(task: asyncio.Task[None] = task) -> bool:
@@ -83,7 +91,7 @@ async def serve(
         for name, run in runners.items()
     }
     health = HealthServer(
-        port=settings.http_port, registry=metrics.registry, checks=_checks(container, tasks)
+        port=settings.http_port, registry=metrics.registry, checks=_checks(container, tasks, stop)
     )
     await health.start()
     code = 0
@@ -95,13 +103,12 @@ async def serve(
             code = 1
     stop.set()
     log.info("shutting down: finishing answers in flight")
-    for name, task in tasks.items():
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=30)
-        except TimeoutError:
-            log.warning("%s did not stop within 30 s; cancelling", name)
+    if tasks:
+        finished, late = await asyncio.wait(tasks.values(), timeout=DRAIN_SECONDS)
+        for task in late:
+            log.warning("%s did not stop within %d s; cancelling", task.get_name(), DRAIN_SECONDS)
             task.cancel()
-        except Exception:
+        if any(not t.cancelled() and t.exception() is not None for t in finished):
             code = 1
     await health.stop()
     await container.close()

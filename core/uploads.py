@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from core.context import ContextResolver
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
-from core.errors import LorekeeperError
+from core.errors import LorekeeperError, UnsupportedFile
 from core.ingestion.service import IngestionService, Uploader
 from core.types import IncomingFile, IncomingMessage, Progress, Reply
 
@@ -42,6 +42,14 @@ class UploadService:
         self._knowledge = knowledge
         self._ingestion = ingestion
         self._resolver = resolver
+
+    def precheck(self, file: IncomingFile) -> str | None:
+        """Why a file will be refused, judged from its name and size before downloading it."""
+        try:
+            self._ingestion.precheck(file.filename, file.size)
+        except UnsupportedFile as exc:
+            return exc.user_message
+        return None
 
     async def ingest(
         self, message: IncomingMessage, file: IncomingFile, data: bytes, reply: Reply

@@ -114,11 +114,11 @@ class LoreClient(discord.Client):
         """Handlers still running (answers, uploads, commands, clicks)."""
         return len(self._work)
 
-    async def drain(self, timeout: float) -> None:
-        """Wait (up to ``timeout``) for running handlers to finish."""
+    async def drain(self, within: float) -> None:
+        """Wait (up to ``within`` seconds) for running handlers to finish."""
         pending = {t for t in self._work if t is not asyncio.current_task()}
         if pending:
-            await asyncio.wait(pending, timeout=timeout)
+            await asyncio.wait(pending, timeout=within)
 
     # --- messages ----------------------------------------------------------------------
 
@@ -159,8 +159,7 @@ class LoreClient(discord.Client):
         reply: DiscordReply | None = None
         try:
             if thread_id is None:
-                target = await self._start_thread(message)
-                thread_id = str(target.id)
+                target, thread_id = await self._start_thread(message, channel)
             incoming = incoming_message(message, place, thread_id=thread_id, bot_id=bot_id)
             for attachment, file in zip(message.attachments, incoming.files, strict=True):
                 await self._ingest(incoming, file, attachment, target)
@@ -183,21 +182,31 @@ class LoreClient(discord.Client):
         except Exception:
             log.exception("could not even post the failure notice")
 
-    async def _start_thread(self, message: discord.Message) -> Any:
-        """A thread from the mention; on a repeated delivery, the one already started."""
+    async def _start_thread(self, message: discord.Message, channel: Any) -> tuple[Any, str]:
+        """A thread from the mention (on a repeated delivery, the one already started).
+
+        Without permission to create threads, answer in the channel itself.
+        """
         bot_id = self.user.id if self.user else 0
         first_file = message.attachments[0].filename if message.attachments else "Lorekeeper"
         name = thread_name(strip_mentions(message.content, bot_id), fallback=first_file)
         try:
-            return await message.create_thread(name=name)
+            thread = await message.create_thread(name=name)
+            return thread, str(thread.id)
         except discord.HTTPException as exc:
             if exc.code != THREAD_ALREADY_EXISTS:
-                raise
+                log.warning("failed to create thread (%s): answering in the channel", exc.status)
+                return channel, str(message.id)
         # A thread started from a message has the message's id.
-        return self.get_channel(message.id) or await self.fetch_channel(message.id)
+        existing = self.get_channel(message.id) or await self.fetch_channel(message.id)
+        return existing, str(message.id)
 
     async def _ingest(
-        self, incoming: IncomingMessage, file: IncomingFile, attachment: discord.Attachment, target: Any
+        self,
+        incoming: IncomingMessage,
+        file: IncomingFile,
+        attachment: discord.Attachment,
+        target: Any,
     ) -> None:
         reply = DiscordReply(target, label=file.filename, interval=self._interval)
         refusal = refusal_before_download(file, max_bytes=self._max_upload_bytes)

@@ -22,7 +22,9 @@ _BY = [Choice(name=b, value=b) for b in ("day", "user", "channel", "namespace", 
 _SCOPES = [Choice(name=s, value=s) for s in ("user", "workspace")]
 
 
-class LoreGroup(app_commands.Group, name="lore", description="Ask Lorekeeper and manage its knowledge"):
+class LoreGroup(
+    app_commands.Group, name="lore", description="Ask Lorekeeper and manage its knowledge"
+):
     """`/lore ask|help|usage` and the `namespace`, `docs` and `quota` subgroups."""
 
     namespace = app_commands.Group(name="namespace", description="Knowledge collections")
@@ -86,7 +88,9 @@ class LoreGroup(app_commands.Group, name="lore", description="Ask Lorekeeper and
         await self._run(interaction)
 
     @docs.command(name="list", description="Documents in a namespace (default: this channel's)")
-    async def docs_list(self, interaction: discord.Interaction, namespace: str | None = None) -> None:
+    async def docs_list(
+        self, interaction: discord.Interaction, namespace: str | None = None
+    ) -> None:
         await self._run(interaction)
 
     @docs.command(name="delete", description="Delete a document by id (admins)")

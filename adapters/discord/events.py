@@ -173,7 +173,9 @@ def command_text(path: Sequence[str], options: Mapping[str, str]) -> str:
     return shlex.join(w for w in words if w)
 
 
-def is_admin(*, manage_guild: bool, roles: Iterable[tuple[int, str]], admin_role: str | None) -> bool:
+def is_admin(
+    *, manage_guild: bool, roles: Iterable[tuple[int, str]], admin_role: str | None
+) -> bool:
     """Manage Server in this channel, or the configured role (by name or id)."""
     if manage_guild:
         return True

@@ -172,9 +172,7 @@ def progress_line(filename: str, progress: Progress) -> str:
 FEEDBACK_TEMPLATE = r"lore:fb:(?P<vote>up|down):(?P<id>[0-9a-f]{8}-[0-9a-f-]{27})"
 
 
-class FeedbackButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=FEEDBACK_TEMPLATE
-):
+class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=FEEDBACK_TEMPLATE):
     """A 👍/👎 button whose custom_id carries the answer's message UUID.
 
     Registered with ``Client.add_dynamic_items``, so clicks on any answer ever posted are

@@ -51,6 +51,7 @@ class SlackConfig:
     admin_ids: frozenset[str] = field(default_factory=frozenset)
     max_upload_bytes: int = 20 * 1024 * 1024
     edit_interval: float = 1.0
+    placeholder_after: float = 0.3  # seconds before a generic placeholder, if core is slower
     rate_limit_retries: int = 3
 
 
@@ -101,6 +102,7 @@ class SlackBot:
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession()
+        self.client.session = self._http  # one connection pool for every Web API call
 
     async def close(self, *, grace: float = 30.0) -> None:
         """Wait up to ``grace`` seconds for work in flight, cancel the rest, release sessions."""
@@ -195,11 +197,15 @@ class SlackBot:
         if not message.text:
             return
         reply = self._reply(message.channel_id, message.thread_id)
+        early: asyncio.Task[None] | None = None
         try:
             if only_known and not await self._answers.knows_thread(message):
                 return
+            early = asyncio.create_task(reply.placeholder_after(self._config.placeholder_after))
             answer = await self._answers.answer(message, reply)
-            if not answer.duplicate:
+            if answer.duplicate:
+                await reply.discard()
+            else:
                 await reply.finish(answer)
         except LorekeeperError as exc:
             log.warning("answering %s failed: %s", message.event_id, exc.reason)
@@ -207,6 +213,10 @@ class SlackBot:
         except Exception:
             log.exception("answering %s failed", message.event_id)
             await reply.fail()
+        finally:
+            reply.settle()
+            if early is not None:
+                await asyncio.gather(early, return_exceptions=True)
 
     async def _upload(
         self, event: Payload, body: Payload, bot_user: str | None, only_known: bool

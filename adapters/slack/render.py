@@ -187,8 +187,9 @@ def answer_messages(answer: Answer, *, buttons: bool = True) -> list[SlackMessag
 
 
 def placeholder(namespaces: Sequence[str]) -> str:
-    where = ", ".join(namespaces) if namespaces else "the knowledge base"
-    return f"_Searching {escape(where)}…_"
+    """``Searching <namespaces>…`` (just ``Searching…`` before core has said where)."""
+    where = f" {', '.join(namespaces)}" if namespaces else ""
+    return f"_Searching{escape(where)}…_"
 
 
 def streaming(text_so_far: str) -> str:

@@ -7,6 +7,7 @@ in place. A 429 on any call waits its Retry-After (the client's retry handler do
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,9 @@ class SlackReply:
         self._clock = clock
         self._ts: str | None = None
         self._last_edit = float("-inf")
+        self._first = asyncio.Lock()  # exactly one message is posted, whoever comes first
+        self._closed = False
+        self._settled = asyncio.Event()  # something was posted, or nothing should be
         self.edits = 0
 
     @property
@@ -50,6 +54,35 @@ class SlackReply:
 
     async def thinking(self, namespaces: Sequence[str]) -> None:
         await self._show(render.placeholder(namespaces), force=True)
+
+    async def placeholder_after(self, delay: float) -> None:
+        """Post a generic placeholder unless core's ``thinking`` came first within ``delay``.
+
+        Core calls ``thinking`` once the session is resolved; under load that can take longer
+        than the second Slack users expect, so this guarantees something visible early.
+        """
+        try:
+            await asyncio.wait_for(self._settled.wait(), delay)
+            return
+        except TimeoutError:
+            pass
+        async with self._first:
+            if self._ts is None and not self._closed:
+                self._ts = await self._post(render.placeholder(()), None)
+                self._last_edit = self._clock()
+
+    def settle(self) -> None:
+        """No early placeholder any more (call when the work is over)."""
+        self._settled.set()
+
+    async def discard(self) -> None:
+        """Nothing to show after all (a duplicate delivery): remove an early placeholder."""
+        async with self._first:
+            self._closed = True
+            self._settled.set()
+            if self._ts is not None:
+                await self._client.chat_delete(channel=self._channel, ts=self._ts)
+                self._ts = None
 
     async def stream(self, text_so_far: str) -> None:
         if text_so_far.strip():
@@ -78,10 +111,12 @@ class SlackReply:
             log.exception("could not post the error message to %s", self._channel)
 
     async def _show(self, text: str, *, force: bool = False) -> None:
-        if self._ts is None:
-            self._ts = await self._post(text, None)
-            self._last_edit = self._clock()
-            return
+        async with self._first:
+            if self._ts is None:
+                self._settled.set()
+                self._ts = await self._post(text, None)
+                self._last_edit = self._clock()
+                return
         now = self._clock()
         if not force and now - self._last_edit < self._interval:
             return  # throttled: the next edit (or the final one) shows newer text
@@ -89,10 +124,13 @@ class SlackReply:
         await self._update(text, None)
 
     async def _put(self, text: str, blocks: list[dict[str, Any]] | None) -> None:
-        if self._ts is None:
-            self._ts = await self._post(text, blocks)
-        else:
-            await self._update(text, blocks)
+        async with self._first:
+            self._closed = True
+            self._settled.set()
+            if self._ts is None:
+                self._ts = await self._post(text, blocks)
+                return
+        await self._update(text, blocks)
 
     async def _post(self, text: str, blocks: list[dict[str, Any]] | None) -> str:
         kwargs: dict[str, Any] = {"blocks": blocks} if blocks else {}

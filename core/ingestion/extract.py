@@ -115,15 +115,24 @@ def detect_kind(data: bytes, filename: str) -> str:
     return _sniff(data, filename).kind
 
 
+def precheck(filename: str, size: int, *, limits: ExtractLimits = ExtractLimits()) -> None:
+    """Refuse by name and declared size alone, before anything is downloaded."""
+    _check_extension(filename)
+    _check_size(filename, size, limits)
+
+
+def _check_size(filename: str, size: int, limits: ExtractLimits) -> None:
+    if size > limits.max_bytes:
+        shown, limit = _size(size, trim=False), _size(limits.max_bytes)
+        raise UnsupportedFile(filename, f"it is {shown} and the limit is {limit}")
+
+
 def extract(
     data: bytes, filename: str, *, limits: ExtractLimits = ExtractLimits()
 ) -> ExtractedText:
     """Extract the text of a file, or raise ``UnsupportedFile`` saying why it can't be indexed:
     unsupported type, damaged, password-protected, empty, too big, or too much text."""
-    _check_extension(filename)
-    if len(data) > limits.max_bytes:
-        size, limit = _size(len(data), trim=False), _size(limits.max_bytes)
-        raise UnsupportedFile(filename, f"it is {size} and the limit is {limit}")
+    precheck(filename, len(data), limits=limits)
     sniffed = _sniff(data, filename)
     if sniffed.kind == "pdf":
         result = _extract_pdf(data, filename, limits)

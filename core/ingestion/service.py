@@ -23,7 +23,7 @@ from core.db.types import new_id, utcnow
 from core.db.usage import UsageStore
 from core.errors import UnsupportedFile
 from core.ingestion.chunking import chunk_text
-from core.ingestion.extract import ExtractLimits, extract
+from core.ingestion.extract import ExtractLimits, extract, precheck
 from core.observability import Metrics, NullMetrics
 from core.retrieval.base import Embedder, VectorRecord, VectorStore
 from core.types import Progress
@@ -209,17 +209,16 @@ class IngestionService:
 
     async def _read(self, source: bytes | Path, filename: str) -> bytes:
         if isinstance(source, bytes):
-            data = source
-        else:
-            size = (await asyncio.to_thread(source.stat)).st_size
-            if size > self._limits.max_bytes:
-                mb, cap = size / 1024 / 1024, self._limits.max_bytes / 1024 / 1024
-                raise UnsupportedFile(filename, f"it is {mb:.1f} MB and the limit is {cap:g} MB")
-            data = await asyncio.to_thread(source.read_bytes)
-        if len(data) > self._limits.max_bytes:
-            mb, cap = len(data) / 1024 / 1024, self._limits.max_bytes / 1024 / 1024
-            raise UnsupportedFile(filename, f"it is {mb:.1f} MB and the limit is {cap:g} MB")
+            precheck(filename, len(source), limits=self._limits)
+            return source
+        precheck(filename, (await asyncio.to_thread(source.stat)).st_size, limits=self._limits)
+        data = await asyncio.to_thread(source.read_bytes)
+        precheck(filename, len(data), limits=self._limits)  # it may have grown meanwhile
         return data
+
+    def precheck(self, filename: str, size: int) -> None:
+        """Refuse a file by its name and declared size before it is downloaded."""
+        precheck(filename, size, limits=self._limits)
 
     async def _start_document(
         self,

@@ -36,8 +36,10 @@ class MilvusVectorStore:
     ``uri`` is a local file path (milvus-lite; locked to this process with ``StoreLock``) or an
     ``http(s)://`` server URI. ``candidates`` is how deep each leg of a hybrid search reaches
     before fusion, ``rrf_k`` the RRF constant, ``index_type`` the dense index ("FLAT" is exact;
-    milvus-lite also knows "IVF_FLAT" and "AUTOINDEX"), ``analyzer`` the BM25 text analyzer
-    parameters (Milvus' built-in "standard" one unless given, e.g. ``{"type": "english"}``).
+    milvus-lite also knows "IVF_FLAT" and "AUTOINDEX"), ``nlist`` / ``nprobe`` the IVF_FLAT
+    clusters built and searched (recall grows with ``nprobe / nlist``), ``analyzer`` the BM25
+    text analyzer parameters (Milvus' built-in "standard" one unless given, e.g.
+    ``{"type": "english"}``).
     """
 
     def __init__(
@@ -50,6 +52,8 @@ class MilvusVectorStore:
         candidates: int = 50,
         rrf_k: int = 60,
         index_type: str = "FLAT",
+        nlist: int = 1024,
+        nprobe: int = 32,
         analyzer: dict[str, Any] | None = None,
     ) -> None:
         if dimension < 1:
@@ -61,6 +65,8 @@ class MilvusVectorStore:
         self._candidates = candidates
         self._rrf_k = rrf_k
         self._index_type = index_type
+        self._nlist = nlist
+        self._nprobe = nprobe
         self._analyzer = analyzer
         self._client: Any = None
         self._lock: StoreLock | None = None
@@ -139,7 +145,7 @@ class MilvusVectorStore:
                     filter=expr,
                     limit=limit,
                     output_fields=_OUTPUT_FIELDS,
-                    search_params=_search_params(mode),
+                    search_params=self._search_params(mode),
                 )
             )
         return [_hit(h) for h in (results[0] if results else [])]
@@ -243,7 +249,7 @@ class MilvusVectorStore:
             )
         )
         index = client.prepare_index_params()
-        dense_params = {"nlist": 256} if self._index_type == "IVF_FLAT" else {}
+        dense_params = {"nlist": self._nlist} if self._index_type == "IVF_FLAT" else {}
         index.add_index(
             "dense", index_type=self._index_type, metric_type="COSINE", params=dense_params
         )
@@ -255,10 +261,18 @@ class MilvusVectorStore:
 
         depth = min(max(limit, self._candidates), _MAX_LIMIT)
         dense = AnnSearchRequest(
-            data=[vector], anns_field="dense", param=_search_params("dense"), limit=depth, expr=expr
+            data=[vector],
+            anns_field="dense",
+            param=self._search_params("dense"),
+            limit=depth,
+            expr=expr,
         )
         sparse = AnnSearchRequest(
-            data=[text], anns_field="sparse", param=_search_params("bm25"), limit=depth, expr=expr
+            data=[text],
+            anns_field="sparse",
+            param=self._search_params("bm25"),
+            limit=depth,
+            expr=expr,
         )
         return client.hybrid_search(
             self._collection,
@@ -267,6 +281,11 @@ class MilvusVectorStore:
             limit=limit,
             output_fields=_OUTPUT_FIELDS,
         )
+
+    def _search_params(self, mode: str) -> dict[str, Any]:
+        if mode == "bm25":
+            return {"metric_type": "BM25", "params": {}}
+        return {"metric_type": "COSINE", "params": {"nprobe": self._nprobe}}
 
     def _iterate_ids(self, client: Any, expr: str) -> set[str]:
         it = client.query_iterator(
@@ -341,12 +360,6 @@ def _list_literal(ids: Iterable[str]) -> str:
 
 def _batches(ids: list[str]) -> list[list[str]]:
     return [ids[i : i + _ID_BATCH] for i in range(0, len(ids), _ID_BATCH)]
-
-
-def _search_params(mode: str) -> dict[str, Any]:
-    if mode == "bm25":
-        return {"metric_type": "BM25", "params": {}}
-    return {"metric_type": "COSINE", "params": {"nprobe": 32}}
 
 
 def _hit(raw: Any) -> VectorHit:

@@ -9,13 +9,16 @@ from dataclasses import dataclass
 
 from core.db.knowledge import ChunkView, KnowledgeStore
 from core.retrieval.base import Embedder, VectorStore
+from core.retrieval.rerank import SentenceReranker
+
+RERANK_DEPTH = 20
 
 
 @dataclass(frozen=True, slots=True)
 class RetrievedChunk:
     chunk: ChunkView
     rank: int
-    score: float  # the fused (RRF) score: only comparable within one search
+    score: float  # the fused (RRF) score, reranked: only comparable within one search
     similarity: float  # cosine similarity of query and chunk: comparable across searches
 
 
@@ -32,14 +35,26 @@ class Retrieval:
 
 
 class Retriever:
-    """Finds the chunks for a question, always inside one workspace's namespaces."""
+    """Finds the chunks for a question, always inside one workspace's namespaces.
+
+    A hybrid search fetches ``rerank_depth`` fused candidates and reorders them with
+    ``SentenceReranker`` (0 turns the reranker off); "dense" and "bm25" searches are one leg
+    of the store's search, as they are.
+    """
 
     def __init__(
-        self, *, embedder: Embedder, vectors: VectorStore, knowledge: KnowledgeStore
+        self,
+        *,
+        embedder: Embedder,
+        vectors: VectorStore,
+        knowledge: KnowledgeStore,
+        rerank_depth: int = RERANK_DEPTH,
     ) -> None:
         self._embedder = embedder
         self._vectors = vectors
         self._knowledge = knowledge
+        self._rerank_depth = rerank_depth
+        self._reranker = SentenceReranker()
 
     async def search(
         self,
@@ -57,29 +72,34 @@ class Retriever:
         t0 = time.perf_counter()
         vector = await self._embedder.embed_query(query)
         t1 = time.perf_counter()
+        rerank = mode == "hybrid" and self._rerank_depth > limit
         hits = await self._vectors.search(
             query_text=query,
             query_vector=vector,
             workspace_id=str(workspace_id),
             namespace_ids=[str(n) for n in namespace_ids],
             document_ids=[str(d) for d in document_ids] if document_ids is not None else None,
-            limit=limit,
+            limit=self._rerank_depth if rerank else limit,
             mode=mode,
         )
-        ids = [uuid.UUID(h.chunk_id) for h in hits]
-        views = await self._knowledge.chunks(ids)
-        stored = await self._vectors.dense_vectors([h.chunk_id for h in hits])
+        views = await self._knowledge.chunks([uuid.UUID(h.chunk_id) for h in hits])
+        found = [
+            (hit, view)
+            for hit in hits
+            if (view := views.get(uuid.UUID(hit.chunk_id))) is not None
+            and view.workspace_id == workspace_id
+        ]
+        scored = [(v, h.score) for h, v in found]
+        if rerank:
+            order = self._reranker.rerank(query, [v.content for _, v in found])
+            scored = [(found[i][1], score) for i, score in order]
+        scored = scored[:limit]
+        stored = await self._vectors.dense_vectors([str(v.id) for v, _ in scored])
         t2 = time.perf_counter()
-        out: list[RetrievedChunk] = []
-        for hit in hits:
-            view = views.get(uuid.UUID(hit.chunk_id))
-            if view is None or view.workspace_id != workspace_id:
-                continue
-            out.append(
-                RetrievedChunk(
-                    view, len(out) + 1, hit.score, _cosine(vector, stored.get(hit.chunk_id))
-                )
-            )
+        out = [
+            RetrievedChunk(view, rank, score, _cosine(vector, stored.get(str(view.id))))
+            for rank, (view, score) in enumerate(scored, start=1)
+        ]
         tokens = self._embedder.count_tokens([query])
         return Retrieval(tuple(out), tokens, int((t1 - t0) * 1000), int((t2 - t1) * 1000))
 

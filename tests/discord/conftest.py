@@ -24,7 +24,9 @@ def answering_responder(messages: Messages) -> str:
     Plain quoting_responder quotes the first sentence and answers the condense prompt with
     "The sources don't say.", so `follow_up_without_mention` cannot pass on any adapter.
     """
-    content = str(next((m for m in reversed(messages) if m.get("role") == "user"), {}).get("content", ""))
+    content = str(
+        next((m for m in reversed(messages) if m.get("role") == "user"), {}).get("content", "")
+    )
     if "Standalone question:" in content:
         follow_up = re.search(r"Follow-up question:\s*(.+?)\n", content)
         return follow_up.group(1).strip() if follow_up else content

@@ -24,7 +24,7 @@ _UNESCAPE = re.compile(r"\\([\\*_~`|>\[\]()#-])")
 
 
 async def start_client(
-    fake: FakeDiscord, container: Container, *, timeout: float = 15.0, **options: Any
+    fake: FakeDiscord, container: Container, *, ready_within: float = 15.0, **options: Any
 ) -> tuple[LoreClient, asyncio.Task[None]]:
     """Start the real client against the fake and wait until it is ready."""
     point_at(fake.api_url, fake.gateway_url)
@@ -37,7 +37,7 @@ async def start_client(
         **options,
     )
     task = asyncio.create_task(client.start("fake-bot-token"))
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + ready_within
     while not client.is_ready():
         if task.done():
             task.result()
@@ -102,9 +102,9 @@ class DiscordDriver:
 
     # --- waiting -----------------------------------------------------------------------
 
-    async def settle(self, *, quiet: float = 0.15, timeout: float = 60.0) -> None:
+    async def settle(self, *, quiet: float = 0.15, limit: float = 60.0) -> None:
         """Wait until no handler runs and the fake has seen no traffic for ``quiet`` s."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         while True:
             await asyncio.sleep(0.02)
             if self.client.in_flight() == 0 and self.fake.quiet_for() >= quiet:

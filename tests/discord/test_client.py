@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,20 +15,33 @@ from bot.discord_runner import run_discord
 from bot.settings import Settings
 from core.db.models import Feedback
 from tests.discord.conftest import answering_responder
-from tests.discord.driver import DiscordDriver, custom_ids, start_client, stop_client, to_bot_message
+from tests.discord.driver import (
+    DiscordDriver,
+    custom_ids,
+    start_client,
+    stop_client,
+    to_bot_message,
+)
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.groq_server import FakeGroq
 from tests.harness import BotHarness
-from tests.scenarios.driver import Thread
 from tests.scenarios.suite import HANDBOOK
 
 
 @asynccontextmanager
 async def world(
-    database_url: str, folder: Path, embedder: Any, *, responder: Any = answering_responder,
-    chunk_delay: float = 0.0, **settings: object,
+    database_url: str,
+    folder: Path,
+    embedder: Any,
+    *,
+    responder: Any = answering_responder,
+    chunk_delay: float = 0.0,
+    **settings: object,
 ) -> AsyncIterator[tuple[FakeDiscord, FakeGroq, BotHarness]]:
-    async with FakeGroq(responder=responder, chunk_delay=chunk_delay) as groq, FakeDiscord() as fake:
+    async with (
+        FakeGroq(responder=responder, chunk_delay=chunk_delay) as groq,
+        FakeDiscord() as fake,
+    ):
         harness = await BotHarness.start(
             database_url, folder, embedder=embedder, groq_base_url=groq.base_url, **settings
         )
@@ -40,7 +52,9 @@ async def world(
 
 
 @asynccontextmanager
-async def running(fake: FakeDiscord, groq: FakeGroq, harness: BotHarness) -> AsyncIterator[DiscordDriver]:
+async def running(
+    fake: FakeDiscord, groq: FakeGroq, harness: BotHarness
+) -> AsyncIterator[DiscordDriver]:
     client, task = await start_client(fake, harness.container)
     try:
         yield DiscordDriver(fake, client, harness.container, groq)
@@ -66,12 +80,14 @@ async def test_feedback_buttons_work_after_a_restart(sqlite_url, tmp_path, embed
 
 
 async def test_a_429_is_waited_out(sqlite_url, tmp_path, embedder) -> None:
-    async with world(sqlite_url, tmp_path, embedder) as (fake, groq, harness):
-        async with running(fake, groq, harness) as bot:
-            await bot.upload("handbook.md", HANDBOOK)
-            fake.rate_limit("POST", r"/channels/\d+/messages", times=1, retry_after=0.4)
-            thread = await bot.mention("How many days of paid vacation do employees get?")
-            messages = await bot.bot_messages(thread)
+    async with (
+        world(sqlite_url, tmp_path, embedder) as (fake, groq, harness),
+        running(fake, groq, harness) as bot,
+    ):
+        await bot.upload("handbook.md", HANDBOOK)
+        fake.rate_limit("POST", r"/channels/\d+/messages", times=1, retry_after=0.4)
+        thread = await bot.mention("How many days of paid vacation do employees get?")
+        messages = await bot.bot_messages(thread)
     [(_, path, limited_at)] = fake.rate_limited
     assert messages and "25 days" in messages[-1].text and messages[-1].sources
     later = [t for m, p, t in fake.timed_requests if m == "POST" and p == path and t > limited_at]
@@ -81,23 +97,27 @@ async def test_a_429_is_waited_out(sqlite_url, tmp_path, embedder) -> None:
 async def test_a_failure_after_a_mention_ends_with_a_plain_message(
     sqlite_url, tmp_path, embedder
 ) -> None:
-    async with world(sqlite_url, tmp_path, embedder) as (fake, groq, harness):
-        async with running(fake, groq, harness) as bot:
-            await bot.upload("handbook.md", HANDBOOK)
-            async with harness.container.engine.begin() as conn:  # break the usage ledger
-                await conn.execute(text("DROP TABLE token_usage"))
-            thread = await bot.mention("How many days of paid vacation do employees get?")
-            messages = await bot.bot_messages(thread)
+    async with (
+        world(sqlite_url, tmp_path, embedder) as (fake, groq, harness),
+        running(fake, groq, harness) as bot,
+    ):
+        await bot.upload("handbook.md", HANDBOOK)
+        async with harness.container.engine.begin() as conn:  # break the usage ledger
+            await conn.execute(text("DROP TABLE token_usage"))
+        thread = await bot.mention("How many days of paid vacation do employees get?")
+        messages = await bot.bot_messages(thread)
     assert [m.text for m in messages] == [FAILURE]
     assert messages[0].edits >= 1  # the placeholder became the notice: no dangling "Searching"
 
 
 async def test_streams_by_editing_the_placeholder(sqlite_url, tmp_path, embedder) -> None:
-    async with world(sqlite_url, tmp_path, embedder, chunk_delay=0.03) as (fake, groq, harness):
-        async with running(fake, groq, harness) as bot:
-            await bot.upload("handbook.md", HANDBOOK)
-            thread = await bot.mention("How are travel expenses reimbursed?")
-            [answer] = fake.messages_in(int(thread.thread))
+    async with (
+        world(sqlite_url, tmp_path, embedder, chunk_delay=0.03) as (fake, groq, harness),
+        running(fake, groq, harness) as bot,
+    ):
+        await bot.upload("handbook.md", HANDBOOK)
+        thread = await bot.mention("How are travel expenses reimbursed?")
+        [answer] = fake.messages_in(int(thread.thread))
     assert answer.history[0]["content"].startswith("🔎 Searching")
     assert any(h["content"].endswith("▌") for h in answer.history)  # streamed text so far
     final = to_bot_message(answer)
@@ -105,49 +125,64 @@ async def test_streams_by_editing_the_placeholder(sqlite_url, tmp_path, embedder
     assert "▌" not in final.text and final.has_feedback_buttons
 
 
-async def test_long_answers_are_split_with_sources_on_the_last(sqlite_url, tmp_path, embedder) -> None:
-    long = "\n\n".join(f"Part {i}: travel expenses are reimbursed [1]. " + "More. " * 120 for i in range(6))
-    async with world(sqlite_url, tmp_path, embedder, responder=lambda m: long) as (fake, groq, harness):
-        async with running(fake, groq, harness) as bot:
-            await bot.upload("handbook.md", HANDBOOK)
-            thread = await bot.mention("How are travel expenses reimbursed?")
-            messages = await bot.bot_messages(thread)
+async def test_long_answers_are_split_with_sources_on_the_last(
+    sqlite_url, tmp_path, embedder
+) -> None:
+    long = "\n\n".join(
+        f"Part {i}: travel expenses are reimbursed [1]. " + "More. " * 120 for i in range(6)
+    )
+    async with (
+        world(sqlite_url, tmp_path, embedder, responder=lambda m: long) as (fake, groq, harness),
+        running(fake, groq, harness) as bot,
+    ):
+        await bot.upload("handbook.md", HANDBOOK)
+        thread = await bot.mention("How are travel expenses reimbursed?")
+        messages = await bot.bot_messages(thread)
     assert len(messages) >= 3
-    assert all(len(fake_m.payload["content"]) <= 2000 for fake_m in fake.messages_in(int(thread.thread)))
+    assert all(
+        len(fake_m.payload["content"]) <= 2000 for fake_m in fake.messages_in(int(thread.thread))
+    )
     assert [bool(m.sources) for m in messages] == [False] * (len(messages) - 1) + [True]
     assert messages[-1].has_feedback_buttons and not messages[0].has_feedback_buttons
 
 
 async def test_whom_the_bot_answers(sqlite_url, tmp_path, embedder) -> None:
-    async with world(sqlite_url, tmp_path, embedder) as (fake, groq, harness):
-        async with running(fake, groq, harness) as bot:
-            other_bot = fake.message_payload(
-                fake.channel_id("C1"), "helper-bot", f"<@{fake.bot_id}> hi", mention_bot=True
-            )
-            other_bot["author"]["bot"] = True
-            await bot._deliver(other_bot)
-            await bot._deliver(fake.message_payload(fake.channel_id("C1"), "U1", "no mention"))
-            assert fake.threads_by_message == {} and not fake.messages_in(fake.channel_id("C1"))
-            assert not any(p.endswith("/typing") for _, p in fake.requests)
-            await bot.upload("handbook.md", HANDBOOK)
-            dm = fake.dm_payload("U3", "How are travel expenses reimbursed?")
-            await bot._deliver(dm)
-            [reply] = fake.messages_in(int(dm["channel_id"]))
-            assert "14 days" in reply.payload["content"]
-            assert "guild_id" not in reply.payload
+    async with (
+        world(sqlite_url, tmp_path, embedder) as (fake, groq, harness),
+        running(fake, groq, harness) as bot,
+    ):
+        other_bot = fake.message_payload(
+            fake.channel_id("C1"), "helper-bot", f"<@{fake.bot_id}> hi", mention_bot=True
+        )
+        other_bot["author"]["bot"] = True
+        await bot._deliver(other_bot)
+        await bot._deliver(fake.message_payload(fake.channel_id("C1"), "U1", "no mention"))
+        assert fake.threads_by_message == {} and not fake.messages_in(fake.channel_id("C1"))
+        assert not any(p.endswith("/typing") for _, p in fake.requests)
+        await bot.upload("handbook.md", HANDBOOK)
+        dm = fake.dm_payload("U3", "How are travel expenses reimbursed?")
+        await bot._deliver(dm)
+        [reply] = fake.messages_in(int(dm["channel_id"]))
+        # A DM is its own workspace ("dm-<user>"): the guild's documents are not searched.
+        assert "couldn't find that in general" in reply.payload["content"]
+        assert "guild_id" not in reply.payload
 
 
-async def test_oversized_attachment_is_refused_without_download(sqlite_url, tmp_path, embedder) -> None:
-    async with world(sqlite_url, tmp_path, embedder, MAX_UPLOAD_MB="0.01") as (fake, groq, harness):
-        async with running(fake, groq, harness) as bot:
-            thread = await bot.upload("big.md", b"x" * 50_000)
-            [message] = await bot.bot_messages(thread)
+async def test_oversized_attachment_is_refused_without_download(
+    sqlite_url, tmp_path, embedder
+) -> None:
+    async with (
+        world(sqlite_url, tmp_path, embedder, MAX_UPLOAD_MB="0.01") as (fake, groq, harness),
+        running(fake, groq, harness) as bot,
+    ):
+        thread = await bot.upload("big.md", b"x" * 50_000)
+        [message] = await bot.bot_messages(thread)
     assert message.text == "I can't index big.md: it is 49 KB and the limit is 10 KB."
     assert not any(path.startswith("/attachments/") for _, path in fake.requests)
 
 
 async def test_run_discord_syncs_commands_and_stops(sqlite_url, tmp_path, embedder) -> None:
-    async with world(sqlite_url, tmp_path, embedder) as (fake, groq, harness):
+    async with world(sqlite_url, tmp_path, embedder) as (fake, _groq, harness):
         settings = Settings(
             _env_file=None,
             DATABASE_URL=sqlite_url,
@@ -168,7 +203,12 @@ async def test_run_discord_syncs_commands_and_stops(sqlite_url, tmp_path, embedd
     [lore] = fake.commands[str(fake.guild_id)]
     assert lore["name"] == "lore"
     assert {o["name"] for o in lore["options"]} == {
-        "ask", "help", "usage", "namespace", "docs", "quota"
+        "ask",
+        "help",
+        "usage",
+        "namespace",
+        "docs",
+        "quota",
     }
 
 
@@ -197,3 +237,22 @@ def custom_ids_of(payload: dict[str, Any] | None) -> list[str]:
     return custom_ids(PostedMessage(payload or {}))
 
 
+async def test_without_thread_permission_it_answers_in_the_channel(
+    sqlite_url, tmp_path, embedder
+) -> None:
+    async with (
+        world(sqlite_url, tmp_path, embedder) as (fake, groq, harness),
+        running(fake, groq, harness) as bot,
+    ):
+        await bot.upload("handbook.md", HANDBOOK)
+        fake.refuse_threads = True
+        await bot._deliver(
+            fake.message_payload(
+                fake.channel_id("C2"),
+                "U1",
+                f"<@{fake.bot_id}> How many vacation days?",
+                mention_bot=True,
+            )
+        )
+        [answer] = fake.messages_in(fake.channel_id("C2"))
+    assert "25 days" in to_bot_message(answer).text

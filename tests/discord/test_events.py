@@ -48,7 +48,12 @@ def test_places() -> None:
     thread = place_of(THREAD, guild=GUILD, user_id=5)
     assert (thread.channel_id, thread.thread_id, thread.channel_name) == ("100", "200", "general")
     dm = place_of(DM, guild=None, user_id=5)
-    assert (dm.workspace_id, dm.channel_id, dm.thread_id, dm.is_direct) == ("dm-5", "300", "300", True)
+    assert (dm.workspace_id, dm.channel_id, dm.thread_id, dm.is_direct) == (
+        "dm-5",
+        "300",
+        "300",
+        True,
+    )
 
 
 def test_mentions() -> None:
@@ -116,13 +121,29 @@ def test_command_text_for_each_shape() -> None:
         "ask 'what'\"'\"'s the policy?'"
     )
     channel = command_parts(
-        {"options": [{"name": "namespace", "type": 2, "options": [
-            {"name": "bind", "type": 1, "options": [
-                {"name": "name", "type": 3, "value": "hr"},
-                {"name": "channel", "type": 7, "value": "123"}]}]}]}
+        {
+            "options": [
+                {
+                    "name": "namespace",
+                    "type": 2,
+                    "options": [
+                        {
+                            "name": "bind",
+                            "type": 1,
+                            "options": [
+                                {"name": "name", "type": 3, "value": "hr"},
+                                {"name": "channel", "type": 7, "value": "123"},
+                            ],
+                        }
+                    ],
+                }
+            ]
+        }
     )
     assert command_text(*channel) == "namespace bind hr '<#123>'"
-    assert command_text(("quota", "set"), {"scope": "user", "limit": "5000"}) == "quota set user 5000"
+    assert (
+        command_text(("quota", "set"), {"scope": "user", "limit": "5000"}) == "quota set user 5000"
+    )
     assert command_text(("help",), {}) == "help"
     assert command_text(("frobnicate",), {"text": "now"}) == "frobnicate now"
 

@@ -80,16 +80,25 @@ async def test_answer_gets_embed_and_buttons_on_its_last_piece() -> None:
 
 
 async def test_abstained_answer_has_no_buttons() -> None:
-    answer = Answer("I couldn't find that.", abstained=True, mode="abstain", grounded=False,
-                    message_id=uuid.uuid4())
+    answer = Answer(
+        "I couldn't find that.",
+        abstained=True,
+        mode="abstain",
+        grounded=False,
+        message_id=uuid.uuid4(),
+    )
     [piece] = render_answer(answer)
     assert piece.feedback_for is None and not piece.embeds
     assert "not grounded" not in piece.content
 
 
 def test_notice_warning_and_extractive_label() -> None:
-    outage = Answer("quoted", citations=(citation(1),), mode="extractive",
-                    notice="The language model is unavailable.")
+    outage = Answer(
+        "quoted",
+        citations=(citation(1),),
+        mode="extractive",
+        notice="The language model is unavailable.",
+    )
     body = answer_body(outage)
     assert "The language model is unavailable." in body and "Quoted from the sources" in body
     ungrounded = answer_body(Answer("made up", grounded=False, mode="llm"))

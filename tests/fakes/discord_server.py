@@ -117,6 +117,7 @@ class FakeDiscord:
         self.timed_requests: list[tuple[str, str, float]] = []
         self.rate_limited: list[tuple[str, str, float]] = []
         self.identifies = 0
+        self.refuse_threads = False  # answer thread creation with 403 Missing Permissions
         self._limits: list[RateLimit] = []
         self._socket: web.WebSocketResponse | None = None
         self._seq = 0
@@ -125,6 +126,7 @@ class FakeDiscord:
         self.last_activity = time.monotonic()
         self.ready = asyncio.Event()
         self._send_lock = asyncio.Lock()
+        self._echoes: set[asyncio.Future[None]] = set()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -433,11 +435,11 @@ class FakeDiscord:
         self.interactions[token] = InteractionRecord(iid, token, payload)
         return payload
 
-    async def interact(self, payload: JsonDict, *, timeout: float = 30.0) -> InteractionRecord:
+    async def interact(self, payload: JsonDict, *, within: float = 30.0) -> InteractionRecord:
         """Dispatch an interaction and wait until the bot has answered it."""
         record = self.interactions[payload["token"]]
         await self.dispatch("INTERACTION_CREATE", payload)
-        await asyncio.wait_for(record.done.wait(), timeout)
+        await asyncio.wait_for(record.done.wait(), within)
         return record
 
     # --- what the bot did ------------------------------------------------------------------
@@ -622,7 +624,9 @@ class FakeDiscord:
     def _echo(self, payload: JsonDict) -> None:
         """Discord sends the bot its own messages too; the bot must ignore them."""
         if self._socket is not None:
-            asyncio.ensure_future(self.dispatch("MESSAGE_CREATE", payload))
+            task = asyncio.ensure_future(self.dispatch("MESSAGE_CREATE", payload))
+            self._echoes.add(task)
+            task.add_done_callback(self._echoes.discard)
 
     async def _get_message(self, request: web.Request) -> web.Response:
         message = self.messages.get(int(request.match_info["mid"]))
@@ -643,12 +647,16 @@ class FakeDiscord:
     async def _edit_message(self, request: web.Request) -> web.Response:
         message = self.messages.get(int(request.match_info["mid"]))
         if message is None or message.payload["author"]["id"] != self.bot_user["id"]:
-            return _json({"message": "Cannot edit a message authored by another user", "code": 50005}, 403)
+            return _json(
+                {"message": "Cannot edit a message authored by another user", "code": 50005}, 403
+            )
         self._apply_edit(message, await self._read_body(request))
         return _json(message.payload)
 
     async def _start_thread(self, request: web.Request) -> web.Response:
         cid, mid = int(request.match_info["cid"]), int(request.match_info["mid"])
+        if self.refuse_threads:
+            return _json({"message": "Missing Permissions", "code": 50013}, 403)
         if mid in self.threads_by_message:
             return _json(
                 {"message": "A thread has already been created for this message", "code": 160004},

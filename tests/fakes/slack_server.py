@@ -8,7 +8,7 @@
         slack.thread("C1", "1700000000.000001")                # what a thread shows now
 
 It serves what the Lorekeeper bot uses: auth.test, chat.postMessage, chat.update,
-chat.postEphemeral, files.info, users.info, conversations.replies, apps.connections.open, file
+chat.delete, chat.postEphemeral, files.info, users.info, conversations.replies, apps.connections.open, file
 downloads (an HTML sign-in page without the bot token, as Slack does), response_url posts, and
 a Socket Mode WebSocket at /link.
 """
@@ -49,6 +49,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
+        self.deleted: list[tuple[str, str]] = []
         self.responses: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.users: dict[str, dict[str, Any]] = {}
         self.files: dict[str, dict[str, Any]] = {}
@@ -280,6 +281,12 @@ class FakeSlack:
         message["edits"] += 1
         message["updated_at"] = time.monotonic()
         return {"channel": p["channel"], "ts": p["ts"], "text": message["text"]}
+
+    def _m_chat_delete(self, p: dict[str, Any]) -> dict[str, Any]:
+        if self.messages.pop((p["channel"], p["ts"]), None) is None:
+            return {"ok": False, "error": "message_not_found"}
+        self.deleted.append((p["channel"], p["ts"]))
+        return {"channel": p["channel"], "ts": p["ts"]}
 
     def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         self.ephemerals.append(p)

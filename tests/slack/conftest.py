@@ -79,7 +79,7 @@ async def running_bot(
         await bot.start()
         runner = web.AppRunner(bot.web_app(), handle_signals=False, shutdown_timeout=0.1)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
         port = runner.addresses[0][1]
         try:
             async with aiohttp.ClientSession() as http:

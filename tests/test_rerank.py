@@ -1,0 +1,120 @@
+"""SentenceReranker on its own, and inside Retriever.search on real milvus-lite and SQL."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from core.db.identity import IdentityStore
+from core.db.knowledge import KnowledgeStore
+from core.db.usage import UsageStore
+from core.ingestion.extract import ExtractLimits
+from core.ingestion.service import IngestionService, Uploader
+from core.retrieval.milvus import MilvusVectorStore
+from core.retrieval.rerank import SentenceReranker
+from core.retrieval.retriever import Retriever
+
+# Chunk 0 mentions every query word, but in different sentences; chunk 1 answers in one.
+SPREAD = (
+    "The duchy had many castles. Normandy is a region in the north of France. "
+    "Historians say the fiefdom began to change in the tenth century. "
+    "Trade grew along the river."
+)
+ANSWER = "The Duchy of Normandy began in 911 as a fiefdom. Rollo was its first ruler."
+OTHER = "Cooking with butter is common in the region. Apples grow well in the orchards."
+
+
+def test_the_chunk_with_the_answering_sentence_moves_up() -> None:
+    order = SentenceReranker().rerank(
+        "When did the Duchy of Normandy begin as a fiefdom?", [SPREAD, ANSWER, OTHER]
+    )
+    assert [i for i, _ in order] == [1, 0, 2]
+    scores = [s for _, s in order]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_sentence_pairs_count_when_the_answer_spans_two_sentences() -> None:
+    texts = [
+        "Richard sailed for Acre. The weather was fine. Richard met his allies in June.",
+        "Richard planned to reach Acre with his fleet. But a storm dispersed the fleet.",
+    ]
+    order = SentenceReranker().rerank("What dispersed Richard's fleet on the way to Acre?", texts)
+    assert order[0][0] == 1
+
+
+def test_a_query_without_content_words_keeps_the_search_order() -> None:
+    reranker = SentenceReranker()
+    texts = [OTHER, ANSWER, SPREAD]
+    assert [i for i, _ in reranker.rerank("what is it?", texts)] == [0, 1, 2]
+    assert [i for i, _ in reranker.rerank("anything", [ANSWER])] == [0]
+    assert reranker.rerank("anything", []) == []
+
+
+def test_ties_keep_the_search_order() -> None:
+    texts = ["Nothing relevant here at all.", "Nor here, to be sure.", "Still nothing."]
+    assert [i for i, _ in SentenceReranker().rerank("vacation days", texts)] == [0, 1, 2]
+
+
+def test_the_stem_memo_is_bounded() -> None:
+    reranker = SentenceReranker(memo_size=5)
+    for _ in range(3):
+        reranker.rerank("castles fiefdom", [SPREAD, ANSWER, OTHER])
+    assert len(reranker._stems) <= 5 + len(set((SPREAD + ANSWER + OTHER).split()))
+    assert [i for i, _ in reranker.rerank("castles fiefdom", [OTHER, SPREAD])] == [1, 0]
+
+
+@pytest.fixture
+async def indexed(sessions, tmp_path, embedder):
+    vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
+    await vectors.open()
+    knowledge = KnowledgeStore(sessions)
+    service = IngestionService(
+        knowledge=knowledge,
+        usage=UsageStore(sessions),
+        embedder=embedder,
+        vectors=vectors,
+        limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
+        chunk_size=200,
+        chunk_overlap=40,
+    )
+    ws = await IdentityStore(sessions).workspace("slack", "TR")
+    ns = await knowledge.ensure_namespace(ws.id, "history")
+    text = "\n\n".join([SPREAD, ANSWER, OTHER] * 3)
+    await service.ingest(text.encode(), "normandy.txt", namespace=ns, uploader=Uploader(ws.id))
+    yield knowledge, vectors, ws, ns
+    await vectors.close()
+
+
+async def test_retriever_reranks_hybrid_results_and_keeps_cosine_similarity(
+    indexed, embedder
+) -> None:
+    knowledge, vectors, ws, ns = indexed
+    query = "When did the Duchy of Normandy begin as a fiefdom?"
+    retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
+    plain = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge, rerank_depth=0)
+    found = await retriever.search(query, workspace_id=ws.id, namespace_ids=[ns.id], limit=3)
+    assert [c.rank for c in found.chunks] == [1, 2, 3]
+    assert "911" in found.chunks[0].chunk.content
+    qv = await embedder.embed_query(query)
+    stored = await vectors.dense_vectors([str(c.chunk.id) for c in found.chunks])
+    for c in found.chunks:
+        v = stored[str(c.chunk.id)]
+        assert math.isclose(
+            c.similarity, sum(a * b for a, b in zip(qv, v, strict=True)), abs_tol=1e-4
+        )
+    assert found.best_similarity == max(c.similarity for c in found.chunks)
+    unranked = await plain.search(query, workspace_id=ws.id, namespace_ids=[ns.id], limit=3)
+    assert len(unranked.chunks) == 3
+    dense = await retriever.search(
+        query, workspace_id=ws.id, namespace_ids=[ns.id], limit=3, mode="dense"
+    )
+    hits = await vectors.search(
+        query_text=query,
+        query_vector=qv,
+        workspace_id=str(ws.id),
+        namespace_ids=[str(ns.id)],
+        limit=3,
+        mode="dense",
+    )
+    assert [str(c.chunk.id) for c in dense.chunks] == [h.chunk_id for h in hits]
