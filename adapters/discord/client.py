@@ -22,7 +22,6 @@ from adapters.discord.events import (
     is_admin,
     mentions_user,
     place_of,
-    refusal_before_download,
     strip_mentions,
     thread_name,
 )
@@ -209,7 +208,7 @@ class LoreClient(discord.Client):
         target: Any,
     ) -> None:
         reply = DiscordReply(target, label=file.filename, interval=self._interval)
-        refusal = refusal_before_download(file, max_bytes=self._max_upload_bytes)
+        refusal = self._uploads.precheck(file)
         if refusal is not None:
             await reply.finish_upload(refusal)
             return

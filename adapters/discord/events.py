@@ -16,7 +16,6 @@ from typing import Any
 import discord
 
 from core.admin import AdminCommand
-from core.errors import UnsupportedFile
 from core.types import IncomingFile, IncomingMessage, Platform
 
 _MENTION = re.compile(r"<@!?(\d+)>")
@@ -123,18 +122,6 @@ def thread_name(text: str, *, fallback: str = "Lorekeeper") -> str:
     if not words:
         return fallback
     return words if len(words) <= 90 else words[:89].rstrip() + "…"
-
-
-def refusal_before_download(file: IncomingFile, *, max_bytes: int) -> str | None:
-    """Say why a file is too big to fetch at all (core checks type and content after)."""
-    if file.size <= max_bytes:
-        return None
-    why = f"it is {_size(file.size)} and the limit is {_size(max_bytes)}"
-    return UnsupportedFile(file.filename, why).user_message
-
-
-def _size(n: int) -> str:
-    return f"{n / 1_048_576:.1f} MB" if n >= 1_048_576 else f"{max(1, round(n / 1024))} KB"
 
 
 # --- application commands -------------------------------------------------------------

@@ -52,6 +52,9 @@ class SlackConfig:
     max_upload_bytes: int = 20 * 1024 * 1024
     edit_interval: float = 1.0
     placeholder_after: float = 0.3  # seconds before a generic placeholder, if core is slower
+    # Answers and uploads running in core at once; the rest wait (their placeholder is up).
+    # Bounding it keeps the event loop free to acknowledge a burst of events quickly.
+    concurrency: int = 8
     rate_limit_retries: int = 3
 
 
@@ -74,6 +77,7 @@ class SlackBot:
         self._seen = seen
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(config.concurrency)
         self.client = AsyncWebClient(
             token=config.bot_token,
             base_url=config.api_url,
@@ -202,7 +206,8 @@ class SlackBot:
             if only_known and not await self._answers.knows_thread(message):
                 return
             early = asyncio.create_task(reply.placeholder_after(self._config.placeholder_after))
-            answer = await self._answers.answer(message, reply)
+            async with self._slots:
+                answer = await self._answers.answer(message, reply)
             if answer.duplicate:
                 await reply.discard()
             else:
@@ -233,8 +238,9 @@ class SlackBot:
         except Exception:
             log.exception("checking upload %s failed", message.event_id)
             return
-        for file in files:
-            await self._ingest(message, file)
+        async with self._slots:
+            for file in files:
+                await self._ingest(message, file)
 
     async def _ingest(self, message: IncomingMessage, file: SlackFile) -> None:
         reply = self._reply(message.channel_id, message.thread_id, filename=file.name)

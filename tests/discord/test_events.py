@@ -18,7 +18,6 @@ from adapters.discord.events import (
     is_admin,
     mentions_user,
     place_of,
-    refusal_before_download,
     strip_mentions,
     thread_name,
 )
@@ -79,14 +78,6 @@ def test_thread_name() -> None:
     assert thread_name("  how   many days? ") == "how many days?"
     assert thread_name("", fallback="handbook.md") == "handbook.md"
     assert len(thread_name("x " * 200)) <= 90
-
-
-def test_size_refusal_says_why() -> None:
-    big = IncomingFile("1", "huge.pdf", 30 * 1_048_576)
-    assert refusal_before_download(big, max_bytes=20 * 1_048_576) == (
-        "I can't index huge.pdf: it is 30.0 MB and the limit is 20.0 MB."
-    )
-    assert refusal_before_download(IncomingFile("2", "s.md", 10), max_bytes=100) is None
 
 
 def test_command_options_become_core_text() -> None:

@@ -7,8 +7,8 @@
         slack.calls                                            # every Web API call, in order
         slack.thread("C1", "1700000000.000001")                # what a thread shows now
 
-It serves what the Lorekeeper bot uses: auth.test, chat.postMessage, chat.update,
-chat.delete, chat.postEphemeral, files.info, users.info, conversations.replies, apps.connections.open, file
+It serves what the Lorekeeper bot uses: auth.test, chat.postMessage, chat.update, chat.delete,
+chat.postEphemeral, files.info, users.info, conversations.replies, apps.connections.open, file
 downloads (an HTML sign-in page without the bot token, as Slack does), response_url posts, and
 a Socket Mode WebSocket at /link.
 """
