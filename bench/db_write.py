@@ -111,9 +111,12 @@ def make_messages(ids: Ids, n: int) -> list[MessageInput]:
             pid = f"{1736150400 + i}.{i % 1000000:06d}"
             out.append(MessageInput(session, "user", question, ids.user_id, pid, created_at=at))
         else:
-            tokens = {"prompt_tokens": 900 + i % 100, "completion_tokens": 180 + i % 50}
+            tokens: dict[str, Any] = {
+                "prompt_tokens": 900 + i % 100,
+                "completion_tokens": 180 + i % 50,
+            }
             answer = f"{ANSWER}[{i}]"
-            extra = {"processing_time_ms": 800 + i % 700, "grounded": i % 3 != 0}
+            extra: dict[str, Any] = {"processing_time_ms": 800 + i % 700, "grounded": i % 3 != 0}
             out.append(
                 MessageInput(
                     session, "assistant", answer, model=CHAT, created_at=at, **tokens, **extra
@@ -126,9 +129,12 @@ def make_usage(ids: Ids, n: int) -> list[UsageInput]:
     """Chat calls alternating with embedding calls."""
     out = []
     for i in range(n):
-        who = {"user_id": ids.user_id, "channel_id": ids.channel_id}
+        who: dict[str, Any] = {"user_id": ids.user_id, "channel_id": ids.channel_id}
         if i % 2 == 0:
-            tokens = {"prompt_tokens": 900 + i % 100, "completion_tokens": 180 + i % 50}
+            tokens: dict[str, Any] = {
+                "prompt_tokens": 900 + i % 100,
+                "completion_tokens": 180 + i % 50,
+            }
             extra: dict[str, Any] = {"cost": Decimal("0.000712"), "latency_ms": 800 + i % 700}
             extra |= {"operation": "chat", "model": CHAT, **tokens}
         else:

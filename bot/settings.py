@@ -40,10 +40,10 @@ class Settings(BaseSettings):
         alias="MILVUS_COLLECTION",
     )
     embedding_model: str = Field(default="all-MiniLM-L6-v2", alias="EMBEDDING_MODEL")
-    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="torch", alias="EMBEDDING_BACKEND"
+    embedding_backend: Literal["auto", "torch", "torch-bf16"] = Field(
+        default="auto", alias="EMBEDDING_BACKEND"
     )
-    embedding_batch_size: int = Field(default=64, ge=1, le=4096, alias="EMBEDDING_BATCH_SIZE")
+    embedding_batch_size: int = Field(default=16, ge=1, le=4096, alias="EMBEDDING_BATCH_SIZE")
     chunk_size: int = Field(default=1000, ge=100, le=20000, alias="CHUNK_SIZE")
     chunk_overlap: int = Field(default=200, ge=0, le=10000, alias="CHUNK_OVERLAP")
     max_upload_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_UPLOAD_MB")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -36,12 +38,13 @@ def slack_config(settings: Settings) -> SlackConfig:
     )
 
 
-def build_slack_bot(container: Container, settings: Settings) -> SlackBot:
+def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> SlackBot:
+    """The adapter wired to the container; ``tuning`` overrides SlackConfig fields."""
     return SlackBot(
         answers=container.answers,
         uploads=container.uploads,
         admin=container.admin,
-        config=slack_config(settings),
+        config=replace(slack_config(settings), **tuning),
         seen=lambda key: container.identity.record_event("slack", key),
     )
 

@@ -43,6 +43,7 @@ Admins only:
 `/lore docs delete ID`
 `/lore quota set user|workspace LIMIT`: daily token limits"""
 
+MAX_DAILY_LIMIT = 10**12
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _CHANNEL = re.compile(r"^<?#([A-Za-z0-9]+)(?:\|[^>]*)?>?$")
 ADMIN_ONLY = {
@@ -308,11 +309,18 @@ class AdminService:
             len(call.args) != 2
             or call.args[0] not in ("user", "workspace")
             or not call.args[1].replace(",", "").isdigit()
+            or len(call.args[1]) > 16
         ):
             return CommandResult(
-                "Usage: `/lore quota set user|workspace LIMIT` (tokens per day).", ok=False
+                "Usage: `/lore quota set user|workspace LIMIT` (tokens per day, "
+                f"up to {MAX_DAILY_LIMIT:,}).",
+                ok=False,
             )
         limit = int(call.args[1].replace(",", ""))
+        if limit > MAX_DAILY_LIMIT:
+            return CommandResult(
+                f"A daily limit can be at most {MAX_DAILY_LIMIT:,} tokens.", ok=False
+            )
         if call.args[0] == "user":
             await self._usage.set_workspace_limits(call.workspace.id, user_daily_tokens=limit)
         else:

@@ -32,19 +32,18 @@ class QuotaService:
     async def check(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits:
         """Raise ``QuotaExceeded`` with the limit and the reset time when one is reached."""
         now = self._clock()
-        since = day_start(now)
-        limits = await self._usage.limits(workspace_id, user_id)
+        limits, user_used, ws_used = await self._usage.quota_state(
+            workspace_id, user_id, since=day_start(now)
+        )
         if limits.user_daily_tokens is not None and user_id is not None:
-            used = await self._usage.tokens_since(
-                workspace_id=workspace_id, since=since, user_id=user_id
-            )
+            used = user_used
             if used >= limits.user_daily_tokens:
                 raise QuotaExceeded(
                     f"You have used {used:,} of your {limits.user_daily_tokens:,} tokens for "
                     f"today. Your limit resets at 00:00 UTC (in {_until(now)})."
                 )
         if limits.workspace_daily_tokens is not None:
-            used = await self._usage.tokens_since(workspace_id=workspace_id, since=since)
+            used = ws_used
             if used >= limits.workspace_daily_tokens:
                 raise QuotaExceeded(
                     f"This workspace has used {used:,} of its {limits.workspace_daily_tokens:,} "

@@ -165,7 +165,9 @@ async def test_uncited_llm_answer_is_marked_not_grounded(database_url, tmp_path,
     assert answer.mode == "llm" and not answer.grounded and grounded is False
 
 
-async def test_follow_up_is_condensed_by_the_llm_and_counted(database_url, tmp_path, embedder) -> None:
+async def test_follow_up_is_condensed_by_the_llm_and_counted(
+    database_url, tmp_path, embedder
+) -> None:
     def responder(messages):
         if "standalone question" in messages[0]["content"]:
             assert "vacation" in messages[-1]["content"].lower()  # the history reached the model
@@ -173,16 +175,23 @@ async def test_follow_up_is_condensed_by_the_llm_and_counted(database_url, tmp_p
         return quoting_responder(messages)
 
     async with FakeGroq(responder=responder) as fake:
-        bot = await BotHarness.start(database_url, tmp_path, embedder=embedder,
-                                     groq_base_url=fake.base_url)
+        bot = await BotHarness.start(
+            database_url, tmp_path, embedder=embedder, groq_base_url=fake.base_url
+        )
         try:
             await bot.upload("handbook.md", HANDBOOK)
             await bot.say("What is the vacation policy?", thread="T-c")
             follow = await bot.say("and when do they expire?", thread="T-c")
             async with bot.container.sessions() as db:
-                ops = sorted((await db.execute(
-                    select(TokenUsage.operation).where(TokenUsage.message_id == follow.message_id)
-                )).scalars())
+                ops = sorted(
+                    (
+                        await db.execute(
+                            select(TokenUsage.operation).where(
+                                TokenUsage.message_id == follow.message_id
+                            )
+                        )
+                    ).scalars()
+                )
         finally:
             await bot.close()
     assert ops == ["chat", "condense", "embedding"]

@@ -122,3 +122,12 @@ async def test_bf16_backend_matches_float32() -> None:
     exact = SentenceTransformerEmbedder(backend="torch")
     text = "Milvus computes BM25 from the chunk text for hybrid search."
     assert _cos(await fast.embed_query(text), await exact.embed_query(text)) > 0.999
+
+
+async def test_concurrent_queries_share_batches_and_keep_their_order(embedder) -> None:
+    texts = [f"question number {i} about topic {i % 7}" for i in range(40)]
+    together = await asyncio.gather(*(embedder.embed_query(t) for t in texts))
+    alone = [await embedder.embed_query(t) for t in texts[:3]]
+    for a, b in zip(together[:3], alone, strict=True):
+        assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.999
+    assert len({tuple(round(x, 4) for x in v[:8]) for v in together}) == 40

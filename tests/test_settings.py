@@ -30,7 +30,7 @@ def test_defaults_are_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> Non
         ("DB_POOL_SIZE", "many", "DB_POOL_SIZE"),
         ("CHUNK_OVERLAP", "5000", "CHUNK_OVERLAP"),
         ("LLM_PRICES", "{not json", "LLM_PRICES"),
-        ("EMBEDDING_BACKEND", "gpu", "EMBEDDING_BACKEND"),
+        ("EMBEDDING_BACKEND", "onnx", "EMBEDDING_BACKEND"),
     ],
 )
 def test_bad_value_names_the_variable(

@@ -54,7 +54,7 @@ class SlackConfig:
     placeholder_after: float = 0.3  # seconds before a generic placeholder, if core is slower
     # Answers and uploads running in core at once; the rest wait (their placeholder is up).
     # Bounding it keeps the event loop free to acknowledge a burst of events quickly.
-    concurrency: int = 8
+    concurrency: int = 32
     rate_limit_retries: int = 3
 
 

@@ -7,7 +7,9 @@ one thread key give one row and no error.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -62,13 +64,54 @@ def _session(row: Session) -> SessionRecord:
     )
 
 
+class _TtlCache:
+    """A small LRU of resolved ids: a thread's next question skips the lookups.
+
+    Entries expire so that rows deleted meanwhile (retention, an admin) are looked up again.
+    """
+
+    def __init__(self, *, size: int = 20_000, ttl_seconds: float = 600.0) -> None:
+        self._items: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
+        self._size = size
+        self._ttl = ttl_seconds
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        hit = self._items.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        self._items.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        self._items[key] = (time.monotonic() + self._ttl, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def drop(self, predicate: Any) -> None:
+        for key in [k for k, (_, v) in self._items.items() if predicate(v)]:
+            del self._items[key]
+
+
 class IdentityStore:
     """Resolves platform ids to rows, creating them on first sight."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._cache = _TtlCache()
 
     async def _get_or_create(
+        self, model: type[Base], key: dict[str, Any], extra: dict[str, Any]
+    ) -> Any:
+        cache_key = (model.__tablename__, *key.values())
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return cached
+        row = await self._lookup_or_insert(model, key, extra)
+        self._cache.put(cache_key, row)
+        return row
+
+    async def _lookup_or_insert(
         self, model: type[Base], key: dict[str, Any], extra: dict[str, Any]
     ) -> Any:
         where = [getattr(model, k) == v for k, v in key.items()]
@@ -153,6 +196,7 @@ class IdentityStore:
     async def set_role(self, user_id: uuid.UUID, role: str) -> None:
         async with self._sessions() as db, db.begin():
             await db.execute(update(User).where(User.id == user_id).values(role=role))
+        self._cache.drop(lambda row: isinstance(row, User) and row.id == user_id)
 
     async def touch_user(self, user_id: uuid.UUID, *, when: datetime | None = None) -> None:
         async with self._sessions() as db, db.begin():

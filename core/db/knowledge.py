@@ -99,6 +99,10 @@ class KnowledgeStore:
     async def ensure_namespace(
         self, workspace_id: uuid.UUID, name: str, *, description: str | None = None
     ) -> NamespaceRecord:
+        try:
+            return await self.namespace(workspace_id, name)
+        except NamespaceNotFound:
+            pass  # first use: create it (racing creators meet in the unique constraint)
         async with self._sessions() as db, db.begin():
             values = {
                 "id": new_id(),

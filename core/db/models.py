@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -71,8 +72,8 @@ class Plan(Base):
     __tablename__ = "plans"
     id: Mapped[uuid.UUID] = _pk()
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    user_daily_tokens: Mapped[int | None] = mapped_column(Integer)
-    workspace_daily_tokens: Mapped[int | None] = mapped_column(Integer)
+    user_daily_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    workspace_daily_tokens: Mapped[int | None] = mapped_column(BigInteger)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()
 
@@ -100,7 +101,7 @@ class User(Base):
     display_name: Mapped[str | None] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    daily_token_limit: Mapped[int | None] = mapped_column(Integer)
+    daily_token_limit: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Plan, TokenUsage, User, Workspace
@@ -43,10 +43,8 @@ def _usage_values(item: UsageInput) -> dict[str, Any]:
     }
 
 
-_TOTAL = func.coalesce(
-    func.sum(TokenUsage.prompt_tokens + TokenUsage.completion_tokens + TokenUsage.embedding_tokens),
-    0,
-)
+_ROW_TOKENS = TokenUsage.prompt_tokens + TokenUsage.completion_tokens + TokenUsage.embedding_tokens
+_TOTAL = func.coalesce(func.sum(_ROW_TOKENS), 0)
 
 
 class UsageStore:
@@ -76,25 +74,43 @@ class UsageStore:
         async with self._sessions() as db:
             return int((await db.execute(stmt)).scalar_one())
 
+    async def quota_state(
+        self, workspace_id: uuid.UUID, user_id: uuid.UUID | None, *, since: datetime
+    ) -> tuple[Limits, int, int]:
+        """Limits, the user's tokens and the workspace's tokens since ``since``: one session."""
+        mine = case((TokenUsage.user_id == user_id, _ROW_TOKENS), else_=0) if user_id else 0
+        stmt = select(func.coalesce(func.sum(mine), 0), _TOTAL).where(
+            TokenUsage.workspace_id == workspace_id, TokenUsage.created_at >= since
+        )
+        async with self._sessions() as db:
+            limits = await self._limits(db, workspace_id, user_id)
+            user_used, ws_used = (await db.execute(stmt)).one()
+        return limits, int(user_used), int(ws_used)
+
     async def limits(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits:
         """The plan of the workspace (or the default plan), with a user's own override."""
         async with self._sessions() as db:
+            return await self._limits(db, workspace_id, user_id)
+
+    async def _limits(
+        self, db: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID | None
+    ) -> Limits:
+        plan = (
+            await db.execute(
+                select(Plan)
+                .join(Workspace, Workspace.plan_id == Plan.id)
+                .where(Workspace.id == workspace_id)
+            )
+        ).scalar_one_or_none()
+        if plan is None:
             plan = (
-                await db.execute(
-                    select(Plan)
-                    .join(Workspace, Workspace.plan_id == Plan.id)
-                    .where(Workspace.id == workspace_id)
-                )
+                await db.execute(select(Plan).where(Plan.is_default.is_(True)).limit(1))
             ).scalar_one_or_none()
-            if plan is None:
-                plan = (
-                    await db.execute(select(Plan).where(Plan.is_default.is_(True)).limit(1))
-                ).scalar_one_or_none()
-            override = None
-            if user_id is not None:
-                override = (
-                    await db.execute(select(User.daily_token_limit).where(User.id == user_id))
-                ).scalar_one_or_none()
+        override = None
+        if user_id is not None:
+            override = (
+                await db.execute(select(User.daily_token_limit).where(User.id == user_id))
+            ).scalar_one_or_none()
         user_limit = plan.user_daily_tokens if plan else None
         return Limits(
             user_daily_tokens=override if override is not None else user_limit,

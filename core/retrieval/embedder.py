@@ -19,7 +19,19 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
-BACKENDS = ("torch", "torch-bf16")
+BACKENDS = ("auto", "torch", "torch-bf16")
+QUERY_BATCH = 64
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bfloat16 natively (AVX512-BF16 or AMX); else bf16 is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"})
 
 
@@ -52,7 +64,7 @@ class SentenceTransformerEmbedder:
         model: str | None = None,
         *,
         batch_size: int = 16,
-        backend: str = "torch-bf16",
+        backend: str = "auto",
         max_seq_length: int | None = None,
     ) -> None:
         if backend not in BACKENDS:
@@ -62,7 +74,11 @@ class SentenceTransformerEmbedder:
         self._path = resolve_model_path(model)
         self._name = DEFAULT_MODEL_NAME if model is None else model
         self._batch_size = batch_size
+        if backend == "auto":
+            backend = "torch-bf16" if cpu_has_bf16() else "torch"
         self._backend = backend
+        self._pending: list[tuple[str, asyncio.Future[list[float]]]] = []
+        self._draining: asyncio.Task[None] | None = None
         self._max_seq_length = max_seq_length
         self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
@@ -101,9 +117,29 @@ class SentenceTransformerEmbedder:
         return await asyncio.to_thread(self.encode_sync, list(texts))
 
     async def embed_query(self, text: str) -> list[float]:
-        """Embed one query, L2-normalised."""
-        vectors = await asyncio.to_thread(self.encode_sync, [text])
-        return vectors[0]
+        """Embed one query, L2-normalised. Queries that arrive together share one model call."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[float]] = loop.create_future()
+        self._pending.append((text, future))
+        drain = self._draining
+        if drain is None or drain.done() or drain.get_loop() is not loop:
+            self._pending = [(t, f) for t, f in self._pending if f.get_loop() is loop]
+            self._draining = loop.create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:QUERY_BATCH], self._pending[QUERY_BATCH:]
+            try:
+                vectors = await asyncio.to_thread(self.encode_sync, [t for t, _ in batch])
+            except Exception as exc:  # every waiter gets the error, none hangs
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                if not future.done():
+                    future.set_result(vector)
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens the model sees for these texts, special tokens included, after truncation."""

@@ -68,6 +68,8 @@ async def running_bot(
     embedder: Any,
     *,
     settings: dict[str, Any] | None = None,
+    middlewares: list[Any] | None = None,
+    tuning: dict[str, Any] | None = None,
     **groq_options: Any,
 ) -> AsyncIterator[SlackDriver]:
     """The whole bot serving the Events API on 127.0.0.1:0; yields a driver for it."""
@@ -75,9 +77,11 @@ async def running_bot(
     async with FakeGroq(**groq_options) as groq, FakeSlack() as slack:
         config = slack_settings(database_url, folder, slack, groq, **(settings or {}))
         container = await build(config, embedder=embedder)
-        bot = build_slack_bot(container, config)
+        bot = build_slack_bot(container, config, **(tuning or {}))
         await bot.start()
-        runner = web.AppRunner(bot.web_app(), handle_signals=False, shutdown_timeout=0.1)
+        app = bot.web_app()
+        app.middlewares.extend(middlewares or [])
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
         port = runner.addresses[0][1]
