@@ -24,7 +24,7 @@ class HealthServer:
         registry: CollectorRegistry,
         checks: dict[str, Check],
         host: str = "0.0.0.0",
-    ) -> None:  # noqa: S104 - probes come from outside the pod
+    ) -> None:
         self._port = port
         self._host = host
         self._registry = registry

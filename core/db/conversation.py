@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.identity import insert_ignore
-from core.db.models import Citation, Feedback, Message, Session
+from core.db.models import Citation, Feedback, Message, Session, table
 from core.db.records import CitationInput, MessageInput, MessageRecord
 from core.db.types import new_id, utcnow
 
@@ -58,10 +58,11 @@ class ConversationStore:
         message_id = new_id()
         values = _message_values(item, message_id)
         async with self._sessions() as db, db.begin():
-            await db.execute(insert(Message), [values])
+            await db.execute(insert(table("messages")), [values])
             if item.citations:
                 await db.execute(
-                    insert(Citation), [_citation_values(message_id, c) for c in item.citations]
+                    insert(table("citations")),
+                    [_citation_values(message_id, c) for c in item.citations],
                 )
             await db.execute(
                 update(Session)
@@ -90,9 +91,9 @@ class ConversationStore:
             for c in item.citations
         ]
         async with self._sessions() as db, db.begin():
-            await db.execute(insert(Message), rows)
+            await db.execute(insert(table("messages")), rows)
             if cites:
-                await db.execute(insert(Citation), cites)
+                await db.execute(insert(table("citations")), cites)
         return ids
 
     async def history(self, session_id: uuid.UUID, *, limit: int = 10) -> list[MessageRecord]:

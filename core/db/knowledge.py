@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.identity import insert_ignore
-from core.db.models import Channel, ChannelNamespace, Chunk, Document, Namespace, Upload
+from core.db.models import Channel, ChannelNamespace, Chunk, Document, Namespace, Upload, table
 from core.db.records import DocumentRecord, NamespaceRecord
 from core.db.types import new_id, utcnow
 from core.errors import NamespaceExists, NamespaceNotFound
@@ -278,7 +278,7 @@ class KnowledgeStore:
         ]
         async with self._sessions() as db, db.begin():
             for start in range(0, len(rows), 2000):
-                await db.execute(insert(Chunk), rows[start : start + 2000])
+                await db.execute(insert(table("chunks")), rows[start : start + 2000])
 
     async def mark_indexed(
         self, document_id: uuid.UUID, *, chunk_count: int, token_count: int

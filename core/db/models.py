@@ -25,6 +25,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -42,6 +43,12 @@ NAMING_CONVENTION = {
 }
 
 COST = Numeric(18, 8)
+
+
+def table(name: str) -> Table:
+    """A table for Core inserts: one executemany per batch whatever keys are None (the ORM's
+    bulk insert splits a batch into one statement per distinct key set)."""
+    return Base.metadata.tables[name]
 
 
 class Base(DeclarativeBase):

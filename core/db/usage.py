@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.db.models import Plan, TokenUsage, User, Workspace
+from core.db.models import Plan, TokenUsage, User, Workspace, table
 from core.db.records import UsageInput
 from core.db.types import new_id, utcnow
 
@@ -60,7 +60,7 @@ class UsageStore:
         if not items:
             return
         async with self._sessions() as db, db.begin():
-            await db.execute(insert(TokenUsage), [_usage_values(i) for i in items])
+            await db.execute(insert(table("token_usage")), [_usage_values(i) for i in items])
 
     async def tokens_since(
         self, *, workspace_id: uuid.UUID, since: datetime, user_id: uuid.UUID | None = None
