@@ -246,5 +246,8 @@ if __name__ == "__main__":
     print(text)
     if args.append:
         command = "`.venv/bin/python bench/slack_ack.py " + " ".join(sys.argv[1:]) + "`"
-        with open(args.append, "a", encoding="utf-8") as out:
-            out.write(f"\n## Slack acknowledgement (bench/slack_ack.py)\n\n{command}\n\n{text}\n")
+        heading = "## Slack acknowledgement (bench/slack_ack.py)"
+        target = Path(args.append)
+        present = target.exists() and heading in target.read_text(encoding="utf-8")
+        with target.open("a", encoding="utf-8") as out:
+            out.write(("" if present else f"\n{heading}\n") + f"\n{command}\n\n{text}\n")

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/lore"
 EVENTS_PATH = "/slack/events"
+EVENTS = ("app_mention", "message", "file_deleted")  # deploy/slack/manifest.yml subscribes these
 COMMAND_FAILED = "Something went wrong while running that command; please try again."
 VOTE_FAILED = "I couldn't record your vote; please try again."
 # Optional hook: remember a key, False when seen before (dedups retried file shares; core's
@@ -96,9 +97,14 @@ class SlackBot:
         self._register()
 
     def _register(self) -> None:
-        self.app.event("app_mention")(self._on_mention)
-        self.app.event("message")(self._on_message)
-        self.app.event("file_deleted")(self._on_file_deleted)
+        handlers = {
+            "app_mention": self._on_mention,
+            "message": self._on_message,
+            "file_deleted": self._on_file_deleted,
+        }
+        assert set(handlers) == set(EVENTS)
+        for name, handler in handlers.items():
+            self.app.event(name)(handler)
         self.app.command(COMMAND)(self._on_command)
         self.app.action(re.compile(r"^lore_feedback_(up|down)$"))(self._on_feedback)
 
@@ -254,6 +260,10 @@ class SlackBot:
                 max_bytes=self._config.max_upload_bytes,
             )
             resolved = await fetcher.resolve(file)
+            refusal = self._uploads.precheck(resolved.incoming())
+            if refusal is not None:  # judged from name and size: no download needed
+                await reply.done(refusal)
+                return
             data = await fetcher.download(resolved)
             outcome = await self._uploads.ingest(message, resolved.incoming(), data, reply)
             await reply.done(outcome.message)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.db.identity import insert_ignore
 from core.db.models import Citation, Feedback, Message, Session, table
 from core.db.records import CitationInput, MessageInput, MessageRecord
-from core.db.types import new_id, utcnow
+from core.db.types import new_id, new_ids, utcnow
 
 
 def _message_values(item: MessageInput, message_id: uuid.UUID) -> dict[str, Any]:
@@ -83,7 +83,7 @@ class ConversationStore:
 
     async def add_messages(self, items: Sequence[MessageInput]) -> list[uuid.UUID]:
         """Bulk insert (imports, benchmarks): one transaction, executemany underneath."""
-        ids = [new_id() for _ in items]
+        ids = new_ids(len(items))
         rows = [_message_values(item, mid) for item, mid in zip(items, ids, strict=True)]
         cites = [
             _citation_values(mid, c)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Plan, TokenUsage, User, Workspace, table
 from core.db.records import UsageInput
-from core.db.types import new_id, utcnow
+from core.db.types import new_id, new_ids, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +24,9 @@ class Limits:
     workspace_daily_tokens: int | None
 
 
-def _usage_values(item: UsageInput) -> dict[str, Any]:
+def _usage_values(item: UsageInput, usage_id: uuid.UUID) -> dict[str, Any]:
     return {
-        "id": new_id(),
+        "id": usage_id,
         "workspace_id": item.workspace_id,
         "user_id": item.user_id,
         "channel_id": item.channel_id,
@@ -60,7 +60,10 @@ class UsageStore:
         if not items:
             return
         async with self._sessions() as db, db.begin():
-            await db.execute(insert(table("token_usage")), [_usage_values(i) for i in items])
+            rows = [
+                _usage_values(i, uid) for i, uid in zip(items, new_ids(len(items)), strict=True)
+            ]
+            await db.execute(insert(table("token_usage")), rows)
 
     async def tokens_since(
         self, *, workspace_id: uuid.UUID, since: datetime, user_id: uuid.UUID | None = None

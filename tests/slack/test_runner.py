@@ -1,10 +1,16 @@
-"""One Socket Mode round trip through ``run_slack``: connect, event, command, clean stop."""
+"""``run_slack`` end to end: a Socket Mode round trip, and HTTP mode; both stop cleanly."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import time
 import uuid
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
 
 from bot.container import build
 from bot.slack_runner import run_slack
@@ -82,3 +88,51 @@ async def test_socket_mode_round_trip(sqlite_databases, tmp_path, embedder) -> N
             await container.close()
         assert runner.done() and runner.exception() is None
         assert not slack.connected.is_set()  # the WebSocket was closed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_http_mode_serves_signed_requests_and_stops(
+    sqlite_databases, tmp_path, embedder
+) -> None:
+    url = sqlite_databases.create(tmp_path / "http.db")
+    port = free_port()
+    async with FakeGroq(responder=relevant_quoting_responder) as groq, FakeSlack() as slack:
+        settings = slack_settings(url, tmp_path, slack, groq, SLACK_PORT=port)
+        container = await build(settings, embedder=embedder)
+        stop = asyncio.Event()
+        runner = asyncio.create_task(run_slack(container, settings, stop=stop))
+        events_url = f"http://127.0.0.1:{port}/slack/events"
+        try:
+            async with aiohttp.ClientSession() as http:
+                shapes = SlackDriver(container, None, slack, groq, url=events_url, http=http)  # type: ignore[arg-type]
+                token = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+                challenge = json.dumps(
+                    {"token": "x", "challenge": token, "type": "url_verification"}
+                )
+                for _ in range(100):  # the server starts in the background
+                    try:
+                        status, body = await shapes.post(challenge)
+                        break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.05)
+                assert status == 200 and token in body
+                key = uuid.uuid4().hex
+                command = shapes.command_body("namespace list", user="U1", channel="C1", key=key)
+                status, _ = await shapes.post(
+                    urlencode(command), content_type="application/x-www-form-urlencoded"
+                )
+                assert status == 200
+                shown = await until(lambda: slack.responses.get(key))
+                assert "No namespaces yet" in visible_text(shown[0])
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 10)
+            await container.close()
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with aiohttp.ClientSession() as http, http.post(events_url, data=b"{}"):
+                pass

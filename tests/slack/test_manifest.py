@@ -1,0 +1,57 @@
+"""The app manifest asks for exactly what the adapter uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from adapters.slack.app import COMMAND, EVENTS
+
+ROOT = Path(__file__).resolve().parents[2]
+# Web API method prefix (as the SDK spells it) -> the bot scope it needs.
+METHOD_SCOPES = {
+    "chat_": "chat:write",
+    "files_info": "files:read",
+    "users_info": "users:read",
+}
+EVENT_SCOPES = {
+    "app_mention": "app_mentions:read",
+    "message.channels": "channels:history",
+    "message.groups": "groups:history",
+    "message.im": "im:history",
+    "file_deleted": "files:read",
+}
+
+
+def manifest() -> dict:
+    return yaml.safe_load((ROOT / "deploy/slack/manifest.yml").read_text())
+
+
+def test_scopes_are_exactly_those_the_code_and_events_need() -> None:
+    m = manifest()
+    source = "".join(p.read_text() for p in (ROOT / "adapters/slack").glob("*.py"))
+    called = set(re.findall(r"\.((?:chat|files|users|conversations|reactions)_\w+)\(", source))
+    needed = {
+        scope for method in called for p, scope in METHOD_SCOPES.items() if method.startswith(p)
+    }
+    assert len(needed) == len({METHOD_SCOPES[p] for p in METHOD_SCOPES}), called
+    events = m["settings"]["event_subscriptions"]["bot_events"]
+    needed |= {EVENT_SCOPES[e] for e in events}
+    needed.add("commands")
+    assert sorted(m["oauth_config"]["scopes"]["bot"]) == sorted(needed)
+
+
+def test_events_command_and_interactivity_match_the_listeners() -> None:
+    m = manifest()
+    events = {e.split(".")[0] for e in m["settings"]["event_subscriptions"]["bot_events"]}
+    assert events == set(EVENTS)
+    assert [c["command"] for c in m["features"]["slash_commands"]] == [COMMAND]
+    assert m["settings"]["interactivity"]["is_enabled"] is True
+    urls = {
+        m["settings"]["event_subscriptions"]["request_url"],
+        m["settings"]["interactivity"]["request_url"],
+        m["features"]["slash_commands"][0]["url"],
+    }
+    assert len(urls) == 1 and urls.pop().endswith("/slack/events")
