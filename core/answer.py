@@ -134,6 +134,7 @@ class AnswerService:
     async def _answer_in(
         self, ctx: ConversationContext, message: IncomingMessage, reply: Reply, started: float
     ) -> Answer:
+        await reply.thinking(ctx.namespace_names)
         history = await self._conversation.history(
             ctx.session.id, limit=self._config.history_messages
         )
@@ -146,7 +147,6 @@ class AnswerService:
                 platform_message_id=message.message_id,
             )
         )
-        await reply.thinking(ctx.namespace_names)
         try:
             await self._quota.check(ctx.workspace.id, ctx.user.id)
         except QuotaExceeded as exc:

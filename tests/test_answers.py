@@ -199,3 +199,8 @@ async def test_follow_up_is_condensed_by_the_llm_and_counted(
     final_prompt = fake.last_messages[-1]["content"]
     assert "March 31" in final_prompt.split("[2]")[0]
     assert follow.grounded
+
+
+async def test_first_question_in_an_empty_workspace_abstains(bot) -> None:
+    answer = await bot.say("Is anyone there?")
+    assert answer.abstained and answer.text == "I couldn't find that in general."

@@ -132,23 +132,36 @@ class MilvusVectorStore:
         if mode == "bm25" and not query_text.strip():
             return []
         vector = [float(x) for x in query_vector]
-        if mode == "hybrid":
-            results = await self._call(lambda c: self._hybrid(c, query_text, vector, expr, limit))
-        else:
-            data: list[Any] = [vector] if mode == "dense" else [query_text]
-            field = "dense" if mode == "dense" else "sparse"
-            results = await self._call(
-                lambda c: c.search(
-                    self._collection,
-                    data=data,
-                    anns_field=field,
-                    filter=expr,
-                    limit=limit,
-                    output_fields=_OUTPUT_FIELDS,
-                    search_params=self._search_params(mode),
-                )
-            )
+        try:
+            results = await self._search(mode, query_text, vector, expr, limit)
+        except Exception as exc:
+            # Milvus Lite's BM25 has no corpus statistics while a collection (or its first
+            # segment) is empty, and fails with "NaN or Inf": there is nothing to match yet.
+            if mode == "dense" or "NaN or Inf" not in str(exc):
+                raise
+            if mode == "bm25":
+                return []
+            results = await self._search("dense", query_text, vector, expr, limit)
         return [_hit(h) for h in (results[0] if results else [])]
+
+    async def _search(
+        self, mode: str, query_text: str, vector: list[float], expr: str, limit: int
+    ) -> Any:
+        if mode == "hybrid":
+            return await self._call(lambda c: self._hybrid(c, query_text, vector, expr, limit))
+        data: list[Any] = [vector] if mode == "dense" else [query_text]
+        field = "dense" if mode == "dense" else "sparse"
+        return await self._call(
+            lambda c: c.search(
+                self._collection,
+                data=data,
+                anns_field=field,
+                filter=expr,
+                limit=limit,
+                output_fields=_OUTPUT_FIELDS,
+                search_params=self._search_params(mode),
+            )
+        )
 
     async def delete_documents(self, document_ids: Sequence[str]) -> None:
         """Remove every chunk of these documents."""

@@ -14,7 +14,6 @@ from adapters.discord.render import FAILURE
 from bot.discord_runner import run_discord
 from bot.settings import Settings
 from core.db.models import Feedback
-from tests.discord.conftest import answering_responder
 from tests.discord.driver import (
     DiscordDriver,
     custom_ids,
@@ -23,7 +22,7 @@ from tests.discord.driver import (
     to_bot_message,
 )
 from tests.fakes.discord_server import FakeDiscord
-from tests.fakes.groq_server import FakeGroq
+from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.harness import BotHarness
 from tests.scenarios.suite import HANDBOOK
 
@@ -34,7 +33,7 @@ async def world(
     folder: Path,
     embedder: Any,
     *,
-    responder: Any = answering_responder,
+    responder: Any = relevant_quoting_responder,
     chunk_delay: float = 0.0,
     **settings: object,
 ) -> AsyncIterator[tuple[FakeDiscord, FakeGroq, BotHarness]]:

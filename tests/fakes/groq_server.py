@@ -294,3 +294,30 @@ async def _open_sse(request: web.Request) -> web.StreamResponse:
 
 async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
     await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+
+_WORD = re.compile(r"[a-z0-9]{3,}")
+_SOURCE_1 = re.compile(r"^\[1\] [^\n]*\n(.+?)(?:\n\n\[2\] |\n\nQuestion: )", re.S | re.M)
+
+
+def relevant_quoting_responder(messages: Messages) -> str:
+    """quoting_responder, but quoting the sentence of source [1] that best matches the question,
+    and answering a condense prompt with the follow-up itself (as a sensible model would).
+
+    Plain quoting_responder always quotes the first sentence and answers the condense prompt
+    with "The sources don't say.", so no adapter can pass ``follow_up_without_mention`` with it.
+    """
+    content = str(
+        next((m for m in reversed(messages) if m.get("role") == "user"), {}).get("content", "")
+    )
+    if "Standalone question:" in content:
+        follow_up = re.search(r"Follow-up question:\s*(.+?)\n", content)
+        return follow_up.group(1).strip() if follow_up else content
+    source = _SOURCE_1.search(content)
+    question = content.rsplit("Question:", 1)[-1].lower()
+    if source is None:
+        return quoting_responder(messages)
+    wanted = set(_WORD.findall(question))
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", source.group(1)) if s.strip()]
+    best = max(sentences, key=lambda s: len(wanted & set(_WORD.findall(s.lower()))))
+    return f"{best.rstrip('.')} [1]."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,34 +14,9 @@ from aiohttp import web
 from bot.container import build
 from bot.settings import Settings
 from bot.slack_runner import build_slack_bot
-from tests.fakes.groq_server import FakeGroq, Messages, quoting_responder
+from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.fakes.slack_server import FakeSlack
 from tests.slack.driver import SIGNING_SECRET, SlackDriver
-
-_WORD = re.compile(r"[a-z0-9]{3,}")
-
-
-def relevant_quoting_responder(messages: Messages) -> str:
-    """quoting_responder, but quoting the sentence of source [1] that best matches the question,
-    and answering a condense prompt with the follow-up itself (as a sensible model would).
-
-    Plain quoting_responder always quotes the first sentence and answers the condense prompt
-    with "The sources don't say.", so no adapter can pass ``follow_up_without_mention`` with it.
-    """
-    content = str(
-        next((m for m in reversed(messages) if m.get("role") == "user"), {}).get("content", "")
-    )
-    if "Standalone question:" in content:
-        follow_up = re.search(r"Follow-up question:\s*(.+?)\n", content)
-        return follow_up.group(1).strip() if follow_up else content
-    source = re.search(r"^\[1\] [^\n]*\n(.+?)(?:\n\n\[2\] |\n\nQuestion: )", content, re.S | re.M)
-    question = content.rsplit("Question:", 1)[-1].lower()
-    if source is None:
-        return quoting_responder(messages)
-    wanted = set(_WORD.findall(question))
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", source.group(1)) if s.strip()]
-    best = max(sentences, key=lambda s: len(wanted & set(_WORD.findall(s.lower()))))
-    return f"{best.rstrip('.')} [1]."
 
 
 def slack_settings(

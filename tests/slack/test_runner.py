@@ -14,10 +14,10 @@ import pytest
 
 from bot.container import build
 from bot.slack_runner import run_slack
-from tests.fakes.groq_server import FakeGroq
+from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.fakes.slack_server import BOT_USER, FakeSlack
 from tests.scenarios.suite import HANDBOOK
-from tests.slack.conftest import relevant_quoting_responder, slack_settings
+from tests.slack.conftest import slack_settings
 from tests.slack.driver import SlackDriver, visible_text
 
 
