@@ -22,7 +22,6 @@ def build_discord_client(container: Container, settings: Settings) -> LoreClient
         answers=container.answers,
         uploads=container.uploads,
         admin=container.admin,
-        max_upload_bytes=settings.max_upload_bytes,
         guild_id=settings.discord_guild_id,
         admin_role=settings.discord_admin_role,
     )

@@ -108,3 +108,15 @@ def test_every_setting_is_in_the_readme_table() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [f.alias for f in Settings.model_fields.values() if f"| `{f.alias}` |" not in readme]
     assert missing == []
+
+
+def test_a_local_milvus_uri_is_kept_from_pymilvus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pymilvus parses MILVUS_URI at import and refuses file paths: it must not see ours."""
+    import os
+
+    monkeypatch.setenv("MILVUS_URI", "/srv/lore/milvus.db")
+    assert load_settings(env_file=None).milvus_uri == "/srv/lore/milvus.db"
+    assert "MILVUS_URI" not in os.environ
+    monkeypatch.setenv("MILVUS_URI", "https://milvus.internal:19530")
+    assert load_settings(env_file=None).milvus_uri == "https://milvus.internal:19530"
+    assert os.environ["MILVUS_URI"] == "https://milvus.internal:19530"

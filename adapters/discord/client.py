@@ -68,7 +68,6 @@ class LoreClient(discord.Client):
         answers: AnswerService,
         uploads: UploadService,
         admin: AdminService,
-        max_upload_bytes: int,
         guild_id: int | None = None,
         admin_role: str | None = None,
         edit_interval: float = 1.0,
@@ -78,7 +77,6 @@ class LoreClient(discord.Client):
         self.answers = answers
         self.uploads = uploads
         self.admin = admin
-        self._max_upload_bytes = max_upload_bytes
         self._guild_id = guild_id
         self._admin_role = admin_role
         self._interval = edit_interval
@@ -208,7 +206,7 @@ class LoreClient(discord.Client):
         target: Any,
     ) -> None:
         reply = DiscordReply(target, label=file.filename, interval=self._interval)
-        refusal = self._uploads.precheck(file)
+        refusal = self.uploads.precheck(file)
         if refusal is not None:
             await reply.finish_upload(refusal)
             return

@@ -33,7 +33,6 @@ async def start_client(
         answers=container.answers,
         uploads=container.uploads,
         admin=container.admin,
-        max_upload_bytes=container.settings.max_upload_bytes,
         **options,
     )
     task = asyncio.create_task(client.start("fake-bot-token"))

@@ -1,0 +1,165 @@
+"""`lorekeeper run --slack` as a real process: health, readiness, metrics, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
+from tests.fakes.slack_server import BOT_USER, FakeSlack
+from tests.scenarios.suite import HANDBOOK
+from tests.slack.driver import SIGNING_SECRET, SlackDriver, visible_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def until(check, *, seconds: float = 120.0, what: str = "the bot"):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    try:
+        async with http.get(url) as resp:
+            return resp.status, await resp.text()
+    except aiohttp.ClientError:
+        return 0, ""
+
+
+async def test_run_serves_health_metrics_and_drains_on_sigterm(tmp_path: Path) -> None:
+    slack_port, http_port = free_port(), free_port()
+    async with (
+        FakeGroq(responder=relevant_quoting_responder) as groq,
+        FakeSlack() as slack,
+        aiohttp.ClientSession() as http,
+    ):
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/lk.db",
+            "MILVUS_URI": str(tmp_path / "milvus.db"),
+            "LOREKEEPER_DATA_DIR": str(tmp_path),
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "SLACK_PORT": str(slack_port),
+            "HTTP_PORT": str(http_port),
+            "GROQ_API_KEY": "gsk_test_key_for_run",
+            "GROQ_BASE_URL": groq.base_url,
+            "LOG_JSON": "true",
+        }
+        env.pop("SLACK_APP_TOKEN", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--env-file",
+            str(tmp_path / "none.env"),
+            "run",
+            "--slack",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        base = f"http://127.0.0.1:{http_port}"
+        driver = SlackDriver(
+            None,
+            None,
+            slack,
+            groq,
+            url=f"http://127.0.0.1:{slack_port}/slack/events",  # type: ignore[arg-type]
+            http=http,
+        )
+        try:
+            await until(lambda: _ready(http, base), what="/readyz")
+            status, body = await _get(http, f"{base}/healthz")
+            assert status == 200 and json.loads(body)["status"] == "alive"
+            status, body = await _get(http, f"{base}/readyz")
+            checks = json.loads(body)["checks"]
+            assert status == 200 and checks == {
+                "accepting": True,
+                "database": True,
+                "milvus": True,
+                "slack": True,
+            }
+
+            # index a file, then ask: one answered question
+            shared = driver.message_event(
+                "", user="U1", channel="C1", files=[slack.add_file("handbook.md", HANDBOOK)]
+            )
+            shared["text"] = f"<@{BOT_USER}>"
+            assert await driver.send_event(shared) == 200
+            await until(lambda: _said(slack, shared["ts"], "Indexed handbook.md"), what="indexing")
+            first = driver.message_event(
+                f"<@{BOT_USER}> How many days of paid vacation?",
+                user="U1",
+                channel="C1",
+                kind="app_mention",
+            )
+            assert await driver.send_event(first) == 200
+            answer = await until(lambda: _answered(slack, first["ts"]), what="the answer")
+            assert "25 days" in visible_text(answer)
+            _, metrics = await _get(http, f"{base}/metrics")
+            assert 'lorekeeper_questions_total{mode="llm"} 1.0' in metrics
+            assert "lorekeeper_answer_seconds_count 1.0" in metrics
+            assert 'lorekeeper_ingestions_total{outcome="ok"} 1.0' in metrics
+            assert 'lorekeeper_llm_tokens_total{kind="prompt"}' in metrics
+
+            # a slow answer in flight when SIGTERM arrives is still delivered
+            groq.latency = 3.0
+            second = driver.message_event(
+                f"<@{BOT_USER}> How are travel expenses reimbursed?",
+                user="U2",
+                channel="C1",
+                kind="app_mention",
+            )
+            assert await driver.send_event(second) == 200
+            await until(lambda: _said(slack, second["ts"], "Searching"), what="the placeholder")
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), timeout=60)
+            stderr = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+            assert code == 0, stderr[-3000:]
+            final = await _answered(slack, second["ts"])
+            assert final and "14 days" in visible_text(final)
+            assert "gsk_test_key_for_run" not in stderr and slack.bot_token not in stderr
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def _ready(http: aiohttp.ClientSession, base: str) -> bool:
+    status, _ = await _get(http, f"{base}/readyz")
+    return status == 200
+
+
+async def _said(slack: FakeSlack, ts: str, text: str) -> bool:
+    return any(text in visible_text(m) for m in slack.thread("C1", ts))
+
+
+async def _answered(slack: FakeSlack, ts: str):
+    done = [
+        m
+        for m in slack.thread("C1", ts)
+        if any(b.get("type") == "actions" for b in m.get("blocks") or [])
+    ]
+    return done[-1] if done else None
