@@ -176,7 +176,7 @@ async def test_oversized_attachment_is_refused_without_download(
     ):
         thread = await bot.upload("big.md", b"x" * 50_000)
         [message] = await bot.bot_messages(thread)
-    assert message.text == "I can't index big.md: it is 49 KB and the limit is 10 KB."
+    assert message.text == "I can't index big.md: it is 48.8 KB and the limit is 10.2 KB."
     assert not any(path.startswith("/attachments/") for _, path in fake.requests)
 
 
