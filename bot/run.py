@@ -16,7 +16,11 @@ from bot.container import Container, build
 from bot.health import HealthServer
 from bot.observability import PrometheusMetrics, configure_logging
 from bot.runtime import prepare_database
+from bot.scheduler import ScheduleConfig, Scheduler
 from bot.settings import Settings, load_settings
+from core.db.engine import is_sqlite
+from core.jobs.lock import AdvisoryLock
+from core.jobs.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,18 @@ async def serve(
     recovered = await container.ingestion.recover()
     if recovered:
         log.warning("marked %d interrupted ingestion(s) as failed", recovered)
+    scheduler = Scheduler.standard(
+        container.sessions,
+        ingestion=container.ingestion,
+        lock=AdvisoryLock(container.engine),
+        config=ScheduleConfig(retention_hour_utc=settings.retention_hour_utc),
+        # SQLite has one writer: smaller batches and longer pauses keep answers flowing
+        # (bench/jobs.py: answer p99 2.41x idle with 1000/1.0, 1.73x with 500/2.0).
+        policy=RetentionPolicy(batch_size=500, pause_ratio=2.0)
+        if is_sqlite(container.engine)
+        else None,
+        metrics=metrics,
+    )
     tasks: dict[str, asyncio.Task[None]] = {
         name: asyncio.create_task(run(container, settings, stop), name=name)
         for name, run in runners.items()
@@ -94,6 +110,7 @@ async def serve(
         port=settings.http_port, registry=metrics.registry, checks=_checks(container, tasks, stop)
     )
     await health.start()
+    await scheduler.start()
     code = 0
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({waiter, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
@@ -110,6 +127,7 @@ async def serve(
             task.cancel()
         if any(not t.cancelled() and t.exception() is not None for t in finished):
             code = 1
+    await scheduler.shutdown()
     await health.stop()
     await container.close()
     waiter.cancel()

@@ -30,6 +30,7 @@ from core.jobs.lock import JobLock
 from core.jobs.retention import Retention, RetentionPolicy
 from core.jobs.rollup import UsageRollup
 from core.jobs.runner import JobFunction, JobRun, JobRunner
+from core.observability import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class Scheduler:
         config: ScheduleConfig | None = None,
         policy: RetentionPolicy | None = None,
         clock: Clock = system_clock,
+        metrics: Metrics | None = None,
     ) -> Scheduler:
         """The production schedule: the four jobs, and the rollup backfill on start."""
         cfg = config or ScheduleConfig()
@@ -136,7 +138,9 @@ class Scheduler:
         )
         return cls(
             jobs,
-            runner=JobRunner(lock, clock=clock, min_hold_seconds=cfg.min_hold_seconds),
+            runner=JobRunner(
+                lock, clock=clock, min_hold_seconds=cfg.min_hold_seconds, metrics=metrics
+            ),
             on_start=[(BACKFILL, rollup.backfill)],
             misfire_grace_seconds=cfg.misfire_grace_seconds,
         )

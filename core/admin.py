@@ -78,6 +78,7 @@ class CommandResult:
     ephemeral: bool = True
     answer: Answer | None = None
     report: UsageReport | None = None
+    chart_png: bytes | None = None  # a bar chart of ``report`` for adapters to attach
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,8 @@ class AdminService:
         except ValueError as exc:
             return CommandResult(f"{exc}.", ok=False)
         text = f"Usage {period} by {by}:\n```\n{report.table()}\n```"
-        return CommandResult(text, report=report)
+        chart = await self._reports.chart(report) if report.rows else None
+        return CommandResult(text, report=report, chart_png=chart)
 
     async def _ns_list(self, call: _Call) -> CommandResult:
         rows = await self._knowledge.list_namespaces(call.workspace.id)

@@ -135,17 +135,21 @@ class AnswerService:
         self, ctx: ConversationContext, message: IncomingMessage, reply: Reply, started: float
     ) -> Answer:
         await reply.thinking(ctx.namespace_names)
-        history = await self._conversation.history(
-            ctx.session.id, limit=self._config.history_messages
-        )
-        question = await self._conversation.add_message(
-            MessageInput(
-                ctx.session.id,
-                "user",
-                message.text,
-                user_id=ctx.user.id,
-                platform_message_id=message.message_id,
+        history = (
+            []
+            if ctx.session.is_new
+            else await self._conversation.history(
+                ctx.session.id, limit=self._config.history_messages
             )
+        )
+        # stored with the answer, in one transaction, when the answer is ready
+        question = MessageInput(
+            ctx.session.id,
+            "user",
+            message.text,
+            user_id=ctx.user.id,
+            platform_message_id=message.message_id,
+            created_at=self._clock(),
         )
         try:
             await self._quota.check(ctx.workspace.id, ctx.user.id)
@@ -294,7 +298,7 @@ class AnswerService:
     async def _finish(
         self,
         ctx: ConversationContext,
-        question: MessageRecord,
+        question: MessageInput,
         draft: _Draft,
         *,
         started: float,
@@ -304,12 +308,12 @@ class AnswerService:
         mode = draft.mode if draft.text else "abstain"
         grounded = bool(draft.citations)
         done = draft.completion
-        stored = await self._conversation.add_message(
+        _, answer_id = await self._conversation.add_exchange(
+            question,
             MessageInput(
                 ctx.session.id,
                 "assistant",
                 text,
-                parent_id=question.id,
                 prompt_tokens=done.prompt_tokens if done else 0,
                 completion_tokens=done.completion_tokens if done else 0,
                 model=done.model
@@ -329,9 +333,9 @@ class AnswerService:
                     )
                     for c in draft.citations
                 ),
-            )
+            ),
+            usage_rows,
         )
-        await self._usage.record_many([replace(u, message_id=stored.id) for u in usage_rows])
         return Answer(
             text=text,
             citations=draft.citations,
@@ -341,7 +345,7 @@ class AnswerService:
             notice=draft.notice,
             namespaces=ctx.namespace_names,
             usage=_total(usage_rows, self._prices),
-            message_id=stored.id,
+            message_id=answer_id,
             session_id=ctx.session.id,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from core.db.records import (
     WorkspaceRecord,
 )
 from core.types import IncomingMessage
+
+NAMESPACE_TTL = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,9 @@ class ContextResolver:
         self._identity = identity
         self._knowledge = knowledge
         self._embedding_model = embedding_model
+        # channel -> (expiry, store generation, namespaces). Changes made in this process
+        # show at once (the generation moves); other processes' within NAMESPACE_TTL.
+        self._namespaces: dict[uuid.UUID, tuple[float, int, list[NamespaceRecord]]] = {}
 
     async def resolve(self, message: IncomingMessage) -> ConversationContext:
         ws = await self._identity.workspace(
@@ -73,12 +79,25 @@ class ContextResolver:
             ws.id, channel.id, message.thread_id, title=message.text[:80] or None
         )
         namespaces = await self.channel_namespaces(ws.id, channel.id)
-        docs = await self._knowledge.session_documents(session.id)
+        docs = [] if session.is_new else await self._knowledge.session_documents(session.id)
         return ConversationContext(
             ws, user, channel, session, tuple(namespaces), tuple(docs), self._embedding_model
         )
 
     async def channel_namespaces(
+        self, workspace_id: uuid.UUID, channel_id: uuid.UUID
+    ) -> list[NamespaceRecord]:
+        generation = self._knowledge.generation
+        cached = self._namespaces.get(channel_id)
+        if cached is not None and cached[0] > time.monotonic() and cached[1] == generation:
+            return cached[2]
+        found = await self._load_namespaces(workspace_id, channel_id)
+        if len(self._namespaces) > 10_000:
+            self._namespaces.clear()
+        self._namespaces[channel_id] = (time.monotonic() + NAMESPACE_TTL, generation, found)
+        return found
+
+    async def _load_namespaces(
         self, workspace_id: uuid.UUID, channel_id: uuid.UUID
     ) -> list[NamespaceRecord]:
         bound = await self._knowledge.channel_namespaces(channel_id)

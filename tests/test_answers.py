@@ -204,3 +204,14 @@ async def test_follow_up_is_condensed_by_the_llm_and_counted(
 async def test_first_question_in_an_empty_workspace_abstains(bot) -> None:
     answer = await bot.say("Is anyone there?")
     assert answer.abstained and answer.text == "I couldn't find that in general."
+
+
+async def test_usage_command_reports_with_a_chart(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    await bot.say("How many days of paid vacation do employees get?")
+    result = await bot.admin("usage 7d by user")
+    assert result.ok and result.report is not None and result.report.total.tokens > 0
+    assert "U1" in result.text and "requests" in result.text
+    assert result.chart_png is not None and result.chart_png.startswith(b"\x89PNG\r\n\x1a\n")
+    refused = await bot.admin("usage", is_admin=False, user="U-plain")
+    assert not refused.ok and "Only workspace admins" in refused.text

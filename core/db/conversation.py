@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -11,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.identity import insert_ignore
 from core.db.models import Citation, Feedback, Message, Session, table
-from core.db.records import CitationInput, MessageInput, MessageRecord
+from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
 from core.db.types import new_id, new_ids, utcnow
+from core.db.usage import usage_rows
 
 
 def _message_values(item: MessageInput, message_id: uuid.UUID) -> dict[str, Any]:
@@ -80,6 +82,30 @@ class ConversationStore:
             grounded=item.grounded,
             citations=item.citations,
         )
+
+    async def add_exchange(
+        self, question: MessageInput, answer: MessageInput, usage: Sequence[UsageInput]
+    ) -> tuple[uuid.UUID, uuid.UUID]:
+        """A question, its answer (with citations) and the answer's token usage in one
+        transaction: one commit per answered question instead of four."""
+        question_id, answer_id = new_ids(2)
+        q_values = _message_values(question, question_id)
+        a_values = _message_values(replace(answer, parent_id=question_id), answer_id)
+        async with self._sessions() as db, db.begin():
+            await db.execute(insert(table("messages")), [q_values])
+            await db.execute(insert(table("messages")), [a_values])
+            if answer.citations:
+                cites = [_citation_values(answer_id, c) for c in answer.citations]
+                await db.execute(insert(table("citations")), cites)
+            if usage:
+                rows = usage_rows([replace(u, message_id=answer_id) for u in usage])
+                await db.execute(insert(table("token_usage")), rows)
+            await db.execute(
+                update(Session)
+                .where(Session.id == answer.session_id)
+                .values(last_activity_at=a_values["created_at"])
+            )
+        return question_id, answer_id
 
     async def add_messages(self, items: Sequence[MessageInput]) -> list[uuid.UUID]:
         """Bulk insert (imports, benchmarks): one transaction, executemany underneath."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -168,11 +169,14 @@ class IdentityStore:
             {
                 "workspace_id": workspace_id,
                 "title": (title or "")[:255] or None,
+                "created_at": now,
                 "last_activity_at": now,
                 "is_active": True,
             },
         )
-        return _session(row)
+        record = _session(row)
+        # created by this very call: it has no history and no files yet
+        return replace(record, is_new=row.created_at == now)
 
     async def has_session(
         self, platform: str, workspace: str, channel: str, thread_key: str

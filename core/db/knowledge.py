@@ -80,6 +80,9 @@ class KnowledgeStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        # Bumped by every change to namespaces or bindings in this process, so that caches of
+        # "which namespaces does this channel search" can tell when they went stale.
+        self.generation = 0
 
     # --- namespaces ---------------------------------------------------------------------
 
@@ -141,12 +144,14 @@ class KnowledgeStore:
                 )
         except IntegrityError:
             raise NamespaceExists(name) from None
+        self.generation += 1
         return await self.namespace(workspace_id, name)
 
     async def delete_namespace(self, namespace_id: uuid.UUID) -> None:
         """Deletes the namespace with its documents, chunks and channel links (cascades)."""
         async with self._sessions() as db, db.begin():
             await db.execute(delete(Namespace).where(Namespace.id == namespace_id))
+        self.generation += 1
 
     async def list_namespaces(self, workspace_id: uuid.UUID) -> list[tuple[NamespaceRecord, int]]:
         """Namespaces of a workspace with their count of indexed documents."""
@@ -174,6 +179,7 @@ class KnowledgeStore:
             await db.execute(
                 update(Namespace).where(Namespace.id == namespace_id).values(config=config)
             )
+        self.generation += 1
 
     # --- channel bindings ---------------------------------------------------------------
 
@@ -188,6 +194,7 @@ class KnowledgeStore:
             await db.execute(
                 insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
             )
+        self.generation += 1
 
     async def unbind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> bool:
         async with self._sessions() as db, db.begin():
@@ -197,7 +204,8 @@ class KnowledgeStore:
                     ChannelNamespace.namespace_id == namespace_id,
                 )
             )
-            return bool(getattr(result, "rowcount", 0))
+        self.generation += 1
+        return bool(getattr(result, "rowcount", 0))
 
     async def channel_namespaces(self, channel_id: uuid.UUID) -> list[NamespaceRecord]:
         async with self._sessions() as db:

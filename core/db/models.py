@@ -170,7 +170,9 @@ class Document(Base):
     error: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     token_count: Mapped[int] = mapped_column(Integer, default=0)
-    session_id: Mapped[uuid.UUID | None] = _fk("sessions.id", "SET NULL", nullable=True)
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = _created()
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -246,7 +248,10 @@ class Message(Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     platform_message_id: Mapped[str | None] = mapped_column(String(64))
-    parent_id: Mapped[uuid.UUID | None] = _fk("messages.id", "SET NULL", nullable=True)
+    # indexed: deleting messages sets their replies' parent_id to NULL through this column
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     model: Mapped[str | None] = mapped_column(String(128))
@@ -312,7 +317,9 @@ class TokenUsage(_UsageColumns, Base):
     user_id: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL", nullable=True)
     channel_id: Mapped[uuid.UUID | None] = _fk("channels.id", "SET NULL", nullable=True)
     namespace_id: Mapped[uuid.UUID | None] = _fk("namespaces.id", "SET NULL", nullable=True)
-    message_id: Mapped[uuid.UUID | None] = _fk("messages.id", "SET NULL", nullable=True)
+    message_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True, index=True
+    )
 
 
 class TokenUsageArchive(_UsageColumns, Base):

@@ -46,6 +46,7 @@ class SessionRecord:
     title: str | None
     created_at: datetime
     last_activity_at: datetime
+    is_new: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ def _usage_values(item: UsageInput, usage_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
+def usage_rows(items: Sequence[UsageInput]) -> list[dict[str, Any]]:
+    """Insert values for token_usage rows (ids made in one batch)."""
+    return [_usage_values(i, uid) for i, uid in zip(items, new_ids(len(items)), strict=True)]
+
+
 _ROW_TOKENS = TokenUsage.prompt_tokens + TokenUsage.completion_tokens + TokenUsage.embedding_tokens
 _TOTAL = func.coalesce(func.sum(_ROW_TOKENS), 0)
 
@@ -50,8 +56,13 @@ _TOTAL = func.coalesce(func.sum(_ROW_TOKENS), 0)
 class UsageStore:
     """Records what every call costs and answers 'how much today?' from SQL."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, limits_ttl: float = 30.0
+    ) -> None:
         self._sessions = sessions
+        # Plans change rarely: other processes see an admin's change within limits_ttl.
+        self._limits_ttl = limits_ttl
+        self._limits_cache: dict[tuple[uuid.UUID, uuid.UUID | None], tuple[float, Limits]] = {}
 
     async def record(self, item: UsageInput) -> None:
         await self.record_many([item])
@@ -60,10 +71,7 @@ class UsageStore:
         if not items:
             return
         async with self._sessions() as db, db.begin():
-            rows = [
-                _usage_values(i, uid) for i, uid in zip(items, new_ids(len(items)), strict=True)
-            ]
-            await db.execute(insert(table("token_usage")), rows)
+            await db.execute(insert(table("token_usage")), usage_rows(items))
 
     async def tokens_since(
         self, *, workspace_id: uuid.UUID, since: datetime, user_id: uuid.UUID | None = None
@@ -98,6 +106,18 @@ class UsageStore:
     async def _limits(
         self, db: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID | None
     ) -> Limits:
+        cached = self._limits_cache.get((workspace_id, user_id))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        limits = await self._load_limits(db, workspace_id, user_id)
+        if len(self._limits_cache) > 10_000:
+            self._limits_cache.clear()
+        self._limits_cache[(workspace_id, user_id)] = (time.monotonic() + self._limits_ttl, limits)
+        return limits
+
+    async def _load_limits(
+        self, db: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID | None
+    ) -> Limits:
         plan = (
             await db.execute(
                 select(Plan)
@@ -128,6 +148,7 @@ class UsageStore:
         workspace_daily_tokens: int | None = None,
     ) -> Limits:
         """Give the workspace its own plan (copied from its current one) and change it."""
+        self._limits_cache.clear()
         current = await self.limits(workspace_id, None)
         new_user = user_daily_tokens if user_daily_tokens is not None else current.user_daily_tokens
         new_ws = (
@@ -149,8 +170,10 @@ class UsageStore:
                 ws.plan_id = plan.id
             plan.user_daily_tokens = new_user
             plan.workspace_daily_tokens = new_ws
+        self._limits_cache.clear()
         return Limits(new_user, new_ws)
 
     async def set_user_limit(self, user_id: uuid.UUID, limit: int | None) -> None:
         async with self._sessions() as db, db.begin():
             await db.execute(update(User).where(User.id == user_id).values(daily_token_limit=limit))
+        self._limits_cache.clear()

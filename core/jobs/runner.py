@@ -12,6 +12,7 @@ from typing import Literal
 
 from core.jobs.clock import Clock, system_clock
 from core.jobs.lock import JobLock
+from core.observability import Metrics, NullMetrics
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,17 @@ class JobRunner:
     """
 
     def __init__(
-        self, lock: JobLock, *, clock: Clock = system_clock, min_hold_seconds: float = 0.0
+        self,
+        lock: JobLock,
+        *,
+        clock: Clock = system_clock,
+        min_hold_seconds: float = 0.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._lock = lock
         self._clock = clock
         self._min_hold = min_hold_seconds
+        self._metrics = metrics or NullMetrics()
 
     async def run(self, name: str, job: JobFunction) -> JobRun:
         """Run ``job`` once if no other process is running it."""
@@ -64,6 +71,7 @@ class JobRunner:
                 log.info("job %s skipped: running in another process", name)
                 return JobRun(name, "skipped", started_at, 0.0)
             outcome = await self._attempt(name, job, started_at, started)
+            self._metrics.job_run(name, ok=outcome.status == "ok", seconds=outcome.seconds)
             rest = self._min_hold - (time.perf_counter() - started)
             if rest > 0:
                 await asyncio.sleep(rest)
