@@ -29,6 +29,7 @@ from adapters.discord.render import (
     FAILURE,
     UPLOAD_FAILURE,
     FeedbackButton,
+    chart_file,
     feedback_view,
     render_answer,
     render_text,
@@ -256,14 +257,17 @@ class LoreClient(discord.Client):
         pieces = render_answer(result.answer) if result.answer else render_text(result.text)
         first, rest = pieces[0], pieces[1:]
         view = feedback_view(first.feedback_for) if first.feedback_for and not rest else None
+        extra: dict[str, Any] = {}
+        if result.chart_png is not None:  # on the same (ephemeral) message as the table
+            extra["attachments"] = [chart_file(result.chart_png)]
         await interaction.edit_original_response(
-            content=first.content, embeds=first.embeds, view=view
+            content=first.content, embeds=first.embeds, view=view, **extra
         )
         for piece in rest:
-            extra: dict[str, Any] = {"embeds": piece.embeds}
+            more: dict[str, Any] = {"embeds": piece.embeds}
             if piece.feedback_for:
-                extra["view"] = feedback_view(piece.feedback_for)
-            await interaction.followup.send(piece.content, ephemeral=result.ephemeral, **extra)
+                more["view"] = feedback_view(piece.feedback_for)
+            await interaction.followup.send(piece.content, ephemeral=result.ephemeral, **more)
 
     # --- 👍/👎 ---------------------------------------------------------------------------
 

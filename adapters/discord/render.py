@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 import uuid
@@ -18,6 +19,7 @@ EMBED_LIMIT = 4096
 QUOTE_CHARS = 150
 FAILURE = "Something went wrong while answering; please try again."
 UPLOAD_FAILURE = "Something went wrong while indexing {name}; it was not added."
+CHART_FILENAME = "lorekeeper-usage.png"
 _SENTENCE_END = re.compile(r"((?<=[.!?])[ \t]+|[ \t]*\n[ \t]*)")
 
 
@@ -149,6 +151,13 @@ def render_answer(answer: Answer) -> list[Outgoing]:
 
 def render_text(text: str) -> list[Outgoing]:
     return [Outgoing(p) for p in split_content(text) or ["Done."]]
+
+
+def chart_file(png: bytes) -> discord.File:
+    """The usage chart as an attachment (shown inline under the table)."""
+    return discord.File(
+        io.BytesIO(png), filename=CHART_FILENAME, description="Token use per row of the table"
+    )
 
 
 def placeholder(namespaces: Sequence[str]) -> str:

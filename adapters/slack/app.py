@@ -17,12 +17,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events, render
 from adapters.slack.events import Payload, SlackFile
-from adapters.slack.files import FileFetcher
+from adapters.slack.files import FileFetcher, send_privately
 from adapters.slack.reply import SlackReply
 from core.admin import AdminService
 from core.answer import AnswerService
@@ -292,6 +293,8 @@ class SlackBot:
             is_admin = await self._is_admin(str(body.get("user_id") or ""))
             result = await self._admin.execute(events.command_from_payload(body, is_admin=is_admin))
             shown = render.command_response(result)
+            if result.chart_png is not None:
+                shown = render.with_note(shown, await self._send_chart(body, result.chart_png))
             kind = "ephemeral" if result.ephemeral else "in_channel"
             await self._respond(body, respond, shown, kind)
         except Exception:
@@ -300,6 +303,25 @@ class SlackBot:
                 await self._respond(body, respond, render.SlackMessage(COMMAND_FAILED), "ephemeral")
             except Exception:
                 log.exception("could not report the /lore failure")
+
+    async def _send_chart(self, body: Payload, png: bytes) -> str:
+        """The usage chart goes to the admin's DM (Slack has no ephemeral files); says where."""
+        try:
+            await send_privately(
+                self.client,
+                str(body.get("user_id") or ""),
+                png,
+                filename=render.CHART_FILENAME,
+                title="Lorekeeper usage",
+                comment=render.chart_comment(str(body.get("text") or "")),
+            )
+        except SlackApiError as exc:
+            log.warning("sending the usage chart failed: %s", exc.response.get("error"))
+            return render.CHART_FAILED
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("sending the usage chart failed: %s", type(exc).__name__)
+            return render.CHART_FAILED
+        return render.CHART_SENT
 
     async def _respond(
         self, body: Payload, respond: Any, message: render.SlackMessage, kind: str

@@ -1,4 +1,5 @@
-"""Fetching shared files from Slack: ``files.info`` for stubs, downloads with the bot token."""
+"""Files and Slack: fetching shared files (``files.info`` for stubs, downloads with the bot
+token) and sending one privately to a person (Slack has no ephemeral files)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,26 @@ class FileFetcher:
                 reason=f"download failed: {type(exc).__name__}",
             ) from None
         return bytes(data)
+
+
+async def send_privately(
+    client: AsyncWebClient,
+    user_id: str,
+    data: bytes,
+    *,
+    filename: str,
+    title: str,
+    comment: str,
+) -> str:
+    """Upload ``data`` into the bot's direct messages with ``user_id``; returns that channel.
+
+    Slack has no ephemeral files: a file shared in a channel is seen by everyone there, so a
+    private report goes to a DM (``conversations.open``, then the external upload flow:
+    ``files.getUploadURLExternal``, the upload, ``files.completeUploadExternal``).
+    """
+    opened = await client.conversations_open(users=user_id)
+    channel = str(opened["channel"]["id"])
+    await client.files_upload_v2(
+        channel=channel, file=data, filename=filename, title=title, initial_comment=comment
+    )
+    return channel

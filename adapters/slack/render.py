@@ -28,6 +28,9 @@ SOURCE_PREFIX = "lore_source_"
 ERROR_ANSWER = "Something went wrong while answering; please try again."
 NOT_GROUNDED = "⚠️ This answer is not grounded in the sources; check it before relying on it."
 EXTRACTIVE = "Quoted from the sources (no written answer is available right now)."
+CHART_FILENAME = "lorekeeper-usage.png"
+CHART_SENT = "📊 I sent you the chart in a direct message (only you can see it)."
+CHART_FAILED = "I couldn't send you the chart; the table has the same numbers."
 
 _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 _ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
@@ -227,3 +230,14 @@ def command_response(result: CommandResult) -> SlackMessage:
     pieces = split_text(result.text)
     blocks = [section(p) for p in pieces][:BLOCK_LIMIT]
     return SlackMessage(shorten(result.text, FALLBACK_LIMIT) or "Done.", blocks)
+
+
+def chart_comment(command_text: str) -> str:
+    """The words posted with the usage chart in the admin's direct messages."""
+    return f"Chart for `/lore {escape(command_text.strip())}`"
+
+
+def with_note(message: SlackMessage, note: str) -> SlackMessage:
+    """The same message with a one-line note (a context block) at the end."""
+    blocks = [*message.blocks[: BLOCK_LIMIT - 1], context(note)]
+    return SlackMessage(message.text, blocks)

@@ -7,6 +7,10 @@
         fake.rate_limit("POST", r"/channels/\\d+/messages", retry_after=0.2)
         fake.messages_in(channel_id)                   # what the bot posted, with edits
 
+Messages and interaction responses may be multipart (``payload_json`` plus ``files[n]``): the
+files become attachments of the message (``payload["attachments"]``), their bytes are kept in
+``fake.attachments`` (see :meth:`FakeDiscord.attachment_bytes`) and listed in ``fake.uploads``.
+
 Shapes follow Discord's API reference. Behaviour worth knowing: a thread started from a
 message gets the message's id and a second start answers 400 with code 160004; the bot's own
 messages are echoed back as MESSAGE_CREATE (as Discord does); JSON responses carry exactly
@@ -16,7 +20,6 @@ messages are echoed back as MESSAGE_CREATE (as Discord does); JSON responses car
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 import time
@@ -27,6 +30,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 API = "/api/v10"
+DISCORD_EPOCH_MS = 1_420_070_400_000
 EPHEMERAL = 64
 MANAGE_GUILD = 1 << 5
 MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16)  # view, send, read history
@@ -88,7 +92,7 @@ class FakeDiscord:
     def __init__(
         self, *, channels: tuple[str, ...] = ("C1", "C2"), guild_name: str = "Acme"
     ) -> None:
-        self._ids = itertools.count(1_300_000_000_000_000_000)
+        self._last_id = 0
         self.application_id = self.new_id()
         self.bot_id = self.application_id
         self.guild_id = self.new_id()
@@ -111,6 +115,8 @@ class FakeDiscord:
         self.messages: dict[int, PostedMessage] = {}
         self.threads_by_message: dict[int, int] = {}
         self.attachments: dict[int, bytes] = {}
+        self._attachment_meta: dict[int, JsonDict] = {}
+        self.uploads: list[JsonDict] = []  # attachments the bot sent, in order
         self.interactions: dict[str, InteractionRecord] = {}
         self.commands: dict[str, list[JsonDict]] = {}
         self.requests: list[tuple[str, str]] = []
@@ -184,7 +190,10 @@ class FakeDiscord:
     # --- the world -----------------------------------------------------------------------
 
     def new_id(self) -> int:
-        return next(self._ids)
+        """A snowflake made now: discord.py reads ``created_at`` from its top bits."""
+        now = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
+        self._last_id = max(self._last_id + 1, now)
+        return self._last_id
 
     def add_channel(self, name: str, *, position: int = 0) -> int:
         cid = self.new_id()
@@ -248,7 +257,7 @@ class FakeDiscord:
         aid = self.new_id()
         self.attachments[aid] = data
         url = f"{self.api_url}/attachments/{aid}/{filename}"
-        return {
+        meta = {
             "id": str(aid),
             "filename": filename,
             "size": len(data),
@@ -256,6 +265,12 @@ class FakeDiscord:
             "proxy_url": url,
             "content_type": content_type,
         }
+        self._attachment_meta[aid] = meta
+        return dict(meta)
+
+    def attachment_bytes(self, attachment: JsonDict) -> bytes:
+        """The bytes behind an attachment of a message payload."""
+        return self.attachments[int(attachment["id"])]
 
     @staticmethod
     def _role(rid: int, name: str) -> JsonDict:
@@ -584,10 +599,41 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _read_body(self, request: web.Request) -> JsonDict:
+        """The JSON body; for multipart, ``payload_json`` with ``files[n]`` as attachments."""
+        files: dict[str, JsonDict] = {}
         if request.content_type.startswith("multipart/"):
             form = await request.post()
-            return dict(json.loads(str(form["payload_json"])))
-        return dict(await request.json())
+            body = dict(json.loads(str(form["payload_json"])))
+            for name, value in form.items():
+                index = re.fullmatch(r"files\[(\d+)\]", name)
+                if index and isinstance(value, web.FileField):
+                    files[index.group(1)] = self.add_attachment(
+                        value.filename, value.file.read(), content_type=value.content_type
+                    )
+            self.uploads.extend(files.values())
+        else:
+            body = dict(await request.json())
+        # An interaction callback carries the message in "data"; other bodies are the message.
+        message = body["data"] if "type" in body and isinstance(body.get("data"), dict) else body
+        listed = message.get("attachments")
+        if isinstance(listed, list):
+            message["attachments"] = self._attachments(listed, files)
+        elif files:
+            message["attachments"] = list(files.values())
+        return body
+
+    def _attachments(self, listed: list[JsonDict], files: dict[str, JsonDict]) -> list[JsonDict]:
+        """``attachments`` as sent: ``{"id": n}`` names ``files[n]``, a snowflake keeps one."""
+        out = []
+        for entry in listed:
+            key = str(entry.get("id"))
+            found = files.get(key) or (
+                self._attachment_meta.get(int(key)) if key.isdigit() else None
+            )
+            if found is not None:
+                description = entry.get("description")
+                out.append({**found, **({"description": description} if description else {})})
+        return out
 
     def _bot_message(self, channel_id: int, body: JsonDict) -> JsonDict:
         payload = {
@@ -601,7 +647,7 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": body.get("attachments") or [],
             "embeds": body.get("embeds") or [],
             "components": body.get("components") or [],
             "pinned": False,
@@ -636,7 +682,7 @@ class FakeDiscord:
 
     def _apply_edit(self, message: PostedMessage, body: JsonDict) -> None:
         message.history.append(dict(message.payload))
-        for key in ("content", "embeds", "components"):
+        for key in ("content", "embeds", "components", "attachments"):
             if key in body:
                 message.payload[key] = (
                     body[key] if body[key] is not None else ([] if key != "content" else "")
@@ -763,7 +809,7 @@ class FakeDiscord:
             self._apply_edit(target, body)
             payload = target.payload
         else:
-            for key in ("content", "embeds", "components"):
+            for key in ("content", "embeds", "components", "attachments"):
                 if key in body:
                     target[key] = body[key] if body[key] is not None else target.get(key)
             payload = target

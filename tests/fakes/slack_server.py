@@ -8,9 +8,11 @@
         slack.thread("C1", "1700000000.000001")                # what a thread shows now
 
 It serves what the Lorekeeper bot uses: auth.test, chat.postMessage, chat.update, chat.delete,
-chat.postEphemeral, files.info, users.info, conversations.replies, apps.connections.open, file
-downloads (an HTML sign-in page without the bot token, as Slack does), response_url posts, and
-a Socket Mode WebSocket at /link.
+chat.postEphemeral, files.info, users.info, conversations.replies, conversations.open,
+apps.connections.open, file downloads (an HTML sign-in page without the bot token, as Slack
+does), the external upload flow (files.getUploadURLExternal, a POST of the bytes to the
+returned upload_url, files.completeUploadExternal; finished uploads land in ``slack.uploads``),
+response_url posts, and a Socket Mode WebSocket at /link.
 """
 
 from __future__ import annotations
@@ -30,6 +32,18 @@ TEAM = "T0LORE"
 BOT_USER = "U0BOT"
 BOT_ID = "B0BOT"
 LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
+
+
+@dataclass
+class Upload:
+    """A file shared through files.completeUploadExternal."""
+
+    file_id: str
+    filename: str
+    title: str
+    channel: str | None
+    initial_comment: str | None
+    data: bytes
 
 
 @dataclass
@@ -56,6 +70,9 @@ class FakeSlack:
         self.file_bytes: dict[str, bytes] = {}
         self.files_scope = True  # False: downloads get the sign-in page, as without files:read
         self.downloads: list[tuple[str, str]] = []  # (file id, Authorization header)
+        self.dms: dict[str, str] = {}  # user id -> the bot's DM channel with them
+        self.uploads: list[Upload] = []
+        self._pending: dict[str, dict[str, Any]] = {}  # upload URLs handed out, not completed
         self._limits: dict[str, list[int]] = defaultdict(list)
         self._errors: dict[str, list[str]] = defaultdict(list)
         self._ts = itertools.count(1)
@@ -72,6 +89,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/files-pri/{file_id}/{name}", self._download)
         app.router.add_post("/respond/{key}", self._respond)
+        app.router.add_post("/upload/v1/{file_id}", self._receive_upload)
         app.router.add_get("/link", self._socket)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
@@ -306,6 +324,45 @@ class FakeSlack:
         replies = [_public(m) for m in self.thread(str(p["channel"]), str(p["ts"]))]
         return {"messages": replies, "has_more": False}
 
+    def _m_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(p.get("users") or "").split(",") if u]
+        if len(users) != 1:  # group DMs are not faked
+            return {"ok": False, "error": "users_list_not_supplied"}
+        channel = self.dms.setdefault(users[0], "D" + uuid.uuid4().hex[:10].upper())
+        return {"channel": {"id": channel, "is_im": True, "user": users[0]}}
+
+    def _m_files_getUploadURLExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not p.get("filename") or not str(p.get("length") or "").isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        self._pending[file_id] = {"filename": str(p["filename"]), "length": int(p["length"])}
+        return {"upload_url": f"{self.base_url}/upload/v1/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, p: dict[str, Any]) -> dict[str, Any]:
+        entries = json.loads(str(p.get("files") or "[]"))
+        pending = [self._pending.get(str(e.get("id"))) for e in entries]
+        if not entries or any(f is None or "data" not in f for f in pending):
+            return {"ok": False, "error": "file_not_found"}
+        shared = []
+        channel = str(p["channel_id"]) if p.get("channel_id") else None
+        for entry, upload in zip(entries, pending, strict=True):
+            assert upload is not None
+            file_id = str(entry["id"])
+            del self._pending[file_id]
+            title = str(entry.get("title") or upload["filename"])
+            self.uploads.append(
+                Upload(
+                    file_id,
+                    upload["filename"],
+                    title,
+                    channel,
+                    p.get("initial_comment"),
+                    upload["data"],
+                )
+            )
+            shared.append({"id": file_id, "title": title, "name": upload["filename"]})
+        return {"files": shared}
+
     def _m_apps_connections_open(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"url": f"ws://127.0.0.1:{self._port}/link"}
 
@@ -319,6 +376,17 @@ class FakeSlack:
         if file is None:
             return web.Response(status=404)
         return web.Response(body=self.file_bytes[file_id], content_type=file["mimetype"])
+
+    async def _receive_upload(self, request: web.Request) -> web.Response:
+        """The upload_url: Slack answers ``OK - <bytes>`` in plain text."""
+        upload = self._pending.get(request.match_info["file_id"])
+        data = await request.read()
+        if upload is None:
+            return web.Response(status=404, text="upload_url_invalid")
+        if len(data) != upload["length"]:
+            return web.Response(status=400, text="length_mismatch")
+        upload["data"] = data
+        return web.Response(text=f"OK - {len(data)}")
 
     async def _respond(self, request: web.Request) -> web.Response:
         self.responses[request.match_info["key"]].append(await request.json())

@@ -15,6 +15,8 @@ METHOD_SCOPES = {
     "chat_": "chat:write",
     "files_info": "files:read",
     "users_info": "users:read",
+    "files_upload": "files:write",
+    "conversations_open": "im:write",
 }
 EVENT_SCOPES = {
     "app_mention": "app_mentions:read",
