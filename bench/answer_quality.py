@@ -308,13 +308,13 @@ FINE = {
     "similarity x extractive": grid(0.0, 0.80, 0.01),
 }
 RULES: dict[str, Signal] = {
-    "similarity >= 0.30 (current default)": lambda o: float(o.best_similarity >= 0.30),
+    "similarity >= 0.30 (the first default)": lambda o: float(o.best_similarity >= 0.30),
     "similarity >= 0.34": lambda o: float(o.best_similarity >= 0.34),
     "extractive >= 0.40": lambda o: float(o.extractive_score >= 0.40),
     "similarity x extractive >= 0.19": lambda o: float(
         o.best_similarity * o.extractive_score >= 0.19
     ),
-    "similarity >= 0.25 and extractive >= 0.40": both(0.25, 0.40),
+    "similarity >= 0.25 and extractive >= 0.40 (the default)": both(0.25, 0.40),
     "similarity >= 0.30 and extractive >= 0.40": both(0.30, 0.40),
 }
 FLOOR = 0.10  # at most one answerable question in ten may be refused

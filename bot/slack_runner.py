@@ -45,7 +45,6 @@ def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> 
         uploads=container.uploads,
         admin=container.admin,
         config=replace(slack_config(settings), **tuning),
-        seen=lambda key: container.identity.record_event("slack", key),
     )
 
 

@@ -43,6 +43,12 @@ class UploadService:
         self._ingestion = ingestion
         self._resolver = resolver
 
+    async def claim(self, message: IncomingMessage) -> bool:
+        """True the first time a message's files arrive; False when a platform redelivers it."""
+        return await self._identity.record_event(
+            message.platform.value, f"upload:{message.event_id}"
+        )
+
     def precheck(self, file: IncomingFile) -> str | None:
         """Why a file will be refused, judged from its name and size before downloading it."""
         try:

@@ -215,3 +215,9 @@ async def test_usage_command_reports_with_a_chart(bot) -> None:
     assert result.chart_png is not None and result.chart_png.startswith(b"\x89PNG\r\n\x1a\n")
     refused = await bot.admin("usage", is_admin=False, user="U-plain")
     assert not refused.ok and "Only workspace admins" in refused.text
+
+
+async def test_a_redelivered_upload_is_claimed_once(bot) -> None:
+    message = bot.message("(uploaded handbook.md)", event_id="Ev-upload-1")
+    assert await bot.container.uploads.claim(message) is True
+    assert await bot.container.uploads.claim(message) is False

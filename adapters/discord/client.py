@@ -159,8 +159,9 @@ class LoreClient(discord.Client):
             if thread_id is None:
                 target, thread_id = await self._start_thread(message, channel)
             incoming = incoming_message(message, place, thread_id=thread_id, bot_id=bot_id)
-            for attachment, file in zip(message.attachments, incoming.files, strict=True):
-                await self._ingest(incoming, file, attachment, target)
+            if incoming.files and await self.uploads.claim(incoming):
+                for attachment, file in zip(message.attachments, incoming.files, strict=True):
+                    await self._ingest(incoming, file, attachment, target)
             if incoming.text:
                 reply = DiscordReply(target, interval=self._interval)
                 await reply.typing()

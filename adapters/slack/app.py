@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +38,6 @@ EVENTS_PATH = "/slack/events"
 EVENTS = ("app_mention", "message", "file_deleted")  # deploy/slack/manifest.yml subscribes these
 COMMAND_FAILED = "Something went wrong while running that command; please try again."
 VOTE_FAILED = "I couldn't record your vote; please try again."
-# Optional hook: remember a key, False when seen before (dedups retried file shares; core's
-# UploadService has no event-id check of its own yet).
-SeenCheck = Callable[[str], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +67,11 @@ class SlackBot:
         uploads: UploadService,
         admin: AdminService,
         config: SlackConfig,
-        seen: SeenCheck | None = None,
     ) -> None:
         self._answers = answers
         self._uploads = uploads
         self._admin = admin
         self._config = config
-        self._seen = seen
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -240,7 +235,7 @@ class SlackBot:
         try:
             if only_known and not await self._answers.knows_thread(message):
                 return
-            if self._seen is not None and not await self._seen(f"upload:{message.event_id}"):
+            if not await self._uploads.claim(message):
                 return
         except Exception:
             log.exception("checking upload %s failed", message.event_id)

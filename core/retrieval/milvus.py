@@ -27,6 +27,7 @@ MODES = ("hybrid", "dense", "bm25")
 # Milvus caps offset + limit of one query/search at 16384.
 _MAX_LIMIT = 16384
 _ID_BATCH = 1000
+CONCURRENT_CALLS = 4
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
 
 
@@ -70,7 +71,8 @@ class MilvusVectorStore:
         self._analyzer = analyzer
         self._client: Any = None
         self._lock: StoreLock | None = None
-        self._calls = asyncio.Lock()
+        # A few calls in flight at once (gRPC is thread-safe); close() waits for all of them.
+        self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
 
     @property
     def is_server(self) -> bool:
@@ -97,8 +99,13 @@ class MilvusVectorStore:
         client, self._client = self._client, None
         try:
             if client is not None:
-                async with self._calls:
+                for _ in range(CONCURRENT_CALLS):
+                    await self._calls.acquire()
+                try:
                     await asyncio.to_thread(client.close)
+                finally:
+                    for _ in range(CONCURRENT_CALLS):
+                        self._calls.release()
         finally:
             self._release_lock()
 
