@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,14 @@ from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.harness import BotHarness
 
 
-@pytest.fixture
-async def discord_bot(
-    database_url: str, tmp_path: Path, embedder: object
+@asynccontextmanager
+async def running_discord_bot(
+    database_url: str, folder: Path, embedder: object
 ) -> AsyncIterator[DiscordDriver]:
+    """The real core and discord.py client against FakeDiscord and FakeGroq."""
     async with FakeGroq(responder=relevant_quoting_responder) as groq, FakeDiscord() as fake:
         harness = await BotHarness.start(
-            database_url, tmp_path, embedder=embedder, groq_base_url=groq.base_url
+            database_url, folder, embedder=embedder, groq_base_url=groq.base_url
         )
         try:
             client, task = await start_client(fake, harness.container)
@@ -29,6 +31,14 @@ async def discord_bot(
                 await stop_client(client, task)
         finally:
             await harness.close()
+
+
+@pytest.fixture
+async def discord_bot(
+    database_url: str, tmp_path: Path, embedder: object
+) -> AsyncIterator[DiscordDriver]:
+    async with running_discord_bot(database_url, tmp_path, embedder) as driver:
+        yield driver
 
 
 @pytest.fixture

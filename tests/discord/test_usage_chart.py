@@ -8,27 +8,16 @@ from pathlib import Path
 import pytest
 
 from adapters.discord.render import CHART_FILENAME
-from tests.discord.driver import DiscordDriver, start_client, stop_client
-from tests.fakes.discord_server import EPHEMERAL, FakeDiscord
-from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
-from tests.harness import BotHarness
+from tests.discord.conftest import running_discord_bot
+from tests.discord.driver import DiscordDriver
+from tests.fakes.discord_server import EPHEMERAL
 from tests.scenarios.suite import HANDBOOK
 
 
 @pytest.fixture
 async def bot(sqlite_url: str, tmp_path: Path, embedder: object) -> AsyncIterator[DiscordDriver]:
-    async with FakeGroq(responder=relevant_quoting_responder) as groq, FakeDiscord() as fake:
-        harness = await BotHarness.start(
-            sqlite_url, tmp_path, embedder=embedder, groq_base_url=groq.base_url
-        )
-        try:
-            client, task = await start_client(fake, harness.container)
-            try:
-                yield DiscordDriver(fake, client, harness.container, groq)
-            finally:
-                await stop_client(client, task)
-        finally:
-            await harness.close()
+    async with running_discord_bot(sqlite_url, tmp_path, embedder) as driver:
+        yield driver
 
 
 async def answered_once(bot: DiscordDriver) -> None:
