@@ -45,7 +45,13 @@ _NUMBER = re.compile(
     r"hundred|thousand|million|billion|dozen)\b",
     re.IGNORECASE,
 )
-_HEADING_LINE = re.compile(r"^ {0,3}#{1,6}[ \t][^\n]*$", re.MULTILINE)  # a heading is no answer
+# Headings, table rows and fenced code are no answer sentences: they are dropped before splitting.
+_NOT_PROSE = re.compile(
+    r"^ {0,3}#{1,6}[ \t][^\n]*$"  # a heading
+    r"|^ {0,3}\|[^\n]*$"  # a table row
+    r"|^ {0,3}(```|~~~)[^\n]*\n[\s\S]*?^ {0,3}\1[^\n]*$",  # a fenced code block
+    re.MULTILINE,
+)
 _MAX_SENTENCE_CHARS = 600
 _K1, _B = 1.2, 0.75
 _EXTRA_SENTENCE_RATIO = 0.6  # a further sentence must score this share of the best one
@@ -113,7 +119,7 @@ def terms(text: str) -> list[str]:
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``: paragraph breaks and list items split; line wraps do not."""
     sentences: list[str] = []
-    for block in re.split(r"\n\s*\n", _HEADING_LINE.sub("\n\n", text)):
+    for block in re.split(r"\n\s*\n", _NOT_PROSE.sub("\n\n", text)):
         for item in _BULLET.split(block):
             flat = " ".join(item.split())
             if flat:

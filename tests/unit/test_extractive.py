@@ -173,3 +173,18 @@ def test_stemming_and_terms() -> None:
     assert stem("Normans") == stem("Norman")
     assert stem("status") == "status"
     assert terms("What is the capital of France?") == ["capital", "franc"]
+
+
+def test_headings_tables_and_code_are_not_answer_sentences() -> None:
+    from core.generation.extractive import split_sentences
+
+    text = (
+        "# Setup\nCreate the app from the manifest. Then install it.\n\n"
+        "| scope | why |\n|---|---|\n| chat:write | answers |\n\n"
+        "```\nlorekeeper run --slack\n```\nRun it with the bot token."
+    )
+    assert split_sentences(text) == [
+        "Create the app from the manifest.",
+        "Then install it.",
+        "Run it with the bot token.",
+    ]
