@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -54,7 +54,6 @@ class Container:
     quota: QuotaService
     llm: LLM | None
     prices: PriceTable
-    closers: list[object] = field(default_factory=list)
 
     async def close(self) -> None:
         if isinstance(self.llm, GroqLLM):

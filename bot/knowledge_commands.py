@@ -11,13 +11,10 @@ from pathlib import Path
 
 from bot.runtime import console_workspace, container
 from core.errors import UnsupportedFile
+from core.ingestion.extract import SUPPORTED_EXTENSIONS
 from core.ingestion.service import Uploader
 from core.retrieval.retriever import Retrieval
 from core.types import Progress
-
-TEXT_SUFFIXES = frozenset(
-    {".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm", ".csv", ".json"}
-)
 
 
 def _files(paths: list[str]) -> Iterator[Path]:
@@ -29,7 +26,7 @@ def _files(paths: list[str]) -> Iterator[Path]:
             continue
         for child in sorted(path.rglob("*")):
             hidden = any(p.startswith(".") for p in child.relative_to(path).parts)
-            if child.is_file() and not hidden and child.suffix.lower() in TEXT_SUFFIXES:
+            if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_EXTENSIONS:
                 yield child
 
 

@@ -24,7 +24,7 @@ from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.records import ChannelRecord, UserRecord, WorkspaceRecord
 from core.db.usage import UsageStore
-from core.errors import LorekeeperError, NamespaceNotFound, NotAllowed
+from core.errors import LorekeeperError
 from core.ingestion.service import IngestionService
 from core.quota import QuotaService
 from core.reports import ReportService, UsageReport, window
@@ -335,13 +335,7 @@ def _name(args: list[str]) -> str:
         raise LorekeeperError("Which namespace? Give its name.")
     name = args[0].lower()
     if not _NAME.match(name):
-        raise (
-            NamespaceNotFound(args[0][:64])
-            if len(name) > 64
-            else LorekeeperError(
-                "A namespace name is lowercase letters, digits, - and _ (up to 64)."
-            )
-        )
+        raise LorekeeperError("A namespace name is lowercase letters, digits, - and _ (up to 64).")
     return name
 
 
@@ -359,5 +353,3 @@ _HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("quota", "show"): AdminService._quota_show,
     ("quota", "set"): AdminService._quota_set,
 }
-
-__all__ = ["HELP", "AdminCommand", "AdminService", "CommandResult", "NotAllowed"]

@@ -37,6 +37,7 @@ _KINDS_BY_EXTENSION = {
     ".txt": "txt", ".md": "md", ".markdown": "md", ".pdf": "pdf", ".docx": "docx",
     ".html": "html", ".htm": "html", ".csv": "csv", ".json": "json",
 }  # fmt: skip
+SUPPORTED_EXTENSIONS = frozenset(_KINDS_BY_EXTENSION)
 _CAN_READ = "I can read .txt, .md, .pdf, .docx, .html, .csv and .json"
 _EXTENSION = re.compile(r"\.([a-z][a-z0-9]{0,9})$")
 _BINARY_SIGNATURES = (

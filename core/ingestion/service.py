@@ -298,14 +298,7 @@ class IngestionService:
         await self._knowledge.add_chunks(document.id, rows)
         await self._vectors.upsert(
             [
-                VectorRecord(
-                    chunk_id=str(r.id),
-                    workspace_id=str(namespace.workspace_id),
-                    namespace_id=str(namespace.id),
-                    document_id=str(document.id),
-                    text=text,
-                    vector=vec,
-                )
+                _record(r.id, namespace.workspace_id, namespace.id, document.id, text, vec)
                 for r, text, vec in zip(rows, texts, vectors, strict=True)
             ]
         )
@@ -382,19 +375,25 @@ class IngestionService:
             vectors = await self._embedder.embed_documents(texts)
             await self._vectors.upsert(
                 [
-                    VectorRecord(
-                        chunk_id=str(v.id),
-                        workspace_id=str(v.workspace_id),
-                        namespace_id=str(v.namespace_id),
-                        document_id=str(v.document_id),
-                        text=text,
-                        vector=vec,
-                    )
+                    _record(v.id, v.workspace_id, v.namespace_id, v.document_id, text, vec)
                     for v, text, vec in zip(views, texts, vectors, strict=True)
                 ]
             )
             restored += len(views)
         return restored
+
+
+def _record(
+    chunk_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    namespace_id: uuid.UUID,
+    document_id: uuid.UUID,
+    text: str,
+    vector: list[float],
+) -> VectorRecord:
+    return VectorRecord(
+        str(chunk_id), str(workspace_id), str(namespace_id), str(document_id), text, vector
+    )
 
 
 def _as_uuid(value: str) -> uuid.UUID | None:
