@@ -14,9 +14,15 @@ import pytest
 import pytest_asyncio
 
 from core.errors import StoreLocked
-from core.retrieval.base import VectorRecord
+from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.embedder import SentenceTransformerEmbedder
-from core.retrieval.milvus import MilvusVectorStore, tenant_filter, truncate_utf8
+from core.retrieval.milvus import (
+    MilvusVectorStore,
+    fuse_rrf,
+    id_key,
+    tenant_filter,
+    truncate_utf8,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -168,7 +174,69 @@ async def test_hostile_ids_are_rejected(corpus: Corpus) -> None:
     with pytest.raises(ValueError):
         await corpus.store.chunk_ids(document_ids=[hostile])
     expr = tenant_filter(corpus.ws_a.upper(), [corpus.ns_a])
-    assert expr == f'workspace_id == "{corpus.ws_a}" and namespace_id in ["{corpus.ns_a}"]'
+    assert (
+        expr
+        == f"workspace_key == {id_key(corpus.ws_a)} and namespace_key in [{id_key(corpus.ns_a)}]"
+    )
+
+
+async def test_id_keys_are_stable_distinct_int64() -> None:
+    ids = [str(uuid.uuid4()) for _ in range(20000)]
+    keys = [id_key(i) for i in ids]
+    assert len(set(keys)) == len(ids)
+    assert all(-(2**63) <= k < 2**63 for k in keys)
+    assert id_key(ids[0]) == id_key(ids[0])
+    # uuid7 ids made in the same millisecond share their first bytes; their keys must not
+    same_ms = [f"01900000-0000-7000-8000-{n:012x}" for n in range(1000)]
+    assert len({id_key(i) for i in same_ms}) == 1000
+
+
+def _vh(chunk: str, score: float, similarity: float | None = None) -> VectorHit:
+    return VectorHit(chunk, "d", "n", chunk, score, similarity)
+
+
+async def test_fuse_rrf_sums_reciprocal_ranks_and_keeps_the_dense_cosine() -> None:
+    dense = [_vh("a", 0.9, 0.9), _vh("b", 0.8, 0.8), _vh("c", 0.7, 0.7)]
+    bm25 = [_vh("c", 12.0), _vh("d", 9.0), _vh("a", 3.0)]
+    fused = fuse_rrf([dense, bm25], k=60)
+    scores = {h.chunk_id: h.score for h in fused}
+    assert scores["a"] == pytest.approx(1 / 61 + 1 / 63)
+    assert scores["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert scores["b"] == pytest.approx(1 / 62)
+    assert scores["d"] == pytest.approx(1 / 62)
+    # ties keep the first leg's order: a before c, b before d
+    assert [h.chunk_id for h in fused] == ["a", "c", "b", "d"]
+    sims = {h.chunk_id: h.similarity for h in fused}
+    assert sims == {"a": 0.9, "b": 0.8, "c": 0.7, "d": None}
+
+
+async def test_hits_carry_the_dense_cosine(corpus: Corpus) -> None:
+    import numpy as np
+
+    query = "how many vacation days do I get"
+    vector = await corpus.embedder.embed_query(query)
+    hits = await corpus.store.search(
+        query_text=query,
+        query_vector=vector,
+        workspace_id=corpus.ws_a,
+        namespace_ids=[corpus.ns_a],
+        limit=3,
+    )
+    stored = await corpus.store.dense_vectors([h.chunk_id for h in hits])
+    q = np.asarray(vector)
+    for hit in hits:
+        assert hit.similarity is not None
+        v = np.asarray(stored[hit.chunk_id])
+        expected = float(q @ v / (np.linalg.norm(q) * np.linalg.norm(v)))
+        assert hit.similarity == pytest.approx(expected, abs=1e-4)
+    bm25 = await corpus.store.search(
+        query_text="blue-green pipeline",
+        query_vector=vector,
+        workspace_id=corpus.ws_a,
+        namespace_ids=[corpus.ns_a],
+        mode="bm25",
+    )
+    assert bm25 and all(h.similarity is None for h in bm25)
 
 
 async def test_chunk_ids(corpus: Corpus) -> None:
@@ -259,5 +327,85 @@ async def test_second_process_gets_store_locked_and_reopen_works(
     await again.open()
     try:
         assert await again.chunk_ids() == {record.chunk_id}
+    finally:
+        await again.close()
+
+
+def _legacy_collection(path: Path, records: list[VectorRecord]) -> None:
+    """A collection of the first schema (VARCHAR tenant ids only), as stores before schema 2
+    made it, filled with ``records``."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    client = MilvusClient(str(path))
+    try:
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=64)
+        for name in ("workspace_id", "namespace_id", "document_id"):
+            schema.add_field(name, DataType.VARCHAR, max_length=64)
+        schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=384)
+        schema.add_function(
+            Function(
+                name="text_bm25",
+                function_type=FunctionType.BM25,
+                input_field_names=["text"],
+                output_field_names=["sparse"],
+            )
+        )
+        index = client.prepare_index_params()
+        index.add_index("dense", index_type="FLAT", metric_type="COSINE")
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        client.create_collection("lorekeeper_chunks", schema=schema, index_params=index)
+        client.insert(
+            "lorekeeper_chunks",
+            [
+                {
+                    "chunk_id": r.chunk_id,
+                    "workspace_id": r.workspace_id,
+                    "namespace_id": r.namespace_id,
+                    "document_id": r.document_id,
+                    "text": r.text,
+                    "dense": r.vector,
+                }
+                for r in records
+            ],
+        )
+        client.flush("lorekeeper_chunks")
+    finally:
+        client.close()
+
+
+async def test_a_first_schema_collection_is_copied_and_dropped(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    path = tmp_path / "legacy.db"
+    ws, other_ws, ns, other_ns, doc = (_id() for _ in range(5))
+    rows = [(ws, ns, doc, TEXTS["vacation"]), (ws, ns, doc, TEXTS["deploy"])]
+    rows += [(other_ws, other_ns, _id(), TEXTS["vacation"] + " (other)")]
+    records = await _records(embedder, rows)
+    await asyncio.to_thread(_legacy_collection, path, records)
+
+    store = MilvusVectorStore(str(path), dimension=embedder.dimension)
+    await store.open()
+    try:
+        assert await store.chunk_ids() == {r.chunk_id for r in records}
+        query = "how many vacation days"
+        hits = await store.search(
+            query_text=query,
+            query_vector=await embedder.embed_query(query),
+            workspace_id=ws,
+            namespace_ids=[ns],
+            limit=5,
+        )
+        assert hits[0].chunk_id == records[0].chunk_id
+        assert {h.chunk_id for h in hits} == {records[0].chunk_id, records[1].chunk_id}
+        assert not await store._call(lambda c: c.has_collection("lorekeeper_chunks"))
+    finally:
+        await store.close()
+    again = MilvusVectorStore(str(path), dimension=embedder.dimension)  # nothing left to copy
+    await again.open()
+    try:
+        assert await again.count() == 3
     finally:
         await again.close()

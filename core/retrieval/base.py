@@ -48,6 +48,7 @@ class VectorHit:
     namespace_id: str
     text: str
     score: float
+    similarity: float | None = None  # the query's cosine to the chunk, when the search knows it
 
 
 class VectorStore(Protocol):

@@ -4,15 +4,31 @@ Hybrid search is a dense (cosine) leg and a BM25 leg that Milvus computes from t
 fused by reciprocal-rank fusion. Every search is filtered by workspace and namespaces.
 
 milvus-lite 2.5.1 defects this code steers around: a partition-key field breaks every filter
-(so tenant ids are plain VARCHAR fields), ``WeightedRanker`` ranks BM25 hits backwards (so RRF),
+(so tenant ids are plain fields), ``WeightedRanker`` ranks BM25 hits backwards (so RRF),
 and two processes on one file corrupt it (so ``StoreLock``).
+
+Measured on milvus-lite at 100k chunks (docs/benchmarks.md, "Search latency"), two choices:
+
+- Searches filter on INT64 keys (``workspace_key``, ``namespace_key``, ``document_key``: 64
+  bits of a hash of the UUID) instead of the VARCHAR ids, which lite compares row by row (~8 ms
+  per leg). A hash collision cannot leak across tenants: the retriever keeps only chunks whose
+  SQL row belongs to the asking workspace.
+- The two legs run as two plain searches fused here (the same RRF as Milvus' ``RRFRanker``):
+  lite's ``hybrid_search`` cost ~13 ms more than its two legs together. The dense leg's cosine
+  comes back with each hit, so the caller needs no second call for similarity.
+
+Collections of the first schema (VARCHAR ids only, named ``<collection>``) are copied into the
+current one (``<collection>_v2``) on ``open()`` and then dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +36,8 @@ from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.lock import StoreLock
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 TEXT_MAX_BYTES = 65535
 ID_MAX_LENGTH = 64
@@ -29,6 +47,13 @@ _MAX_LIMIT = 16384
 _ID_BATCH = 1000
 CONCURRENT_CALLS = 4
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
+SCHEMA_VERSION = 2
+_KEYS = {
+    "workspace_id": "workspace_key",
+    "namespace_id": "namespace_key",
+    "document_id": "document_key",
+}
+_COPY_FIELDS = ["chunk_id", "workspace_id", "namespace_id", "document_id", "text", "dense"]
 
 
 class MilvusVectorStore:
@@ -61,7 +86,8 @@ class MilvusVectorStore:
             raise ValueError("dimension must be positive")
         self._uri = uri
         self._dimension = dimension
-        self._collection = collection
+        self._legacy_collection = collection
+        self._collection = f"{collection}_v{SCHEMA_VERSION}"
         self._token = token
         self._candidates = candidates
         self._rrf_k = rrf_k
@@ -139,36 +165,44 @@ class MilvusVectorStore:
         if mode == "bm25" and not query_text.strip():
             return []
         vector = [float(x) for x in query_vector]
-        try:
-            results = await self._search(mode, query_text, vector, expr, limit)
-        except Exception as exc:
-            # Milvus Lite's BM25 has no corpus statistics while a collection (or its first
-            # segment) is empty, and fails with "NaN or Inf": there is nothing to match yet.
-            if mode == "dense" or "NaN or Inf" not in str(exc):
-                raise
-            if mode == "bm25":
-                return []
-            results = await self._search("dense", query_text, vector, expr, limit)
-        return [_hit(h) for h in (results[0] if results else [])]
+        depth = min(max(limit, self._candidates), _MAX_LIMIT) if mode == "hybrid" else limit
+        legs = await self._call(lambda c: self._legs(c, mode, query_text, vector, expr, depth))
+        if mode != "hybrid":
+            return legs[0][:limit]
+        return fuse_rrf(legs, k=self._rrf_k)[:limit]
 
-    async def _search(
-        self, mode: str, query_text: str, vector: list[float], expr: str, limit: int
-    ) -> Any:
-        if mode == "hybrid":
-            return await self._call(lambda c: self._hybrid(c, query_text, vector, expr, limit))
-        data: list[Any] = [vector] if mode == "dense" else [query_text]
-        field = "dense" if mode == "dense" else "sparse"
-        return await self._call(
-            lambda c: c.search(
-                self._collection,
-                data=data,
-                anns_field=field,
-                filter=expr,
-                limit=limit,
-                output_fields=_OUTPUT_FIELDS,
-                search_params=self._search_params(mode),
-            )
+    def _legs(
+        self, client: Any, mode: str, text: str, vector: list[float], expr: str, depth: int
+    ) -> list[list[VectorHit]]:
+        """The dense and/or BM25 leg, each best first (one thread, one after the other: lite
+        serves one search at a time, so running them side by side gained nothing)."""
+        legs = []
+        if mode in ("hybrid", "dense"):
+            found = self._leg(client, "dense", [vector], expr, depth)
+            legs.append([_hit(h, similarity=True) for h in found])
+        if mode in ("hybrid", "bm25"):
+            try:
+                found = self._leg(client, "bm25", [text], expr, depth)
+            except Exception as exc:
+                # Milvus Lite's BM25 has no corpus statistics while a collection (or its first
+                # segment) is empty, and fails with "NaN or Inf": there is nothing to match yet.
+                if "NaN or Inf" not in str(exc):
+                    raise
+                found = []
+            legs.append([_hit(h) for h in found])
+        return legs
+
+    def _leg(self, client: Any, mode: str, data: list[Any], expr: str, limit: int) -> Any:
+        results = client.search(
+            self._collection,
+            data=data,
+            anns_field="dense" if mode == "dense" else "sparse",
+            filter=expr,
+            limit=limit,
+            output_fields=_OUTPUT_FIELDS,
+            search_params=self._search_params(mode),
         )
+        return results[0] if results else []
 
     async def delete_documents(self, document_ids: Sequence[str]) -> None:
         """Remove every chunk of these documents."""
@@ -242,6 +276,8 @@ class MilvusVectorStore:
             if not client.has_collection(self._collection):
                 self._create_collection(client)
             client.load_collection(self._collection)
+            if client.has_collection(self._legacy_collection):
+                self._migrate(client)
         except BaseException:
             client.close()
             raise
@@ -252,8 +288,9 @@ class MilvusVectorStore:
 
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX_LENGTH)
-        for name in ("workspace_id", "namespace_id", "document_id"):
+        for name, key in _KEYS.items():
             schema.add_field(name, DataType.VARCHAR, max_length=ID_MAX_LENGTH)
+            schema.add_field(key, DataType.INT64)
         text_opts: dict[str, Any] = {"enable_analyzer": True}
         if self._analyzer is not None:
             text_opts["analyzer_params"] = self._analyzer
@@ -276,31 +313,29 @@ class MilvusVectorStore:
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
         client.create_collection(self._collection, schema=schema, index_params=index)
 
-    def _hybrid(self, client: Any, text: str, vector: list[float], expr: str, limit: int) -> Any:
-        from pymilvus import AnnSearchRequest, RRFRanker
-
-        depth = min(max(limit, self._candidates), _MAX_LIMIT)
-        dense = AnnSearchRequest(
-            data=[vector],
-            anns_field="dense",
-            param=self._search_params("dense"),
-            limit=depth,
-            expr=expr,
-        )
-        sparse = AnnSearchRequest(
-            data=[text],
-            anns_field="sparse",
-            param=self._search_params("bm25"),
-            limit=depth,
-            expr=expr,
-        )
-        return client.hybrid_search(
-            self._collection,
-            [dense, sparse],
-            RRFRanker(self._rrf_k),
-            limit=limit,
-            output_fields=_OUTPUT_FIELDS,
-        )
+    def _migrate(self, client: Any) -> None:
+        """Copy a first-schema collection into this one, then drop it (safe to re-run: rows
+        are upserted by chunk id, and the old collection goes only after the last batch)."""
+        legacy = self._legacy_collection
+        fields = {f["name"] for f in client.describe_collection(legacy).get("fields", [])}
+        if "chunk_id" not in fields or "dense" not in fields or "namespace_key" in fields:
+            return  # not ours, or already current: leave it alone
+        client.load_collection(legacy)
+        it = client.query_iterator(legacy, batch_size=500, filter="", output_fields=_COPY_FIELDS)
+        copied = 0
+        try:
+            while batch := it.next():
+                rows = [{f: row[f] for f in _COPY_FIELDS} for row in batch]
+                for row in rows:
+                    row["dense"] = [float(x) for x in row["dense"]]
+                    row.update(_keys(row))
+                client.upsert(self._collection, rows)
+                copied += len(rows)
+        finally:
+            it.close()
+        client.flush(self._collection)
+        client.drop_collection(legacy)
+        log.info("milvus: copied %d chunks from %s into %s", copied, legacy, self._collection)
 
     def _search_params(self, mode: str) -> dict[str, Any]:
         if mode == "bm25":
@@ -325,7 +360,7 @@ class MilvusVectorStore:
                 f"vector of chunk {record.chunk_id} has {len(record.vector)} dimensions, "
                 f"the store {self._dimension}"
             )
-        return {
+        row: dict[str, Any] = {
             "chunk_id": _uuid(record.chunk_id, "chunk id"),
             "workspace_id": _uuid(record.workspace_id, "workspace id"),
             "namespace_id": _uuid(record.namespace_id, "namespace id"),
@@ -333,6 +368,8 @@ class MilvusVectorStore:
             "text": truncate_utf8(record.text, TEXT_MAX_BYTES),
             "dense": [float(x) for x in record.vector],
         }
+        row.update(_keys(row))
+        return row
 
     def _release_lock(self) -> None:
         lock, self._lock = self._lock, None
@@ -345,18 +382,44 @@ def tenant_filter(
 ) -> str | None:
     """The boolean expression of one search, or None when it can match nothing.
 
-    Every id is parsed as a UUID and written back in canonical form, so no caller-supplied
+    Every id is parsed as a UUID and turned into its integer key, so no caller-supplied
     character ever reaches the expression.
     """
     if not namespace_ids or (document_ids is not None and not document_ids):
         return None
-    ws = _uuid(workspace_id, "workspace id")
-    ns = sorted({_uuid(n, "namespace id") for n in namespace_ids})
-    expr = f'workspace_id == "{ws}" and namespace_id in {_list_literal(ns)}'
+    ws = id_key(_uuid(workspace_id, "workspace id"))
+    ns = sorted({id_key(_uuid(n, "namespace id")) for n in namespace_ids})
+    expr = f"workspace_key == {ws} and namespace_key in {ns}"
     if document_ids is not None:
-        docs = sorted({_uuid(d, "document id") for d in document_ids})
-        expr += f" and document_id in {_list_literal(docs)}"
+        docs = sorted({id_key(_uuid(d, "document id")) for d in document_ids})
+        expr += f" and document_key in {docs}"
     return expr
+
+
+def id_key(canonical_uuid: str) -> int:
+    """The INT64 search key of a UUID: 64 bits of its BLAKE2b hash, signed."""
+    digest = hashlib.blake2b(uuid.UUID(canonical_uuid).bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def fuse_rrf(legs: Sequence[Sequence[VectorHit]], *, k: int) -> list[VectorHit]:
+    """Reciprocal-rank fusion, as Milvus' ``RRFRanker(k)``: each hit scores the sum over the
+    legs of ``1 / (k + rank)`` (rank from 1), best first; ties keep the first leg's order. The
+    dense leg's cosine stays on the fused hit as its ``similarity``."""
+    fused: dict[str, VectorHit] = {}
+    scores: dict[str, float] = {}
+    for leg in legs:
+        for rank, hit in enumerate(leg, start=1):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k + rank)
+            seen = fused.get(hit.chunk_id)
+            if seen is None or (seen.similarity is None and hit.similarity is not None):
+                fused[hit.chunk_id] = hit
+    order = sorted(fused, key=lambda c: -scores[c])  # stable
+    return [replace(fused[c], score=scores[c]) for c in order]
+
+
+def _keys(row: dict[str, Any]) -> dict[str, int]:
+    return {key: id_key(str(row[name])) for name, key in _KEYS.items()}
 
 
 def truncate_utf8(text: str, max_bytes: int) -> str:
@@ -382,12 +445,14 @@ def _batches(ids: list[str]) -> list[list[str]]:
     return [ids[i : i + _ID_BATCH] for i in range(0, len(ids), _ID_BATCH)]
 
 
-def _hit(raw: Any) -> VectorHit:
+def _hit(raw: Any, *, similarity: bool = False) -> VectorHit:
     entity = raw.get("entity") or {}
+    distance = float(raw.get("distance", 0.0))
     return VectorHit(
         chunk_id=str(entity.get("chunk_id", raw.get("id"))),
         document_id=str(entity.get("document_id", "")),
         namespace_id=str(entity.get("namespace_id", "")),
         text=str(entity.get("text", "")),
-        score=float(raw.get("distance", 0.0)),
+        score=distance,
+        similarity=distance if similarity else None,
     )

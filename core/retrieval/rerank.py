@@ -28,13 +28,19 @@ _K1, _B = 1.2, 0.75
 class SentenceReranker:
     """Reorders hybrid-search candidates by their best sentence (see the module docstring).
 
-    Holds a bounded memo of word stems, so that after a few queries stemming costs nothing.
+    Holds bounded memos of word stems and of each candidate text's sentences as stemmed
+    terms (chunk texts never change, and the same chunks come back query after query), so a
+    warm rerank only counts query terms.
     """
 
-    def __init__(self, *, rrf_k: int = RRF_K, memo_size: int = 200_000) -> None:
+    def __init__(
+        self, *, rrf_k: int = RRF_K, memo_size: int = 200_000, text_memo_size: int = 20_000
+    ) -> None:
         self._rrf_k = rrf_k
         self._memo_size = memo_size
+        self._text_memo_size = text_memo_size
         self._stems: dict[str, str] = {}
+        self._sentences: dict[str, list[list[str]]] = {}
 
     def rerank(self, query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
         """``(index into texts, fused score)`` best first; ``texts`` in the search's order.
@@ -45,13 +51,13 @@ class SentenceReranker:
         order = list(range(len(texts)))
         if len(self._stems) > self._memo_size:
             self._stems.clear()
+        if len(self._sentences) > self._text_memo_size:
+            self._sentences.clear()
         query_terms = _terms(query, self._stems)
         if len(texts) < 2 or not query_terms:
             return [(i, 1.0 / (k + 1 + i)) for i in order]
         wanted = set(query_terms)
-        sentences = [
-            [_unit(_terms(s, self._stems), wanted) for s in split_sentences(t)] for t in texts
-        ]
+        sentences = [[_unit(terms, wanted) for terms in self._sentence_terms(t)] for t in texts]
         pairs = [
             [(a[0] + b[0], a[1] + b[1]) for a, b in itertools.pairwise(ss)] or ss
             for ss in sentences
@@ -67,6 +73,13 @@ class SentenceReranker:
                 fused[i] += 1.0 / (k + 1 + rank)
         best = sorted(order, key=lambda i: -fused[i])  # stable: ties keep the search's order
         return [(i, fused[i]) for i in best]
+
+    def _sentence_terms(self, text: str) -> list[list[str]]:
+        found = self._sentences.get(text)
+        if found is None:
+            found = [_terms(s, self._stems) for s in split_sentences(text)]
+            self._sentences[text] = found
+        return found
 
 
 _Unit = tuple[int, Counter[str]]  # (terms in the unit, counts of the query's terms in it)

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from core.db.knowledge import ChunkView, KnowledgeStore
 from core.retrieval.base import Embedder, VectorStore
 from core.retrieval.rerank import SentenceReranker
@@ -94,10 +96,14 @@ class Retriever:
             order = self._reranker.rerank(query, [v.content for _, v in found])
             scored = [(found[i][1], score) for i, score in order]
         scored = scored[:limit]
-        stored = await self._vectors.dense_vectors([str(v.id) for v, _ in scored])
+        known = {h.chunk_id: h.similarity for h in hits if h.similarity is not None}
+        missing = [str(v.id) for v, _ in scored if str(v.id) not in known]
+        if missing:  # not among the dense leg's hits (a BM25-only match): score it here
+            stored = await self._vectors.dense_vectors(missing)
+            known.update({c: _cosine(vector, stored.get(c)) for c in missing})
         t2 = time.perf_counter()
         out = [
-            RetrievedChunk(view, rank, score, _cosine(vector, stored.get(str(view.id))))
+            RetrievedChunk(view, rank, score, known[str(view.id)])
             for rank, (view, score) in enumerate(scored, start=1)
         ]
         tokens = self._embedder.count_tokens([query])
@@ -105,9 +111,8 @@ class Retriever:
 
 
 def _cosine(a: Sequence[float], b: Sequence[float] | None) -> float:
-    if not b:
+    if not b or len(a) != len(b):
         return 0.0
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    na = sum(x * x for x in a) ** 0.5
-    nb = sum(y * y for y in b) ** 0.5
-    return float(dot / (na * nb)) if na and nb else 0.0
+    va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    norm = float(np.linalg.norm(va) * np.linalg.norm(vb))
+    return float(va @ vb) / norm if norm else 0.0

@@ -321,3 +321,56 @@ def relevant_quoting_responder(messages: Messages) -> str:
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", source.group(1)) if s.strip()]
     best = max(sentences, key=lambda s: len(wanted & set(_WORD.findall(s.lower()))))
     return f"{best.rstrip('.')} [1]."
+
+
+# -- as a separate process (benchmarks: the real Groq does not share the bot's CPU) ----------
+
+
+class ArrivalLog:
+    """A responder wrapper that notes the wall-clock time (``time.time()``) each request
+    arrived; the fake answers after its latency, so arrival = now - latency."""
+
+    def __init__(self, responder: Responder, latency: float) -> None:
+        self.responder = responder
+        self.latency = latency
+        self.arrivals: list[float] = []
+
+    def __call__(self, messages: Messages) -> str | Awaitable[str]:
+        self.arrivals.append(time.time() - self.latency)
+        return self.responder(messages)
+
+
+async def serve(latency: float, port: int = 0) -> None:
+    """Serve a FakeGroq with ``quoting_responder`` until cancelled; print its base URL first.
+
+    ``GET /fake/arrivals`` returns the arrival times noted so far and clears them.
+    """
+    log = ArrivalLog(quoting_responder, latency)
+    fake = FakeGroq(latency=latency, responder=log)
+
+    async def arrivals(request: web.Request) -> web.Response:
+        out, log.arrivals[:] = list(log.arrivals), []
+        return web.json_response(out)
+
+    app = web.Application()
+    app.router.add_post(CHAT_PATH, fake._chat)
+    app.router.add_get("/fake/arrivals", arrivals)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    print(f"http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake Groq API on 127.0.0.1")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run(serve(args.latency, args.port))
