@@ -49,7 +49,7 @@ async def ingest_command(args: argparse.Namespace) -> int:
         ws = await console_workspace(c, args.workspace)
         ns = await c.knowledge.ensure_namespace(ws.id, args.namespace)
         uploader = Uploader(workspace_id=ws.id, author="cli", platform="console")
-        files = chunks = tokens = duplicates = 0
+        files = chunks = tokens = duplicates = replaced = 0
         failures: list[str] = []
         started = time.perf_counter()
         for path in _files(args.paths):
@@ -57,13 +57,15 @@ async def ingest_command(args: argparse.Namespace) -> int:
             if not path.exists():
                 failures.append(f"{path}: no such file")
                 continue
+            location = path.resolve().as_uri()
             try:
                 result = await c.ingestion.ingest(
                     path,
                     path.name,
                     namespace=ns,
                     uploader=uploader,
-                    source_url=path.resolve().as_uri(),
+                    source_url=location,
+                    identity=location,  # an edited file replaces its own older version only
                     progress=_Bar(path.name),
                 )
             except UnsupportedFile as exc:
@@ -72,13 +74,14 @@ async def ingest_command(args: argparse.Namespace) -> int:
                 continue
             sys.stderr.write("\n")
             duplicates += result.duplicate
+            replaced += len(result.replaced)
             if not result.duplicate:
                 chunks += result.chunks
                 tokens += result.tokens
         elapsed = time.perf_counter() - started
         print(
             f"{files} files, {chunks} chunks, {tokens} tokens into '{ns.name}' in {elapsed:.1f}s; "
-            f"{duplicates} duplicates skipped, {len(failures)} failed"
+            f"{duplicates} duplicates skipped, {replaced} replaced, {len(failures)} failed"
         )
         for line in failures:
             print(f"  failed: {line}")

@@ -9,7 +9,7 @@ from core.context import ContextResolver
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.errors import LorekeeperError, UnsupportedFile
-from core.ingestion.service import IngestionService, Uploader
+from core.ingestion.service import IngestionService, IngestResult, Uploader
 from core.types import IncomingFile, IncomingMessage, Progress, Reply
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ class UploadOutcome:
     chunks: int = 0
     duplicate: bool = False
     namespace: str | None = None
+    replaced: int = 0  # older versions of the file that this upload deleted
 
 
 class UploadService:
@@ -90,6 +91,8 @@ class UploadService:
                 namespace=namespace,
                 uploader=uploader,
                 session_id=ctx.session.id,
+                # no identity: the platform's link changes with every upload, so a file
+                # replaces the earlier upload of the same name in the namespace
                 source_url=file.url,
                 mime_type=file.mime_type,
                 progress=progress,
@@ -108,15 +111,17 @@ class UploadService:
                 f"Something went wrong while indexing {file.filename}; it was not added.",
                 namespace=namespace.name,
             )
-        await self._knowledge.finish_upload(upload_id, document_id=result.document.id, error=None)
-        if result.duplicate:
-            text = (
-                f"{file.filename} is already indexed in {namespace.name} ({result.chunks} chunks)."
-            )
-        else:
-            text = f"Indexed {file.filename} into {namespace.name}: {result.chunks} chunks."
+        # a superseded document was deleted by its newer version: the upload can't point at it
+        document_id = None if result.superseded_by else result.document.id
+        await self._knowledge.finish_upload(upload_id, document_id=document_id, error=None)
         return UploadOutcome(
-            file.filename, True, text, result.chunks, result.duplicate, namespace.name
+            file.filename,
+            True,
+            _message(file.filename, namespace.name, result),
+            result.chunks,
+            result.duplicate,
+            namespace.name,
+            len(result.replaced),
         )
 
     async def file_deleted(self, file_id: str) -> int:
@@ -125,3 +130,17 @@ class UploadService:
         for document_id in ids:
             await self._ingestion.delete_document(document_id)
         return len(ids)
+
+
+def _message(filename: str, namespace: str, result: IngestResult) -> str:
+    """What the chat says about an indexed file (every adapter posts these words as they are)."""
+    if result.duplicate:
+        return f"{filename} is already indexed in {namespace} ({result.chunks} chunks)."
+    text = f"Indexed {filename} into {namespace}: {result.chunks} chunks."
+    if result.superseded_by:
+        return text + f" A newer {filename}, uploaded at the same time, then replaced it."
+    if len(result.replaced) == 1:
+        return text + f" It replaced the earlier version of {filename}."
+    if result.replaced:
+        return text + f" It replaced {len(result.replaced)} earlier versions of {filename}."
+    return text

@@ -7,12 +7,16 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db.engine import create_engine, session_factory
 from tests.databases import PostgresDatabases, SqliteDatabases, postgres_reachable, postgres_url
+
+if TYPE_CHECKING:
+    from core.ingestion.service import IngestionService
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -78,3 +82,46 @@ def embedder():
     from core.retrieval.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+def ingestion_service(sessions, embedder, vectors, *, usage=None) -> IngestionService:
+    """An IngestionService with small chunks and limits (one per simulated process)."""
+    from core.db.knowledge import KnowledgeStore
+    from core.db.usage import UsageStore
+    from core.ingestion.extract import ExtractLimits
+    from core.ingestion.service import IngestionService
+
+    return IngestionService(
+        knowledge=KnowledgeStore(sessions),
+        usage=usage or UsageStore(sessions),
+        embedder=embedder,
+        vectors=vectors,
+        limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
+        chunk_size=400,
+        chunk_overlap=80,
+    )
+
+
+@pytest.fixture
+async def world(sessions, tmp_path, embedder):
+    """Ingestion on real milvus-lite: namespaces a1, a2 (workspace a) and b1 (workspace b)."""
+    from core.db.identity import IdentityStore
+    from core.db.knowledge import KnowledgeStore
+    from core.retrieval.milvus import MilvusVectorStore
+    from core.retrieval.retriever import Retriever
+
+    vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
+    await vectors.open()
+    knowledge = KnowledgeStore(sessions)
+    service = ingestion_service(sessions, embedder, vectors)
+    ids = IdentityStore(sessions)
+    ws_a = await ids.workspace("slack", "TA")
+    ws_b = await ids.workspace("slack", "TB")
+    ns = {
+        "a1": await knowledge.ensure_namespace(ws_a.id, "one"),
+        "a2": await knowledge.ensure_namespace(ws_a.id, "two"),
+        "b1": await knowledge.ensure_namespace(ws_b.id, "one"),
+    }
+    retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
+    yield service, knowledge, vectors, retriever, ns, {"a": ws_a, "b": ws_b}, sessions
+    await vectors.close()

@@ -131,3 +131,18 @@ async def test_concurrent_queries_share_batches_and_keep_their_order(embedder) -
     for a, b in zip(together[:3], alone, strict=True):
         assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.999
     assert len({tuple(round(x, 4) for x in v[:8]) for v in together}) == 40
+
+
+def test_counting_tokens_leaves_the_encoding_tokenizer_alone(embedder) -> None:
+    """Counting runs in one thread while another encodes (two uploads at once, a question
+    during an upload): it must not switch off the padding of the tokenizer an encode uses,
+    or that encode's batch of uneven texts fails to become a tensor."""
+    texts = [f"word{i} " * (3 + 7 * i) for i in range(4)]
+    embedder.encode_sync(texts)
+    backend = embedder._load().tokenizer.backend_tokenizer
+    before = (backend.padding, backend.truncation)
+    assert before[0] is not None  # encoding pads its batches
+    assert embedder.count_tokens(texts) == embedder.count_tokens(texts[:2]) + embedder.count_tokens(
+        texts[2:]
+    )
+    assert (backend.padding, backend.truncation) == before

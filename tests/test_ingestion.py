@@ -9,16 +9,11 @@ import uuid
 import pytest
 from sqlalchemy import func, select, update
 
-from core.db.identity import IdentityStore
-from core.db.knowledge import ChunkRow, KnowledgeStore
+from core.db.knowledge import ChunkRow
 from core.db.models import Chunk, Document, TokenUsage
 from core.db.types import new_id
-from core.db.usage import UsageStore
 from core.errors import UnsupportedFile
-from core.ingestion.extract import ExtractLimits
-from core.ingestion.service import IngestionService, Uploader
-from core.retrieval.milvus import MilvusVectorStore
-from core.retrieval.retriever import Retriever
+from core.ingestion.service import Uploader
 from core.types import Progress
 
 GUIDE = (
@@ -29,33 +24,6 @@ GUIDE = (
         for i in range(1, 30)
     )
 ).encode()
-
-
-@pytest.fixture
-async def world(sessions, tmp_path, embedder):
-    vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
-    await vectors.open()
-    knowledge = KnowledgeStore(sessions)
-    service = IngestionService(
-        knowledge=knowledge,
-        usage=UsageStore(sessions),
-        embedder=embedder,
-        vectors=vectors,
-        limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
-        chunk_size=400,
-        chunk_overlap=80,
-    )
-    ids = IdentityStore(sessions)
-    ws_a = await ids.workspace("slack", "TA")
-    ws_b = await ids.workspace("slack", "TB")
-    ns = {
-        "a1": await knowledge.ensure_namespace(ws_a.id, "one"),
-        "a2": await knowledge.ensure_namespace(ws_a.id, "two"),
-        "b1": await knowledge.ensure_namespace(ws_b.id, "one"),
-    }
-    retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
-    yield service, knowledge, vectors, retriever, ns, {"a": ws_a, "b": ws_b}, sessions
-    await vectors.close()
 
 
 async def _count(sessions, model, *where):

@@ -174,9 +174,12 @@ async def test_hostile_ids_are_rejected(corpus: Corpus) -> None:
     with pytest.raises(ValueError):
         await corpus.store.chunk_ids(document_ids=[hostile])
     expr = tenant_filter(corpus.ws_a.upper(), [corpus.ns_a])
-    assert (
-        expr
-        == f"workspace_key == {id_key(corpus.ws_a)} and namespace_key in [{id_key(corpus.ns_a)}]"
+    ws, ns_a, ns_b = id_key(corpus.ws_a), id_key(corpus.ns_a), id_key(corpus.ns_b)
+    assert expr == f"namespace_key == {ns_a} and workspace_key == {ws}"
+    two = tenant_filter(corpus.ws_a, [corpus.ns_b, corpus.ns_a], [corpus.doc_hr])
+    assert two == (
+        f"document_key == {id_key(corpus.doc_hr)} and "
+        f"namespace_key in {sorted([ns_a, ns_b])} and workspace_key == {ws}"
     )
 
 
@@ -229,6 +232,17 @@ async def test_hits_carry_the_dense_cosine(corpus: Corpus) -> None:
         v = np.asarray(stored[hit.chunk_id])
         expected = float(q @ v / (np.linalg.norm(q) * np.linalg.norm(v)))
         assert hit.similarity == pytest.approx(expected, abs=1e-4)
+    scaled = await corpus.store.search(  # the cosine does not depend on the query's length
+        query_text=query,
+        query_vector=[3.0 * x for x in vector],
+        workspace_id=corpus.ws_a,
+        namespace_ids=[corpus.ns_a],
+        limit=3,
+    )
+    assert [(h.chunk_id, round(h.similarity or 0, 4)) for h in scaled] == [
+        (h.chunk_id, round(h.similarity or 0, 4)) for h in hits
+    ]
+    assert all(np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5) for v in stored.values())
     bm25 = await corpus.store.search(
         query_text="blue-green pipeline",
         query_vector=vector,

@@ -243,6 +243,22 @@ class KnowledgeStore:
             ).scalar_one_or_none()
             return _doc(row) if row else None
 
+    async def versions(self, namespace_id: uuid.UUID, identity_hash: str) -> list[DocumentRecord]:
+        """The indexed documents of a namespace with this identity, oldest first."""
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Document)
+                    .where(
+                        Document.namespace_id == namespace_id,
+                        Document.identity_hash == identity_hash,
+                        Document.status == "indexed",
+                    )
+                    .order_by(Document.created_at, Document.id)
+                )
+            ).scalars()
+            return [_doc(r) for r in rows]
+
     async def document(self, document_id: uuid.UUID) -> DocumentRecord | None:
         async with self._sessions() as db:
             row = await db.get(Document, document_id)
@@ -259,7 +275,10 @@ class KnowledgeStore:
         return await self.document(row["id"])
 
     async def restart_document(self, document_id: uuid.UUID, **values: Any) -> None:
-        """Put a failed document back to processing (a retry of the same bytes)."""
+        """Put a failed document back to processing (a retry of the same bytes).
+
+        ``values`` overwrite columns, e.g. the retry's title, identity and ``created_at``.
+        """
         async with self._sessions() as db, db.begin():
             await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
             await db.execute(
@@ -402,6 +421,9 @@ class KnowledgeStore:
     async def finish_upload(
         self, upload_id: uuid.UUID, *, document_id: uuid.UUID | None, error: str | None
     ) -> None:
+        """Record how an upload ended; its document link is NULL when that document is gone
+        already (a newer version of the file replaced it meanwhile)."""
+        link = select(Document.id).where(Document.id == document_id).scalar_subquery()
         async with self._sessions() as db, db.begin():
             await db.execute(
                 update(Upload)
@@ -409,7 +431,7 @@ class KnowledgeStore:
                 .values(
                     status="failed" if error else "completed",
                     error=error,
-                    document_id=document_id,
+                    document_id=link if document_id is not None else None,
                     completed_at=utcnow(),
                 )
             )

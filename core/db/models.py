@@ -153,6 +153,7 @@ class Document(Base):
     __table_args__ = (
         UniqueConstraint("namespace_id", "file_hash"),
         Index("ix_documents_namespace_status", "namespace_id", "status"),
+        Index("ix_documents_namespace_identity", "namespace_id", "identity_hash"),
         CheckConstraint(
             "status IN ('pending', 'processing', 'indexed', 'failed', 'deleted')", name="status"
         ),
@@ -164,6 +165,8 @@ class Document(Base):
     source_platform: Mapped[str | None] = mapped_column(String(16))
     source_author: Mapped[str | None] = mapped_column(String(255))
     file_hash: Mapped[str] = mapped_column(String(64))
+    # sha256 of what makes a later file a new version of this one (see core/ingestion/versions)
+    identity_hash: Mapped[str | None] = mapped_column(String(64))
     mime_type: Mapped[str | None] = mapped_column(String(128))
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="pending")

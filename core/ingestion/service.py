@@ -2,7 +2,9 @@
 
 A document goes ``processing`` -> chunk rows -> vectors -> ``indexed``. Any failure leaves it
 ``failed`` with the reason, no chunk rows and no vectors. ``recover()`` fails documents a crash
-left in ``processing``; ``reconcile()`` repairs SQL and Milvus when they disagree.
+left in ``processing``; ``reconcile()`` repairs SQL and Milvus when they disagree. Once a changed
+file is indexed, the older versions of it (same identity, see ``core.ingestion.versions``) are
+deleted; until then they stay searchable.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from core.db.usage import UsageStore
 from core.errors import UnsupportedFile
 from core.ingestion.chunking import chunk_text
 from core.ingestion.extract import ExtractLimits, extract, precheck
+from core.ingestion.versions import identity_hash, newest
 from core.observability import Metrics, NullMetrics
 from core.retrieval.base import Embedder, VectorRecord, VectorStore
 from core.types import Progress
@@ -37,11 +40,19 @@ EMBED_BATCH = 256
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
+    """What one ``ingest`` did.
+
+    ``replaced``: the older versions of the file it deleted. ``superseded_by``: set when a newer
+    version, ingested at the same time, was indexed too and so replaced this one.
+    """
+
     document: DocumentRecord
     duplicate: bool
     chunks: int
     tokens: int
     seconds: float = 0.0
+    replaced: tuple[uuid.UUID, ...] = ()
+    superseded_by: uuid.UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,33 @@ class Uploader:
     channel_id: uuid.UUID | None = None
     author: str | None = None
     platform: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _NewDocument:
+    """The provenance of a file being ingested: the columns of its document row."""
+
+    namespace: NamespaceRecord
+    filename: str
+    file_hash: str
+    identity_hash: str
+    uploader: Uploader
+    session_id: uuid.UUID | None
+    source_url: str | None
+    mime_type: str | None
+    size: int
+
+    def columns(self) -> dict[str, object]:
+        return {
+            "title": self.filename[:512],
+            "identity_hash": self.identity_hash,
+            "source_url": self.source_url,
+            "source_platform": self.uploader.platform,
+            "source_author": self.uploader.author,
+            "mime_type": self.mime_type,
+            "size_bytes": self.size,
+            "session_id": self.session_id,
+        }
 
 
 def embedding_text(title: str, section: str | None, text: str) -> str:
@@ -107,10 +145,19 @@ class IngestionService:
         uploader: Uploader,
         session_id: uuid.UUID | None = None,
         source_url: str | None = None,
+        identity: str | None = None,
         mime_type: str | None = None,
         progress: ProgressCallback | None = None,
     ) -> IngestResult:
-        """Index one file. Raises ``UnsupportedFile`` (nothing half-written) when it can't."""
+        """Index one file. Raises ``UnsupportedFile`` (nothing half-written) when it can't.
+
+        The same bytes already in the namespace are a duplicate: the stored document comes back
+        and nothing is indexed or replaced. Otherwise, once the new document is indexed, the
+        older indexed versions of it in the namespace are deleted (``IngestResult.replaced``).
+        A version is identified by ``identity`` (the CLI passes the file's ``file:`` URL) or,
+        when None, by ``filename`` (chat uploads, whose links change with every upload); see
+        ``core.ingestion.versions``. If the new file fails, the old version stays as it was.
+        """
         report = progress or _noop
         started = time.perf_counter()
         await report(Progress("reading", 0.0, filename))
@@ -121,7 +168,7 @@ class IngestionService:
         if running is not None:
             first = await asyncio.shield(running)
             await report(Progress("duplicate", 1.0, filename))
-            return replace(first, duplicate=True)
+            return replace(first, duplicate=True, replaced=())
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future  # claimed before the next await: no second owner
         try:
@@ -132,19 +179,18 @@ class IngestionService:
                 result = IngestResult(existing, True, existing.chunk_count, existing.token_count)
                 future.set_result(result)
                 return result
-            result = await self._ingest_new(
-                data,
-                filename,
-                existing,
-                file_hash=file_hash,
+            new = _NewDocument(
                 namespace=namespace,
+                filename=filename,
+                file_hash=file_hash,
+                identity_hash=identity_hash(filename, identity),
                 uploader=uploader,
                 session_id=session_id,
                 source_url=source_url,
                 mime_type=mime_type,
-                report=report,
-                started=started,
+                size=len(data),
             )
+            result = await self._ingest_new(data, new, existing, report=report, started=started)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiting duplicates re-raise it themselves
@@ -158,33 +204,17 @@ class IngestionService:
     async def _ingest_new(
         self,
         data: bytes,
-        filename: str,
+        new: _NewDocument,
         existing: DocumentRecord | None,
         *,
-        file_hash: str,
-        namespace: NamespaceRecord,
-        uploader: Uploader,
-        session_id: uuid.UUID | None,
-        source_url: str | None,
-        mime_type: str | None,
         report: ProgressCallback,
         started: float,
     ) -> IngestResult:
-        document, mine = await self._start_document(
-            existing,
-            namespace=namespace,
-            filename=filename,
-            file_hash=file_hash,
-            uploader=uploader,
-            session_id=session_id,
-            source_url=source_url,
-            mime_type=mime_type,
-            size=len(data),
-        )
+        document, mine = await self._start_document(existing, new)
         if not mine:  # another process won the race for the same bytes
             return IngestResult(document, True, document.chunk_count, document.token_count)
         try:
-            chunks, tokens = await self._index(data, filename, document, namespace, report)
+            chunks, tokens = await self._index(data, new.filename, document, new.namespace, report)
         except BaseException as exc:
             await self._fail(document.id, exc)
             self._metrics.ingested(ok=False, chunks=0, seconds=time.perf_counter() - started)
@@ -192,20 +222,48 @@ class IngestionService:
         self._metrics.ingested(ok=True, chunks=chunks, seconds=time.perf_counter() - started)
         await self._usage.record(
             UsageInput(
-                workspace_id=uploader.workspace_id,
+                workspace_id=new.uploader.workspace_id,
                 operation="embedding",
                 model=self._embedder.model_name,
-                user_id=uploader.user_id,
-                channel_id=uploader.channel_id,
-                namespace_id=namespace.id,
+                user_id=new.uploader.user_id,
+                channel_id=new.uploader.channel_id,
+                namespace_id=new.namespace.id,
                 embedding_tokens=tokens,
                 latency_ms=int((time.perf_counter() - started) * 1000),
             )
         )
-        done = await self._knowledge.document(document.id)
-        assert done is not None
-        await report(Progress("indexed", 1.0, f"{chunks} chunks"))
-        return IngestResult(done, False, chunks, tokens, time.perf_counter() - started)
+        # gone already when a newer version, indexed meanwhile, replaced this one
+        done = await self._knowledge.document(document.id) or replace(
+            document, status="indexed", chunk_count=chunks, token_count=tokens
+        )
+        replaced, superseded_by = await self._replace_older(done, new.identity_hash)
+        detail = f"{chunks} chunks" + (f", replaced {len(replaced)} older" if replaced else "")
+        await report(Progress("indexed", 1.0, detail))
+        seconds = time.perf_counter() - started
+        return IngestResult(done, False, chunks, tokens, seconds, replaced, superseded_by)
+
+    async def _replace_older(
+        self, document: DocumentRecord, identity: str
+    ) -> tuple[tuple[uuid.UUID, ...], uuid.UUID | None]:
+        """Delete every indexed version of the document but the newest (maybe this one).
+
+        Returns the versions this document replaced, and the newer version that replaced it
+        (here, or already: every version applies this rule once it is indexed).
+        """
+        deleted: list[uuid.UUID] = []
+        keep = document
+        try:
+            versions = await self._knowledge.versions(document.namespace_id, identity)
+            keep = newest(versions or [document])
+            for old in versions:
+                if old.id != keep.id:
+                    await self.delete_document(old.id)
+                    deleted.append(old.id)
+        except Exception:  # the new version is indexed: an old one left beside it is less harm
+            log.exception("replacing older versions of document %s failed", document.id)
+        if keep.id != document.id:
+            return (), keep.id
+        return tuple(deleted), None
 
     async def _read(self, source: bytes | Path, filename: str) -> bytes:
         if isinstance(source, bytes):
@@ -221,40 +279,23 @@ class IngestionService:
         precheck(filename, size, limits=self._limits)
 
     async def _start_document(
-        self,
-        existing: DocumentRecord | None,
-        *,
-        namespace: NamespaceRecord,
-        filename: str,
-        file_hash: str,
-        uploader: Uploader,
-        session_id: uuid.UUID | None,
-        source_url: str | None,
-        mime_type: str | None,
-        size: int,
+        self, existing: DocumentRecord | None, new: _NewDocument
     ) -> tuple[DocumentRecord, bool]:
         """The document row to index into, and whether this call owns it."""
         if existing is not None:  # failed or deleted before: index the same bytes again
             await self._vectors.delete_documents([str(existing.id)])
-            await self._knowledge.restart_document(existing.id, session_id=session_id)
+            # a retry is a new version: it competes for "newest" from now, not from its first try
+            await self._knowledge.restart_document(
+                existing.id, created_at=utcnow(), **new.columns()
+            )
             again = await self._knowledge.document(existing.id)
             assert again is not None
             return again, True
         created = await self._knowledge.create_document(
-            {
-                "namespace_id": namespace.id,
-                "title": filename[:512],
-                "file_hash": file_hash,
-                "source_url": source_url,
-                "source_platform": uploader.platform,
-                "source_author": uploader.author,
-                "mime_type": mime_type,
-                "size_bytes": size,
-                "session_id": session_id,
-            }
+            {"namespace_id": new.namespace.id, "file_hash": new.file_hash, **new.columns()}
         )
         if created is None:
-            raced = await self._knowledge.document_by_hash(namespace.id, file_hash)
+            raced = await self._knowledge.document_by_hash(new.namespace.id, new.file_hash)
             assert raced is not None
             return raced, False
         return created, True
@@ -332,8 +373,10 @@ class IngestionService:
 
     async def delete_document(self, document_id: uuid.UUID) -> None:
         """Remove a document, its chunks and its vectors."""
-        await self._vectors.delete_documents([str(document_id)])
+        # SQL first: a crash in between leaves orphan vectors, which search ignores and
+        # reconcile() deletes; the other order would have reconcile() restore the document.
         await self._knowledge.delete_document(document_id)
+        await self._vectors.delete_documents([str(document_id)])
 
     async def delete_namespace(self, namespace: NamespaceRecord) -> None:
         await self._vectors.delete_namespace(str(namespace.id))

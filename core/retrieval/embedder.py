@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import threading
@@ -81,6 +82,7 @@ class SentenceTransformerEmbedder:
         self._draining: asyncio.Task[None] | None = None
         self._max_seq_length = max_seq_length
         self._model: SentenceTransformer | None = None
+        self._counter: Any = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._dimension: int | None = None
@@ -147,8 +149,26 @@ class SentenceTransformerEmbedder:
             return 0
         model = self._load()
         limit = int(model.max_seq_length or 512)
-        encoded = model.tokenizer(list(texts), add_special_tokens=True, truncation=False)
+        encoded = self._count_tokenizer()(list(texts), add_special_tokens=True, truncation=False)
         return sum(min(len(ids), limit) for ids in encoded["input_ids"])
+
+    def _count_tokenizer(self) -> Any:
+        """A copy of the model's tokenizer for counting only.
+
+        A fast tokenizer call reconfigures the tokenizer's padding and truncation when they
+        differ from the last call's; counting with the model's own tokenizer while another thread
+        encodes (two uploads at once, a question during an upload) unpads that encode's batch,
+        which then fails. The copy is set up for counting once, here, and never changes again.
+        """
+        if self._counter is not None:
+            return self._counter
+        model = self._load()
+        with self._load_lock:
+            if self._counter is None:
+                counter = copy.deepcopy(model.tokenizer)
+                counter(["-"], add_special_tokens=True, truncation=False)
+                self._counter = counter
+        return self._counter
 
     def encode_sync(self, texts: list[str]) -> list[list[float]]:
         """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs."""

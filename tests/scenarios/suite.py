@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
-from core.db.models import AuditLog, Feedback
+from core.db.models import AuditLog, Document, Feedback
 from tests.scenarios.driver import ChatDriver
 
 HANDBOOK = b"""# Team handbook
@@ -21,6 +21,8 @@ Employees receive 25 days of paid vacation per year. Unused days expire on March
 ## Expenses
 Travel expenses are reimbursed within 14 days when the receipt is uploaded to the portal.
 """
+
+HANDBOOK_V2 = HANDBOOK.replace(b"25 days", b"30 days").replace(b"March 31", b"April 30")
 
 
 async def ask_after_upload(bot: ChatDriver) -> None:
@@ -41,6 +43,20 @@ async def follow_up_without_mention(bot: ChatDriver) -> None:
     await bot.say_in_thread(thread, "When do unused days expire?")
     messages = await bot.bot_messages(thread)
     assert "March 31" in messages[-1].text
+
+
+async def new_version_replaces_old(bot: ChatDriver) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    thread = await bot.upload("handbook.md", HANDBOOK_V2)
+    last = (await bot.bot_messages(thread))[-1]
+    assert "Indexed handbook.md" in last.text
+    assert "It replaced the earlier version of handbook.md." in last.text
+    asked = await bot.mention("How many days of paid vacation do employees get?")
+    answer = (await bot.bot_messages(asked))[-1]
+    assert "30 days" in answer.text and "25 days" not in answer.text
+    async with bot.container.sessions() as db:
+        titles = (await db.execute(select(Document.title))).scalars().all()
+    assert titles == ["handbook.md"]
 
 
 async def upload_refusal_says_why(bot: ChatDriver) -> None:
@@ -89,6 +105,7 @@ Scenario = Callable[[ChatDriver], Awaitable[None]]
 SCENARIOS: list[Scenario] = [
     ask_after_upload,
     follow_up_without_mention,
+    new_version_replaces_old,
     upload_refusal_says_why,
     admin_command_and_refusal,
     feedback_is_stored_and_changeable,
