@@ -9,6 +9,10 @@ daily quotas lifted (100 answers from one user would otherwise approach the defa
 ``asyncio.gather`` asks n distinct questions, each in its own thread. Target: all answered
 within 1.5 s of wall time, i.e. <= 0.5 s of core time on top of the 1 s LLM.
 
+The fake Groq runs in its own process (``python -m tests.fakes.groq_server``), as the real
+one is remote: in-process, its HTTP serving and streaming shared the bot's event loop and CPU.
+``--in-process-llm`` measures the old way.
+
 Two rounds on one bot, with fresh questions each: "real embedder" (all-MiniLM-L6-v2 at query
 time, as in production) and "precomputed vectors" (the same vectors looked up, to tell the
 embedder's share from the rest). Baseline in the same run: one question alone (its wall
@@ -21,9 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import json
 import os
+import subprocess
+import sys
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,17 +68,61 @@ class Round:
     hops: dict[str, float]  # mean seconds per question spent in each instrumented step
 
 
+class RemoteFake:
+    """FakeGroq in a child process; ``arrivals`` are wall-clock (``time.time()``) seconds."""
+
+    def __init__(self, latency: float) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.groq_server", "--latency", str(latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        assert self._proc.stdout is not None
+        self.base_url = self._proc.stdout.readline().strip()
+        if not self.base_url.startswith("http://"):
+            self.close()
+            raise RuntimeError("the fake Groq process did not start")
+
+    def take_arrivals(self) -> list[float]:
+        with urllib.request.urlopen(self.base_url + "/fake/arrivals", timeout=10) as r:
+            return [float(x) for x in json.loads(r.read())]
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+
+
 class ArrivalClock:
-    """A responder for FakeGroq that notes when each request arrived (it answers after the
-    fake's latency, so arrival = now - latency)."""
+    """A responder for an in-process FakeGroq that notes when each request arrived, in
+    wall-clock seconds (it answers after the fake's latency, so arrival = now - latency)."""
 
     def __init__(self, latency: float) -> None:
         self.latency = latency
         self.arrivals: list[float] = []
 
     def __call__(self, messages):
-        self.arrivals.append(time.perf_counter() - self.latency)
+        self.arrivals.append(time.time() - self.latency)
         return quoting_responder(messages)
+
+    def take_arrivals(self) -> list[float]:
+        out, self.arrivals = self.arrivals, []
+        return out
+
+
+@contextlib.asynccontextmanager
+async def fake_llm(in_process: bool):
+    """(clock, base_url) of a fake Groq taking LLM_SECONDS per answer."""
+    if in_process:
+        clock = ArrivalClock(LLM_SECONDS)
+        async with FakeGroq(latency=LLM_SECONDS, responder=clock) as fake:
+            yield clock, fake.base_url
+        return
+    remote = await asyncio.to_thread(RemoteFake, LLM_SECONDS)
+    try:
+        yield remote, remote.base_url
+    finally:
+        remote.close()
 
 
 def wrap_timed(obj: object, names: Sequence[str], totals: dict[str, float], label: str) -> None:
@@ -93,7 +146,7 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
     single_wall = time.perf_counter() - t0
     if single.mode != "llm":
         raise RuntimeError(f"warm-up question got {single.mode}: {single.text[:80]}")
-    clock.arrivals.clear()
+    clock.take_arrivals()
     totals.clear()
     lat: list[float] = []
 
@@ -103,9 +156,10 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
         lat.append(time.perf_counter() - s)
         return answer
 
-    start = time.perf_counter()
+    start, start_wall = time.perf_counter(), time.time()
     answers = await asyncio.gather(*(ask(i, q) for i, q in enumerate(questions[1:])))
     wall = time.perf_counter() - start
+    arrivals = [a - start_wall for a in clock.take_arrivals()]
     modes: dict[str, int] = defaultdict(int)
     for a in answers:
         modes[a.mode] += 1
@@ -116,8 +170,8 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
         n,
         wall,
         single_wall,
-        min(clock.arrivals) - start if clock.arrivals else float("nan"),
-        max(clock.arrivals) - start if clock.arrivals else float("nan"),
+        min(arrivals) if arrivals else float("nan"),
+        max(arrivals) if arrivals else float("nan"),
         lat,
         dict(modes),
         len({a.session_id for a in answers}),
@@ -125,8 +179,9 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
     )
 
 
-async def run_db(kind: str, n: int, articles, embedder: PrecomputedEmbedder) -> list[Round]:
-    clock = ArrivalClock(LLM_SECONDS)
+async def run_db(
+    kind: str, n: int, articles, embedder: PrecomputedEmbedder, in_process: bool
+) -> list[Round]:
     questions = list(
         dict.fromkeys(
             q
@@ -138,12 +193,12 @@ async def run_db(kind: str, n: int, articles, embedder: PrecomputedEmbedder) -> 
     real_set, cached_set = questions[: n + 1], questions[n + 1 : 2 * n + 2]
     await embedder.prime(cached_set)
     async with (
-        FakeGroq(latency=LLM_SECONDS, responder=clock) as fake,
+        fake_llm(in_process) as (clock, base_url),
         bot_with_articles(
             kind,
             embedder=embedder,
             articles=articles,
-            groq_base_url=fake.base_url,
+            groq_base_url=base_url,
             ANSWER_THRESHOLD=0.0,
         ) as bot,
     ):
@@ -210,7 +265,9 @@ def render(rounds: Sequence[Round], n: int, load: str) -> str:
     return "\n".join(rows)
 
 
-async def main(n: int, dbs: Sequence[str], write: bool, torch_threads: int | None) -> None:
+async def main(
+    n: int, dbs: Sequence[str], write: bool, torch_threads: int | None, in_process: bool
+) -> None:
     if torch_threads is not None:
         import torch
 
@@ -220,13 +277,19 @@ async def main(n: int, dbs: Sequence[str], write: bool, torch_threads: int | Non
     await embedder.prime(["warm up the SDK connection pool"])
     rounds = []
     for kind in dbs:
-        rounds += await run_db(kind, n, articles, embedder)
+        rounds += await run_db(kind, n, articles, embedder, in_process)
     load = f"load average {' '.join(_loadavg())} on {_cpus()} CPUs"
     report = render(rounds, n, load)
     heading = "Concurrency: 100 questions at once, 1 s LLM"
     if torch_threads is not None:
         report = report.replace("--write`", f"--torch-threads {torch_threads} --write`", 1)
         heading += f" (torch.set_num_threads({torch_threads}))"
+    if in_process:
+        report = report.replace("--write`", "--in-process-llm --write`", 1)
+        report = report.replace("FakeGroq(", "FakeGroq in this process (", 1)
+        heading += " (fake Groq in the bot's process)"
+    else:
+        report = report.replace("FakeGroq(", "FakeGroq in its own process (", 1)
     print(report)
     if write:
         write_subsection(heading, report)
@@ -248,5 +311,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--torch-threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
     )
+    parser.add_argument(
+        "--in-process-llm", action="store_true", help="serve the fake Groq in the bot's process"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.db, args.write, args.torch_threads))
+    asyncio.run(main(args.n, args.db, args.write, args.torch_threads, args.in_process_llm))
