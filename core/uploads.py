@@ -111,9 +111,9 @@ class UploadService:
                 f"Something went wrong while indexing {file.filename}; it was not added.",
                 namespace=namespace.name,
             )
-        # a superseded document was deleted by its newer version: the upload can't point at it
-        document_id = None if result.superseded_by else result.document.id
-        await self._knowledge.finish_upload(upload_id, document_id=document_id, error=None)
+        # finish_upload links the document only if it still exists (a newer version may have
+        # replaced it meanwhile)
+        await self._knowledge.finish_upload(upload_id, document_id=result.document.id, error=None)
         return UploadOutcome(
             file.filename,
             True,

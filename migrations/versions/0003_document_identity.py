@@ -3,7 +3,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-02 10:12:40.512733
+Create Date: 2026-11-25 16:30:00
 """
 
 import hashlib
