@@ -66,6 +66,8 @@ class Round:
     modes: dict[str, int]
     sessions: int
     hops: dict[str, float]  # mean seconds per question spent in each instrumented step
+    loop_cpu: float  # CPU seconds of the event loop's thread during the burst
+    process_cpu: float  # CPU seconds of the whole process (all threads) during the burst
 
 
 class RemoteFake:
@@ -157,8 +159,10 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
         return answer
 
     start, start_wall = time.perf_counter(), time.time()
+    cpu0, proc0 = time.thread_time(), time.process_time()
     answers = await asyncio.gather(*(ask(i, q) for i, q in enumerate(questions[1:])))
     wall = time.perf_counter() - start
+    loop_cpu, process_cpu = time.thread_time() - cpu0, time.process_time() - proc0
     arrivals = [a - start_wall for a in clock.take_arrivals()]
     modes: dict[str, int] = defaultdict(int)
     for a in answers:
@@ -176,6 +180,8 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
         dict(modes),
         len({a.session_id for a in answers}),
         {k: v / n for k, v in sorted(totals.items(), key=lambda kv: -kv[1])},
+        loop_cpu,
+        process_cpu,
     )
 
 
@@ -222,6 +228,7 @@ async def run_db(
             print(
                 f"{kind:10s} {name:20s} n={r.n} wall {r.wall:.2f} s (single {r.single:.2f} s); "
                 f"LLM requests arrived {r.first_arrival:.2f}-{r.last_arrival:.2f} s; "
+                f"loop CPU {r.loop_cpu:.2f} s, process CPU {r.process_cpu:.2f} s; "
                 f"modes {r.modes}",
                 flush=True,
             )
@@ -238,8 +245,8 @@ def render(rounds: Sequence[Round], n: int, load: str) -> str:
         "",
         "| database | query embedding | wall (all n) | target <= 1.5 s | single question "
         "| ratio wall / single | LLM requests arrived (s after start) | answer latency "
-        "p50 / max | answers (mode) | distinct sessions |",
-        "|---|---|---:|---|---:|---:|---|---:|---|---:|",
+        "p50 / max | event-loop thread CPU | process CPU | answers (mode) | distinct sessions |",
+        "|---|---|---:|---|---:|---:|---|---:|---:|---:|---|---:|",
     ]
     for r in rounds:
         rows.append(
@@ -247,6 +254,7 @@ def render(rounds: Sequence[Round], n: int, load: str) -> str:
             f"{'met' if r.wall <= TARGET_SECONDS else 'MISSED'} | {r.single:.2f} s | "
             f"{r.wall / r.single:.2f}x | {r.first_arrival:.2f} - {r.last_arrival:.2f} | "
             f"{pct(r.latencies, 50):.2f} / {max(r.latencies):.2f} s | "
+            f"{r.loop_cpu:.2f} s | {r.process_cpu:.2f} s | "
             f"{', '.join(f'{k} {v}' for k, v in r.modes.items())} | {r.sessions} |"
         )
     rows += [

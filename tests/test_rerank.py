@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
+from collections import Counter
 
 import pytest
 
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.usage import UsageStore
+from core.generation.extractive import STOPWORDS, split_sentences, stem, words
 from core.ingestion.extract import ExtractLimits
 from core.ingestion.service import IngestionService, Uploader
 from core.retrieval.milvus import MilvusVectorStore
@@ -118,3 +122,90 @@ async def test_retriever_reranks_hybrid_results_and_keeps_cosine_similarity(
         mode="dense",
     )
     assert [str(c.chunk.id) for c in dense.chunks] == [h.chunk_id for h in hits]
+
+
+def _reference_order(query: str, texts: list[str]) -> list[int]:
+    """The reranker's definition computed the slow, obvious way: every sentence and every
+    adjacent pair of every text scored with BM25 over all of them, best unit per text, then
+    RRF of the search order and the two best-unit orders (ties keep the search order)."""
+
+    def terms(text: str) -> list[str]:
+        return [stem(w) for w in words(text) if w.lower() not in STOPWORDS]
+
+    query_terms = terms(query)
+    if len(texts) < 2 or not query_terms:
+        return list(range(len(texts)))
+    sentences = [[terms(s) for s in split_sentences(t)] for t in texts]
+    pairs = [[a + b for a, b in itertools.pairwise(ss)] or ss for ss in sentences]
+
+    def best_order(units: list[list[list[str]]]) -> list[int]:
+        flat = [u for us in units for u in us if u]
+        if not flat:
+            return list(range(len(units)))
+        df = Counter(t for u in flat for t in set(u) if t in query_terms)
+        idf = {t: math.log(1 + (len(flat) - df[t] + 0.5) / (df[t] + 0.5)) for t in query_terms}
+        avg = sum(len(u) for u in flat) / len(flat)
+        best = []
+        for us in units:
+            scores = [0.0]
+            for u in us:
+                tf = Counter(u)
+                norm = 1.2 * (1 - 0.75 + 0.75 * len(u) / avg)
+                scores.append(
+                    sum(idf[t] * tf[t] * 2.2 / (tf[t] + norm) for t in query_terms if tf[t])
+                )
+            best.append(max(scores))
+        return sorted(range(len(units)), key=lambda i: -best[i])
+
+    fused = [0.0] * len(texts)
+    for ranking in (list(range(len(texts))), best_order(sentences), best_order(pairs)):
+        for rank, i in enumerate(ranking):
+            fused[i] += 1.0 / (60 + 1 + rank)
+    return sorted(range(len(texts)), key=lambda i: -fused[i])
+
+
+def test_the_inverted_index_ranks_as_the_definition_does() -> None:
+    rng = random.Random(7)
+    vocabulary = [
+        "normandy",
+        "duchy",
+        "rollo",
+        "fiefdom",
+        "castle",
+        "river",
+        "trade",
+        "king",
+        "norman",
+        "viking",
+        "france",
+        "paris",
+        "century",
+        "began",
+        "ruled",
+        "war",
+        "peace",
+        "church",
+        "abbey",
+        "duke",
+        "count",
+        "the",
+        "of",
+        "and",
+        "in",
+        "a",
+        "to",
+        "was",
+    ]
+
+    def sentence() -> str:
+        return " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 8))).capitalize()
+
+    def text() -> str:
+        return " ".join(sentence() + "." for _ in range(rng.randint(0, 7)))
+
+    reranker = SentenceReranker()
+    for _ in range(500):
+        texts = [text() for _ in range(rng.randint(1, 12))]
+        query = " ".join(rng.choice(vocabulary) for _ in range(rng.randint(1, 6))) + "?"
+        got = [i for i, _ in reranker.rerank(query, texts)]
+        assert got == _reference_order(query, texts), (query, texts)

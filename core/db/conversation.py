@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.identity import insert_ignore
-from core.db.models import Citation, Feedback, Message, Session, table
+from core.db.models import Citation, Feedback, Message, table
 from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
 from core.db.types import new_id, new_ids, utcnow
 from core.db.usage import usage_rows
@@ -49,6 +49,25 @@ def _citation_values(message_id: uuid.UUID, c: CitationInput) -> dict[str, Any]:
     }
 
 
+# built once: every answered question runs these (building a statement costs more CPU than
+# executing it on SQLite, and this runs on the event loop)
+_INSERT_MESSAGES = insert(table("messages"))
+_INSERT_CITATIONS = insert(table("citations"))
+_INSERT_USAGE = insert(table("token_usage"))
+_SESSIONS = table("sessions")
+_TOUCH_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("session_id"))
+    .values(last_activity_at=bindparam("at", type_=_SESSIONS.c.last_activity_at.type))
+)
+_HISTORY = (
+    select(Message)
+    .where(Message.session_id == bindparam("session_id"))
+    .order_by(Message.created_at.desc(), Message.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 class ConversationStore:
     """Writes and reads the messages of sessions."""
 
@@ -60,16 +79,13 @@ class ConversationStore:
         message_id = new_id()
         values = _message_values(item, message_id)
         async with self._sessions() as db, db.begin():
-            await db.execute(insert(table("messages")), [values])
+            await db.execute(_INSERT_MESSAGES, [values])
             if item.citations:
                 await db.execute(
-                    insert(table("citations")),
-                    [_citation_values(message_id, c) for c in item.citations],
+                    _INSERT_CITATIONS, [_citation_values(message_id, c) for c in item.citations]
                 )
             await db.execute(
-                update(Session)
-                .where(Session.id == item.session_id)
-                .values(last_activity_at=values["created_at"])
+                _TOUCH_SESSION, {"session_id": item.session_id, "at": values["created_at"]}
             )
         return MessageRecord(
             id=message_id,
@@ -92,18 +108,15 @@ class ConversationStore:
         q_values = _message_values(question, question_id)
         a_values = _message_values(replace(answer, parent_id=question_id), answer_id)
         async with self._sessions() as db, db.begin():
-            await db.execute(insert(table("messages")), [q_values])
-            await db.execute(insert(table("messages")), [a_values])
+            await db.execute(_INSERT_MESSAGES, [q_values, a_values])  # question first
             if answer.citations:
                 cites = [_citation_values(answer_id, c) for c in answer.citations]
-                await db.execute(insert(table("citations")), cites)
+                await db.execute(_INSERT_CITATIONS, cites)
             if usage:
                 rows = usage_rows([replace(u, message_id=answer_id) for u in usage])
-                await db.execute(insert(table("token_usage")), rows)
+                await db.execute(_INSERT_USAGE, rows)
             await db.execute(
-                update(Session)
-                .where(Session.id == answer.session_id)
-                .values(last_activity_at=a_values["created_at"])
+                _TOUCH_SESSION, {"session_id": answer.session_id, "at": a_values["created_at"]}
             )
         return question_id, answer_id
 
@@ -126,12 +139,7 @@ class ConversationStore:
         """The last ``limit`` messages of a session, oldest first."""
         async with self._sessions() as db:
             rows = (
-                await db.execute(
-                    select(Message)
-                    .where(Message.session_id == session_id)
-                    .order_by(Message.created_at.desc(), Message.id.desc())
-                    .limit(limit)
-                )
+                await db.execute(_HISTORY, {"session_id": session_id, "limit": limit})
             ).scalars()
             out = [
                 MessageRecord(

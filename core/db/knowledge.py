@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -50,6 +50,27 @@ class ChunkView:
     section: str | None
     title: str
     source_url: str | None
+
+
+# built once: every question loads its candidates' rows with it (columns, not ORM objects)
+_CHUNK_VIEWS = (
+    select(
+        Chunk.id,
+        Chunk.document_id,
+        Chunk.content,
+        Chunk.start_offset,
+        Chunk.end_offset,
+        Chunk.page,
+        Chunk.section,
+        Document.title,
+        Document.source_url,
+        Document.namespace_id,
+        Namespace.workspace_id,
+    )
+    .join(Document, Document.id == Chunk.document_id)
+    .join(Namespace, Namespace.id == Document.namespace_id)
+    .where(Chunk.id.in_(bindparam("ids", expanding=True)), Document.status == "indexed")
+)
 
 
 def _ns(row: Namespace) -> NamespaceRecord:
@@ -370,33 +391,22 @@ class KnowledgeStore:
         if not chunk_ids:
             return {}
         async with self._sessions() as db:
-            rows = await db.execute(
-                select(
-                    Chunk,
-                    Document.title,
-                    Document.source_url,
-                    Document.namespace_id,
-                    Namespace.workspace_id,
-                )
-                .join(Document, Document.id == Chunk.document_id)
-                .join(Namespace, Namespace.id == Document.namespace_id)
-                .where(Chunk.id.in_(chunk_ids), Document.status == "indexed")
-            )
+            rows = await db.execute(_CHUNK_VIEWS, {"ids": list(chunk_ids)})
             return {
-                c.id: ChunkView(
-                    id=c.id,
-                    document_id=c.document_id,
-                    namespace_id=ns,
-                    workspace_id=ws,
-                    content=c.content,
-                    start_offset=c.start_offset,
-                    end_offset=c.end_offset,
-                    page=c.page,
-                    section=c.section,
-                    title=title,
-                    source_url=url,
+                row.id: ChunkView(
+                    id=row.id,
+                    document_id=row.document_id,
+                    namespace_id=row.namespace_id,
+                    workspace_id=row.workspace_id,
+                    content=row.content,
+                    start_offset=row.start_offset,
+                    end_offset=row.end_offset,
+                    page=row.page,
+                    section=row.section,
+                    title=row.title,
+                    source_url=row.source_url,
                 )
-                for c, title, url, ns, ws in rows
+                for row in rows
             }
 
     async def chunk_ids(self) -> dict[uuid.UUID, uuid.UUID]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Plan, TokenUsage, User, Workspace, table
@@ -51,6 +51,17 @@ def usage_rows(items: Sequence[UsageInput]) -> list[dict[str, Any]]:
 
 _ROW_TOKENS = TokenUsage.prompt_tokens + TokenUsage.completion_tokens + TokenUsage.embedding_tokens
 _TOTAL = func.coalesce(func.sum(_ROW_TOKENS), 0)
+# built once (the quota check runs before every answer): the user's tokens and the
+# workspace's since a moment; a NULL user_id matches no row, so its sum is 0
+_QUOTA_STATE = select(
+    func.coalesce(
+        func.sum(case((TokenUsage.user_id == bindparam("user_id"), _ROW_TOKENS), else_=0)), 0
+    ),
+    _TOTAL,
+).where(
+    TokenUsage.workspace_id == bindparam("workspace_id"),
+    TokenUsage.created_at >= bindparam("since"),
+)
 
 
 class UsageStore:
@@ -89,13 +100,10 @@ class UsageStore:
         self, workspace_id: uuid.UUID, user_id: uuid.UUID | None, *, since: datetime
     ) -> tuple[Limits, int, int]:
         """Limits, the user's tokens and the workspace's tokens since ``since``: one session."""
-        mine = case((TokenUsage.user_id == user_id, _ROW_TOKENS), else_=0) if user_id else 0
-        stmt = select(func.coalesce(func.sum(mine), 0), _TOTAL).where(
-            TokenUsage.workspace_id == workspace_id, TokenUsage.created_at >= since
-        )
+        params = {"user_id": user_id, "workspace_id": workspace_id, "since": since}
         async with self._sessions() as db:
             limits = await self._limits(db, workspace_id, user_id)
-            user_used, ws_used = (await db.execute(stmt)).one()
+            user_used, ws_used = (await db.execute(_QUOTA_STATE, params)).one()
         return limits, int(user_used), int(ws_used)
 
     async def limits(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import groq
 import httpx
 
@@ -17,6 +19,7 @@ from core.generation.base import ChatMessage, Completion, OnDelta
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "llama-3.3-70b-versatile"
+CHAT_PATH = "/openai/v1/chat/completions"
 _CHARS_PER_TOKEN = 4
 
 RATE_LIMITED = "The language model is rate-limited right now. Please try again in a minute."
@@ -50,7 +53,11 @@ class GroqLLM:
         self._model = model
         self._secret = api_key
         self._client = groq.AsyncGroq(
-            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=groq.DefaultAioHttpClient(timeout=timeout),
         )
 
     @property
@@ -101,25 +108,31 @@ class GroqLLM:
     async def _stream(
         self, payload: list[Any], on_delta: OnDelta, max_tokens: int, temperature: float
     ) -> tuple[str, tuple[int, int] | None]:
-        """Stream through the SDK (auth, retries, status errors) but read the server-sent
-        events ourselves: the SDK builds a pydantic model per chunk, which cost more CPU per
-        answer than the rest of the question's path put together (docs/benchmarks.md)."""
+        """Stream through the SDK's own request path (auth, retries with retry-after, status
+        errors, timeouts) with its documented ``post`` for raw requests, and read the
+        server-sent events ourselves. ``chat.completions.create`` costs more CPU per call than
+        the rest of a question's path: it walks every parameter through its type-driven
+        transform and builds a pydantic model per streamed chunk (docs/benchmarks.md)."""
+        body = {
+            "model": self._model,
+            "messages": payload,
+            "max_completion_tokens": max_tokens,
+            "temperature": temperature,
+            "stream": True,
+        }
         parts: list[str] = []
         usage: tuple[int, int] | None = None
-        async with self._client.chat.completions.with_streaming_response.create(
-            model=self._model,
-            messages=payload,
-            max_completion_tokens=max_tokens,
-            temperature=temperature,
-            stream=True,
-        ) as response:
-            async for line in response.iter_lines():
+        response = await self._client.post(
+            CHAT_PATH, cast_to=httpx.Response, body=body, stream=True, stream_cls=None
+        )
+        try:
+            async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue  # blank separators, comments, event names
                 data = line[5:].strip()
                 if data == "[DONE]":
                     break
-                event = _event(data, response.http_request)
+                event = _event(data, response.request)
                 delta = _delta(event)
                 if delta:
                     parts.append(delta)
@@ -127,6 +140,8 @@ class GroqLLM:
                 final = _usage(event)
                 if final is not None:
                     usage = final
+        finally:
+            await response.aclose()
         return "".join(parts), usage
 
     def _unavailable(self, exc: BaseException) -> LLMUnavailable:
@@ -144,7 +159,7 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         return KEY_REFUSED, "auth"
     if isinstance(exc, groq.RateLimitError):
         return RATE_LIMITED, "rate-limit"
-    if isinstance(exc, groq.APITimeoutError | httpx.TimeoutException):
+    if isinstance(exc, groq.APITimeoutError | httpx.TimeoutException) and not _refused(exc):
         return NOT_RESPONDING, "timeout"
     if isinstance(exc, groq.APIConnectionError | httpx.TransportError):
         return UNREACHABLE, "connection"
@@ -153,6 +168,20 @@ def _classify(exc: BaseException) -> tuple[str, str]:
             return SERVER_ERROR, "server-error"
         return REJECTED, "rejected"
     return INTERRUPTED, "stream-error"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a "timeout" is really a connection that failed at once. The aiohttp transport
+    (httpx-aiohttp) reports every ``aiohttp.ClientConnectionError``, a refused connection or a
+    dropped one included, as ``httpx.ConnectTimeout``; the original is in the cause chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
+            return False
+        if isinstance(seen, aiohttp.ClientConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _event(data: str, request: httpx.Request) -> dict[str, Any]:

@@ -28,9 +28,9 @@ _K1, _B = 1.2, 0.75
 class SentenceReranker:
     """Reorders hybrid-search candidates by their best sentence (see the module docstring).
 
-    Holds bounded memos of word stems and of each candidate text's sentences as stemmed
-    terms (chunk texts never change, and the same chunks come back query after query), so a
-    warm rerank only counts query terms.
+    Holds bounded memos of word stems and of each candidate text's sentences as an inverted
+    index of stemmed terms (chunk texts never change, and the same chunks come back query
+    after query), so a warm rerank only looks up the query's own terms.
     """
 
     def __init__(
@@ -40,7 +40,7 @@ class SentenceReranker:
         self._memo_size = memo_size
         self._text_memo_size = text_memo_size
         self._stems: dict[str, str] = {}
-        self._sentences: dict[str, list[list[str]]] = {}
+        self._indexes: dict[str, _TextIndex] = {}
 
     def rerank(self, query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
         """``(index into texts, fused score)`` best first; ``texts`` in the search's order.
@@ -51,21 +51,29 @@ class SentenceReranker:
         order = list(range(len(texts)))
         if len(self._stems) > self._memo_size:
             self._stems.clear()
-        if len(self._sentences) > self._text_memo_size:
-            self._sentences.clear()
+        if len(self._indexes) > self._text_memo_size:
+            self._indexes.clear()
         query_terms = _terms(query, self._stems)
         if len(texts) < 2 or not query_terms:
             return [(i, 1.0 / (k + 1 + i)) for i in order]
         wanted = set(query_terms)
-        sentences = [[_unit(terms, wanted) for terms in self._sentence_terms(t)] for t in texts]
-        pairs = [
-            [(a[0] + b[0], a[1] + b[1]) for a, b in itertools.pairwise(ss)] or ss
-            for ss in sentences
-        ]
+        indexes = [self._index(t) for t in texts]
+        sentences = [index.units(wanted) for index in indexes]
+        pairs = [index.pairs(units) for index, units in zip(indexes, sentences, strict=True)]
         rankings = [
             order,
-            _best_unit_order(query_terms, sentences),
-            _best_unit_order(query_terms, pairs),
+            _best_unit_order(
+                query_terms,
+                sentences,
+                sum(i.nonempty for i in indexes),
+                sum(i.total for i in indexes),
+            ),
+            _best_unit_order(
+                query_terms,
+                pairs,
+                sum(i.nonempty_pairs for i in indexes),
+                sum(i.total_pairs for i in indexes),
+            ),
         ]
         fused = [0.0] * len(texts)
         for ranking in rankings:
@@ -74,15 +82,76 @@ class SentenceReranker:
         best = sorted(order, key=lambda i: -fused[i])  # stable: ties keep the search's order
         return [(i, fused[i]) for i in best]
 
-    def _sentence_terms(self, text: str) -> list[list[str]]:
-        found = self._sentences.get(text)
+    def _index(self, text: str) -> _TextIndex:
+        found = self._indexes.get(text)
         if found is None:
-            found = [_terms(s, self._stems) for s in split_sentences(text)]
-            self._sentences[text] = found
+            found = _TextIndex([_terms(s, self._stems) for s in split_sentences(text)])
+            self._indexes[text] = found
         return found
 
 
-_Unit = tuple[int, Counter[str]]  # (terms in the unit, counts of the query's terms in it)
+class _TextIndex:
+    """One candidate text's sentences as an inverted index: for each stemmed term, the
+    sentences holding it and how often. A query then touches only its own terms' postings."""
+
+    __slots__ = (
+        "lengths",
+        "nonempty",
+        "nonempty_pairs",
+        "pair_lengths",
+        "postings",
+        "total",
+        "total_pairs",
+    )
+
+    def __init__(self, sentences: list[list[str]]) -> None:
+        self.lengths = [len(s) for s in sentences]
+        self.pair_lengths = [a + b for a, b in itertools.pairwise(self.lengths)]
+        self.nonempty = sum(1 for n in self.lengths if n)
+        self.total = sum(self.lengths)
+        if self.pair_lengths:
+            self.nonempty_pairs = sum(1 for n in self.pair_lengths if n)
+            self.total_pairs = sum(self.pair_lengths)
+        else:  # one sentence (or none): the pairs are the sentences
+            self.nonempty_pairs, self.total_pairs = self.nonempty, self.total
+        postings: dict[str, dict[int, int]] = {}
+        for i, terms in enumerate(sentences):
+            for term in terms:
+                where = postings.setdefault(term, {})
+                where[i] = where.get(i, 0) + 1
+        self.postings = postings
+
+    def units(self, wanted: set[str]) -> _Units:
+        """The sentences that hold a query term: ``{sentence: (length, {term: count})}``."""
+        out: _Units = {}
+        for term in wanted:
+            for i, count in self.postings.get(term, {}).items():
+                found = out.get(i)
+                if found is None:
+                    found = out[i] = (self.lengths[i], {})
+                found[1][term] = count
+        return out
+
+    def pairs(self, units: _Units) -> _Units:
+        """The same for each pair of adjacent sentences (a lone sentence is its own pair)."""
+        if not self.pair_lengths:
+            return units
+        out: _Units = {}
+        for i in units:
+            for p in (i - 1, i):
+                if 0 <= p < len(self.pair_lengths) and p not in out:
+                    tf: dict[str, int] = {}
+                    for j in (p, p + 1):
+                        if j in units:
+                            for term, count in units[j][1].items():
+                                tf[term] = tf.get(term, 0) + count
+                    out[p] = (self.pair_lengths[p], tf)
+        return out
+
+
+# per candidate: {unit index: (terms in the unit, counts of the query's terms in it)}, only
+# for units that hold a query term
+_Units = dict[int, tuple[int, dict[str, int]]]
 
 
 def _terms(text: str, stems: dict[str, str]) -> list[str]:
@@ -99,26 +168,20 @@ def _terms(text: str, stems: dict[str, str]) -> list[str]:
     return out
 
 
-def _unit(unit_terms: list[str], wanted: set[str]) -> _Unit:
-    return len(unit_terms), Counter(t for t in unit_terms if t in wanted)
-
-
-def _best_unit_order(query_terms: list[str], units: list[list[_Unit]]) -> list[int]:
-    """Candidates ordered by the BM25 score of their best unit (sentence or sentence pair)."""
-    flat = [u for us in units for u in us if u[0]]
-    if not flat:
+def _best_unit_order(
+    query_terms: list[str], units: list[_Units], n: int, total_length: int
+) -> list[int]:
+    """Candidates ordered by the BM25 score of their best unit (sentence or sentence pair);
+    ``n`` and ``total_length`` count every non-empty unit of the candidates, matching or not."""
+    if not n:
         return list(range(len(units)))
-    df = Counter(t for _, tf in flat for t in tf)
-    n = len(flat)
+    df: Counter[str] = Counter(t for us in units for _, tf in us.values() for t in tf)
     idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in set(query_terms)}
-    avg_len = sum(length for length, _ in flat) / n
     best = [0.0] * len(units)
+    avg_len = total_length / n
     for i, chunk_units in enumerate(units):
-        for length, tf in chunk_units:
-            if tf:
-                norm = _K1 * (1 - _B + _B * length / avg_len)
-                score = sum(
-                    idf[t] * tf[t] * (_K1 + 1) / (tf[t] + norm) for t in query_terms if t in tf
-                )
-                best[i] = max(best[i], score)
+        for length, tf in chunk_units.values():
+            norm = _K1 * (1 - _B + _B * length / avg_len)
+            score = sum(idf[t] * tf[t] * (_K1 + 1) / (tf[t] + norm) for t in query_terms if t in tf)
+            best[i] = max(best[i], score)
     return sorted(range(len(units)), key=lambda i: -best[i])
