@@ -115,6 +115,7 @@ async def serve(
     # Everything built at start-up lives until exit: keep it out of the cyclic collector's
     # generations, so collections during a burst of events stay short (bench/slack_ack.py).
     gc.freeze()
+    warm_up = asyncio.create_task(_load_model_then_freeze(container), name="warm-up")
     code = 0
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({waiter, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
@@ -131,11 +132,26 @@ async def serve(
             task.cancel()
         if any(not t.cancelled() and t.exception() is not None for t in finished):
             code = 1
+    warm_up.cancel()
     await scheduler.shutdown()
     await health.stop()
     await container.close()
     waiter.cancel()
     return code
+
+
+async def _load_model_then_freeze(container: Container) -> None:
+    """Load the embedding model now, in the background, rather than on the first question
+    (which would wait seconds for it), then freeze again: the model's objects, created after
+    the start-up freeze, would otherwise be scanned by every full collection. One such
+    collection took 0.6 s of the event loop during a burst of 100 questions
+    (docs/benchmarks.md, concurrency)."""
+    try:
+        await container.embedder.embed_query("warm up")
+    except Exception:
+        log.warning("embedding model warm-up failed; it loads on first use", exc_info=True)
+        return
+    gc.freeze()
 
 
 async def run_command(args: argparse.Namespace) -> int:

@@ -163,3 +163,24 @@ async def _answered(slack: FakeSlack, ts: str):
         if any(b.get("type") == "actions" for b in m.get("blocks") or [])
     ]
     return done[-1] if done else None
+
+
+async def test_the_model_loads_after_start_and_leaves_the_collectors_generations() -> None:
+    """`serve` loads the embedding model in the background and freezes again, so the first
+    question does not wait for the model and full collections never scan its objects."""
+    import gc
+    from types import SimpleNamespace
+
+    from bot.run import _load_model_then_freeze
+    from core.retrieval.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    assert embedder._model is None  # lazy: nothing loaded by building it
+    try:
+        await _load_model_then_freeze(SimpleNamespace(embedder=embedder))  # type: ignore[arg-type]
+        model = embedder._model
+        assert model is not None
+        assert gc.is_tracked(model)
+        assert not any(o is model for o in gc.get_objects())  # in the permanent generation
+    finally:
+        gc.unfreeze()
