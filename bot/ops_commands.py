@@ -67,6 +67,7 @@ def _job(c: Container, name: str, day: date | None) -> JobFunction:
         return {
             "orphan_vectors_deleted": report.orphan_vectors_deleted,
             "missing_vectors_restored": report.missing_vectors_restored,
+            "old_versions_deleted": report.old_versions_deleted,
         }
 
     return reconcile

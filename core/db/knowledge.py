@@ -280,6 +280,17 @@ class KnowledgeStore:
             ).scalars()
             return [_doc(r) for r in rows]
 
+    async def version_groups(self) -> list[tuple[uuid.UUID, str]]:
+        """(namespace, identity) of every document indexed in more than one version."""
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(Document.namespace_id, Document.identity_hash)
+                .where(Document.status == "indexed", Document.identity_hash.is_not(None))
+                .group_by(Document.namespace_id, Document.identity_hash)
+                .having(func.count() > 1)
+            )
+            return [(ns, identity) for ns, identity in rows if identity is not None]
+
     async def document(self, document_id: uuid.UUID) -> DocumentRecord | None:
         async with self._sessions() as db:
             row = await db.get(Document, document_id)

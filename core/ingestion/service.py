@@ -60,6 +60,8 @@ class ReconcileReport:
     orphan_vectors_deleted: int
     missing_vectors_restored: int
     stuck_documents_failed: int
+    # older versions left beside their replacement (deleting them failed after it was indexed)
+    old_versions_deleted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +398,8 @@ class IngestionService:
         return len(stuck)
 
     async def reconcile(self) -> ReconcileReport:
-        """Delete vectors without chunk rows and re-embed chunk rows without vectors."""
+        """Delete vectors without chunk rows, re-embed chunk rows without vectors, and finish
+        replacing documents whose older versions are still indexed beside the newest."""
         sql_chunks = await self._knowledge.chunk_ids()
         held = await self._vectors.chunk_ids()
         orphans = [cid for cid in held if _as_uuid(cid) not in sql_chunks]
@@ -405,7 +408,15 @@ class IngestionService:
         held_ids = {_as_uuid(c) for c in held}
         missing = [cid for cid in sql_chunks if cid not in held_ids]
         restored = await self._restore(missing)
-        return ReconcileReport(len(orphans), restored, 0)
+        old_versions = 0
+        for namespace_id, identity in await self._knowledge.version_groups():
+            versions = await self._knowledge.versions(namespace_id, identity)
+            if len(versions) > 1:
+                replaced, _ = await self._replace_older(newest(versions), identity)
+                old_versions += len(replaced)
+        if old_versions:
+            log.warning("deleted %d older document version(s) left indexed", old_versions)
+        return ReconcileReport(len(orphans), restored, 0, old_versions)
 
     async def _restore(self, chunk_ids: Sequence[uuid.UUID]) -> int:
         restored = 0
