@@ -35,8 +35,11 @@ def insert_ignore(
 
 
 @functools.cache
-def prepared_insert_ignore(dialect: str, model: type[Base], keys: tuple[str, ...]) -> Insert:
+def prepared_insert_ignore(
+    dialect: str, model: type[Base], keys: tuple[str, ...], *, returning: bool = False
+) -> Insert:
     """``insert_ignore`` without values, built once: execute it with the row as parameters.
+    ``returning``: the inserted row comes back (none when the key existed).
 
     Building a statement costs more CPU than sending it (a third of a millisecond per
     statement on SQLite), and the hot paths of a question run on the event loop.
@@ -123,30 +126,52 @@ class IdentityStore:
         self._cache = _TtlCache()
 
     async def _get_or_create(
-        self, model: type[Base], key: dict[str, Any], extra: dict[str, Any]
+        self,
+        model: type[Base],
+        key: dict[str, Any],
+        extra: dict[str, Any],
+        *,
+        usually_new: bool = False,
     ) -> Any:
         cache_key = (model.__tablename__, *key.values())
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        row = await self._lookup_or_insert(model, key, extra)
+        row = await self._lookup_or_insert(model, key, extra, usually_new=usually_new)
         self._cache.put(cache_key, row)
         return row
 
     async def _lookup_or_insert(
-        self, model: type[Base], key: dict[str, Any], extra: dict[str, Any]
+        self,
+        model: type[Base],
+        key: dict[str, Any],
+        extra: dict[str, Any],
+        *,
+        usually_new: bool = False,
     ) -> Any:
+        """The row with this key, inserted if missing. ``usually_new`` (a session: a thread's
+        later questions find it in the cache) tries the insert first, so a new row costs one
+        ``INSERT ... RETURNING`` instead of a lookup, an insert and a lookup."""
         lookup = _select_by(model, tuple(key))
-        async with self._sessions() as db:
-            row = (await db.execute(lookup, key)).scalar_one_or_none()
-            if row is not None:
-                return row
+        if not usually_new:
+            async with self._sessions() as db:
+                row = (await db.execute(lookup, key)).scalar_one_or_none()
+                if row is not None:
+                    return row
         async with self._sessions() as db, db.begin():
             values = {"id": new_id(), **key, **extra}
             if "created_at" in model.__table__.c:
                 values.setdefault("created_at", utcnow())
-            dialect = db.get_bind().dialect.name
-            await db.execute(prepared_insert_ignore(dialect, model, tuple(key)), values)
+            dialect = db.get_bind().dialect
+            if usually_new and dialect.insert_returning:
+                stmt = prepared_insert_ignore(dialect.name, model, tuple(key), returning=True)
+                result = await db.execute(stmt, values)
+                # SQLite gives no result set at all when the key existed
+                inserted = result.first() if result.returns_rows else None
+                if inserted is not None:
+                    return inserted
+            else:
+                await db.execute(prepared_insert_ignore(dialect.name, model, tuple(key)), values)
             return (await db.execute(lookup, key)).scalar_one()
 
     async def workspace(
@@ -194,6 +219,7 @@ class IdentityStore:
                 "last_activity_at": now,
                 "is_active": True,
             },
+            usually_new=True,
         )
         record = _session(row)
         # created by this very call: it has no history and no files yet
