@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ResourceClosedError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Insert
 
@@ -166,8 +167,10 @@ class IdentityStore:
             if usually_new and dialect.insert_returning:
                 stmt = prepared_insert_ignore(dialect.name, model, tuple(key), returning=True)
                 result = await db.execute(stmt, values)
-                # SQLite gives no result set at all when the key existed
-                inserted = result.first() if result.returns_rows else None
+                try:
+                    inserted = result.first()
+                except ResourceClosedError:  # SQLite has no result set when the key existed
+                    inserted = None
                 if inserted is not None:
                     return inserted
             else:

@@ -2,9 +2,9 @@
 
 A document goes ``processing`` -> chunk rows -> vectors -> ``indexed``. Any failure leaves it
 ``failed`` with the reason, no chunk rows and no vectors. ``recover()`` fails documents a crash
-left in ``processing``; ``reconcile()`` repairs SQL and Milvus when they disagree. Once a changed
-file is indexed, the older versions of it (same identity, see ``core.ingestion.versions``) are
-deleted; until then they stay searchable.
+left in ``processing``; ``reconcile()`` repairs SQL and Milvus when they disagree
+(``core.ingestion.repair``). Once a changed file is indexed, the older versions of it (same
+identity, see ``core.ingestion.versions``) are deleted; until then they stay searchable.
 """
 
 from __future__ import annotations
@@ -26,16 +26,21 @@ from core.db.usage import UsageStore
 from core.errors import UnsupportedFile
 from core.ingestion.chunking import chunk_text
 from core.ingestion.extract import ExtractLimits, extract, precheck
+from core.ingestion.repair import (
+    EMBED_BATCH,
+    ReconcileReport,
+    embedding_text,
+    reconcile,
+    vector_record,
+)
 from core.ingestion.versions import identity_hash, newest
 from core.observability import Metrics, NullMetrics
-from core.retrieval.base import Embedder, VectorRecord, VectorStore
+from core.retrieval.base import Embedder, VectorStore
 from core.types import Progress
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
-
-EMBED_BATCH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +58,6 @@ class IngestResult:
     seconds: float = 0.0
     replaced: tuple[uuid.UUID, ...] = ()
     superseded_by: uuid.UUID | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ReconcileReport:
-    orphan_vectors_deleted: int
-    missing_vectors_restored: int
-    stuck_documents_failed: int
-    # older versions left beside their replacement (deleting them failed after it was indexed)
-    old_versions_deleted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +96,6 @@ class _NewDocument:
             "size_bytes": self.size,
             "session_id": self.session_id,
         }
-
-
-def embedding_text(title: str, section: str | None, text: str) -> str:
-    """What the embedder and BM25 see: the document title and section give a chunk context."""
-    head = title if not section or section == title else f"{title} - {section}"
-    return f"{head}\n{text}"
 
 
 async def _noop(_: Progress) -> None:
@@ -341,7 +331,7 @@ class IngestionService:
         await self._knowledge.add_chunks(document.id, rows)
         await self._vectors.upsert(
             [
-                _record(r.id, namespace.workspace_id, namespace.id, document.id, text, vec)
+                vector_record(r.id, namespace.workspace_id, namespace.id, document.id, text, vec)
                 for r, text, vec in zip(rows, texts, vectors, strict=True)
             ]
         )
@@ -398,60 +388,5 @@ class IngestionService:
         return len(stuck)
 
     async def reconcile(self) -> ReconcileReport:
-        """Delete vectors without chunk rows, re-embed chunk rows without vectors, and finish
-        replacing documents whose older versions are still indexed beside the newest."""
-        sql_chunks = await self._knowledge.chunk_ids()
-        held = await self._vectors.chunk_ids()
-        orphans = [cid for cid in held if _as_uuid(cid) not in sql_chunks]
-        if orphans:
-            await self._vectors.delete_chunks(orphans)
-        held_ids = {_as_uuid(c) for c in held}
-        missing = [cid for cid in sql_chunks if cid not in held_ids]
-        restored = await self._restore(missing)
-        old_versions = 0
-        for namespace_id, identity in await self._knowledge.version_groups():
-            versions = await self._knowledge.versions(namespace_id, identity)
-            if len(versions) > 1:
-                replaced, _ = await self._replace_older(newest(versions), identity)
-                old_versions += len(replaced)
-        if old_versions:
-            log.warning("deleted %d older document version(s) left indexed", old_versions)
-        return ReconcileReport(len(orphans), restored, 0, old_versions)
-
-    async def _restore(self, chunk_ids: Sequence[uuid.UUID]) -> int:
-        restored = 0
-        for start in range(0, len(chunk_ids), EMBED_BATCH):
-            found = await self._knowledge.chunks(chunk_ids[start : start + EMBED_BATCH])
-            views = list(found.values())
-            if not views:
-                continue
-            texts = [embedding_text(v.title, v.section, v.content) for v in views]
-            vectors = await self._embedder.embed_documents(texts)
-            await self._vectors.upsert(
-                [
-                    _record(v.id, v.workspace_id, v.namespace_id, v.document_id, text, vec)
-                    for v, text, vec in zip(views, texts, vectors, strict=True)
-                ]
-            )
-            restored += len(views)
-        return restored
-
-
-def _record(
-    chunk_id: uuid.UUID,
-    workspace_id: uuid.UUID,
-    namespace_id: uuid.UUID,
-    document_id: uuid.UUID,
-    text: str,
-    vector: list[float],
-) -> VectorRecord:
-    return VectorRecord(
-        str(chunk_id), str(workspace_id), str(namespace_id), str(document_id), text, vector
-    )
-
-
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
+        """Repair SQL and Milvus where they disagree (``core.ingestion.repair``)."""
+        return await reconcile(self._knowledge, self._vectors, self._embedder, self._replace_older)
