@@ -154,22 +154,19 @@ async def test_a_retried_version_is_newer_than_what_was_indexed_meanwhile(world)
     assert len(await _titled(sessions, "handbook.md", ns["a1"].id)) == 1
 
 
-async def test_reconcile_finishes_a_replacement_whose_clean_up_failed(world) -> None:
+async def test_reconcile_finishes_a_replacement_whose_clean_up_failed(world, monkeypatch) -> None:
     """Milvus fails while the old version is deleted: the new one is indexed and answers, the
     old one is left beside it, and the nightly reconcile() deletes it."""
     service, _, vectors, retriever, ns, ws, sessions = world
     up = Uploader(ws["a"].id)
     old = await service.ingest(OLD, "handbook.md", namespace=ns["a1"], uploader=up)
-    healthy = vectors.delete_documents
 
     async def unavailable(document_ids) -> None:
         raise ConnectionError("milvus went away")
 
-    vectors.delete_documents = unavailable
-    try:
-        new = await service.ingest(NEW, "handbook.md", namespace=ns["a1"], uploader=up)
-    finally:
-        vectors.delete_documents = healthy
+    monkeypatch.setattr(vectors, "delete_documents", unavailable)
+    new = await service.ingest(NEW, "handbook.md", namespace=ns["a1"], uploader=up)
+    monkeypatch.undo()
     assert new.document.status == "indexed"
     # SQL went first: the old rows are gone and its vectors are orphans, which search skips
     assert [d.id for d in await _titled(sessions, "handbook.md", ns["a1"].id)] == [new.document.id]
@@ -181,7 +178,7 @@ async def test_reconcile_finishes_a_replacement_whose_clean_up_failed(world) -> 
     await _assert_only(world, new.document.id, old.document.id)
 
 
-async def test_reconcile_deletes_older_versions_left_indexed(world) -> None:
+async def test_reconcile_deletes_older_versions_left_indexed(world, monkeypatch) -> None:
     """Two indexed versions of one file (the clean-up after the newer one failed in SQL):
     reconcile() keeps the newest and says how many it deleted; other files are untouched."""
     service, knowledge, _, _, ns, ws, sessions = world
@@ -190,17 +187,14 @@ async def test_reconcile_deletes_older_versions_left_indexed(world) -> None:
         b"# Other\n\nUnrelated notes.\n", "other.md", namespace=ns["a1"], uploader=up
     )
     old = await service.ingest(OLD, "handbook.md", namespace=ns["a1"], uploader=up)
-    store = service._knowledge  # the service's own KnowledgeStore
-    healthy = store.versions
 
     async def unavailable(namespace_id, identity):
         raise ConnectionError("database went away")
 
-    store.versions = unavailable
-    try:
-        new = await service.ingest(NEW, "handbook.md", namespace=ns["a1"], uploader=up)
-    finally:
-        store.versions = healthy
+    # the service's own KnowledgeStore
+    monkeypatch.setattr(service._knowledge, "versions", unavailable)
+    new = await service.ingest(NEW, "handbook.md", namespace=ns["a1"], uploader=up)
+    monkeypatch.undo()
     statuses = [d.status for d in await _titled(sessions, "handbook.md", ns["a1"].id)]
     assert statuses == ["indexed", "indexed"]
     report = await service.reconcile()

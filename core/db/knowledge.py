@@ -403,22 +403,8 @@ class KnowledgeStore:
             return {}
         async with self._sessions() as db:
             rows = await db.execute(_CHUNK_VIEWS, {"ids": list(chunk_ids)})
-            return {
-                row.id: ChunkView(
-                    id=row.id,
-                    document_id=row.document_id,
-                    namespace_id=row.namespace_id,
-                    workspace_id=row.workspace_id,
-                    content=row.content,
-                    start_offset=row.start_offset,
-                    end_offset=row.end_offset,
-                    page=row.page,
-                    section=row.section,
-                    title=row.title,
-                    source_url=row.source_url,
-                )
-                for row in rows
-            }
+            # the statement's columns are named as ChunkView's fields
+            return {row.id: ChunkView(**row._mapping) for row in rows}
 
     async def chunk_ids(self) -> dict[uuid.UUID, uuid.UUID]:
         """Every stored chunk id with its document id (for reconciliation)."""
