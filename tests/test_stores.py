@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from core.db.conversation import ConversationStore
@@ -66,6 +66,35 @@ async def test_fifty_concurrent_calls_for_one_thread_give_one_row(sessions) -> N
     assert await _count(sessions, Session, Session.thread_key == "thread-42") == 1
     users = await asyncio.gather(*(ids.user(ws.id, "U-same") for _ in range(50)))
     assert len({u.id for u in users}) == 1
+
+
+async def test_a_new_thread_costs_one_statement_and_racers_see_one_new_session(sessions) -> None:
+    """A new thread's session is a single INSERT ... RETURNING; when the row exists (another
+    process, or a racer) it is read back, and only the caller that inserted it sees it new."""
+    ids = IdentityStore(sessions)
+    ws = await ids.workspace("slack", "T8")
+    ch = await ids.channel(ws.id, "C8")
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_rest) -> None:
+        statements.append(statement.split()[0])
+
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        first = await ids.session(ws.id, ch.id, "thread-new")
+        assert statements == ["INSERT"] and first.is_new
+        statements.clear()
+        again = await IdentityStore(sessions).session(ws.id, ch.id, "thread-new")  # no cache
+        assert statements == ["INSERT", "SELECT"]
+        assert again.id == first.id and not again.is_new
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    racers = await asyncio.gather(
+        *(IdentityStore(sessions).session(ws.id, ch.id, "thread-race") for _ in range(20))
+    )
+    assert len({r.id for r in racers}) == 1
+    assert sum(r.is_new for r in racers) == 1
 
 
 async def test_record_event_is_false_for_a_duplicate(sessions) -> None:

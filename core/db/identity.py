@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import ResourceClosedError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Insert
 
@@ -48,8 +47,9 @@ def prepared_insert_ignore(
     module: Any = postgresql if dialect == "postgresql" else sqlite
     # on the Core table: an ORM entity here would take the ORM's bulk path, which reports no
     # rowcount (record_event needs it to tell a retry)
-    stmt: Insert = module.insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
-    return stmt
+    table = model.__table__
+    stmt: Insert = module.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.returning(*table.c) if returning else stmt
 
 
 @functools.cache
@@ -166,11 +166,7 @@ class IdentityStore:
             dialect = db.get_bind().dialect
             if usually_new and dialect.insert_returning:
                 stmt = prepared_insert_ignore(dialect.name, model, tuple(key), returning=True)
-                result = await db.execute(stmt, values)
-                try:
-                    inserted = result.first()
-                except ResourceClosedError:  # SQLite has no result set when the key existed
-                    inserted = None
+                inserted = (await db.execute(stmt, values)).first()
                 if inserted is not None:
                     return inserted
             else:
