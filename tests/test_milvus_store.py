@@ -211,6 +211,25 @@ async def test_fuse_rrf_sums_reciprocal_ranks_and_keeps_the_dense_cosine() -> No
     assert [h.chunk_id for h in fused] == ["a", "c", "b", "d"]
     sims = {h.chunk_id: h.similarity for h in fused}
     assert sims == {"a": 0.9, "b": 0.8, "c": 0.7, "d": None}
+    assert fuse_rrf([dense, bm25], k=60, limit=2) == fused[:2]
+
+
+async def test_a_search_without_text_ranks_the_same_ids(corpus: Corpus) -> None:
+    query = "how do we deploy with blue-green"
+    args = {
+        "query_text": query,
+        "query_vector": await corpus.embedder.embed_query(query),
+        "workspace_id": corpus.ws_a,
+        "namespace_ids": [corpus.ns_a, corpus.ns_b],
+        "limit": 4,
+    }
+    full = await corpus.store.search(**args)  # type: ignore[arg-type]
+    bare = await corpus.store.search(**args, with_text=False)  # type: ignore[arg-type]
+    assert [(h.chunk_id, h.score, h.similarity) for h in bare] == [
+        (h.chunk_id, h.score, h.similarity) for h in full
+    ]
+    assert len(full) == 4 and all(h.text for h in full)
+    assert all(h.text == "" for h in bare)
 
 
 async def test_hits_carry_the_dense_cosine(corpus: Corpus) -> None:

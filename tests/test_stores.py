@@ -57,6 +57,14 @@ async def test_get_or_create_returns_the_same_rows(sessions) -> None:
     assert user.role == "user" and user.is_active
 
 
+async def test_a_role_change_is_seen_at_once_despite_the_cache(sessions) -> None:
+    ids, ws, _, user, _ = await _thread(sessions)
+    assert (await ids.user(ws.id, "U1")).role == "user"  # now cached
+    await ids.set_role(user.id, "admin")
+    assert (await ids.user(ws.id, "U1")).role == "admin"
+    assert (await ids.workspace("slack", "T1")).id == ws.id  # other entries stay
+
+
 async def test_fifty_concurrent_calls_for_one_thread_give_one_row(sessions) -> None:
     ids = IdentityStore(sessions)
     ws = await ids.workspace("slack", "T9")

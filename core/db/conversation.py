@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.engine import bound_engine
 from core.db.identity import insert_ignore
 from core.db.models import Citation, Feedback, Message, table
 from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
@@ -60,10 +61,13 @@ _TOUCH_SESSION = (
     .where(_SESSIONS.c.id == bindparam("session_id"))
     .values(last_activity_at=bindparam("at", type_=_SESSIONS.c.last_activity_at.type))
 )
+_M = table("messages").c
 _HISTORY = (
-    select(Message)
-    .where(Message.session_id == bindparam("session_id"))
-    .order_by(Message.created_at.desc(), Message.id.desc())
+    select(
+        _M.id, _M.session_id, _M.role, _M.content, _M.created_at, _M.user_id, _M.model, _M.grounded
+    )
+    .where(_M.session_id == bindparam("session_id"))
+    .order_by(_M.created_at.desc(), _M.id.desc())
     .limit(bindparam("limit"))
 )
 
@@ -73,6 +77,7 @@ class ConversationStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._engine = bound_engine(sessions)
 
     async def add_message(self, item: MessageInput) -> MessageRecord:
         """Store one message and its citations in one transaction; bumps the session."""
@@ -107,15 +112,15 @@ class ConversationStore:
         question_id, answer_id = new_ids(2)
         q_values = _message_values(question, question_id)
         a_values = _message_values(replace(answer, parent_id=question_id), answer_id)
-        async with self._sessions() as db, db.begin():
-            await db.execute(_INSERT_MESSAGES, [q_values, a_values])  # question first
+        async with self._engine.begin() as conn:
+            await conn.execute(_INSERT_MESSAGES, [q_values, a_values])  # question first
             if answer.citations:
                 cites = [_citation_values(answer_id, c) for c in answer.citations]
-                await db.execute(_INSERT_CITATIONS, cites)
+                await conn.execute(_INSERT_CITATIONS, cites)
             if usage:
                 rows = usage_rows([replace(u, message_id=answer_id) for u in usage])
-                await db.execute(_INSERT_USAGE, rows)
-            await db.execute(
+                await conn.execute(_INSERT_USAGE, rows)
+            await conn.execute(
                 _TOUCH_SESSION, {"session_id": answer.session_id, "at": a_values["created_at"]}
             )
         return question_id, answer_id
@@ -137,23 +142,10 @@ class ConversationStore:
 
     async def history(self, session_id: uuid.UUID, *, limit: int = 10) -> list[MessageRecord]:
         """The last ``limit`` messages of a session, oldest first."""
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(_HISTORY, {"session_id": session_id, "limit": limit})
-            ).scalars()
-            out = [
-                MessageRecord(
-                    id=r.id,
-                    session_id=r.session_id,
-                    role=r.role,
-                    content=r.content,
-                    created_at=r.created_at,
-                    user_id=r.user_id,
-                    model=r.model,
-                    grounded=r.grounded,
-                )
-                for r in rows
-            ]
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(_HISTORY, {"session_id": session_id, "limit": limit})
+            # the statement's columns are named as MessageRecord's fields
+            out = [MessageRecord(**r._mapping) for r in rows]
         out.reverse()
         return out
 

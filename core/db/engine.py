@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from core.db import sqlite_driver
 from core.errors import ConfigError
 
 SQLITE_PRAGMAS = (
@@ -62,6 +63,11 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _one_hop_driver(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+    """Connect through ``core.db.sqlite_driver`` (one thread hop per statement)."""
+    params["async_creator_fn"] = sqlite_driver.connect
+
+
 def create_engine(url: str, *, pool: PoolOptions | None = None, echo: bool = False) -> AsyncEngine:
     """Build the engine for ``url``; creates the SQLite file's folder when needed."""
     parsed = parse_database_url(url)
@@ -81,6 +87,7 @@ def create_engine(url: str, *, pool: PoolOptions | None = None, echo: bool = Fal
             max_overflow=0,
             pool_timeout=pool.timeout_seconds,
         )
+        event.listen(engine.sync_engine, "do_connect", _one_hop_driver)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
     return create_async_engine(
@@ -96,6 +103,15 @@ def create_engine(url: str, *, pool: PoolOptions | None = None, echo: bool = Fal
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def bound_engine(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The engine behind a session factory. The statements every question runs use Core
+    connections from it: an ORM session costs ~0.14 ms more CPU per statement on the event
+    loop (session set-up, ORM execution path, close), for rows that need no ORM."""
+    engine = sessions.kw["bind"]
+    assert isinstance(engine, AsyncEngine), "the session factory must be bound to an AsyncEngine"
+    return engine
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

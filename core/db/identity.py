@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Insert
 
+from core.db.engine import bound_engine
 from core.db.models import Base, Channel, ProcessedEvent, Session, User, Workspace
 from core.db.records import ChannelRecord, SessionRecord, UserRecord, WorkspaceRecord
 from core.db.types import new_id, utcnow
@@ -54,8 +55,10 @@ def prepared_insert_ignore(
 
 @functools.cache
 def _select_by(model: type[Base], keys: tuple[str, ...]) -> Select[Any]:
-    """``SELECT model WHERE key = :key AND ...``, built once per model and key set."""
-    return select(model).where(*(getattr(model, k) == bindparam(k) for k in keys))
+    """``SELECT model's columns WHERE key = :key AND ...``, built once per model and key set;
+    Core rows (attributes named as the model's), not ORM objects."""
+    table = model.__table__
+    return select(table).where(*(table.c[k] == bindparam(k) for k in keys))
 
 
 def _workspace(row: Workspace) -> WorkspaceRecord:
@@ -115,7 +118,8 @@ class _TtlCache:
             self._items.popitem(last=False)
 
     def drop(self, predicate: Any) -> None:
-        for key in [k for k, (_, v) in self._items.items() if predicate(v)]:
+        """Forget the entries for which ``predicate(key, value)`` is true."""
+        for key in [k for k, (_, v) in self._items.items() if predicate(k, v)]:
             del self._items[key]
 
 
@@ -124,6 +128,7 @@ class IdentityStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._engine = bound_engine(sessions)
         self._cache = _TtlCache()
 
     async def _get_or_create(
@@ -155,23 +160,23 @@ class IdentityStore:
         ``INSERT ... RETURNING`` instead of a lookup, an insert and a lookup."""
         lookup = _select_by(model, tuple(key))
         if not usually_new:
-            async with self._sessions() as db:
-                row = (await db.execute(lookup, key)).scalar_one_or_none()
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(lookup, key)).first()
                 if row is not None:
                     return row
-        async with self._sessions() as db, db.begin():
+        async with self._engine.begin() as conn:
             values = {"id": new_id(), **key, **extra}
             if "created_at" in model.__table__.c:
                 values.setdefault("created_at", utcnow())
-            dialect = db.get_bind().dialect
+            dialect = conn.dialect
             if usually_new and dialect.insert_returning:
                 stmt = prepared_insert_ignore(dialect.name, model, tuple(key), returning=True)
-                inserted = (await db.execute(stmt, values)).first()
+                inserted = (await conn.execute(stmt, values)).first()
                 if inserted is not None:
                     return inserted
             else:
-                await db.execute(prepared_insert_ignore(dialect.name, model, tuple(key)), values)
-            return (await db.execute(lookup, key)).scalar_one()
+                await conn.execute(prepared_insert_ignore(dialect.name, model, tuple(key)), values)
+            return (await conn.execute(lookup, key)).one()
 
     async def workspace(
         self, platform: str, external_id: str, *, name: str | None = None
@@ -246,7 +251,7 @@ class IdentityStore:
     async def set_role(self, user_id: uuid.UUID, role: str) -> None:
         async with self._sessions() as db, db.begin():
             await db.execute(update(User).where(User.id == user_id).values(role=role))
-        self._cache.drop(lambda row: isinstance(row, User) and row.id == user_id)
+        self._cache.drop(lambda key, row: key[0] == User.__tablename__ and row.id == user_id)
 
     async def touch_user(self, user_id: uuid.UUID, *, when: datetime | None = None) -> None:
         async with self._sessions() as db, db.begin():
@@ -256,15 +261,15 @@ class IdentityStore:
 
     async def record_event(self, platform: str, event_id: str) -> bool:
         """Remember a platform event id; False when it was seen before (a retry)."""
-        async with self._sessions() as db, db.begin():
-            dialect = db.get_bind().dialect.name
+        async with self._engine.begin() as conn:
+            dialect = conn.dialect.name
             values = {
                 "id": new_id(),
                 "platform": platform,
                 "event_id": event_id,
                 "received_at": utcnow(),
             }
-            result = await db.execute(
+            result = await conn.execute(
                 prepared_insert_ignore(dialect, ProcessedEvent, ("platform", "event_id")), values
             )
             return bool(getattr(result, "rowcount", 0) == 1)

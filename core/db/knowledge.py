@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.engine import bound_engine
 from core.db.identity import insert_ignore
 from core.db.models import Channel, ChannelNamespace, Chunk, Document, Namespace, Upload, table
 from core.db.records import DocumentRecord, NamespaceRecord
@@ -53,23 +54,28 @@ class ChunkView:
 
 
 # built once: every question loads its candidates' rows with it (columns, not ORM objects)
+_C, _D, _N = table("chunks").c, table("documents").c, table("namespaces").c
 _CHUNK_VIEWS = (
     select(
-        Chunk.id,
-        Chunk.document_id,
-        Chunk.content,
-        Chunk.start_offset,
-        Chunk.end_offset,
-        Chunk.page,
-        Chunk.section,
-        Document.title,
-        Document.source_url,
-        Document.namespace_id,
-        Namespace.workspace_id,
+        _C.id,
+        _C.document_id,
+        _C.content,
+        _C.start_offset,
+        _C.end_offset,
+        _C.page,
+        _C.section,
+        _D.title,
+        _D.source_url,
+        _D.namespace_id,
+        _N.workspace_id,
     )
-    .join(Document, Document.id == Chunk.document_id)
-    .join(Namespace, Namespace.id == Document.namespace_id)
-    .where(Chunk.id.in_(bindparam("ids", expanding=True)), Document.status == "indexed")
+    .select_from(table("chunks"))
+    .join(table("documents"), _D.id == _C.document_id)
+    .join(table("namespaces"), _N.id == _D.namespace_id)
+    .where(_C.id.in_(bindparam("ids", expanding=True)), _D.status == "indexed")
+)
+_SESSION_DOCUMENTS = select(_D.id).where(
+    _D.session_id == bindparam("session_id"), _D.status == "indexed"
 )
 
 
@@ -101,6 +107,7 @@ class KnowledgeStore:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._engine = bound_engine(sessions)
         # Bumped by every change to namespaces or bindings in this process, so that caches of
         # "which namespaces does this channel search" can tell when they went stale.
         self.generation = 0
@@ -389,20 +396,17 @@ class KnowledgeStore:
             return [_doc(r) for r in (await db.execute(stmt)).scalars()]
 
     async def session_documents(self, session_id: uuid.UUID) -> list[uuid.UUID]:
-        async with self._sessions() as db:
-            rows = await db.execute(
-                select(Document.id).where(
-                    Document.session_id == session_id, Document.status == "indexed"
-                )
-            )
+        """Indexed documents uploaded into a thread (asked on each of its follow-ups)."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(_SESSION_DOCUMENTS, {"session_id": session_id})
             return [r[0] for r in rows]
 
     async def chunks(self, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ChunkView]:
         """Chunks by id with their document's title and link (only indexed documents)."""
         if not chunk_ids:
             return {}
-        async with self._sessions() as db:
-            rows = await db.execute(_CHUNK_VIEWS, {"ids": list(chunk_ids)})
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(_CHUNK_VIEWS, {"ids": list(chunk_ids)})
             # the statement's columns are named as ChunkView's fields
             return {row.id: ChunkView(**row._mapping) for row in rows}
 

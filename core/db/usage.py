@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.engine import bound_engine
 from core.db.models import Plan, TokenUsage, User, Workspace, table
 from core.db.records import UsageInput
 from core.db.types import new_id, new_ids, utcnow
@@ -53,14 +54,16 @@ _ROW_TOKENS = TokenUsage.prompt_tokens + TokenUsage.completion_tokens + TokenUsa
 _TOTAL = func.coalesce(func.sum(_ROW_TOKENS), 0)
 # built once (the quota check runs before every answer): the user's tokens and the
 # workspace's since a moment; a NULL user_id matches no row, so its sum is 0
+_USAGE = table("token_usage")
+_USAGE_TOKENS = _USAGE.c.prompt_tokens + _USAGE.c.completion_tokens + _USAGE.c.embedding_tokens
 _QUOTA_STATE = select(
     func.coalesce(
-        func.sum(case((TokenUsage.user_id == bindparam("user_id"), _ROW_TOKENS), else_=0)), 0
+        func.sum(case((_USAGE.c.user_id == bindparam("user_id"), _USAGE_TOKENS), else_=0)), 0
     ),
-    _TOTAL,
+    func.coalesce(func.sum(_USAGE_TOKENS), 0),
 ).where(
-    TokenUsage.workspace_id == bindparam("workspace_id"),
-    TokenUsage.created_at >= bindparam("since"),
+    _USAGE.c.workspace_id == bindparam("workspace_id"),
+    _USAGE.c.created_at >= bindparam("since"),
 )
 
 
@@ -71,6 +74,7 @@ class UsageStore:
         self, sessions: async_sessionmaker[AsyncSession], *, limits_ttl: float = 30.0
     ) -> None:
         self._sessions = sessions
+        self._engine = bound_engine(sessions)
         # Plans change rarely: other processes see an admin's change within limits_ttl.
         self._limits_ttl = limits_ttl
         self._limits_cache: dict[tuple[uuid.UUID, uuid.UUID | None], tuple[float, Limits]] = {}
@@ -101,9 +105,11 @@ class UsageStore:
     ) -> tuple[Limits, int, int]:
         """Limits, the user's tokens and the workspace's tokens since ``since``: one session."""
         params = {"user_id": user_id, "workspace_id": workspace_id, "since": since}
-        async with self._sessions() as db:
-            limits = await self._limits(db, workspace_id, user_id)
-            user_used, ws_used = (await db.execute(_QUOTA_STATE, params)).one()
+        limits = self._cached_limits(workspace_id, user_id)
+        if limits is None:
+            limits = await self.limits(workspace_id, user_id)
+        async with self._engine.connect() as conn:
+            user_used, ws_used = (await conn.execute(_QUOTA_STATE, params)).one()
         return limits, int(user_used), int(ws_used)
 
     async def limits(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits:
@@ -114,14 +120,18 @@ class UsageStore:
     async def _limits(
         self, db: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID | None
     ) -> Limits:
-        cached = self._limits_cache.get((workspace_id, user_id))
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        cached = self._cached_limits(workspace_id, user_id)
+        if cached is not None:
+            return cached
         limits = await self._load_limits(db, workspace_id, user_id)
         if len(self._limits_cache) > 10_000:
             self._limits_cache.clear()
         self._limits_cache[(workspace_id, user_id)] = (time.monotonic() + self._limits_ttl, limits)
         return limits
+
+    def _cached_limits(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits | None:
+        cached = self._limits_cache.get((workspace_id, user_id))
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
     async def _load_limits(
         self, db: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID | None

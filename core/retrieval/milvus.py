@@ -51,6 +51,7 @@ MODES = ("hybrid", "dense", "bm25")
 _MAX_LIMIT = 16384
 _ID_BATCH = 1000
 CONCURRENT_CALLS = 4
+_ID_FIELDS = ["chunk_id"]
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
 SCHEMA_VERSION = 2
 DENSE_METRIC = "IP"  # on unit vectors: the cosine
@@ -158,6 +159,7 @@ class MilvusVectorStore:
         document_ids: Sequence[str] | None = None,
         limit: int = 5,
         mode: str = "hybrid",
+        with_text: bool = True,
     ) -> list[VectorHit]:
         """Top ``limit`` chunks of these namespaces. Ids must be UUIDs (else ``ValueError``)."""
         if mode not in MODES:
@@ -172,23 +174,33 @@ class MilvusVectorStore:
             return []
         vector = unit(query_vector)
         depth = min(max(limit, self._candidates), _MAX_LIMIT) if mode == "hybrid" else limit
-        legs = await self._call(lambda c: self._legs(c, mode, query_text, vector, expr, depth))
+        fields = _OUTPUT_FIELDS if with_text else _ID_FIELDS
+        legs = await self._call(
+            lambda c: self._legs(c, mode, query_text, vector, expr, depth, fields)
+        )
         if mode != "hybrid":
             return legs[0][:limit]
-        return fuse_rrf(legs, k=self._rrf_k)[:limit]
+        return fuse_rrf(legs, k=self._rrf_k, limit=limit)
 
     def _legs(
-        self, client: Any, mode: str, text: str, vector: list[float], expr: str, depth: int
+        self,
+        client: Any,
+        mode: str,
+        text: str,
+        vector: list[float],
+        expr: str,
+        depth: int,
+        fields: list[str],
     ) -> list[list[VectorHit]]:
         """The dense and/or BM25 leg, each best first (one thread, one after the other: lite
         serves one search at a time, so running them side by side gained nothing)."""
         legs = []
         if mode in ("hybrid", "dense"):
-            found = self._leg(client, "dense", [vector], expr, depth)
+            found = self._leg(client, "dense", [vector], expr, depth, fields)
             legs.append([_hit(h, similarity=True) for h in found])
         if mode in ("hybrid", "bm25"):
             try:
-                found = self._leg(client, "bm25", [text], expr, depth)
+                found = self._leg(client, "bm25", [text], expr, depth, fields)
             except Exception as exc:
                 # Milvus Lite's BM25 has no corpus statistics while a collection (or its first
                 # segment) is empty, and fails with "NaN or Inf": there is nothing to match yet.
@@ -198,14 +210,16 @@ class MilvusVectorStore:
             legs.append([_hit(h) for h in found])
         return legs
 
-    def _leg(self, client: Any, mode: str, data: list[Any], expr: str, limit: int) -> Any:
+    def _leg(
+        self, client: Any, mode: str, data: list[Any], expr: str, limit: int, fields: list[str]
+    ) -> Any:
         results = client.search(
             self._collection,
             data=data,
             anns_field="dense" if mode == "dense" else "sparse",
             filter=expr,
             limit=limit,
-            output_fields=_OUTPUT_FIELDS,
+            output_fields=fields,
             search_params=self._search_params(mode),
         )
         return results[0] if results else []
@@ -414,10 +428,13 @@ def id_key(canonical_uuid: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def fuse_rrf(legs: Sequence[Sequence[VectorHit]], *, k: int) -> list[VectorHit]:
+def fuse_rrf(
+    legs: Sequence[Sequence[VectorHit]], *, k: int, limit: int | None = None
+) -> list[VectorHit]:
     """Reciprocal-rank fusion, as Milvus' ``RRFRanker(k)``: each hit scores the sum over the
     legs of ``1 / (k + rank)`` (rank from 1), best first; ties keep the first leg's order. The
-    dense leg's cosine stays on the fused hit as its ``similarity``."""
+    dense leg's cosine stays on the fused hit as its ``similarity``. The best ``limit`` hits
+    (all without one)."""
     fused: dict[str, VectorHit] = {}
     scores: dict[str, float] = {}
     for leg in legs:
@@ -427,7 +444,7 @@ def fuse_rrf(legs: Sequence[Sequence[VectorHit]], *, k: int) -> list[VectorHit]:
             if seen is None or (seen.similarity is None and hit.similarity is not None):
                 fused[hit.chunk_id] = hit
     order = sorted(fused, key=lambda c: -scores[c])  # stable
-    return [replace(fused[c], score=scores[c]) for c in order]
+    return [replace(fused[c], score=scores[c]) for c in order[:limit]]
 
 
 def unit(vector: Sequence[float]) -> list[float]:
