@@ -31,7 +31,6 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -439,12 +438,18 @@ def fuse_rrf(
     scores: dict[str, float] = {}
     for leg in legs:
         for rank, hit in enumerate(leg, start=1):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k + rank)
-            seen = fused.get(hit.chunk_id)
+            key = hit.chunk_id
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            seen = fused.get(key)
             if seen is None or (seen.similarity is None and hit.similarity is not None):
-                fused[hit.chunk_id] = hit
-    order = sorted(fused, key=lambda c: -scores[c])  # stable
-    return [replace(fused[c], score=scores[c]) for c in order[:limit]]
+                fused[key] = hit
+    out = []
+    for key in sorted(scores, key=scores.__getitem__, reverse=True)[:limit]:  # stable
+        h = fused[key]  # built directly: dataclasses.replace costs twice as much per hit
+        out.append(
+            VectorHit(h.chunk_id, h.document_id, h.namespace_id, h.text, scores[key], h.similarity)
+        )
+    return out
 
 
 def unit(vector: Sequence[float]) -> list[float]:

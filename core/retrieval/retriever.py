@@ -85,12 +85,12 @@ class Retriever:
             mode=mode,
             with_text=False,  # the chunk rows below carry the text
         )
-        views = await self._knowledge.chunks([uuid.UUID(h.chunk_id) for h in hits])
+        ids = [uuid.UUID(h.chunk_id) for h in hits]
+        views = await self._knowledge.chunks(ids)
         found = [
             (hit, view)
-            for hit in hits
-            if (view := views.get(uuid.UUID(hit.chunk_id))) is not None
-            and view.workspace_id == workspace_id
+            for hit, chunk_id in zip(hits, ids, strict=True)
+            if (view := views.get(chunk_id)) is not None and view.workspace_id == workspace_id
         ]
         scored = [(v, h.score) for h, v in found]
         if rerank:
