@@ -214,7 +214,7 @@ async def test_fuse_rrf_sums_reciprocal_ranks_and_keeps_the_dense_cosine() -> No
     assert fuse_rrf([dense, bm25], k=60, limit=2) == fused[:2]
 
 
-async def test_a_search_without_text_ranks_the_same_ids(corpus: Corpus) -> None:
+async def test_an_ids_only_search_ranks_the_same_chunks(corpus: Corpus) -> None:
     query = "how do we deploy with blue-green"
     args = {
         "query_text": query,
@@ -224,12 +224,12 @@ async def test_a_search_without_text_ranks_the_same_ids(corpus: Corpus) -> None:
         "limit": 4,
     }
     full = await corpus.store.search(**args)  # type: ignore[arg-type]
-    bare = await corpus.store.search(**args, with_text=False)  # type: ignore[arg-type]
+    bare = await corpus.store.search(**args, ids_only=True)  # type: ignore[arg-type]
     assert [(h.chunk_id, h.score, h.similarity) for h in bare] == [
         (h.chunk_id, h.score, h.similarity) for h in full
     ]
     assert len(full) == 4 and all(h.text for h in full)
-    assert all(h.text == "" for h in bare)
+    assert all(h.text == h.document_id == h.namespace_id == "" for h in bare)
 
 
 async def test_hits_carry_the_dense_cosine(corpus: Corpus) -> None:

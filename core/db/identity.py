@@ -61,11 +61,12 @@ def _select_by(model: type[Base], keys: tuple[str, ...]) -> Select[Any]:
     return select(table).where(*(table.c[k] == bindparam(k) for k in keys))
 
 
-def _workspace(row: Workspace) -> WorkspaceRecord:
+# The rows below are Core rows (``_select_by``, ``RETURNING``), named as the models' attributes.
+def _workspace(row: Any) -> WorkspaceRecord:
     return WorkspaceRecord(row.id, row.platform, row.external_id, row.name, row.plan_id)
 
 
-def _user(row: User) -> UserRecord:
+def _user(row: Any) -> UserRecord:
     return UserRecord(
         row.id,
         row.workspace_id,
@@ -77,11 +78,11 @@ def _user(row: User) -> UserRecord:
     )
 
 
-def _channel(row: Channel) -> ChannelRecord:
+def _channel(row: Any) -> ChannelRecord:
     return ChannelRecord(row.id, row.workspace_id, row.external_id, row.name)
 
 
-def _session(row: Session) -> SessionRecord:
+def _session(row: Any) -> SessionRecord:
     return SessionRecord(
         row.id,
         row.workspace_id,

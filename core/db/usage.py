@@ -103,7 +103,8 @@ class UsageStore:
     async def quota_state(
         self, workspace_id: uuid.UUID, user_id: uuid.UUID | None, *, since: datetime
     ) -> tuple[Limits, int, int]:
-        """Limits, the user's tokens and the workspace's tokens since ``since``: one session."""
+        """Limits, the user's tokens and the workspace's tokens since ``since``: one statement
+        on a Core connection (the limits come from their cache but every ``limits_ttl``)."""
         params = {"user_id": user_id, "workspace_id": workspace_id, "since": since}
         limits = self._cached_limits(workspace_id, user_id)
         if limits is None:

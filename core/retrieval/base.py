@@ -66,11 +66,11 @@ class VectorStore(Protocol):
         document_ids: Sequence[str] | None = None,
         limit: int = 5,
         mode: str = "hybrid",
-        with_text: bool = True,
+        ids_only: bool = False,
     ) -> list[VectorHit]:
         """``mode`` is "hybrid", "dense" or "bm25". Empty ``namespace_ids`` returns nothing.
-        ``with_text=False`` leaves ``VectorHit.text`` empty (callers that read the chunk rows
-        from SQL anyway skip moving every candidate's text)."""
+        ``ids_only=True`` fills only each hit's chunk id and scores (a caller that reads the
+        chunk rows from SQL anyway skips decoding every candidate's text and ids)."""
         ...
 
     async def delete_documents(self, document_ids: Sequence[str]) -> None: ...

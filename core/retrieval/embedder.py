@@ -133,7 +133,9 @@ class SentenceTransformerEmbedder:
         while self._pending:
             batch, self._pending = self._pending[:QUERY_BATCH], self._pending[QUERY_BATCH:]
             try:
-                vectors = await asyncio.to_thread(self.encode_sync, [t for t, _ in batch])
+                vectors = await asyncio.to_thread(
+                    self.encode_sync, [t for t, _ in batch], batch_size=QUERY_BATCH
+                )
             except Exception as exc:  # every waiter gets the error, none hangs
                 for _, future in batch:
                     if not future.done():
@@ -186,14 +188,16 @@ class SentenceTransformerEmbedder:
                 self._counter = count
         return self._counter
 
-    def encode_sync(self, texts: list[str]) -> list[list[float]]:
-        """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs."""
+    def encode_sync(self, texts: list[str], *, batch_size: int | None = None) -> list[list[float]]:
+        """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs.
+        ``batch_size`` overrides the model batch (queries: short texts batch better wider)."""
         model = self._load()
+        step = batch_size or self._batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: list[list[float]] = [[] for _ in texts]
         with self._encode_lock, self._precision():
-            for start in range(0, len(order), self._batch_size):
-                idx = order[start : start + self._batch_size]
+            for start in range(0, len(order), step):
+                idx = order[start : start + step]
                 vectors = model.encode(
                     [texts[i] for i in idx],
                     batch_size=len(idx),

@@ -158,7 +158,7 @@ class MilvusVectorStore:
         document_ids: Sequence[str] | None = None,
         limit: int = 5,
         mode: str = "hybrid",
-        with_text: bool = True,
+        ids_only: bool = False,
     ) -> list[VectorHit]:
         """Top ``limit`` chunks of these namespaces. Ids must be UUIDs (else ``ValueError``)."""
         if mode not in MODES:
@@ -173,7 +173,7 @@ class MilvusVectorStore:
             return []
         vector = unit(query_vector)
         depth = min(max(limit, self._candidates), _MAX_LIMIT) if mode == "hybrid" else limit
-        fields = _OUTPUT_FIELDS if with_text else _ID_FIELDS
+        fields = _ID_FIELDS if ids_only else _OUTPUT_FIELDS
         legs = await self._call(
             lambda c: self._legs(c, mode, query_text, vector, expr, depth, fields)
         )

@@ -83,7 +83,7 @@ class Retriever:
             document_ids=[str(d) for d in document_ids] if document_ids is not None else None,
             limit=self._rerank_depth if rerank else limit,
             mode=mode,
-            with_text=False,  # the chunk rows below carry the text
+            ids_only=True,  # the chunk rows below carry the rest
         )
         ids = [uuid.UUID(h.chunk_id) for h in hits]
         views = await self._knowledge.chunks(ids)
