@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass
 
 from core.db.identity import IdentityStore
-from core.db.knowledge import DEFAULT_NAMESPACE, KnowledgeStore
+from core.db.knowledge import KnowledgeStore
+from core.db.namespaces import DEFAULT_NAMESPACE
 from core.db.records import (
     ChannelRecord,
     NamespaceRecord,

@@ -1,0 +1,180 @@
+"""Namespaces (separate knowledge collections) and which channels search them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.db.engine import bound_engine
+from core.db.identity import insert_ignore
+from core.db.models import Channel, ChannelNamespace, Document, Namespace
+from core.db.records import NamespaceRecord
+from core.db.types import new_id, utcnow
+from core.errors import NamespaceExists, NamespaceNotFound
+
+DEFAULT_NAMESPACE = "general"
+
+
+def _ns(row: Namespace) -> NamespaceRecord:
+    return NamespaceRecord(
+        row.id, row.workspace_id, row.name, row.description, dict(row.config or {})
+    )
+
+
+class NamespaceStore:
+    """Namespaces of a workspace and their channel bindings."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._engine = bound_engine(sessions)
+        # Bumped by every change to namespaces or bindings in this process, so that caches of
+        # "which namespaces does this channel search" can tell when they went stale.
+        self.generation = 0
+
+    # --- namespaces ---------------------------------------------------------------------
+
+    async def namespace(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord:
+        async with self._sessions() as db:
+            row = (
+                await db.execute(
+                    select(Namespace).where(
+                        Namespace.workspace_id == workspace_id, Namespace.name == name
+                    )
+                )
+            ).scalar_one_or_none()
+        if row is None:
+            raise NamespaceNotFound(name)
+        return _ns(row)
+
+    async def ensure_namespace(
+        self, workspace_id: uuid.UUID, name: str, *, description: str | None = None
+    ) -> NamespaceRecord:
+        try:
+            return await self.namespace(workspace_id, name)
+        except NamespaceNotFound:
+            pass  # first use: create it (racing creators meet in the unique constraint)
+        async with self._sessions() as db, db.begin():
+            values = {
+                "id": new_id(),
+                "workspace_id": workspace_id,
+                "name": name,
+                "description": description,
+                "config": {},
+                "created_at": utcnow(),
+            }
+            dialect = db.get_bind().dialect.name
+            await db.execute(insert_ignore(dialect, Namespace, values, ["workspace_id", "name"]))
+        return await self.namespace(workspace_id, name)
+
+    async def create_namespace(
+        self,
+        workspace_id: uuid.UUID,
+        name: str,
+        *,
+        description: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> NamespaceRecord:
+        try:
+            async with self._sessions() as db, db.begin():
+                await db.execute(
+                    insert(Namespace),
+                    [
+                        {
+                            "id": new_id(),
+                            "workspace_id": workspace_id,
+                            "name": name,
+                            "description": description,
+                            "config": config or {},
+                            "created_at": utcnow(),
+                        }
+                    ],
+                )
+        except IntegrityError:
+            raise NamespaceExists(name) from None
+        self.generation += 1
+        return await self.namespace(workspace_id, name)
+
+    async def delete_namespace(self, namespace_id: uuid.UUID) -> None:
+        """Deletes the namespace with its documents, chunks and channel links (cascades)."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(Namespace).where(Namespace.id == namespace_id))
+        self.generation += 1
+
+    async def list_namespaces(self, workspace_id: uuid.UUID) -> list[tuple[NamespaceRecord, int]]:
+        """Namespaces of a workspace with their count of indexed documents."""
+        counts = (
+            select(Document.namespace_id, func.count().label("n"))
+            .where(Document.status == "indexed")
+            .group_by(Document.namespace_id)
+            .subquery()
+        )
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Namespace, func.coalesce(counts.c.n, 0))
+                    .outerjoin(counts, counts.c.namespace_id == Namespace.id)
+                    .where(Namespace.workspace_id == workspace_id)
+                    .order_by(Namespace.name)
+                )
+            ).all()
+        return [(_ns(ns), int(n)) for ns, n in rows]
+
+    async def update_namespace_config(
+        self, namespace_id: uuid.UUID, config: dict[str, Any]
+    ) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(Namespace).where(Namespace.id == namespace_id).values(config=config)
+            )
+        self.generation += 1
+
+    # --- channel bindings ---------------------------------------------------------------
+
+    async def bind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
+        async with self._sessions() as db, db.begin():
+            dialect = db.get_bind().dialect.name
+            values = {
+                "channel_id": channel_id,
+                "namespace_id": namespace_id,
+                "created_at": utcnow(),
+            }
+            await db.execute(
+                insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
+            )
+        self.generation += 1
+
+    async def unbind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> bool:
+        async with self._sessions() as db, db.begin():
+            result = await db.execute(
+                delete(ChannelNamespace).where(
+                    ChannelNamespace.channel_id == channel_id,
+                    ChannelNamespace.namespace_id == namespace_id,
+                )
+            )
+        self.generation += 1
+        return bool(getattr(result, "rowcount", 0))
+
+    async def channel_namespaces(self, channel_id: uuid.UUID) -> list[NamespaceRecord]:
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Namespace)
+                    .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
+                    .where(ChannelNamespace.channel_id == channel_id)
+                    .order_by(Namespace.name)
+                )
+            ).scalars()
+            return [_ns(r) for r in rows]
+
+    async def namespace_channels(self, namespace_id: uuid.UUID) -> list[str]:
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(Channel.external_id, Channel.name)
+                .join(ChannelNamespace, ChannelNamespace.channel_id == Channel.id)
+                .where(ChannelNamespace.namespace_id == namespace_id)
+            )
+            return [name or ext for ext, name in rows]
