@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import sys
+import uuid
 from pathlib import Path
 
 from adapters.console.chat import ConsoleChat, ConsoleReply, channel_for, console_message
 from adapters.console.render import answer_json, render_answer
 from bot.knowledge_commands import ingest_command
-from bot.runtime import bind_console_channel, container
+from bot.runtime import bind_console_channel, container, read_lines, warm_up_model
 
 
 async def ask_command(args: argparse.Namespace) -> int:
@@ -22,15 +24,12 @@ async def ask_command(args: argparse.Namespace) -> int:
     async with container(args.env_file) as c:
         if args.namespace:
             await bind_console_channel(c, channel, args.namespace)
-        questions = (
-            [q.strip() for q in Path(args.questions).read_text().splitlines() if q.strip()]
-            if args.questions
-            else [args.question]
-        )
-        for i, question in enumerate(questions):
+        questions = read_lines(args.questions, "--questions") if args.questions else [args.question]
+        for question in questions:
             quiet = args.json or args.questions
             reply = ConsoleReply(io.StringIO() if quiet else sys.stdout, stream=not quiet)
-            message = console_message(question, channel=channel, thread=f"ask-{i}-{id(reply)}")
+            # a thread of its own: a run's questions never share one, nor do two runs
+            message = console_message(question, channel=channel, thread=f"ask-{uuid.uuid4().hex}")
             answer = await c.answers.answer(message, reply)
             if args.json or args.questions:
                 print(
@@ -50,9 +49,14 @@ async def ask_command(args: argparse.Namespace) -> int:
 async def chat_command(args: argparse.Namespace) -> int:
     channel = channel_for(args.namespace)
     async with container(args.env_file) as c:
-        if args.namespace:
-            await bind_console_channel(c, channel, args.namespace)
-        await ConsoleChat(c.answers, c.uploads, channel=channel).run()
+        # the model loads while the user types the first question, not after it
+        warm_up = asyncio.create_task(warm_up_model(c), name="warm-up")
+        try:
+            if args.namespace:
+                await bind_console_channel(c, channel, args.namespace)
+            await ConsoleChat(c.answers, c.uploads, channel=channel).run()
+        finally:
+            warm_up.cancel()
         return 0
 
 

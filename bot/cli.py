@@ -9,6 +9,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from core.errors import LorekeeperError
@@ -37,7 +38,7 @@ def _add_knowledge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     search.add_argument("--namespace", "-n", action="append", required=True)
     search.add_argument("--workspace", default="local")
     search.add_argument("--queries", metavar="FILE", help="one query per line")
-    search.add_argument("--limit", "-k", type=int, default=5)
+    search.add_argument("--limit", "-k", type=_positive, default=5)
     search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     search.add_argument("--json", action="store_true")
     ns = sub.add_parser("namespaces", help="list namespaces with their document counts")
@@ -73,12 +74,24 @@ def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     jrun.add_argument("--date", help="day for the rollup (YYYY-MM-DD, UTC)")
 
 
+DEFAULT_ENV_FILE = ".env"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lorekeeper",
         description="Lorekeeper: a team knowledge bot for Slack and Discord.",
     )
-    parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    parser.add_argument(
+        "--env-file", default=DEFAULT_ENV_FILE, help="settings file (default: .env, if present)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_db(sub)
@@ -119,6 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _handler(args.command)
     if handler is None:
         print(f"lorekeeper {args.command}: not available in this build yet", file=sys.stderr)
+        return 2
+    if args.env_file != DEFAULT_ENV_FILE and not Path(args.env_file).exists():
+        # an explicit settings file that isn't there would silently fall back to the defaults
+        print(f"lorekeeper: --env-file {args.env_file}: no such file", file=sys.stderr)
         return 2
     try:
         return asyncio.run(handler(args))

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.runtime import console_workspace, container
+from bot.runtime import console_workspace, container, read_lines
 from core.errors import UnsupportedFile
 from core.ingestion.extract import SUPPORTED_EXTENSIONS
 from core.ingestion.service import Uploader
@@ -111,11 +111,7 @@ async def search_command(args: argparse.Namespace) -> int:
     async with container(args.env_file, offline_llm=True) as c:
         ws = await console_workspace(c, args.workspace)
         ns_ids = [(await c.knowledge.namespace(ws.id, n)).id for n in args.namespace]
-        queries = (
-            [q.strip() for q in Path(args.queries).read_text().splitlines() if q.strip()]
-            if args.queries
-            else [args.query]
-        )
+        queries = read_lines(args.queries, "--queries") if args.queries else [args.query]
         for query in queries:
             found = await c.retriever.search(
                 query, workspace_id=ws.id, namespace_ids=ns_ids, limit=args.limit, mode=args.mode

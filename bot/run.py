@@ -16,7 +16,7 @@ from sqlalchemy import text
 from bot.container import Container, build
 from bot.health import HealthServer
 from bot.observability import PrometheusMetrics, configure_logging
-from bot.runtime import prepare_database
+from bot.runtime import prepare_database, warm_up_model
 from bot.scheduler import ScheduleConfig, Scheduler
 from bot.settings import Settings, load_settings
 from core.db.engine import is_sqlite
@@ -115,7 +115,7 @@ async def serve(
     # Everything built at start-up lives until exit: keep it out of the cyclic collector's
     # generations, so collections during a burst of events stay short (bench/slack_ack.py).
     gc.freeze()
-    warm_up = asyncio.create_task(_load_model_then_freeze(container), name="warm-up")
+    warm_up = asyncio.create_task(warm_up_model(container), name="warm-up")
     code = 0
     waiter = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({waiter, *tasks.values()}, return_when=asyncio.FIRST_COMPLETED)
@@ -138,20 +138,6 @@ async def serve(
     await container.close()
     waiter.cancel()
     return code
-
-
-async def _load_model_then_freeze(container: Container) -> None:
-    """Load the embedding model now, in the background, rather than on the first question
-    (which would wait seconds for it), then freeze again: the model's objects, created after
-    the start-up freeze, would otherwise be scanned by every full collection. One such
-    collection took 0.6 s of the event loop during a burst of 100 questions
-    (docs/benchmarks.md, concurrency)."""
-    try:
-        await container.embedder.embed_query("warm up")
-    except Exception:
-        log.warning("embedding model warm-up failed; it loads on first use", exc_info=True)
-        return
-    gc.freeze()
 
 
 async def run_command(args: argparse.Namespace) -> int:

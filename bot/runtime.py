@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from bot.container import Container, build
 from bot.settings import Settings, load_settings
@@ -15,6 +18,7 @@ from core.db.records import NamespaceRecord, WorkspaceRecord
 from core.errors import ConfigError
 
 CONSOLE = "console"
+log = logging.getLogger(__name__)
 
 
 async def prepare_database(settings: Settings) -> None:
@@ -72,3 +76,34 @@ async def bind_console_channel(
         await c.knowledge.bind(ch.id, ns.id)
         out.append(ns)
     return out
+
+
+def read_lines(path: str, what: str) -> list[str]:
+    """The non-blank lines of a ``--queries``/``--questions`` file, stripped; a file that
+    can't be read is a ``ConfigError`` naming it (the CLI prints it on one line)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path}: is a folder, not a file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror or exc}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+async def warm_up_model(container: Container) -> None:
+    """Load the embedding model now, in the background, rather than on the first question
+    (which would wait seconds for it; `run` starts this after start-up, `chat` while the user
+    types the first question), then freeze again: the model's objects, created after
+    the start-up freeze, would otherwise be scanned by every full collection. One such
+    collection took 0.6 s of the event loop during a burst of 100 questions
+    (docs/benchmarks.md, concurrency)."""
+    try:
+        await container.embedder.embed_query("warm up")
+    except Exception:
+        log.warning("embedding model warm-up failed; it loads on first use", exc_info=True)
+        return
+    gc.freeze()

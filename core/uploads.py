@@ -11,6 +11,7 @@ from core.db.knowledge import KnowledgeStore
 from core.errors import LorekeeperError, UnsupportedFile
 from core.ingestion.service import IngestionService, IngestResult, Uploader
 from core.types import IncomingFile, IncomingMessage, Progress, Reply
+from core.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,10 @@ class UploadService:
 
 def _message(filename: str, namespace: str, result: IngestResult) -> str:
     """What the chat says about an indexed file (every adapter posts these words as they are)."""
+    chunks = count(result.chunks, "chunk")
     if result.duplicate:
-        return f"{filename} is already indexed in {namespace} ({result.chunks} chunks)."
-    text = f"Indexed {filename} into {namespace}: {result.chunks} chunks."
+        return f"{filename} is already indexed in {namespace} ({chunks})."
+    text = f"Indexed {filename} into {namespace}: {chunks}."
     if result.superseded_by:
         return text + f" A newer {filename}, uploaded at the same time, then replaced it."
     if len(result.replaced) == 1:

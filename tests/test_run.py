@@ -72,7 +72,7 @@ async def test_run_serves_health_metrics_and_drains_on_sigterm(tmp_path: Path) -
             "-m",
             "bot",
             "--env-file",
-            str(tmp_path / "none.env"),
+            os.devnull,  # settings from the environment only
             "run",
             "--slack",
             cwd=ROOT,
@@ -171,16 +171,60 @@ async def test_the_model_loads_after_start_and_leaves_the_collectors_generations
     import gc
     from types import SimpleNamespace
 
-    from bot.run import _load_model_then_freeze
+    from bot.runtime import warm_up_model
     from core.retrieval.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
     assert embedder._model is None  # lazy: nothing loaded by building it
     try:
-        await _load_model_then_freeze(SimpleNamespace(embedder=embedder))  # type: ignore[arg-type]
+        await warm_up_model(SimpleNamespace(embedder=embedder))  # type: ignore[arg-type]
         model = embedder._model
         assert model is not None
         assert gc.is_tracked(model)
         assert not any(o is model for o in gc.get_objects())  # in the permanent generation
     finally:
         gc.unfreeze()
+
+
+async def test_chat_loads_the_model_while_the_user_types(
+    database_url, tmp_path, monkeypatch, capsys
+) -> None:
+    """`lorekeeper chat` starts loading the embedding model before the first question is read,
+    so the first answer does not wait for it."""
+    import functools
+    import gc
+
+    from bot.chat_commands import chat_command
+    from bot.cli import build_parser
+    from bot.container import build
+    from core.retrieval.embedder import SentenceTransformerEmbedder
+
+    for name in ("DATABASE_URL", "MILVUS_URI", "LOREKEEPER_DATA_DIR", "GROQ_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    env_file = tmp_path / "lk.env"
+    env_file.write_text(
+        f"DATABASE_URL={database_url}\nMILVUS_URI={tmp_path / 'milvus.db'}\n"
+        f"LOREKEEPER_DATA_DIR={tmp_path}\n"
+    )
+    embedder = SentenceTransformerEmbedder()  # a fresh one: nothing loaded yet
+    monkeypatch.setattr("bot.runtime.build", functools.partial(build, embedder=embedder))
+    loaded_before_input: list[bool] = []
+
+    class SlowTypist:
+        """The stdin of a user still typing: gives the model up to 60 s, then closes."""
+
+        def readline(self) -> str:
+            deadline = time.monotonic() + 60
+            while embedder._model is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            loaded_before_input.append(embedder._model is not None)
+            return ""
+
+    monkeypatch.setattr(sys, "stdin", SlowTypist())
+    args = build_parser().parse_args(["--env-file", str(env_file), "chat"])
+    try:
+        assert await chat_command(args) == 0
+    finally:
+        gc.unfreeze()
+    assert loaded_before_input == [True]
+    assert "Lorekeeper terminal chat." in capsys.readouterr().out

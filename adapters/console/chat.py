@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 import uuid
 from collections.abc import Sequence
@@ -23,6 +24,16 @@ HELP = """Type a question and press Enter. Commands:
   /new           start a new thread
   /help          this text
   /quit          leave (Ctrl-D works too)"""
+
+
+def _typed_path(text: str) -> str:
+    """A path as typed or dropped into a terminal: quoted ('My Notes.md') or with escaped
+    spaces (My\\ Notes.md) comes out as the plain path."""
+    try:
+        parts = shlex.split(text)
+    except ValueError:  # an unbalanced quote: take the text as it is
+        return text
+    return parts[0] if len(parts) == 1 else text
 
 
 def channel_for(namespaces: Sequence[str] | None) -> str:
@@ -83,12 +94,13 @@ class ConsoleChat:
         uploads: UploadService,
         *,
         channel: str,
-        out: TextIO = sys.stdout,
+        out: TextIO | None = None,
     ) -> None:
         self._answers = answers
         self._uploads = uploads
         self._channel = channel
-        self._out = out
+        # sys.stdout as it is now, not as it was at import (a default argument would be)
+        self._out = out or sys.stdout
         self._thread = uuid.uuid4().hex[:12]
 
     async def handle(self, line: str) -> bool:
@@ -96,17 +108,18 @@ class ConsoleChat:
         line = line.strip()
         if not line:
             return True
-        if line in ("/quit", "/exit"):
+        command, _, rest = line.partition(" ") if line.startswith("/") else ("", "", line)
+        if command in ("/quit", "/exit"):
             return False
-        if line == "/help":
+        if command == "/help":
             self._out.write(HELP + "\n")
-        elif line == "/new":
+        elif command == "/new":
             self._thread = uuid.uuid4().hex[:12]
             self._out.write("(new thread)\n")
-        elif line.startswith("/upload"):
-            await self._upload(line.removeprefix("/upload").strip())
-        elif line.startswith("/"):
-            self._out.write(f"Unknown command {line.split()[0]}.\n{HELP}\n")
+        elif command == "/upload":
+            await self._upload(_typed_path(rest.strip()))
+        elif command:
+            self._out.write(f"Unknown command {command}.\n{HELP}\n")
         else:
             await self._ask(line)
         self._out.flush()
@@ -122,20 +135,35 @@ class ConsoleChat:
 
     async def _upload(self, raw: str) -> None:
         path = Path(raw).expanduser()
-        if not raw or not path.is_file():
-            self._out.write(f"No such file: {raw or '(none given)'}\n")
+        if not raw:
+            self._out.write("Give a file: /upload PATH\n")
+            return
+        if path.is_dir():
+            self._out.write(f"{raw} is a folder; /upload takes one file (or: lorekeeper ingest)\n")
+            return
+        if not path.is_file():
+            self._out.write(f"No such file: {raw}\n")
             return
         try:
-            data = await asyncio.to_thread(path.read_bytes)
+            size = path.stat().st_size
         except OSError as exc:
             self._out.write(f"Can't read {path.name}: {exc.strerror}\n")
             return
         file = IncomingFile(
             file_id=str(path.resolve()),
             filename=path.name,
-            size=len(data),
+            size=size,
             url=path.resolve().as_uri(),
         )
+        refused = self._uploads.precheck(file)  # size and type, before reading it all
+        if refused is not None:
+            self._out.write(refused + "\n")
+            return
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            self._out.write(f"Can't read {path.name}: {exc.strerror}\n")
+            return
         message = console_message(
             f"/upload {path.name}", channel=self._channel, thread=self._thread, files=(file,)
         )
@@ -146,7 +174,10 @@ class ConsoleChat:
             return
         self._out.write(outcome.message + "\n")
 
-    async def run(self, stdin: TextIO = sys.stdin) -> None:
+    async def run(self, stdin: TextIO | None = None) -> None:
+        """Read lines until end of input (``sys.stdin`` as it is when called, by default:
+        a default argument would keep the one of import time)."""
+        stdin = stdin or sys.stdin
         self._out.write("Lorekeeper terminal chat. /help for commands.\n")
         while True:
             self._out.write("> ")

@@ -37,6 +37,7 @@ from core.ingestion.versions import identity_hash, newest
 from core.observability import Metrics, NullMetrics
 from core.retrieval.base import Embedder, VectorStore
 from core.types import Progress
+from core.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class IngestionService:
             document, status="indexed", chunk_count=chunks, token_count=tokens
         )
         replaced, superseded_by = await self._replace_older(done, new.identity_hash)
-        detail = f"{chunks} chunks" + (f", replaced {len(replaced)} older" if replaced else "")
+        detail = count(chunks, "chunk") + (f", replaced {len(replaced)} older" if replaced else "")
         await report(Progress("indexed", 1.0, detail))
         seconds = time.perf_counter() - started
         return IngestResult(done, False, chunks, tokens, seconds, replaced, superseded_by)
@@ -327,7 +328,7 @@ class IngestionService:
             )
             for c in chunks
         ]
-        await report(Progress("storing", 0.92, f"{len(rows)} chunks"))
+        await report(Progress("storing", 0.92, count(len(rows), "chunk")))
         await self._knowledge.add_chunks(document.id, rows)
         await self._vectors.upsert(
             [

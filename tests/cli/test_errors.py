@@ -1,0 +1,60 @@
+"""Bad input gets one readable line and a non-zero exit code, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import VACATION
+
+
+async def test_bad_arguments_get_a_message_and_an_exit_code(lorekeeper) -> None:
+    no_namespace = "lorekeeper: There is no namespace called 'nope'.\n"
+    for argv in (
+        ("search", VACATION, "--namespace", "nope"),
+        ("search", VACATION, "--namespace", "nope", "--json"),
+        ("ask", VACATION, "--namespace", "nope", "--json"),
+        ("chat", "--namespace", "nope"),
+    ):
+        run = await lorekeeper(*argv)
+        assert (run.code, run.out, run.err) == (1, "", no_namespace), argv
+
+    run = await lorekeeper("search", "--namespace", "general")
+    assert (run.code, run.err) == (2, "lorekeeper search: give a query or --queries FILE\n")
+    run = await lorekeeper("ask", "--json")
+    assert (run.code, run.err) == (2, "lorekeeper ask: give a question or --questions FILE\n")
+
+    missing = lorekeeper.tmp_path / "missing.md"
+    run = await lorekeeper("ingest", str(missing), "--namespace", "docs")
+    assert run.code == 1
+    assert run.out.splitlines()[1:] == [f"  failed: {missing}: no such file"]
+
+
+@pytest.mark.parametrize("option", [("search", "--queries"), ("ask", "--questions")])
+async def test_a_missing_file_of_queries_is_reported_in_words(lorekeeper, option) -> None:
+    lorekeeper.write("docs/readme.md", "The docs namespace exists.\n")
+    assert (await lorekeeper("ingest", str(lorekeeper.tmp_path / "docs"), "-n", "docs")).code == 0
+    missing = lorekeeper.tmp_path / "missing.txt"
+
+    run = await lorekeeper(*option, str(missing), "--namespace", "docs", "--json")
+
+    assert run.code == 1 and run.out == ""
+    assert run.err == f"lorekeeper: {option[1]} {missing}: no such file\n"
+
+
+async def test_a_settings_file_that_is_not_there_is_refused(
+    lorekeeper, capsys, monkeypatch
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.chdir(lorekeeper.tmp_path)
+    capsys.readouterr()
+    assert main(["--env-file", "nope.env", "namespaces"]) == 2
+    assert capsys.readouterr().err == "lorekeeper: --env-file nope.env: no such file\n"
+    # the defaults (./data/...) were not used instead
+    assert not (lorekeeper.tmp_path / "data").exists()
+
+
+async def test_a_result_count_below_one_is_refused(lorekeeper) -> None:
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error
+        await lorekeeper("search", VACATION, "--namespace", "team", "--limit", "0")
+    assert exited.value.code == 2
