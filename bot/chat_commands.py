@@ -17,7 +17,7 @@ from bot.runtime import bind_console_channel, container, read_lines, warm_up_mod
 
 
 async def ask_command(args: argparse.Namespace) -> int:
-    if not args.question and not args.questions:
+    if not (args.question or "").strip() and not args.questions:  # blank is no question
         print("lorekeeper ask: give a question or --questions FILE", file=sys.stderr)
         return 2
     channel = channel_for(args.namespace)

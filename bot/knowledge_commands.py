@@ -105,7 +105,7 @@ def _hits_json(retrieval: Retrieval) -> list[dict[str, object]]:
 
 
 async def search_command(args: argparse.Namespace) -> int:
-    if not args.query and not args.queries:
+    if not (args.query or "").strip() and not args.queries:  # blank is no query
         print("lorekeeper search: give a query or --queries FILE", file=sys.stderr)
         return 2
     async with container(args.env_file, offline_llm=True) as c:

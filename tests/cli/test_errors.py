@@ -18,10 +18,11 @@ async def test_bad_arguments_get_a_message_and_an_exit_code(lorekeeper) -> None:
         run = await lorekeeper(*argv)
         assert (run.code, run.out, run.err) == (1, "", no_namespace), argv
 
-    run = await lorekeeper("search", "--namespace", "general")
-    assert (run.code, run.err) == (2, "lorekeeper search: give a query or --queries FILE\n")
-    run = await lorekeeper("ask", "--json")
-    assert (run.code, run.err) == (2, "lorekeeper ask: give a question or --questions FILE\n")
+    for query in ((), ("   ",)):  # none, or only blanks
+        run = await lorekeeper("search", *query, "--namespace", "general")
+        assert (run.code, run.err) == (2, "lorekeeper search: give a query or --queries FILE\n")
+        run = await lorekeeper("ask", *query, "--json")
+        assert (run.code, run.err) == (2, "lorekeeper ask: give a question or --questions FILE\n")
 
     missing = lorekeeper.tmp_path / "missing.md"
     run = await lorekeeper("ingest", str(missing), "--namespace", "docs")
