@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.engine import bound_engine
-from core.db.models import Plan, TokenUsage, User, Workspace, table
+from core.db.models import Plan, User, Workspace, table
 from core.db.records import UsageInput
 from core.db.types import new_id, new_ids, utcnow
 
@@ -50,17 +50,16 @@ def usage_rows(items: Sequence[UsageInput]) -> list[dict[str, Any]]:
     return [_usage_values(i, uid) for i, uid in zip(items, new_ids(len(items)), strict=True)]
 
 
-_ROW_TOKENS = TokenUsage.prompt_tokens + TokenUsage.completion_tokens + TokenUsage.embedding_tokens
-_TOTAL = func.coalesce(func.sum(_ROW_TOKENS), 0)
 # built once (the quota check runs before every answer): the user's tokens and the
 # workspace's since a moment; a NULL user_id matches no row, so its sum is 0
 _USAGE = table("token_usage")
 _USAGE_TOKENS = _USAGE.c.prompt_tokens + _USAGE.c.completion_tokens + _USAGE.c.embedding_tokens
+_TOTAL = func.coalesce(func.sum(_USAGE_TOKENS), 0)
 _QUOTA_STATE = select(
     func.coalesce(
         func.sum(case((_USAGE.c.user_id == bindparam("user_id"), _USAGE_TOKENS), else_=0)), 0
     ),
-    func.coalesce(func.sum(_USAGE_TOKENS), 0),
+    _TOTAL,
 ).where(
     _USAGE.c.workspace_id == bindparam("workspace_id"),
     _USAGE.c.created_at >= bindparam("since"),
@@ -93,10 +92,10 @@ class UsageStore:
     ) -> int:
         """Tokens used (prompt + completion + embedding) since ``since``."""
         stmt = select(_TOTAL).where(
-            TokenUsage.workspace_id == workspace_id, TokenUsage.created_at >= since
+            _USAGE.c.workspace_id == workspace_id, _USAGE.c.created_at >= since
         )
         if user_id is not None:
-            stmt = stmt.where(TokenUsage.user_id == user_id)
+            stmt = stmt.where(_USAGE.c.user_id == user_id)
         async with self._sessions() as db:
             return int((await db.execute(stmt)).scalar_one())
 

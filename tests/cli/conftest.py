@@ -129,22 +129,24 @@ class Lorekeeper:
         path.write_text(text)
         return path
 
-    async def threads(self, channel: str) -> dict[str, list[str]]:
-        """The user messages of each thread of a console channel, by thread key, in order."""
+    async def _rows(self, statement: Any) -> list[Any]:
+        """The rows of one query on the test's database (an engine of its own, then disposed)."""
         engine = create_engine(self.database_url)
         try:
             async with session_factory(engine)() as db:
-                rows = (
-                    await db.execute(
-                        select(Session.thread_key, Message.content)
-                        .join(Channel, Channel.id == Session.channel_id)
-                        .join(Message, Message.session_id == Session.id)
-                        .where(Channel.external_id == channel, Message.role == "user")
-                        .order_by(Message.created_at, Message.id)
-                    )
-                ).all()
+                return list((await db.execute(statement)).all())
         finally:
             await engine.dispose()
+
+    async def threads(self, channel: str) -> dict[str, list[str]]:
+        """The user messages of each thread of a console channel, by thread key, in order."""
+        rows = await self._rows(
+            select(Session.thread_key, Message.content)
+            .join(Channel, Channel.id == Session.channel_id)
+            .join(Message, Message.session_id == Session.id)
+            .where(Channel.external_id == channel, Message.role == "user")
+            .order_by(Message.created_at, Message.id)
+        )
         threads: dict[str, list[str]] = defaultdict(list)
         for thread, content in rows:
             threads[thread].append(content)
@@ -152,18 +154,11 @@ class Lorekeeper:
 
     async def document_threads(self) -> dict[str, str | None]:
         """Each indexed document's title and the thread key of the session it was uploaded into."""
-        engine = create_engine(self.database_url)
-        try:
-            async with session_factory(engine)() as db:
-                rows = (
-                    await db.execute(
-                        select(Document.title, Session.thread_key)
-                        .outerjoin(Session, Session.id == Document.session_id)
-                        .where(Document.status == "indexed")
-                    )
-                ).all()
-        finally:
-            await engine.dispose()
+        rows = await self._rows(
+            select(Document.title, Session.thread_key)
+            .outerjoin(Session, Session.id == Document.session_id)
+            .where(Document.status == "indexed")
+        )
         return {title: thread for title, thread in rows}
 
 
