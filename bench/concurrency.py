@@ -1,7 +1,7 @@
 """100 questions at once, 100 threads, against a fake LLM that takes 1 s per answer.
 
     .venv/bin/python bench/concurrency.py [--n 100] [--db sqlite postgresql] [--write]
-        [--torch-threads 1]
+        [--torch-threads 1] [--profile FILE] [--timeline]
 
 The real container (BotHarness) with the two SQuAD eval articles ingested, the real groq SDK
 against FakeGroq(latency=1.0) on 127.0.0.1, threshold 0 so every question reaches the LLM,
@@ -31,12 +31,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import gc
 import itertools
 import json
 import os
+import pstats
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import defaultdict
@@ -123,6 +126,51 @@ class GcClock:
         gc.callbacks.remove(self._callback)
 
 
+class LoopWatch:
+    """``--timeline``: how busy the event loop's thread was in each 50 ms of the burst (its CPU
+    time over wall time: an idle loop is waiting for a worker thread, the database or Milvus),
+    and the CPU time of every thread of the process during the burst."""
+
+    def __init__(self, start: float, cpu0: float) -> None:
+        self._start, self._cpu0 = start, cpu0
+        self._samples: list[tuple[float, float]] = []
+        self._threads = _thread_cpu()
+        self._task = asyncio.ensure_future(self._sample())
+
+    async def _sample(self) -> None:
+        while True:
+            now = time.perf_counter() - self._start
+            self._samples.append((now, time.thread_time() - self._cpu0))
+            await asyncio.sleep(0.05)
+
+    def report(self) -> None:
+        self._task.cancel()
+        busy, (t0, c0) = [], (0.0, 0.0)
+        for t, c in self._samples:
+            if t > t0:
+                busy.append(f"{t0:.2f}:{(c - c0) / (t - t0):.0%}")
+            t0, c0 = t, c
+        print("  loop busy (window start s: share):", " ".join(busy))
+        after = _thread_cpu()
+        used = sorted(((after[k] - self._threads.get(k, 0.0), k) for k in after), reverse=True)
+        print("  thread CPU (s):", ", ".join(f"{name} {cpu:.2f}" for cpu, name in used[:6]))
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by thread name (from /proc)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[f"{names.get(int(tid), 'native')}:{tid}"] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 class ArrivalClock:
     """A responder for an in-process FakeGroq that notes when each request arrived, in
     wall-clock seconds (it answers after the fake's latency, so arrival = now - latency)."""
@@ -170,7 +218,9 @@ def wrap_timed(obj: object, names: Sequence[str], totals: dict[str, float], labe
         setattr(obj, name, timed)
 
 
-async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Round:
+async def one_round(
+    bot, clock, questions, tag, *, db, embedding, totals, profiler=None, timeline=False
+) -> Round:
     t0 = time.perf_counter()
     single = await bot.say(questions[0], thread=f"{tag}-single")
     single_wall = time.perf_counter() - t0
@@ -189,9 +239,18 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
     collecting = GcClock()
     start, start_wall = time.perf_counter(), time.time()
     cpu0, proc0 = time.thread_time(), time.process_time()
+    watch = LoopWatch(start, cpu0) if timeline else None
     with collecting:
-        answers = await asyncio.gather(*(ask(i, q) for i, q in enumerate(questions[1:])))
+        if profiler is not None:
+            profiler.enable()
+        try:
+            answers = await asyncio.gather(*(ask(i, q) for i, q in enumerate(questions[1:])))
+        finally:
+            if profiler is not None:
+                profiler.disable()
     wall = time.perf_counter() - start
+    if watch is not None:
+        watch.report()
     loop_cpu, process_cpu = time.thread_time() - cpu0, time.process_time() - proc0
     arrivals = [a - start_wall for a in clock.take_arrivals()]
     modes: dict[str, int] = defaultdict(int)
@@ -217,7 +276,13 @@ async def one_round(bot, clock, questions, tag, *, db, embedding, totals) -> Rou
 
 
 async def run_db(
-    kind: str, n: int, articles, embedder: PrecomputedEmbedder, in_process: bool
+    kind: str,
+    n: int,
+    articles,
+    embedder: PrecomputedEmbedder,
+    in_process: bool,
+    profile: str | None = None,
+    timeline: bool = False,
 ) -> list[Round]:
     questions = list(
         dict.fromkeys(
@@ -256,9 +321,21 @@ async def run_db(
         wrap_timed(c.llm, ["complete"], totals, "llm")
         rounds = []
         for name, qs in (("real embedder", real_set), ("precomputed vectors", cached_set)):
+            profiler = cProfile.Profile() if profile and name.startswith("precomputed") else None
             r = await one_round(
-                bot, clock, qs, name.split()[0], db=kind, embedding=name, totals=totals
+                bot,
+                clock,
+                qs,
+                name.split()[0],
+                db=kind,
+                embedding=name,
+                totals=totals,
+                profiler=profiler,
+                timeline=timeline,
             )
+            if profiler is not None:
+                profiler.dump_stats(f"{profile}.{kind}")
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
             print(
                 f"{kind:10s} {name:20s} n={r.n} wall {r.wall:.2f} s (single {r.single:.2f} s); "
                 f"LLM requests arrived {r.first_arrival:.2f}-{r.last_arrival:.2f} s; "
@@ -310,7 +387,13 @@ def render(rounds: Sequence[Round], n: int, load: str) -> str:
 
 
 async def main(
-    n: int, dbs: Sequence[str], write: bool, torch_threads: int | None, in_process: bool
+    n: int,
+    dbs: Sequence[str],
+    write: bool,
+    torch_threads: int | None,
+    in_process: bool,
+    profile: str | None = None,
+    timeline: bool = False,
 ) -> None:
     if torch_threads is not None:
         import torch
@@ -321,7 +404,7 @@ async def main(
     await embedder.prime(["warm up the SDK connection pool"])
     rounds = []
     for kind in dbs:
-        rounds += await run_db(kind, n, articles, embedder, in_process)
+        rounds += await run_db(kind, n, articles, embedder, in_process, profile, timeline)
     load = f"load average {' '.join(_loadavg())} on {_cpus()} CPUs"
     report = render(rounds, n, load)
     heading = "Concurrency: 100 questions at once, 1 s LLM"
@@ -358,5 +441,26 @@ if __name__ == "__main__":
     parser.add_argument(
         "--in-process-llm", action="store_true", help="serve the fake Groq in the bot's process"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="cProfile the event loop's thread during the precomputed-vectors burst; "
+        "stats go to FILE.<db> and the top 30 by own time are printed",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print the event loop's busy share per 50 ms and each thread's CPU per burst",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.db, args.write, args.torch_threads, args.in_process_llm))
+    asyncio.run(
+        main(
+            args.n,
+            args.db,
+            args.write,
+            args.torch_threads,
+            args.in_process_llm,
+            args.profile,
+            args.timeline,
+        )
+    )

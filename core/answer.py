@@ -23,7 +23,7 @@ from core.generation.prompt import Source, build_messages, condense_heuristic, c
 from core.observability import Metrics, NullMetrics, bind_log_context
 from core.pricing import PriceTable
 from core.quota import QuotaService
-from core.retrieval.retriever import Retrieval, RetrievedChunk, Retriever
+from core.retrieval.retriever import Lookahead, Retrieval, RetrievedChunk, Retriever
 from core.types import Answer, Citation, IncomingMessage, Reply, Usage
 
 log = logging.getLogger(__name__)
@@ -124,15 +124,25 @@ class AnswerService:
             return answer
 
     async def _answer(self, message: IncomingMessage, reply: Reply, started: float) -> Answer:
-        if not await self._identity.record_event(message.platform.value, message.event_id):
-            log.info("duplicate event ignored")
-            return Answer(text="", duplicate=True, mode="duplicate")
-        ctx = await self._resolver.resolve(message)
-        with bind_log_context(session=str(ctx.session.id)):
-            return await self._answer_in(ctx, message, reply, started)
+        # The model embeds the question while the database work below goes on.
+        ahead = self._retriever.embed_ahead(message.text)
+        try:
+            if not await self._identity.record_event(message.platform.value, message.event_id):
+                log.info("duplicate event ignored")
+                return Answer(text="", duplicate=True, mode="duplicate")
+            ctx = await self._resolver.resolve(message)
+            with bind_log_context(session=str(ctx.session.id)):
+                return await self._answer_in(ctx, message, reply, started, ahead)
+        finally:
+            ahead.cancel()  # nothing when it was used
 
     async def _answer_in(
-        self, ctx: ConversationContext, message: IncomingMessage, reply: Reply, started: float
+        self,
+        ctx: ConversationContext,
+        message: IncomingMessage,
+        reply: Reply,
+        started: float,
+        ahead: Lookahead,
     ) -> Answer:
         await reply.thinking(ctx.namespace_names)
         history = (
@@ -162,7 +172,7 @@ class AnswerService:
                 usage_rows=[],
             )
         query, usage_rows = await self._standalone(ctx, history, message.text)
-        retrieval = await self._retrieve(ctx, query)
+        retrieval = await self._retrieve(ctx, query, ahead)
         usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
         if not retrieval.chunks or retrieval.best_similarity < threshold:
@@ -194,13 +204,15 @@ class AnswerService:
                     return query, [self._chat_usage(ctx, done, "condense")]
         return condense_heuristic(previous, text), []
 
-    async def _retrieve(self, ctx: ConversationContext, query: str) -> Retrieval:
+    async def _retrieve(
+        self, ctx: ConversationContext, query: str, ahead: Lookahead | None = None
+    ) -> Retrieval:
         """Documents uploaded into this thread first, then the channel's namespaces."""
         k = self._config.top_k
         ns_ids = [n.id for n in ctx.namespaces]
         if not ctx.thread_documents:
             return await self._retriever.search(
-                query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k
+                query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k, ahead=ahead
             )
         own = await self._retriever.search(
             query,
@@ -208,9 +220,10 @@ class AnswerService:
             namespace_ids=ns_ids,
             document_ids=ctx.thread_documents,
             limit=k,
+            ahead=ahead,
         )
         rest = await self._retriever.search(
-            query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k
+            query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k, ahead=ahead
         )
         seen = {c.chunk.id for c in own.chunks}
         merged = (*own.chunks, *(c for c in rest.chunks if c.chunk.id not in seen))[:k]

@@ -221,3 +221,28 @@ async def test_a_redelivered_upload_is_claimed_once(bot) -> None:
     message = bot.message("(uploaded handbook.md)", event_id="Ev-upload-1")
     assert await bot.container.uploads.claim(message) is True
     assert await bot.container.uploads.claim(message) is False
+
+
+async def test_the_question_is_embedded_while_the_database_work_runs(
+    bot, embedder, monkeypatch
+) -> None:
+    """A question's text is embedded as it arrives, and the search uses that vector: one query
+    embedding per question. A follow-up whose search query differs (condensed with the thread's
+    terms) is embedded again, and the answer comes from the condensed query."""
+    await bot.upload("handbook.md", HANDBOOK)
+    asked: list[str] = []
+    embed_query = embedder.embed_query
+
+    async def recording(text: str) -> list[float]:
+        asked.append(text)
+        return await embed_query(text)
+
+    monkeypatch.setattr(embedder, "embed_query", recording)
+    first = await bot.say("What is the vacation policy?", thread="T-ahead")
+    assert "25 days" in first.text
+    assert asked == ["What is the vacation policy?"]
+    asked.clear()
+    follow = await bot.say("When do they expire?", thread="T-ahead")
+    assert "March 31" in follow.text
+    assert asked[0] == "When do they expire?"
+    assert len(asked) == 2 and asked[1].startswith("When do they expire? ")

@@ -442,3 +442,54 @@ async def test_a_first_schema_collection_is_copied_and_dropped(
         assert await again.count() == 3
     finally:
         await again.close()
+
+
+async def test_a_burst_of_searches_shares_calls_and_each_gets_its_own_hits(corpus: Corpus) -> None:
+    """Questions that arrive together (several tenants, filters and modes, in one burst) are
+    coalesced into shared Milvus searches, and each still gets exactly what it gets alone."""
+    queries = ["vacation days", "blue-green deploy", "forgot password", "lunch at noon"]
+    tenants = [
+        (corpus.ws_a, [corpus.ns_a], None),
+        (corpus.ws_a, [corpus.ns_a, corpus.ns_b], None),
+        (corpus.ws_a, [corpus.ns_a], [corpus.doc_eng]),
+        (corpus.ws_b, [corpus.ns_other_ws, corpus.ns_a], None),
+    ]
+    vectors = {q: await corpus.embedder.embed_query(q) for q in queries}
+    cases = [
+        {
+            "query_text": q,
+            "query_vector": vectors[q],
+            "workspace_id": ws,
+            "namespace_ids": ns,
+            "document_ids": docs,
+            "limit": 3,
+            "mode": mode,
+        }
+        for q in queries
+        for ws, ns, docs in tenants
+        for mode in ("hybrid", "dense", "bm25")
+    ]
+    alone = [await corpus.store.search(**c) for c in cases]  # type: ignore[arg-type]
+
+    client = corpus.store._client
+    calls: list[int] = []
+    search = client.search
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(len(kwargs["data"]))  # type: ignore[arg-type]
+        return search(*args, **kwargs)
+
+    client.search = counting
+    try:
+        together = await asyncio.gather(*(corpus.store.search(**c) for c in cases))  # type: ignore[arg-type]
+    finally:
+        del client.search
+    assert [[(h.chunk_id, h.score) for h in hits] for hits in together] == [
+        [(h.chunk_id, h.score) for h in hits] for hits in alone
+    ]
+    assert sum(calls) == sum(2 if c["mode"] == "hybrid" else 1 for c in cases)
+    assert len(calls) < len(cases) / 2 and max(calls) > 1
+    # The other workspace never sees workspace A's chunks, in a batch or alone.
+    for case, hits in zip(cases, together, strict=True):
+        if case["workspace_id"] == corpus.ws_b:
+            assert {h.text for h in hits} <= {TEXTS["vacation"] + " (workspace B copy)"}

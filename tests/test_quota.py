@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -77,3 +78,29 @@ async def test_yesterday_does_not_count(sessions) -> None:
     )
     with pytest.raises(QuotaExceeded):
         await quota.check(ws.id, user.id)
+
+
+async def test_checks_that_arrive_together_each_get_their_own_counts(sessions) -> None:
+    """A burst of checks shares one statement per workspace: every user still gets their own
+    tokens, a check without a user gets none, and another workspace's usage never counts."""
+    usage, quota, ws, user, other = await _setup(sessions, lambda: NOON)
+    elsewhere = await IdentityStore(sessions).workspace("slack", "Tq-other")
+    for ws_id, user_id, tokens in (
+        (ws.id, user.id, 100),
+        (ws.id, other.id, 40),
+        (ws.id, None, 7),
+        (elsewhere.id, None, 1000),
+    ):
+        await usage.record(
+            UsageInput(ws_id, "chat", user_id=user_id, prompt_tokens=tokens, created_at=NOON)
+        )
+    midnight = NOON.replace(hour=0)
+    asks = [(ws.id, user.id), (ws.id, other.id), (ws.id, None), (elsewhere.id, None)]
+    states = await asyncio.gather(*(usage.quota_state(w, u, since=midnight) for w, u in asks))
+    assert [state[1:] for state in states] == [(100, 147), (40, 147), (0, 147), (0, 1000)]
+    outcomes = await asyncio.gather(
+        quota.check(ws.id, user.id), quota.check(ws.id, other.id), return_exceptions=True
+    )
+    assert isinstance(outcomes[0], QuotaExceeded)
+    assert "100 of your 100 tokens" in outcomes[0].user_message
+    assert not isinstance(outcomes[1], BaseException)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db.conversation import ConversationStore
 from core.db.identity import IdentityStore
+from core.db.knowledge import KnowledgeStore
 from core.db.models import (
     ChannelNamespace,
     Chunk,
@@ -343,3 +344,113 @@ def test_new_ids_are_time_ordered_uuid7() -> None:
     assert all(i.version == 7 for i in ids)
     assert len(set(ids)) == 1000
     assert isinstance(ids[0], uuid.UUID)
+
+
+async def test_exchanges_finishing_together_commit_together_and_a_bad_one_fails_alone(
+    sessions,
+) -> None:
+    """add_exchange group-commits a burst of answers; an exchange that breaks a constraint
+    (here: duplicate citation positions) fails on its own and takes no other answer with it."""
+    ids, ws, ch, user, _ = await _thread(sessions)
+    store = ConversationStore(sessions)
+    threads = [await ids.session(ws.id, ch.id, f"burst-{i}") for i in range(12)]
+    commits: list[int] = []
+
+    @event.listens_for(sessions.kw["bind"].sync_engine, "commit")
+    def _on_commit(_conn) -> None:
+        commits.append(1)
+
+    def exchange(i: int, sess):
+        cites = (CitationInput(1, f"Doc {i}", "quote"),)
+        if i == 5:
+            cites = (CitationInput(1, "A", "q"), CitationInput(1, "B", "q"))
+        usage = (UsageInput(ws.id, "chat", user_id=user.id, prompt_tokens=i + 1),)
+        return store.add_exchange(
+            MessageInput(sess.id, "user", f"question {i}", user_id=user.id),
+            MessageInput(sess.id, "assistant", f"answer {i} [1]", citations=cites, grounded=True),
+            usage,
+        )
+
+    try:
+        outcomes = await asyncio.gather(
+            *(exchange(i, s) for i, s in enumerate(threads)), return_exceptions=True
+        )
+    finally:
+        event.remove(sessions.kw["bind"].sync_engine, "commit", _on_commit)
+    assert isinstance(outcomes[5], IntegrityError)
+    good = [o for i, o in enumerate(outcomes) if i != 5]
+    assert all(isinstance(o, tuple) for o in good) and len({a for _, a in good}) == 11
+    for i, sess in enumerate(threads):
+        history = await store.history(sess.id)
+        expected = [] if i == 5 else [f"question {i}", f"answer {i} [1]"]
+        assert [m.content for m in history] == expected
+    assert await _count(sessions, Message, Message.content.like("%5%")) == 0
+    assert await _count(sessions, TokenUsage, TokenUsage.prompt_tokens == 6) == 0
+    assert await _count(sessions, TokenUsage, TokenUsage.workspace_id == ws.id) == 11
+    _, answer_id = good[0]
+    assert [c.title for c in await store.citations(answer_id)] == ["Doc 0"]
+    # shared transactions: fewer commits than answers even with the failed one retried alone
+    assert 0 < len(commits) < len(threads)
+
+
+async def test_chunk_reads_that_arrive_together_each_get_their_own_chunks(sessions) -> None:
+    """KnowledgeStore.chunks coalesces concurrent reads into shared statements; each caller
+    still gets exactly its ids (overlapping or not), and only chunks of indexed documents."""
+    _, ws, _, _, _ = await _thread(sessions)
+    ns_id, indexed, failed = new_id(), new_id(), new_id()
+    chunk_ids = [new_id() for _ in range(30)]
+    async with sessions() as db, db.begin():
+        await db.execute(
+            insert(Namespace),
+            [
+                {
+                    "id": ns_id,
+                    "workspace_id": ws.id,
+                    "name": "kb",
+                    "config": {},
+                    "created_at": utcnow(),
+                }
+            ],
+        )
+        await db.execute(
+            insert(Document),
+            [
+                {
+                    "id": doc,
+                    "namespace_id": ns_id,
+                    "title": f"doc {status}",
+                    "file_hash": status,
+                    "status": status,
+                    "size_bytes": 1,
+                    "chunk_count": 15,
+                    "token_count": 1,
+                    "created_at": utcnow(),
+                }
+                for doc, status in ((indexed, "indexed"), (failed, "failed"))
+            ],
+        )
+        await db.execute(
+            insert(Chunk),
+            [
+                {
+                    "id": cid,
+                    "document_id": indexed if i < 20 else failed,
+                    "chunk_index": i,
+                    "content": f"chunk {i}",
+                    "content_hash": str(i),
+                    "start_offset": i,
+                    "end_offset": i + 1,
+                }
+                for i, cid in enumerate(chunk_ids)
+            ],
+        )
+    knowledge = KnowledgeStore(sessions)
+    asks = [chunk_ids[i : i + 8] for i in range(0, 30, 3)] + [[new_id()], chunk_ids[::-1]]
+    results = await asyncio.gather(*(knowledge.chunks(ids) for ids in asks))
+    for ids, found in zip(asks, results, strict=True):
+        expected = (
+            {cid for cid in ids if chunk_ids.index(cid) < 20} if ids[0] in chunk_ids else set()
+        )
+        assert set(found) == expected
+        assert all(found[c].content == f"chunk {chunk_ids.index(c)}" for c in found)
+        assert all(v.workspace_id == ws.id and v.title == "doc indexed" for v in found.values())

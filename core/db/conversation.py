@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from core.batching import Coalescer, Failed
 from core.db.engine import bound_engine
 from core.db.identity import insert_ignore
 from core.db.models import Citation, Feedback, Message, table
@@ -72,12 +73,53 @@ _HISTORY = (
 )
 
 
+_Exchange = tuple[MessageInput, MessageInput, tuple[UsageInput, ...]]
+EXCHANGE_BATCH = 64  # answers committed in one transaction at most
+
+
+@dataclass(frozen=True, slots=True)
+class _ExchangeRows:
+    ids: tuple[uuid.UUID, uuid.UUID]  # question, answer
+    messages: list[dict[str, Any]]
+    citations: list[dict[str, Any]]
+    usage: list[dict[str, Any]]
+    touch: dict[str, Any]
+
+
+def _exchange_rows(
+    question: MessageInput, answer: MessageInput, usage: Sequence[UsageInput]
+) -> _ExchangeRows:
+    question_id, answer_id = new_ids(2)
+    q_values = _message_values(question, question_id)
+    a_values = _message_values(replace(answer, parent_id=question_id), answer_id)
+    return _ExchangeRows(
+        (question_id, answer_id),
+        [q_values, a_values],  # question first
+        [_citation_values(answer_id, c) for c in answer.citations],
+        usage_rows([replace(u, message_id=answer_id) for u in usage]) if usage else [],
+        {"session_id": answer.session_id, "at": a_values["created_at"]},
+    )
+
+
+async def _insert_exchanges(conn: AsyncConnection, rows: Sequence[_ExchangeRows]) -> None:
+    """Every statement once, with the rows of all exchanges (executemany underneath)."""
+    await conn.execute(_INSERT_MESSAGES, [m for r in rows for m in r.messages])
+    if citations := [c for r in rows for c in r.citations]:
+        await conn.execute(_INSERT_CITATIONS, citations)
+    if usage := [u for r in rows for u in r.usage]:
+        await conn.execute(_INSERT_USAGE, usage)
+    await conn.execute(_TOUCH_SESSION, [r.touch for r in rows])
+
+
 class ConversationStore:
     """Writes and reads the messages of sessions."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._engine = bound_engine(sessions)
+        self._exchanges: Coalescer[tuple[()], _Exchange, tuple[uuid.UUID, uuid.UUID]] = Coalescer(
+            self._write_exchanges, max_batch=EXCHANGE_BATCH
+        )
 
     async def add_message(self, item: MessageInput) -> MessageRecord:
         """Store one message and its citations in one transaction; bumps the session."""
@@ -108,22 +150,31 @@ class ConversationStore:
         self, question: MessageInput, answer: MessageInput, usage: Sequence[UsageInput]
     ) -> tuple[uuid.UUID, uuid.UUID]:
         """A question, its answer (with citations) and the answer's token usage in one
-        transaction: one commit per answered question instead of four."""
-        question_id, answer_id = new_ids(2)
-        q_values = _message_values(question, question_id)
-        a_values = _message_values(replace(answer, parent_id=question_id), answer_id)
-        async with self._engine.begin() as conn:
-            await conn.execute(_INSERT_MESSAGES, [q_values, a_values])  # question first
-            if answer.citations:
-                cites = [_citation_values(answer_id, c) for c in answer.citations]
-                await conn.execute(_INSERT_CITATIONS, cites)
-            if usage:
-                rows = usage_rows([replace(u, message_id=answer_id) for u in usage])
-                await conn.execute(_INSERT_USAGE, rows)
-            await conn.execute(
-                _TOUCH_SESSION, {"session_id": answer.session_id, "at": a_values["created_at"]}
-            )
-        return question_id, answer_id
+        transaction. Exchanges that finish while one is being written are committed together
+        (group commit: one transaction for a burst of answers instead of one each); if that
+        transaction fails, each is written on its own, so one bad exchange fails alone."""
+        return await self._exchanges.submit((), (question, answer, tuple(usage)))
+
+    async def _write_exchanges(
+        self, _key: tuple[()], items: list[_Exchange]
+    ) -> list[tuple[uuid.UUID, uuid.UUID] | Failed]:
+        rows = [_exchange_rows(*item) for item in items]
+        try:
+            async with self._engine.begin() as conn:
+                await _insert_exchanges(conn, rows)
+        except Exception as exc:
+            if len(rows) == 1:
+                return [Failed(exc)]
+            return [await self._write_alone(r) for r in rows]
+        return [r.ids for r in rows]
+
+    async def _write_alone(self, rows: _ExchangeRows) -> tuple[uuid.UUID, uuid.UUID] | Failed:
+        try:
+            async with self._engine.begin() as conn:
+                await _insert_exchanges(conn, [rows])
+        except Exception as exc:
+            return Failed(exc)
+        return rows.ids
 
     async def add_messages(self, items: Sequence[MessageInput]) -> list[uuid.UUID]:
         """Bulk insert (imports, benchmarks): one transaction, executemany underneath."""

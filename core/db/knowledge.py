@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.batching import Coalescer
 from core.db.models import Chunk, Document, Upload, table
 from core.db.namespaces import NamespaceStore
 from core.db.records import DocumentRecord
@@ -69,6 +71,8 @@ _CHUNK_VIEWS = (
     .join(table("namespaces"), _N.id == _D.namespace_id)
     .where(_C.id.in_(bindparam("ids", expanding=True)), _D.status == "indexed")
 )
+CHUNK_READ_BATCH = 64  # chunk reads (questions) that share one statement
+_CHUNK_READ_IDS = 1000  # ids per statement
 _SESSION_DOCUMENTS = select(_D.id).where(
     _D.session_id == bindparam("session_id"), _D.status == "indexed"
 )
@@ -95,6 +99,12 @@ class KnowledgeStore(NamespaceStore):
     """The knowledge base in SQL: namespaces and their channel bindings (``NamespaceStore``),
     documents and chunks. SQL is the source of truth for what is indexed; Milvus mirrors the
     chunks."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__(sessions)
+        self._chunk_reads: Coalescer[
+            tuple[()], tuple[uuid.UUID, ...], dict[uuid.UUID, ChunkView]
+        ] = Coalescer(self._read_chunks, max_batch=CHUNK_READ_BATCH)
 
     # --- documents and chunks -------------------------------------------------------------
 
@@ -242,13 +252,26 @@ class KnowledgeStore(NamespaceStore):
             return [r[0] for r in rows]
 
     async def chunks(self, chunk_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, ChunkView]:
-        """Chunks by id with their document's title and link (only indexed documents)."""
+        """Chunks by id with their document's title and link (only indexed documents).
+
+        Reads that arrive while one is running share the next statement: a burst of questions
+        costs a few statements instead of one each (docs/benchmarks.md, "Session 13")."""
         if not chunk_ids:
             return {}
+        return await self._chunk_reads.submit((), tuple(chunk_ids))
+
+    async def _read_chunks(
+        self, _key: tuple[()], requests: list[tuple[uuid.UUID, ...]]
+    ) -> list[dict[uuid.UUID, ChunkView]]:
+        wanted = list(dict.fromkeys(i for ids in requests for i in ids))
+        found: dict[uuid.UUID, ChunkView] = {}
         async with self._engine.connect() as conn:
-            rows = await conn.execute(_CHUNK_VIEWS, {"ids": list(chunk_ids)})
-            # the statement's columns are named as ChunkView's fields
-            return {row.id: ChunkView(**row._mapping) for row in rows}
+            for start in range(0, len(wanted), _CHUNK_READ_IDS):
+                batch = wanted[start : start + _CHUNK_READ_IDS]
+                rows = await conn.execute(_CHUNK_VIEWS, {"ids": batch})
+                # the statement's columns are named as ChunkView's fields
+                found.update((row.id, ChunkView(**row._mapping)) for row in rows)
+        return [{i: found[i] for i in ids if i in found} for ids in requests]
 
     async def chunk_ids(self) -> dict[uuid.UUID, uuid.UUID]:
         """Every stored chunk id with its document id (for reconciliation)."""

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.batching import Coalescer
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
@@ -78,8 +80,9 @@ class SentenceTransformerEmbedder:
         if backend == "auto":
             backend = "torch-bf16" if cpu_has_bf16() else "torch"
         self._backend = backend
-        self._pending: list[tuple[str, asyncio.Future[list[float]]]] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._queries: Coalescer[tuple[()], str, list[float]] = Coalescer(
+            self._embed_queries, max_batch=QUERY_BATCH
+        )
         self._max_seq_length = max_seq_length
         self._model: SentenceTransformer | None = None
         self._counter: Callable[[list[str]], list[int]] | None = None
@@ -120,30 +123,10 @@ class SentenceTransformerEmbedder:
 
     async def embed_query(self, text: str) -> list[float]:
         """Embed one query, L2-normalised. Queries that arrive together share one model call."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[float]] = loop.create_future()
-        self._pending.append((text, future))
-        drain = self._draining
-        if drain is None or drain.done() or drain.get_loop() is not loop:
-            self._pending = [(t, f) for t, f in self._pending if f.get_loop() is loop]
-            self._draining = loop.create_task(self._drain())
-        return await asyncio.shield(future)
+        return await self._queries.submit((), text)
 
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:QUERY_BATCH], self._pending[QUERY_BATCH:]
-            try:
-                vectors = await asyncio.to_thread(
-                    self.encode_sync, [t for t, _ in batch], batch_size=QUERY_BATCH
-                )
-            except Exception as exc:  # every waiter gets the error, none hangs
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), vector in zip(batch, vectors, strict=True):
-                if not future.done():
-                    future.set_result(vector)
+    async def _embed_queries(self, _key: tuple[()], texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.encode_sync, texts, batch_size=QUERY_BATCH)
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens the model sees for these texts, special tokens included, after truncation."""

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from core.batching import Coalescer
 from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.lock import StoreLock
 
@@ -50,7 +51,8 @@ MODES = ("hybrid", "dense", "bm25")
 _MAX_LIMIT = 16384
 _ID_BATCH = 1000
 CONCURRENT_CALLS = 4
-_ID_FIELDS = ["chunk_id"]
+SEARCH_BATCH = 64  # queries per coalesced search (Milvus allows 16384)
+_ID_FIELDS: list[str] = []  # the primary key (chunk_id) comes back with every hit anyway
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
 SCHEMA_VERSION = 2
 DENSE_METRIC = "IP"  # on unit vectors: the cosine
@@ -100,6 +102,9 @@ class MilvusVectorStore:
         self._index_type = index_type
         self._nlist = nlist
         self._nprobe = nprobe
+        self._searches: Coalescer[
+            tuple[str, str, int, tuple[str, ...]], tuple[str, list[float]], list[list[VectorHit]]
+        ] = Coalescer(self._search_many, max_batch=SEARCH_BATCH)
         self._analyzer = analyzer
         self._client: Any = None
         self._lock: StoreLock | None = None
@@ -171,47 +176,60 @@ class MilvusVectorStore:
             mode = "dense"
         if mode == "bm25" and not query_text.strip():
             return []
-        vector = unit(query_vector)
         depth = min(max(limit, self._candidates), _MAX_LIMIT) if mode == "hybrid" else limit
         fields = _ID_FIELDS if ids_only else _OUTPUT_FIELDS
-        legs = await self._call(
-            lambda c: self._legs(c, mode, query_text, vector, expr, depth, fields)
-        )
+        key = (mode, expr, depth, tuple(fields))
+        legs = await self._searches.submit(key, (query_text, unit(query_vector)))
         if mode != "hybrid":
             return legs[0][:limit]
         return fuse_rrf(legs, k=self._rrf_k, limit=limit)
+
+    async def _search_many(
+        self, key: tuple[str, str, int, tuple[str, ...]], queries: list[tuple[str, list[float]]]
+    ) -> list[list[list[VectorHit]]]:
+        """One Milvus search per leg for every query of ``queries`` (same filter, same depth):
+        questions that arrive while a search is in flight go out together, as one search with
+        many query vectors (docs/benchmarks.md, "Session 13")."""
+        mode, expr, depth, fields = key
+        texts = [text for text, _ in queries]
+        vectors = [vector for _, vector in queries]
+        return await self._call(
+            lambda c: self._legs(c, mode, texts, vectors, expr, depth, list(fields))
+        )
 
     def _legs(
         self,
         client: Any,
         mode: str,
-        text: str,
-        vector: list[float],
+        texts: list[str],
+        vectors: list[list[float]],
         expr: str,
         depth: int,
         fields: list[str],
-    ) -> list[list[VectorHit]]:
-        """The dense and/or BM25 leg, each best first (one thread, one after the other: lite
-        serves one search at a time, so running them side by side gained nothing)."""
-        legs = []
+    ) -> list[list[list[VectorHit]]]:
+        """Per query, the dense and/or BM25 leg, each best first (one thread, one leg after the
+        other: lite serves one search at a time, so running them side by side gained nothing)."""
+        legs: list[list[list[VectorHit]]] = [[] for _ in texts]
         if mode in ("hybrid", "dense"):
-            found = self._leg(client, "dense", [vector], expr, depth, fields)
-            legs.append([_hit(h, similarity=True) for h in found])
+            found = self._leg(client, "dense", vectors, expr, depth, fields)
+            for out, hits in zip(legs, found, strict=True):
+                out.append([_hit(h, similarity=True) for h in hits])
         if mode in ("hybrid", "bm25"):
             try:
-                found = self._leg(client, "bm25", [text], expr, depth, fields)
+                found = self._leg(client, "bm25", texts, expr, depth, fields)
             except Exception as exc:
                 # Milvus Lite's BM25 has no corpus statistics while a collection (or its first
                 # segment) is empty, and fails with "NaN or Inf": there is nothing to match yet.
                 if "NaN or Inf" not in str(exc):
                     raise
-                found = []
-            legs.append([_hit(h) for h in found])
+                found = [[] for _ in texts]
+            for out, hits in zip(legs, found, strict=True):
+                out.append([_hit(h) for h in hits])
         return legs
 
     def _leg(
         self, client: Any, mode: str, data: list[Any], expr: str, limit: int, fields: list[str]
-    ) -> Any:
+    ) -> list[Any]:
         results = client.search(
             self._collection,
             data=data,
@@ -221,7 +239,8 @@ class MilvusVectorStore:
             output_fields=fields,
             search_params=self._search_params(mode),
         )
-        return results[0] if results else []
+        found = list(results) if results else []
+        return found + [[] for _ in range(len(data) - len(found))]
 
     async def delete_documents(self, document_ids: Sequence[str]) -> None:
         """Remove every chunk of these documents."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,6 +37,17 @@ class Retrieval:
         return max((c.similarity for c in self.chunks), default=0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class Lookahead:
+    """A query embedding started early (see ``Retriever.embed_ahead``)."""
+
+    query: str
+    task: asyncio.Task[list[float]]
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+
 class Retriever:
     """Finds the chunks for a question, always inside one workspace's namespaces.
 
@@ -58,6 +70,15 @@ class Retriever:
         self._rerank_depth = rerank_depth
         self._reranker = SentenceReranker()
 
+    def embed_ahead(self, query: str) -> Lookahead:
+        """Start embedding ``query`` now and return at once. A question's text is usually its
+        search query (always in a new thread), so the answer flow starts this as the question
+        arrives and the model runs while the database work before the search goes on; passed to
+        ``search`` as ``ahead``, it is used when the query is still the same text."""
+        task = asyncio.ensure_future(self._embedder.embed_query(query))
+        task.add_done_callback(_retrieve_error)
+        return Lookahead(query, task)
+
     async def search(
         self,
         query: str,
@@ -67,12 +88,16 @@ class Retriever:
         document_ids: Sequence[uuid.UUID] | None = None,
         limit: int = 5,
         mode: str = "hybrid",
+        ahead: Lookahead | None = None,
     ) -> Retrieval:
         """Top ``limit`` chunks; chunk rows whose document is not indexed are dropped."""
         if not namespace_ids or not query.strip():
             return Retrieval((), 0, 0, 0)
         t0 = time.perf_counter()
-        vector = await self._embedder.embed_query(query)
+        if ahead is not None and ahead.query == query:
+            vector = await ahead.task
+        else:
+            vector = await self._embedder.embed_query(query)
         t1 = time.perf_counter()
         rerank = mode == "hybrid" and self._rerank_depth > limit
         hits = await self._vectors.search(
@@ -109,6 +134,13 @@ class Retriever:
         ]
         tokens = self._embedder.count_tokens([query])
         return Retrieval(tuple(out), tokens, int((t1 - t0) * 1000), int((t2 - t1) * 1000))
+
+
+def _retrieve_error(task: asyncio.Task[list[float]]) -> None:
+    """A lookahead nobody awaited (a duplicate event, a refused question) may have failed:
+    its error is someone else's to report, not asyncio's "never retrieved" warning."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _cosine(a: Sequence[float], b: Sequence[float] | None) -> float:
