@@ -399,13 +399,18 @@ async def main(
         import torch
 
         torch.set_num_threads(torch_threads)
+    speed_before = cpu_speed()
+    print(f"machine speed: 10M-add loop {speed_before:.2f} s (lower is faster)")
     articles = load_articles()
     embedder = PrecomputedEmbedder(real_embedder())
     await embedder.prime(["warm up the SDK connection pool"])
     rounds = []
     for kind in dbs:
         rounds += await run_db(kind, n, articles, embedder, in_process, profile, timeline)
-    load = f"load average {' '.join(_loadavg())} on {_cpus()} CPUs"
+    load = (
+        f"load average {' '.join(_loadavg())} on {_cpus()} CPUs; machine speed: a pure-Python "
+        f"10M-add loop took {speed_before:.2f} s before and {cpu_speed():.2f} s after"
+    )
     report = render(rounds, n, load)
     heading = "Concurrency: 100 questions at once, 1 s LLM"
     if torch_threads is not None:
@@ -424,6 +429,18 @@ async def main(
 
 def _cpus() -> int:
     return len(os.sched_getaffinity(0))
+
+
+def cpu_speed() -> float:
+    """Seconds for a pure-Python loop of 10M additions (best of 3): these VMs' speed drifts
+    by up to 1.7x within an hour, so each report says how fast the machine was."""
+    best = float("inf")
+    for _ in range(3):
+        start, x = time.perf_counter(), 0
+        for i in range(10_000_000):
+            x += i
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _loadavg() -> list[str]:

@@ -146,3 +146,16 @@ def test_counting_tokens_leaves_the_encoding_tokenizer_alone(embedder) -> None:
         texts[2:]
     )
     assert (backend.padding, backend.truncation) == before
+
+
+async def test_query_tokens_counted_with_the_embedding_match_the_tokenizer(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    """Query batches count their tokens in the worker thread; the counts the answer's usage
+    row then reads match a fresh tokenizer count, truncation included."""
+    texts = ["how many vacation days do we get?", "word " * 1000, "deploys: blue-green"]
+    await asyncio.gather(*(embedder.embed_query(t) for t in texts))
+    fresh = SentenceTransformerEmbedder()
+    assert [embedder.count_tokens([t]) for t in texts] == [fresh.count_tokens([t]) for t in texts]
+    assert embedder.count_tokens(texts) == fresh.count_tokens(texts)
+    assert embedder.count_tokens([texts[1]]) == 256

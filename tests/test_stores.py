@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from core.db.batch import StatementBatcher
 from core.db.conversation import ConversationStore
-from core.db.identity import IdentityStore
+from core.db.identity import IdentityStore, prepared_insert_ignore
 from core.db.knowledge import KnowledgeStore
 from core.db.models import (
     ChannelNamespace,
@@ -21,6 +22,7 @@ from core.db.models import (
     Document,
     Message,
     Namespace,
+    ProcessedEvent,
     Session,
     TokenUsage,
     User,
@@ -454,3 +456,36 @@ async def test_chunk_reads_that_arrive_together_each_get_their_own_chunks(sessio
         assert set(found) == expected
         assert all(found[c].content == f"chunk {chunk_ids.index(c)}" for c in found)
         assert all(v.workspace_id == ws.id and v.title == "doc indexed" for v in found.values())
+
+
+async def test_writes_that_arrive_together_share_a_transaction_and_fail_alone(sessions) -> None:
+    """StatementBatcher: a burst of single-statement writes is one transaction, each write keeps
+    its own result in arrival order; a write that fails (NOT NULL here) fails alone, also on
+    PostgreSQL, where the first error aborts the shared transaction."""
+    engine = sessions.kw["bind"]
+    batcher = StatementBatcher(engine)
+    stmt = prepared_insert_ignore(engine.dialect.name, ProcessedEvent, ("platform", "event_id"))
+
+    def write(event_id: str | None):
+        values = {"id": new_id(), "platform": "grp", "event_id": event_id, "received_at": utcnow()}
+        return batcher.rowcount(stmt, values)
+
+    commits: list[int] = []
+
+    def on_commit(_conn) -> None:
+        commits.append(1)
+
+    event.listen(engine.sync_engine, "commit", on_commit)
+    try:
+        clean = await asyncio.gather(*(write(f"e{i % 5}") for i in range(10)))
+        shared = len(commits)
+        mixed = await asyncio.gather(
+            write("f1"), write(None), write("f2"), write("f1"), return_exceptions=True
+        )
+    finally:
+        event.remove(engine.sync_engine, "commit", on_commit)
+    assert clean == [1] * 5 + [0] * 5  # the second of each id is a duplicate
+    assert 0 < shared < 10
+    assert mixed[0] == 1 and mixed[2] == 1 and mixed[3] == 0
+    assert isinstance(mixed[1], IntegrityError)
+    assert await _count(sessions, ProcessedEvent, ProcessedEvent.platform == "grp") == 7

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Insert
 
+from core.db.batch import StatementBatcher
 from core.db.engine import bound_engine
 from core.db.models import Base, Channel, ProcessedEvent, Session, User, Workspace
 from core.db.records import ChannelRecord, SessionRecord, UserRecord, WorkspaceRecord
@@ -131,6 +132,8 @@ class IdentityStore:
         self._sessions = sessions
         self._engine = bound_engine(sessions)
         self._cache = _TtlCache()
+        # a burst of new threads and events shares transactions (group commit)
+        self._writes = StatementBatcher(self._engine)
 
     async def _get_or_create(
         self,
@@ -165,18 +168,20 @@ class IdentityStore:
                 row = (await conn.execute(lookup, key)).first()
                 if row is not None:
                     return row
-        async with self._engine.begin() as conn:
-            values = {"id": new_id(), **key, **extra}
-            if "created_at" in model.__table__.c:
-                values.setdefault("created_at", utcnow())
-            dialect = conn.dialect
-            if usually_new and dialect.insert_returning:
-                stmt = prepared_insert_ignore(dialect.name, model, tuple(key), returning=True)
-                inserted = (await conn.execute(stmt, values)).first()
-                if inserted is not None:
-                    return inserted
-            else:
-                await conn.execute(prepared_insert_ignore(dialect.name, model, tuple(key)), values)
+        values = {"id": new_id(), **key, **extra}
+        if "created_at" in model.__table__.c:
+            values.setdefault("created_at", utcnow())
+        dialect = self._engine.dialect
+        if usually_new and dialect.insert_returning:
+            stmt = prepared_insert_ignore(dialect.name, model, tuple(key), returning=True)
+            inserted = await self._writes.first(stmt, values)
+            if inserted is not None:
+                return inserted
+        else:
+            await self._writes.rowcount(
+                prepared_insert_ignore(dialect.name, model, tuple(key)), values
+            )
+        async with self._engine.connect() as conn:  # committed by now: theirs or ours
             return (await conn.execute(lookup, key)).one()
 
     async def workspace(
@@ -262,15 +267,13 @@ class IdentityStore:
 
     async def record_event(self, platform: str, event_id: str) -> bool:
         """Remember a platform event id; False when it was seen before (a retry)."""
-        async with self._engine.begin() as conn:
-            dialect = conn.dialect.name
-            values = {
-                "id": new_id(),
-                "platform": platform,
-                "event_id": event_id,
-                "received_at": utcnow(),
-            }
-            result = await conn.execute(
-                prepared_insert_ignore(dialect, ProcessedEvent, ("platform", "event_id")), values
-            )
-            return bool(getattr(result, "rowcount", 0) == 1)
+        values = {
+            "id": new_id(),
+            "platform": platform,
+            "event_id": event_id,
+            "received_at": utcnow(),
+        }
+        stmt = prepared_insert_ignore(
+            self._engine.dialect.name, ProcessedEvent, ("platform", "event_id")
+        )
+        return await self._writes.rowcount(stmt, values) == 1

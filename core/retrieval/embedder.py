@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "torch-bf16")
 QUERY_BATCH = 64
+_RECENT_QUERIES = 1024  # token counts kept from query batches
 
 
 def cpu_has_bf16() -> bool:
@@ -80,6 +81,7 @@ class SentenceTransformerEmbedder:
         if backend == "auto":
             backend = "torch-bf16" if cpu_has_bf16() else "torch"
         self._backend = backend
+        self._query_tokens: dict[str, int] = {}  # token counts of recent queries
         self._queries: Coalescer[tuple[()], str, list[float]] = Coalescer(
             self._embed_queries, max_batch=QUERY_BATCH
         )
@@ -126,12 +128,27 @@ class SentenceTransformerEmbedder:
         return await self._queries.submit((), text)
 
     async def _embed_queries(self, _key: tuple[()], texts: list[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self.encode_sync, texts, batch_size=QUERY_BATCH)
+        return await asyncio.to_thread(self._encode_queries, texts)
+
+    def _encode_queries(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.encode_sync(texts, batch_size=QUERY_BATCH)
+        # Counted here, in the worker thread: the answer's usage row asks for the query's
+        # tokens right after, on the event loop, and finds them in this memo.
+        limit = int(self._load().max_seq_length or 512)
+        recent = self._query_tokens
+        for text, n in zip(texts, self._count_tokenizer()(texts), strict=True):
+            recent[text] = min(n, limit)
+        while len(recent) > _RECENT_QUERIES:  # only worker threads change the memo
+            recent.pop(next(iter(recent)))
+        return vectors
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens the model sees for these texts, special tokens included, after truncation."""
         if not texts:
             return 0
+        memo = [self._query_tokens.get(t) for t in texts]
+        if None not in memo:
+            return sum(n for n in memo if n is not None)
         model = self._load()
         limit = int(model.max_seq_length or 512)
         return sum(min(n, limit) for n in self._count_tokenizer()(list(texts)))
