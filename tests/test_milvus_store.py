@@ -493,3 +493,16 @@ async def test_a_burst_of_searches_shares_calls_and_each_gets_its_own_hits(corpu
     for case, hits in zip(cases, together, strict=True):
         if case["workspace_id"] == corpus.ws_b:
             assert {h.text for h in hits} <= {TEXTS["vacation"] + " (workspace B copy)"}
+
+
+async def test_the_embedded_store_does_not_ping_milvus_lite(corpus: Corpus) -> None:
+    """pymilvus' default keepalive (a ping every 10 s, even when idle) makes milvus-lite answer
+    with a GOAWAY after about a minute, which gRPC prints to stderr, into the terminal chat.
+    The embedded store's channel is opened without idle pings (checked by hand: 65 s idle
+    printed two GOAWAY lines before, none after)."""
+    assert not corpus.store.is_server
+    options = corpus.store._client._get_connection()._grpc_options
+    assert options["grpc.keepalive_permit_without_calls"] is False
+    assert options["grpc.keepalive_time_ms"] >= 3_600_000
+    # and the channel still serves calls
+    assert await corpus.search("vacation days", limit=1) == [TEXTS["vacation"]]

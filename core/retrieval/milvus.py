@@ -55,6 +55,10 @@ SEARCH_BATCH = 64  # queries per coalesced search (Milvus allows 16384)
 _ID_FIELDS: list[str] = []  # the primary key (chunk_id) comes back with every hit anyway
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
 SCHEMA_VERSION = 2
+LITE_GRPC_OPTIONS = {
+    "grpc.keepalive_time_ms": 2**31 - 1,  # never, in practice
+    "grpc.keepalive_permit_without_calls": False,
+}
 DENSE_METRIC = "IP"  # on unit vectors: the cosine
 _KEYS = {
     "workspace_id": "workspace_key",
@@ -309,6 +313,11 @@ class MilvusVectorStore:
         kwargs: dict[str, Any] = {"uri": self._uri}
         if self._token:
             kwargs["token"] = self._token
+        if not self.is_server:
+            # pymilvus pings every 10 s even with no call in flight; milvus-lite's gRPC server
+            # allows that rarely and answers with a GOAWAY ("too_many_pings") that gRPC prints
+            # to stderr, into the terminal chat. A local socket needs no keepalive at all.
+            kwargs["grpc_options"] = LITE_GRPC_OPTIONS
         client = MilvusClient(**kwargs)
         try:
             if not client.has_collection(self._collection):
