@@ -267,9 +267,13 @@ class TimingEmbedder:
 
 
 def real_embedder() -> object:
+    """The product's embedder; EMBEDDING_BACKEND and EMBEDDING_TRACE apply as in the bot."""
     from core.retrieval.embedder import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(
+        backend=os.environ.get("EMBEDDING_BACKEND", "auto"),
+        trace=os.environ.get("EMBEDDING_TRACE", "true").lower() != "false",
+    )
 
 
 # -- reporting ---------------------------------------------------------------------------------

@@ -169,9 +169,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--append", type=Path, help="append the table to this markdown file")
     parser.add_argument("--only", type=int, nargs="*", help="indexes of CONFIGS to run")
+    parser.add_argument(
+        "--backend", default="auto", help="embedder backend (auto, torch, torch-bf16)"
+    )
+    parser.add_argument("--eager", action="store_true", help="run the model untraced")
     args = parser.parse_args()
     docs, questions = load()
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(backend=args.backend, trace=not args.eager)
+    print(f"embedder backend {embedder.backend}, traced {embedder.traced}", flush=True)
     t0 = time.perf_counter()
     qvecs = await embedder.embed_documents([q for q, _ in questions])
     configs = [CONFIGS[i] for i in args.only] if args.only else CONFIGS

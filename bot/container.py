@@ -112,6 +112,7 @@ async def build(
         settings.embedding_model,
         batch_size=settings.embedding_batch_size,
         backend=settings.embedding_backend,
+        trace=settings.embedding_trace,
     )
     vectors = MilvusVectorStore(
         _milvus_uri(settings),

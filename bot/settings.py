@@ -45,6 +45,7 @@ class Settings(BaseSettings):
         default="auto", alias="EMBEDDING_BACKEND"
     )
     embedding_batch_size: int = Field(default=16, ge=1, le=4096, alias="EMBEDDING_BATCH_SIZE")
+    embedding_trace: bool = Field(default=True, alias="EMBEDDING_TRACE")
     chunk_size: int = Field(default=1000, ge=100, le=20000, alias="CHUNK_SIZE")
     chunk_overlap: int = Field(default=200, ge=0, le=10000, alias="CHUNK_OVERLAP")
     max_upload_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_UPLOAD_MB")

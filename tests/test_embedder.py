@@ -159,3 +159,43 @@ async def test_query_tokens_counted_with_the_embedding_match_the_tokenizer(
     assert [embedder.count_tokens([t]) for t in texts] == [fresh.count_tokens([t]) for t in texts]
     assert embedder.count_tokens(texts) == fresh.count_tokens(texts)
     assert embedder.count_tokens([texts[1]]) == 256
+
+
+async def test_traced_graph_matches_the_eager_model(embedder: SentenceTransformerEmbedder) -> None:
+    eager = SentenceTransformerEmbedder(backend="torch", trace=False)
+    texts = [
+        "Who founded the duchy?",
+        "Hybrid search fuses a dense leg and a BM25 leg with reciprocal rank fusion. " * 12,
+        "A",
+        "Which channels search the docs namespace, and since when?",
+        " ".join(f"term{i} of a text longer than the model's window" for i in range(120)),
+    ]
+    assert embedder.count_tokens(texts[-1:]) == 256  # truncated alike on both paths
+    assert embedder.traced and not eager.traced
+    traced = embedder.encode_sync(texts, batch_size=3)  # one padded batch, one single text
+    exact = eager.encode_sync(texts, batch_size=3)
+    for a, b in zip(traced, exact, strict=True):
+        assert _cos(a, b) > 0.999
+    # One at a time (no padding) gives the same vectors as within the padded batch.
+    for text, vector in zip(texts, traced, strict=True):
+        assert _cos(embedder.encode_sync([text])[0], vector) > 0.9999
+
+
+def test_a_model_the_graph_does_not_reproduce_stays_eager(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """CLS pooling is not what the traced graph computes: the check refuses it, eager stays."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    from core.retrieval.traced import trace_encoder
+
+    transformer = Transformer(default_model_path())
+    cls_model = SentenceTransformer(
+        modules=[transformer, Pooling(384, pooling_mode="cls")], device="cpu"
+    ).eval()
+    with caplog.at_level("WARNING", logger="core.retrieval.traced"):
+        assert trace_encoder(cls_model, precision="float32") is None
+    assert "mean pooling does not reproduce" in caplog.text
+    with pytest.raises(ValueError, match="precision"):
+        trace_encoder(cls_model, precision="float16")

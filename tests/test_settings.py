@@ -21,6 +21,9 @@ def test_defaults_are_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> Non
     assert s.database_url == "sqlite+aiosqlite:///./data/lorekeeper.db"
     assert s.milvus_uri == "./data/milvus.db"
     assert s.groq_api_key is None
+    assert s.embedding_trace is True
+    monkeypatch.setenv("EMBEDDING_TRACE", "false")
+    assert load_settings(env_file=None).embedding_trace is False
 
 
 @pytest.mark.parametrize(
@@ -31,6 +34,7 @@ def test_defaults_are_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> Non
         ("CHUNK_OVERLAP", "5000", "CHUNK_OVERLAP"),
         ("LLM_PRICES", "{not json", "LLM_PRICES"),
         ("EMBEDDING_BACKEND", "onnx", "EMBEDDING_BACKEND"),
+        ("EMBEDDING_TRACE", "sometimes", "EMBEDDING_TRACE"),
     ],
 )
 def test_bad_value_names_the_variable(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "torch-bf16")
+_PRECISION = {"torch": "float32", "torch-bf16": "bfloat16"}
 QUERY_BATCH = 64
 _RECENT_QUERIES = 1024  # token counts kept from query batches
 
@@ -56,11 +57,15 @@ def resolve_model_path(model: str | None) -> str:
 class SentenceTransformerEmbedder:
     """The ``Embedder`` port on a local sentence-transformers model.
 
-    ``backend`` is "torch-bf16" (the default: bfloat16 autocast on CPU, 2-3x the throughput of
-    float32 on CPUs with AVX512-BF16/AMX, cosine to float32 above 0.9999) or "torch" (float32,
-    for CPUs without bfloat16 instructions). The model loads once,
-    lazily and thread-safely; encoding runs in a worker thread, one batch job at a time, with
-    texts sorted by length so that each batch pads little, then put back in their order.
+    ``backend`` is "torch-bf16" (bfloat16 weights: about 2x the throughput of float32 on CPUs
+    with AVX512-BF16/AMX, cosine to float32 above 0.9999) or "torch" (float32); "auto" is bf16
+    where the CPU runs it natively, else float32. The model loads once, lazily and
+    thread-safely, and is traced into one TorchScript graph with its pooling
+    (``core.retrieval.traced``: the GIL is released once per batch instead of once per
+    operator, which is what keeps a burst of questions fast next to the event loop);
+    ``trace=False``, or a model that does not trace, runs sentence-transformers eagerly.
+    Encoding runs in a worker thread, one batch job at a time, with texts sorted by length so
+    that each batch pads little, then put back in their order.
     """
 
     def __init__(
@@ -70,6 +75,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 16,
         backend: str = "auto",
         max_seq_length: int | None = None,
+        trace: bool = True,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -86,7 +92,9 @@ class SentenceTransformerEmbedder:
             self._embed_queries, max_batch=QUERY_BATCH
         )
         self._max_seq_length = max_seq_length
+        self._trace = trace
         self._model: SentenceTransformer | None = None
+        self._traced: Callable[[list[str]], list[list[float]]] | None = None
         self._counter: Callable[[list[str]], list[int]] | None = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -195,19 +203,32 @@ class SentenceTransformerEmbedder:
         step = batch_size or self._batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: list[list[float]] = [[] for _ in texts]
-        with self._encode_lock, self._precision():
+        traced = self._traced
+        precision = contextlib.nullcontext() if traced is not None else self._precision()
+        with self._encode_lock, precision:
             for start in range(0, len(order), step):
                 idx = order[start : start + step]
-                vectors = model.encode(
-                    [texts[i] for i in idx],
-                    batch_size=len(idx),
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                batch = [texts[i] for i in idx]
+                if traced is not None:
+                    vectors = traced(batch)
+                else:
+                    array = model.encode(
+                        batch,
+                        batch_size=len(idx),
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                    vectors = array.astype("float32").tolist()
                 for i, vector in zip(idx, vectors, strict=True):
-                    out[i] = vector.astype("float32").tolist()
+                    out[i] = vector
         return out
+
+    @property
+    def traced(self) -> bool:
+        """Whether encoding runs the traced graph (else sentence-transformers' eager model)."""
+        self._load()
+        return self._traced is not None
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:
@@ -225,7 +246,13 @@ class SentenceTransformerEmbedder:
             return self._model
         with self._load_lock:
             if self._model is None:
-                self._model = _load_model(self._path, self._max_seq_length)
+                model = _load_model(self._path, self._max_seq_length)
+                if self._trace:
+                    from core.retrieval.traced import trace_encoder
+
+                    precision = _PRECISION[self._backend]
+                    self._traced = trace_encoder(model, precision=precision)
+                self._model = model
         return self._model
 
 
