@@ -25,13 +25,13 @@ async def ask_command(args: argparse.Namespace) -> int:
         if args.namespace:
             await bind_console_channel(c, channel, args.namespace)
         questions = read_lines(args.questions, "--questions") if args.questions else [args.question]
-        for question in questions:
+        for i, question in enumerate(questions):
             quiet = args.json or args.questions
             reply = ConsoleReply(io.StringIO() if quiet else sys.stdout, stream=not quiet)
             # a thread of its own: a run's questions never share one, nor do two runs
             message = console_message(question, channel=channel, thread=f"ask-{uuid.uuid4().hex}")
             answer = await c.answers.answer(message, reply)
-            if args.json or args.questions:
+            if args.json:
                 print(
                     json.dumps(
                         {"question": question, **answer_json(answer)}
@@ -39,6 +39,9 @@ async def ask_command(args: argparse.Namespace) -> int:
                         else answer_json(answer)
                     )
                 )
+            elif args.questions:  # a block per question, headed by it
+                print(("\n" if i else "") + f"Q: {question}")
+                print(render_answer(answer))
             else:
                 if reply.streamed:
                     print("\n")

@@ -37,7 +37,9 @@ def _add_knowledge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     search.add_argument("query", nargs="?")
     search.add_argument("--namespace", "-n", action="append", required=True)
     search.add_argument("--workspace", default="local")
-    search.add_argument("--queries", metavar="FILE", help="one query per line")
+    search.add_argument(
+        "--queries", metavar="FILE", help="one query per line (with --json: a JSON line each)"
+    )
     search.add_argument("--limit", "-k", type=_positive, default=5)
     search.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     search.add_argument("--json", action="store_true")
@@ -51,7 +53,9 @@ def _add_chat(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ask = sub.add_parser("ask", help="answer one question (or a file of questions)")
     ask.add_argument("question", nargs="?")
     ask.add_argument("--namespace", "-n", action="append")
-    ask.add_argument("--questions", metavar="FILE", help="one question per line")
+    ask.add_argument(
+        "--questions", metavar="FILE", help="one question per line (with --json: a JSON line each)"
+    )
     ask.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", help="ingest docs/ into the 'docs' namespace, then chat")
     demo.add_argument("--docs", default="docs")

@@ -112,11 +112,11 @@ async def search_command(args: argparse.Namespace) -> int:
         ws = await console_workspace(c, args.workspace)
         ns_ids = [(await c.knowledge.namespace(ws.id, n)).id for n in args.namespace]
         queries = read_lines(args.queries, "--queries") if args.queries else [args.query]
-        for query in queries:
+        for i, query in enumerate(queries):
             found = await c.retriever.search(
                 query, workspace_id=ws.id, namespace_ids=ns_ids, limit=args.limit, mode=args.mode
             )
-            if args.json or args.queries:
+            if args.json:
                 print(
                     json.dumps(
                         _hits_json(found)
@@ -125,6 +125,8 @@ async def search_command(args: argparse.Namespace) -> int:
                     )
                 )
                 continue
+            if args.queries:  # a block per query, headed by it, as a person reads them
+                print(("\n" if i else "") + f"Q: {query}")
             if not found.chunks:
                 print("No results.")
             for h in found.chunks:

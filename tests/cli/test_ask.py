@@ -83,3 +83,13 @@ async def test_ask_questions_file_answers_each_in_its_own_thread_in_order(
     assert sorted(threads.values()) == sorted(
         [[q] for q in (VACATION, follow_up, MONGOLIA, DEPLOYMENT)]
     )
+
+    # without --json: each answer as the chat renders it, headed by its question, no JSON
+    run = await lorekeeper("ask", "--questions", str(questions), "-n", "team")
+    assert run.code == 0, run
+    headers = [line for line in run.out.splitlines() if line.startswith("Q: ")]
+    assert headers == [f"Q: {q}" for q in (VACATION, follow_up, MONGOLIA, DEPLOYMENT)]
+    assert not any(line.startswith("{") for line in run.out.splitlines())
+    parts = run.out.split("Q: ")[1:]
+    assert VACATION_ANSWER in parts[0] and "deployed with Helm" in parts[3]
+    assert "couldn't find that in team" in parts[2]

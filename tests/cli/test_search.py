@@ -98,6 +98,22 @@ async def test_search_queries_file_prints_one_json_line_per_query_in_order(
     run = await lorekeeper("search", "--queries", str(blank), "-n", "team", "--json")
     assert (run.code, run.out) == (0, "")
 
+    # without --json: a block per query for a person, headed by the query, no JSON
+    run = await lorekeeper("search", "--queries", str(queries), "-n", "team", "-k", "1")
+    assert run.code == 0, run
+    blocks = [b.splitlines() for b in run.out.strip("\n").split("\n\n")]
+    assert [b[0] for b in blocks] == [
+        f"Q: {VACATION}",
+        f"Q: {DEPLOYMENT}",
+        "Q: When is the coffee machine descaled?",
+    ]
+    assert [b[1].split(" [")[0] for b in blocks] == [
+        "1. handbook.md",
+        "1. deploy.md",
+        "1. coffee.txt",
+    ]
+    assert all(len(b) == 3 for b in blocks)  # header, hit, its text
+
 
 async def test_namespaces_lists_each_with_its_document_count(lorekeeper) -> None:
     run = await lorekeeper("namespaces")
