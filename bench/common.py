@@ -270,9 +270,9 @@ def real_embedder() -> object:
     """The product's embedder; EMBEDDING_BACKEND and EMBEDDING_TRACE apply as in the bot."""
     from core.retrieval.embedder import SentenceTransformerEmbedder
 
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
     return SentenceTransformerEmbedder(
-        backend=os.environ.get("EMBEDDING_BACKEND", "auto"),
-        trace=os.environ.get("EMBEDDING_TRACE", "true").lower() != "false",
+        backend=settings.embedding_backend, trace=settings.embedding_trace
     )
 
 

@@ -19,7 +19,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from core.generation.extractive import STOPWORDS, split_sentences, stem, words
+from core.generation.extractive import split_sentences, terms
 
 RRF_K = 60
 _K1, _B = 1.2, 0.75
@@ -28,18 +28,14 @@ _K1, _B = 1.2, 0.75
 class SentenceReranker:
     """Reorders hybrid-search candidates by their best sentence (see the module docstring).
 
-    Holds bounded memos of word stems and of each candidate text's sentences as an inverted
-    index of stemmed terms (chunk texts never change, and the same chunks come back query
-    after query), so a warm rerank only looks up the query's own terms.
+    Holds a bounded memo of each candidate text's sentences as an inverted index of stemmed
+    terms (chunk texts never change, and the same chunks come back query after query), so a
+    warm rerank only looks up the query's own terms; ``extractive.stem`` memoises the stems.
     """
 
-    def __init__(
-        self, *, rrf_k: int = RRF_K, memo_size: int = 200_000, text_memo_size: int = 20_000
-    ) -> None:
+    def __init__(self, *, rrf_k: int = RRF_K, text_memo_size: int = 20_000) -> None:
         self._rrf_k = rrf_k
-        self._memo_size = memo_size
         self._text_memo_size = text_memo_size
-        self._stems: dict[str, str] = {}
         self._indexes: dict[str, _TextIndex] = {}
 
     def rerank(self, query: str, texts: Sequence[str]) -> list[tuple[int, float]]:
@@ -49,11 +45,9 @@ class SentenceReranker:
         """
         k = self._rrf_k
         order = list(range(len(texts)))
-        if len(self._stems) > self._memo_size:
-            self._stems.clear()
         if len(self._indexes) > self._text_memo_size:
             self._indexes.clear()
-        query_terms = _terms(query, self._stems)
+        query_terms = terms(query)
         if len(texts) < 2 or not query_terms:
             return [(i, 1.0 / (k + 1 + i)) for i in order]
         wanted = set(query_terms)
@@ -85,7 +79,7 @@ class SentenceReranker:
     def _index(self, text: str) -> _TextIndex:
         found = self._indexes.get(text)
         if found is None:
-            found = _TextIndex([_terms(s, self._stems) for s in split_sentences(text)])
+            found = _TextIndex([terms(s) for s in split_sentences(text)])
             self._indexes[text] = found
         return found
 
@@ -115,8 +109,8 @@ class _TextIndex:
         else:  # one sentence (or none): the pairs are the sentences
             self.nonempty_pairs, self.total_pairs = self.nonempty, self.total
         postings: dict[str, dict[int, int]] = {}
-        for i, terms in enumerate(sentences):
-            for term in terms:
+        for i, sentence in enumerate(sentences):
+            for term in sentence:
                 where = postings.setdefault(term, {})
                 where[i] = where.get(i, 0) + 1
         self.postings = postings
@@ -152,20 +146,6 @@ class _TextIndex:
 # per candidate: {unit index: (terms in the unit, counts of the query's terms in it)}, only
 # for units that hold a query term
 _Units = dict[int, tuple[int, dict[str, int]]]
-
-
-def _terms(text: str, stems: dict[str, str]) -> list[str]:
-    """Stemmed content terms, as ``extractive.terms`` gives them, with stems memoised."""
-    out = []
-    for word in words(text):
-        key = word.lower()
-        if key in STOPWORDS:
-            continue
-        found = stems.get(word)
-        if found is None:
-            found = stems[word] = stem(word)
-        out.append(found)
-    return out
 
 
 def _best_unit_order(
