@@ -35,6 +35,7 @@ VARIANTS = [
     ("torch-bf16", 16, False),
     ("torch-bf16", 16, True),
     ("torch-bf16", 8, True),
+    ("onnx-int8", 16, True),
 ]
 
 
@@ -61,7 +62,9 @@ def baseline(texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t)
 
 
-async def ingest(texts: list[str], backend: str, batch: int, traced: bool, tmp: Path) -> float:
+async def ingest(
+    texts: list[str], backend: str, batch: int, traced: bool, tmp: Path
+) -> tuple[float, str]:
     embedder = SentenceTransformerEmbedder(backend=backend, batch_size=batch, trace=traced)
     await embedder.embed_documents(texts[:8])  # load + warm up
     store = MilvusVectorStore(str(tmp / f"{uuid.uuid4().hex}.db"), dimension=embedder.dimension)
@@ -82,7 +85,7 @@ async def ingest(texts: list[str], backend: str, batch: int, traced: bool, tmp: 
         assert await store.count() == len(texts)
     finally:
         await store.close()
-    return rate
+    return rate, embedder.engine
 
 
 async def main() -> None:
@@ -102,8 +105,7 @@ async def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for backend, batch, traced in VARIANTS:
-            rate = await ingest(texts, backend, batch, traced, Path(tmp))
-            graph = "traced" if traced else "eager"
+            rate, graph = await ingest(texts, backend, batch, traced, Path(tmp))
             row = (
                 f"| {backend} | {graph} | {batch} | {rate:.1f} | {rate / base:.2f}x"
                 f" | {peak_rss_mib():.0f} |"

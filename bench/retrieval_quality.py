@@ -170,13 +170,13 @@ async def main() -> None:
     parser.add_argument("--append", type=Path, help="append the table to this markdown file")
     parser.add_argument("--only", type=int, nargs="*", help="indexes of CONFIGS to run")
     parser.add_argument(
-        "--backend", default="auto", help="embedder backend (auto, torch, torch-bf16)"
+        "--backend", default="auto", help="embedder backend (auto, torch, torch-bf16, onnx-int8)"
     )
     parser.add_argument("--eager", action="store_true", help="run the model untraced")
     args = parser.parse_args()
     docs, questions = load()
     embedder = SentenceTransformerEmbedder(backend=args.backend, trace=not args.eager)
-    print(f"embedder backend {embedder.backend}, traced {embedder.traced}", flush=True)
+    print(f"embedder backend {embedder.backend}, engine {embedder.engine}", flush=True)
     t0 = time.perf_counter()
     qvecs = await embedder.embed_documents([q for q, _ in questions])
     configs = [CONFIGS[i] for i in args.only] if args.only else CONFIGS

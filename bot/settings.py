@@ -41,11 +41,13 @@ class Settings(BaseSettings):
         alias="MILVUS_COLLECTION",
     )
     embedding_model: str = Field(default="all-MiniLM-L6-v2", alias="EMBEDDING_MODEL")
-    embedding_backend: Literal["auto", "torch", "torch-bf16"] = Field(
+    embedding_backend: Literal["auto", "torch", "torch-bf16", "onnx-int8"] = Field(
         default="auto", alias="EMBEDDING_BACKEND"
     )
     embedding_batch_size: int = Field(default=16, ge=1, le=4096, alias="EMBEDDING_BATCH_SIZE")
     embedding_trace: bool = Field(default=True, alias="EMBEDDING_TRACE")
+    # Built model variants (the int8 ONNX model); unset: <data dir>/models.
+    embedding_cache_dir: Path | None = Field(default=None, alias="EMBEDDING_CACHE_DIR")
     chunk_size: int = Field(default=1000, ge=100, le=20000, alias="CHUNK_SIZE")
     chunk_overlap: int = Field(default=200, ge=0, le=10000, alias="CHUNK_OVERLAP")
     max_upload_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_UPLOAD_MB")
@@ -88,6 +90,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("embedding_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("database_url")
     @classmethod

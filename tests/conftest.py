@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Bots started in subprocesses (a fresh data directory each) share one built int8 model
+# instead of building it again per test.
+os.environ.setdefault("EMBEDDING_CACHE_DIR", str(Path.home() / ".cache" / "lorekeeper" / "models"))
 
 
 @pytest.fixture(scope="session")

@@ -124,3 +124,15 @@ def test_a_local_milvus_uri_is_kept_from_pymilvus(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("MILVUS_URI", "https://milvus.internal:19530")
     assert load_settings(env_file=None).milvus_uri == "https://milvus.internal:19530"
     assert os.environ["MILVUS_URI"] == "https://milvus.internal:19530"
+
+
+def test_embedding_cache_dir_defaults_to_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EMBEDDING_CACHE_DIR", raising=False)
+    env = tmp_path / ".env"
+    env.write_text("EMBEDDING_CACHE_DIR=\nEMBEDDING_BACKEND=onnx-int8\n")
+    s = load_settings(env_file=str(env))
+    assert s.embedding_cache_dir is None and s.embedding_backend == "onnx-int8"
+    env.write_text(f"EMBEDDING_CACHE_DIR={tmp_path / 'm'}\n")
+    assert load_settings(env_file=str(env)).embedding_cache_dir == tmp_path / "m"

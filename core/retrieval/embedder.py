@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import importlib.util
 import json
 import os
 import threading
@@ -22,19 +23,54 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
-BACKENDS = ("auto", "torch", "torch-bf16")
-_PRECISION = {"torch": "float32", "torch-bf16": "bfloat16"}
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx-int8")
+_PRECISION = {"torch": "float32", "torch-bf16": "bfloat16", "onnx-int8": "float32"}
 QUERY_BATCH = 64
 _RECENT_QUERIES = 1024  # token counts kept from query batches
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU runs bfloat16 natively (AVX512-BF16 or AMX); else bf16 is emulated."""
+def _cpu_flags() -> set[str]:
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def cpu_has_bf16(flags: set[str] | None = None) -> bool:
+    """Whether this CPU runs bfloat16 natively (AVX512-BF16 or AMX); else bf16 is emulated."""
+    return bool((_cpu_flags() if flags is None else flags) & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_vnni(flags: set[str] | None = None) -> bool:
+    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI or AVX-VNNI)."""
+    return bool((_cpu_flags() if flags is None else flags) & {"avx512_vnni", "avx_vnni"})
+
+
+def auto_backend(flags: set[str] | None = None) -> str:
+    """bfloat16 where the CPU runs it natively; else int8 ONNX where it has VNNI (and ONNX
+    Runtime is installed); else float32. ``flags``: the CPU's, read from /proc/cpuinfo when
+    None. docs/benchmarks.md (session 16) has the measurements."""
+    flags = _cpu_flags() if flags is None else flags
+    if cpu_has_bf16(flags):
+        return "torch-bf16"
+    if cpu_has_vnni(flags) and onnx_installed():
+        return "onnx-int8"
+    return "torch"
+
+
+def onnx_installed() -> bool:
+    """Whether ONNX Runtime, and the ONNX package that builds its model, are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def default_cache_dir() -> Path:
+    """Where built model variants (the int8 ONNX model) are kept when no directory is given."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lorekeeper" / "models"
 
 
 _DEFAULT_ALIASES = frozenset({DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"})
@@ -58,14 +94,18 @@ class SentenceTransformerEmbedder:
     """The ``Embedder`` port on a local sentence-transformers model.
 
     ``backend`` is "torch-bf16" (bfloat16 weights: about 2x the throughput of float32 on CPUs
-    with AVX512-BF16/AMX, cosine to float32 above 0.9999) or "torch" (float32); "auto" is bf16
-    where the CPU runs it natively, else float32. The model loads once, lazily and
-    thread-safely, and is traced into one TorchScript graph with its pooling
-    (``core.retrieval.traced``: the GIL is released once per batch instead of once per
-    operator, which is what keeps a burst of questions fast next to the event loop);
-    ``trace=False``, or a model that does not trace, runs sentence-transformers eagerly.
-    Encoding runs in a worker thread, one batch job at a time, with texts sorted by length so
-    that each batch pads little, then put back in their order.
+    with AVX512-BF16/AMX, cosine to float32 above 0.9999), "onnx-int8" (``core.retrieval.
+    onnx_int8``: int8 weights in ONNX Runtime, built once and cached in ``cache_dir``; about 2x
+    float32 on CPUs with VNNI, cosine to float32 about 0.994, each text embedded alone so its
+    vector never depends on its batch) or "torch" (float32); "auto" picks bf16 where the CPU
+    runs it natively, else int8 where it has VNNI, else float32. The torch backends trace the
+    model into one TorchScript graph with its pooling (``core.retrieval.traced``: the GIL is
+    released once per batch instead of once per operator, which is what keeps a burst of
+    questions fast next to the event loop); ``trace=False``, or a model that does not trace,
+    runs sentence-transformers eagerly. An int8 model that does not build or match the float32
+    vectors falls back to float32 torch, with the reason logged. Encoding runs in a worker
+    thread, one batch job at a time, with texts sorted by length so that each batch pads
+    little, then put back in their order.
     """
 
     def __init__(
@@ -76,6 +116,7 @@ class SentenceTransformerEmbedder:
         backend: str = "auto",
         max_seq_length: int | None = None,
         trace: bool = True,
+        cache_dir: Path | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -84,9 +125,8 @@ class SentenceTransformerEmbedder:
         self._path = resolve_model_path(model)
         self._name = DEFAULT_MODEL_NAME if model is None else model
         self._batch_size = batch_size
-        if backend == "auto":
-            backend = "torch-bf16" if cpu_has_bf16() else "torch"
-        self._backend = backend
+        self._backend = auto_backend() if backend == "auto" else backend
+        self._cache_dir = cache_dir or default_cache_dir()
         self._query_tokens: dict[str, int] = {}  # token counts of recent queries
         self._queries: Coalescer[tuple[()], str, list[float]] = Coalescer(
             self._embed_queries, max_batch=QUERY_BATCH
@@ -94,7 +134,10 @@ class SentenceTransformerEmbedder:
         self._max_seq_length = max_seq_length
         self._trace = trace
         self._model: SentenceTransformer | None = None
-        self._traced: Callable[[list[str]], list[list[float]]] | None = None
+        # The compiled encoder (TorchScript graph or int8 ONNX model); None runs eagerly.
+        self._fast: Callable[[list[str]], list[list[float]]] | None = None
+        self._fast_queries: Callable[[list[str]], list[list[float]]] | None = None
+        self._engine = "eager"
         self._counter: Callable[[list[str]], list[int]] | None = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -107,7 +150,14 @@ class SentenceTransformerEmbedder:
 
     @property
     def backend(self) -> str:
+        """The backend in use ("auto" resolved; "torch" after an int8 model fell back)."""
         return self._backend
+
+    @property
+    def engine(self) -> str:
+        """What runs the model: "onnx-int8", "torchscript" or "eager" (loads the model)."""
+        self._load()
+        return self._engine
 
     @property
     def dimension(self) -> int:
@@ -139,7 +189,7 @@ class SentenceTransformerEmbedder:
         return await asyncio.to_thread(self._encode_queries, texts)
 
     def _encode_queries(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.encode_sync(texts, batch_size=QUERY_BATCH)
+        vectors = self.encode_sync(texts, batch_size=QUERY_BATCH, queries=True)
         # Counted here, in the worker thread: the answer's usage row asks for the query's
         # tokens right after, on the event loop, and finds them in this memo.
         limit = int(self._load().max_seq_length or 512)
@@ -196,14 +246,17 @@ class SentenceTransformerEmbedder:
                 self._counter = count
         return self._counter
 
-    def encode_sync(self, texts: list[str], *, batch_size: int | None = None) -> list[list[float]]:
+    def encode_sync(
+        self, texts: list[str], *, batch_size: int | None = None, queries: bool = False
+    ) -> list[list[float]]:
         """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs.
-        ``batch_size`` overrides the model batch (queries: short texts batch better wider)."""
+        ``batch_size`` overrides the model batch (queries: short texts batch better wider);
+        ``queries`` runs the encoder set up for bursts of questions (same vectors)."""
         model = self._load()
         step = batch_size or self._batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: list[list[float]] = [[] for _ in texts]
-        traced = self._traced
+        traced = self._fast_queries if queries else self._fast
         precision = contextlib.nullcontext() if traced is not None else self._precision()
         with self._encode_lock, precision:
             for start in range(0, len(order), step):
@@ -227,8 +280,7 @@ class SentenceTransformerEmbedder:
     @property
     def traced(self) -> bool:
         """Whether encoding runs the traced graph (else sentence-transformers' eager model)."""
-        self._load()
-        return self._traced is not None
+        return self.engine == "torchscript"
 
     @contextlib.contextmanager
     def _precision(self) -> Iterator[None]:
@@ -247,11 +299,26 @@ class SentenceTransformerEmbedder:
         with self._load_lock:
             if self._model is None:
                 model = _load_model(self._path, self._max_seq_length)
-                if self._trace:
+                if self._backend == "onnx-int8":
+                    import torch
+
+                    from core.retrieval.onnx_int8 import int8_encoder
+
+                    int8 = int8_encoder(
+                        model, self._path, self._cache_dir, threads=torch.get_num_threads()
+                    )
+                    if int8 is not None:
+                        self._fast, self._fast_queries = int8, int8.queries
+                        self._engine = "onnx-int8"
+                    else:
+                        self._backend = "torch"
+                if self._fast is None and self._trace:
                     from core.retrieval.traced import trace_encoder
 
                     precision = _PRECISION[self._backend]
-                    self._traced = trace_encoder(model, precision=precision)
+                    self._fast = self._fast_queries = trace_encoder(model, precision=precision)
+                    if self._fast is not None:
+                        self._engine = "torchscript"
                 self._model = model
         return self._model
 

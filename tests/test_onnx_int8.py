@@ -1,0 +1,148 @@
+"""The int8 ONNX Runtime backend, built from the real all-MiniLM-L6-v2 into a temporary cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from core.retrieval.embedder import (
+    SentenceTransformerEmbedder,
+    auto_backend,
+    default_model_path,
+    onnx_installed,
+)
+from core.retrieval.onnx_int8 import cache_key, int8_encoder
+
+TEXTS = [
+    "Who founded the duchy?",
+    "Hybrid search fuses a dense leg and a BM25 leg with reciprocal rank fusion. " * 12,
+    "A",
+    "  Which channels search the docs namespace, and since when?  ",
+    " ".join(f"term{i} of a text longer than the model's window" for i in range(120)),
+]
+
+
+def _cos(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def int8(cache: Path) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=cache)
+
+
+def test_auto_picks_bf16_then_int8_then_float32() -> None:
+    assert onnx_installed()
+    assert auto_backend({"avx512f", "avx512_bf16", "avx512_vnni"}) == "torch-bf16"
+    assert auto_backend({"amx_bf16"}) == "torch-bf16"
+    assert auto_backend({"avx512f", "avx512_vnni"}) == "onnx-int8"
+    assert auto_backend({"avx2", "avx_vnni"}) == "onnx-int8"
+    assert auto_backend({"avx2", "fma"}) == "torch"
+
+
+def test_the_model_is_built_once_into_the_cache(
+    int8: SentenceTransformerEmbedder, cache: Path
+) -> None:
+    assert int8.engine == "onnx-int8" and int8.backend == "onnx-int8" and not int8.traced
+    built = list(cache.glob("*-int8.onnx"))
+    assert len(built) == 1 and built[0].stat().st_size > 1_000_000
+    assert not [p for p in cache.iterdir() if p.name.startswith(".build-")]  # no leftovers
+    stamp = built[0].stat().st_mtime_ns
+    again = SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=cache)
+    assert again.engine == "onnx-int8"
+    assert built[0].stat().st_mtime_ns == stamp  # loaded, not built again
+
+
+async def test_int8_vectors_match_float32(int8: SentenceTransformerEmbedder) -> None:
+    exact = SentenceTransformerEmbedder(backend="torch", trace=False)
+    assert int8.count_tokens(TEXTS[-1:]) == 256  # truncated alike on both paths
+    got = await int8.embed_documents(TEXTS)
+    want = exact.encode_sync(TEXTS)
+    for a, b in zip(got, want, strict=True):
+        assert len(a) == 384
+        assert abs(_cos(a, a) - 1.0) < 1e-4
+        assert _cos(a, b) > 0.98
+    query = await int8.embed_query("How do I reset my password?")
+    near, far = await int8.embed_documents(
+        [
+            "To reset your password, open settings and choose 'Forgot password'.",
+            "The Normans conquered England in 1066.",
+        ]
+    )
+    assert _cos(query, near) > _cos(query, far) + 0.2
+
+
+async def test_a_vector_never_depends_on_its_batch(int8: SentenceTransformerEmbedder) -> None:
+    """Dynamic quantisation scales each tensor by its own range: batched with long passages, a
+    short text would be quantised differently. Each text runs alone, so it never is."""
+    alone = [int8.encode_sync([t])[0] for t in TEXTS]
+    batched = int8.encode_sync(TEXTS, batch_size=len(TEXTS))
+    queries = [await int8.embed_query(t) for t in TEXTS[:2]]
+    for a, b in zip(alone, batched, strict=True):
+        assert _cos(a, b) > 0.99999
+    for a, b in zip(alone[:2], queries, strict=True):
+        assert _cos(a, b) > 0.99999
+
+
+def test_the_cache_key_follows_the_model_files(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (model / name).write_bytes(b"x" * 10)
+    first = cache_key(str(model))
+    assert cache_key(str(model)) == first
+    (model / "model.safetensors").write_bytes(b"y" * 11)  # new weights
+    assert cache_key(str(model)) != first
+
+
+def test_a_corrupt_cached_model_is_built_again(
+    int8: SentenceTransformerEmbedder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = int8._load()
+    good = int8_encoder(model, default_model_path(), tmp_path, threads=1)
+    assert good is not None
+    good.path.write_bytes(b"not an onnx model")
+    with caplog.at_level(logging.WARNING, logger="core.retrieval.onnx_int8"):
+        rebuilt = int8_encoder(model, default_model_path(), tmp_path, threads=1)
+    assert rebuilt is not None and rebuilt.path == good.path
+    assert "does not load" in caplog.text
+    assert _cos(rebuilt(["a corrupt cache"])[0], good(["a corrupt cache"])[0]) > 0.99999
+
+
+async def test_a_model_that_cannot_be_built_falls_back_to_torch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory should be")
+    with caplog.at_level(logging.WARNING, logger="core.retrieval.onnx_int8"):
+        embedder = SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=blocked)
+        assert embedder.engine == "torchscript"
+    assert embedder.backend == "torch"
+    assert "int8 ONNX embedding model not used" in caplog.text
+    exact = SentenceTransformerEmbedder(backend="torch", trace=False)
+    text = "Falls back, and still embeds."
+    assert _cos(await embedder.embed_query(text), exact.encode_sync([text])[0]) > 0.999
+
+
+def test_a_model_it_does_not_reproduce_is_refused_before_building(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    cls_model = SentenceTransformer(
+        modules=[Transformer(default_model_path()), Pooling(384, pooling_mode="cls")],
+        device="cpu",
+    ).eval()
+    with caplog.at_level(logging.WARNING, logger="core.retrieval.onnx_int8"):
+        assert int8_encoder(cls_model, default_model_path(), tmp_path, threads=1) is None
+    assert "mean pooling does not reproduce" in caplog.text
+    assert os.listdir(tmp_path) == []  # nothing built
