@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from core.db.engine import create_engine, session_factory
+from core.retrieval.embedder import default_cache_dir
 from tests.databases import PostgresDatabases, SqliteDatabases, postgres_reachable, postgres_url
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Bots started in subprocesses (a fresh data directory each) share one built int8 model
 # instead of building it again per test.
-os.environ.setdefault("EMBEDDING_CACHE_DIR", str(Path.home() / ".cache" / "lorekeeper" / "models"))
+os.environ.setdefault("EMBEDDING_CACHE_DIR", str(default_cache_dir()))
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,7 @@ from core.retrieval.embedder import (
     default_model_path,
     resolve_model_path,
 )
-
-
-def _cos(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
+from tests.embedding import VARIED_TEXTS, cls_pooling_model, cos
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +55,7 @@ async def test_similar_texts_are_closer_than_unrelated(
             "The Normans conquered England in 1066.",
         ]
     )
-    assert _cos(q, near) > _cos(q, far) + 0.2
+    assert cos(q, near) > cos(q, far) + 0.2
 
 
 async def test_order_is_kept_across_length_sorted_batches(
@@ -74,7 +71,7 @@ async def test_order_is_kept_across_length_sorted_batches(
     together = await embedder.embed_documents(texts)
     for text, vector in zip(texts, together, strict=True):
         alone = await embedder.embed_query(text)
-        assert _cos(alone, vector) > 0.999
+        assert cos(alone, vector) > 0.999
 
 
 async def test_empty_input_gives_empty_output(embedder: SentenceTransformerEmbedder) -> None:
@@ -121,7 +118,7 @@ async def test_bf16_backend_matches_float32() -> None:
     fast = SentenceTransformerEmbedder(backend="torch-bf16")
     exact = SentenceTransformerEmbedder(backend="torch")
     text = "Milvus computes BM25 from the chunk text for hybrid search."
-    assert _cos(await fast.embed_query(text), await exact.embed_query(text)) > 0.999
+    assert cos(await fast.embed_query(text), await exact.embed_query(text)) > 0.999
 
 
 async def test_concurrent_queries_share_batches_and_keep_their_order(embedder) -> None:
@@ -164,37 +161,25 @@ async def test_query_tokens_counted_with_the_embedding_match_the_tokenizer(
 async def test_traced_graph_matches_the_eager_model() -> None:
     embedder = SentenceTransformerEmbedder(backend="torch")  # "auto" may pick int8 ONNX
     eager = SentenceTransformerEmbedder(backend="torch", trace=False)
-    texts = [
-        "Who founded the duchy?",
-        "Hybrid search fuses a dense leg and a BM25 leg with reciprocal rank fusion. " * 12,
-        "A",
-        "Which channels search the docs namespace, and since when?",
-        " ".join(f"term{i} of a text longer than the model's window" for i in range(120)),
-    ]
+    texts = VARIED_TEXTS
     assert embedder.count_tokens(texts[-1:]) == 256  # truncated alike on both paths
     assert embedder.traced and not eager.traced
     traced = embedder.encode_sync(texts, batch_size=3)  # one padded batch, one single text
     exact = eager.encode_sync(texts, batch_size=3)
     for a, b in zip(traced, exact, strict=True):
-        assert _cos(a, b) > 0.999
+        assert cos(a, b) > 0.999
     # One at a time (no padding) gives the same vectors as within the padded batch.
     for text, vector in zip(texts, traced, strict=True):
-        assert _cos(embedder.encode_sync([text])[0], vector) > 0.9999
+        assert cos(embedder.encode_sync([text])[0], vector) > 0.9999
 
 
 def test_a_model_the_graph_does_not_reproduce_stays_eager(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """CLS pooling is not what the traced graph computes: the check refuses it, eager stays."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
     from core.retrieval.traced import trace_encoder
 
-    transformer = Transformer(default_model_path())
-    cls_model = SentenceTransformer(
-        modules=[transformer, Pooling(384, pooling_mode="cls")], device="cpu"
-    ).eval()
+    cls_model = cls_pooling_model()
     with caplog.at_level("WARNING", logger="core.retrieval.traced"):
         assert trace_encoder(cls_model, precision="float32") is None
     assert "mean pooling does not reproduce" in caplog.text

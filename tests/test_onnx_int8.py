@@ -15,18 +15,10 @@ from core.retrieval.embedder import (
     onnx_installed,
 )
 from core.retrieval.onnx_int8 import cache_key, int8_encoder
+from tests.embedding import VARIED_TEXTS, cls_pooling_model, cos
 
-TEXTS = [
-    "Who founded the duchy?",
-    "Hybrid search fuses a dense leg and a BM25 leg with reciprocal rank fusion. " * 12,
-    "A",
-    "  Which channels search the docs namespace, and since when?  ",
-    " ".join(f"term{i} of a text longer than the model's window" for i in range(120)),
-]
-
-
-def _cos(a: list[float], b: list[float]) -> float:
-    return sum(x * y for x, y in zip(a, b, strict=True))
+# ... and one with the surrounding spaces that sentence-transformers strips (so do we).
+TEXTS = [*VARIED_TEXTS, "  Which channels search the docs namespace, and since when?  "]
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +55,13 @@ def test_the_model_is_built_once_into_the_cache(
 
 async def test_int8_vectors_match_float32(int8: SentenceTransformerEmbedder) -> None:
     exact = SentenceTransformerEmbedder(backend="torch", trace=False)
-    assert int8.count_tokens(TEXTS[-1:]) == 256  # truncated alike on both paths
+    assert int8.count_tokens(VARIED_TEXTS[-1:]) == 256  # truncated alike on both paths
     got = await int8.embed_documents(TEXTS)
     want = exact.encode_sync(TEXTS)
     for a, b in zip(got, want, strict=True):
         assert len(a) == 384
-        assert abs(_cos(a, a) - 1.0) < 1e-4
-        assert _cos(a, b) > 0.98
+        assert abs(cos(a, a) - 1.0) < 1e-4
+        assert cos(a, b) > 0.98
     query = await int8.embed_query("How do I reset my password?")
     near, far = await int8.embed_documents(
         [
@@ -77,7 +69,7 @@ async def test_int8_vectors_match_float32(int8: SentenceTransformerEmbedder) -> 
             "The Normans conquered England in 1066.",
         ]
     )
-    assert _cos(query, near) > _cos(query, far) + 0.2
+    assert cos(query, near) > cos(query, far) + 0.2
 
 
 async def test_a_vector_never_depends_on_its_batch(int8: SentenceTransformerEmbedder) -> None:
@@ -87,9 +79,9 @@ async def test_a_vector_never_depends_on_its_batch(int8: SentenceTransformerEmbe
     batched = int8.encode_sync(TEXTS, batch_size=len(TEXTS))
     queries = [await int8.embed_query(t) for t in TEXTS[:2]]
     for a, b in zip(alone, batched, strict=True):
-        assert _cos(a, b) > 0.99999
+        assert cos(a, b) > 0.99999
     for a, b in zip(alone[:2], queries, strict=True):
-        assert _cos(a, b) > 0.99999
+        assert cos(a, b) > 0.99999
 
 
 def test_the_cache_key_follows_the_model_files(tmp_path: Path) -> None:
@@ -114,7 +106,7 @@ def test_a_corrupt_cached_model_is_built_again(
         rebuilt = int8_encoder(model, default_model_path(), tmp_path, threads=1)
     assert rebuilt is not None and rebuilt.path == good.path
     assert "does not load" in caplog.text
-    assert _cos(rebuilt(["a corrupt cache"])[0], good(["a corrupt cache"])[0]) > 0.99999
+    assert cos(rebuilt(["a corrupt cache"])[0], good(["a corrupt cache"])[0]) > 0.99999
 
 
 async def test_a_model_that_cannot_be_built_falls_back_to_torch(
@@ -129,19 +121,13 @@ async def test_a_model_that_cannot_be_built_falls_back_to_torch(
     assert "int8 ONNX embedding model not used" in caplog.text
     exact = SentenceTransformerEmbedder(backend="torch", trace=False)
     text = "Falls back, and still embeds."
-    assert _cos(await embedder.embed_query(text), exact.encode_sync([text])[0]) > 0.999
+    assert cos(await embedder.embed_query(text), exact.encode_sync([text])[0]) > 0.999
 
 
 def test_a_model_it_does_not_reproduce_is_refused_before_building(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
-    cls_model = SentenceTransformer(
-        modules=[Transformer(default_model_path()), Pooling(384, pooling_mode="cls")],
-        device="cpu",
-    ).eval()
+    cls_model = cls_pooling_model()
     with caplog.at_level(logging.WARNING, logger="core.retrieval.onnx_int8"):
         assert int8_encoder(cls_model, default_model_path(), tmp_path, threads=1) is None
     assert "mean pooling does not reproduce" in caplog.text

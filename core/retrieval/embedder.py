@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx-int8")
-_PRECISION = {"torch": "float32", "torch-bf16": "bfloat16", "onnx-int8": "float32"}
+_PRECISION = {"torch": "float32", "torch-bf16": "bfloat16"}  # an int8 fallback runs "torch"
 QUERY_BATCH = 64
 _RECENT_QUERIES = 1024  # token counts kept from query batches
 
@@ -256,14 +256,14 @@ class SentenceTransformerEmbedder:
         step = batch_size or self._batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: list[list[float]] = [[] for _ in texts]
-        traced = self._fast_queries if queries else self._fast
-        precision = contextlib.nullcontext() if traced is not None else self._precision()
+        fast = self._fast_queries if queries else self._fast
+        precision = contextlib.nullcontext() if fast is not None else self._precision()
         with self._encode_lock, precision:
             for start in range(0, len(order), step):
                 idx = order[start : start + step]
                 batch = [texts[i] for i in idx]
-                if traced is not None:
-                    vectors = traced(batch)
+                if fast is not None:
+                    vectors = fast(batch)
                 else:
                     array = model.encode(
                         batch,

@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from core.retrieval.traced import _CHECK_TEXTS, _TRACE_TEXTS, _MeanPooled, _min_cosine
+from core.retrieval.traced import (
+    _CHECK_TEXTS,
+    _TRACE_TEXTS,
+    _MeanPooled,
+    _min_cosine,
+    pooling_reference,
+    transformer_of,
+)
 from core.retrieval.traced import MIN_COSINE as TRACE_MIN_COSINE
 
 if TYPE_CHECKING:
@@ -116,22 +123,25 @@ def int8_encoder(
     computes); after, that the int8 vectors match the model's float32 ones. A cached file that
     no longer loads is built again once."""
     try:
-        texts = list(_CHECK_TEXTS)
-        expected, pooled = _reference(model, texts)
-        if _min_cosine(pooled, expected) < TRACE_MIN_COSINE:
+        transformer = transformer_of(model)
+        if transformer is None:
+            raise ValueError("the model's first module is not a transformer")
+        expected, pooled = pooling_reference(model, transformer)
+        if pooled < TRACE_MIN_COSINE:
             log.warning(
                 "int8 ONNX embedding model not used: mean pooling does not reproduce the"
                 " model's vectors, running torch"
             )
             return None
-        path = build(model, model_path, cache_dir)
+        path = build(model, transformer, model_path, cache_dir)
         try:
             encoder = Int8Encoder(model, path, threads=threads)
         except Exception as exc:
             log.warning("cached int8 ONNX model %s does not load (%s): rebuilding", path, exc)
             path.unlink(missing_ok=True)
-            encoder = Int8Encoder(model, build(model, model_path, cache_dir), threads=threads)
-        cosine = _min_cosine(torch.tensor(encoder(texts)), expected)
+            path = build(model, transformer, model_path, cache_dir)
+            encoder = Int8Encoder(model, path, threads=threads)
+        cosine = _min_cosine(torch.tensor(encoder(list(_CHECK_TEXTS))), expected)
     except Exception as exc:  # any failure leaves the torch path, which always works
         log.warning("int8 ONNX embedding model not used, running torch: %s", exc)
         return None
@@ -164,7 +174,9 @@ def cache_key(model_path: str) -> str:
     return digest.hexdigest()[:20]
 
 
-def build(model: SentenceTransformer, model_path: str, cache_dir: Path) -> Path:
+def build(
+    model: SentenceTransformer, transformer: torch.nn.Module, model_path: str, cache_dir: Path
+) -> Path:
     """The cached int8 model for ``model``, built first when it is missing."""
     target = cache_dir / f"{Path(model_path).name or 'model'}-{cache_key(model_path)}-int8.onnx"
     if target.is_file():
@@ -173,16 +185,13 @@ def build(model: SentenceTransformer, model_path: str, cache_dir: Path) -> Path:
     log.info("building the int8 ONNX embedding model (once) into %s", target)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
         exported, quantised = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
-        _export(model, exported)
+        _export(model, transformer, exported)
         _quantise(exported, quantised)
         os.replace(quantised, target)  # atomic: a concurrent builder just replaces it again
     return target
 
 
-def _export(model: SentenceTransformer, path: Path) -> None:
-    transformer = getattr(model[0], "auto_model", None)
-    if not isinstance(transformer, torch.nn.Module):
-        raise ValueError("the model's first module is not a transformer")
+def _export(model: SentenceTransformer, transformer: torch.nn.Module, path: Path) -> None:
     clone = copy.deepcopy(transformer).float().eval()
     # Attention as plain matrix products: quantisation leaves those between activations alone.
     setter = getattr(clone, "set_attn_implementation", None)
@@ -219,20 +228,6 @@ def _quantise(source: Path, target: Path) -> None:
             per_channel=True,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
         )
-
-
-def _reference(model: SentenceTransformer, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's own float32 vectors for ``texts``, and our mean pooling's."""
-    transformer = getattr(model[0], "auto_model", None)
-    if not isinstance(transformer, torch.nn.Module):
-        raise ValueError("the model's first module is not a transformer")
-    check = model.preprocess(texts)
-    with torch.inference_mode():
-        expected = model.encode(
-            texts, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False
-        ).float()
-        pooled = _MeanPooled(transformer).eval()(check["input_ids"], check["attention_mask"])
-    return expected, pooled
 
 
 class _DropWarnings(logging.Filter):

@@ -71,19 +71,35 @@ def trace_encoder(model: SentenceTransformer, *, precision: str) -> TracedEncode
         return None
 
 
-def _trace(model: SentenceTransformer, precision: str) -> TracedEncoder | None:
+def transformer_of(model: SentenceTransformer) -> torch.nn.Module | None:
+    """The model's transformer (its first module's), or None when it has none."""
     transformer = getattr(model[0], "auto_model", None)
-    if not isinstance(transformer, torch.nn.Module):
-        log.info("embedding model not traced: its first module is not a transformer")
-        return None
-    check = model.preprocess(list(_CHECK_TEXTS))
-    inputs = (check["input_ids"], check["attention_mask"])
+    return transformer if isinstance(transformer, torch.nn.Module) else None
+
+
+def pooling_reference(
+    model: SentenceTransformer, transformer: torch.nn.Module
+) -> tuple[torch.Tensor, float]:
+    """The model's own float32 vectors for the check texts, and the lowest cosine of our mean
+    pooling (eager, float32) to them: below ``MIN_COSINE`` the model is not a mean-pooling one,
+    and neither compiled form (this graph, the int8 ONNX model) reproduces it."""
+    texts = list(_CHECK_TEXTS)
+    check = model.preprocess(texts)
     with torch.inference_mode():
         expected = model.encode(
-            list(_CHECK_TEXTS), normalize_embeddings=True, convert_to_tensor=True
+            texts, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False
         ).float()
-        # 1. The graph's computation is the model's: our pooling, eagerly, in float32.
-        cosine = _min_cosine(_MeanPooled(transformer).eval()(*inputs), expected)
+        pooled = _MeanPooled(transformer).eval()(check["input_ids"], check["attention_mask"])
+    return expected, _min_cosine(pooled, expected)
+
+
+def _trace(model: SentenceTransformer, precision: str) -> TracedEncoder | None:
+    transformer = transformer_of(model)
+    if transformer is None:
+        log.info("embedding model not traced: its first module is not a transformer")
+        return None
+    # 1. The graph's computation is the model's: our pooling, eagerly, in float32.
+    _, cosine = pooling_reference(model, transformer)
     if cosine < MIN_COSINE:
         log.warning(
             "embedding model not traced: mean pooling does not reproduce the model's vectors"
@@ -100,8 +116,9 @@ def _trace(model: SentenceTransformer, precision: str) -> TracedEncoder | None:
         )
         graph = torch.jit.freeze(traced.eval())
     encoder = TracedEncoder(model, graph)
+    check = model.preprocess(list(_CHECK_TEXTS))
     with torch.inference_mode():
-        eager = module(*inputs)
+        eager = module(check["input_ids"], check["attention_mask"])
     for _ in range(3):  # the profiling executor optimises the graph over its first runs
         got = torch.tensor(encoder(list(_CHECK_TEXTS)))
     # 2. The trace generalises to other lengths and batch sizes than the ones it was made on.
