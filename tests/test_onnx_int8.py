@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.retrieval.embedder import (
     SentenceTransformerEmbedder,
@@ -14,7 +16,16 @@ from core.retrieval.embedder import (
     default_model_path,
     onnx_installed,
 )
-from core.retrieval.onnx_int8 import cache_key, int8_encoder
+from core.retrieval.onnx_int8 import (
+    SMOOTHING,
+    Int8Encoder,
+    cache_key,
+    export,
+    int8_encoder,
+    quantise,
+    smooth,
+)
+from core.retrieval.traced import transformer_of
 from tests.embedding import VARIED_TEXTS, cls_pooling_model, cos
 
 # ... and one with the surrounding spaces that sentence-transformers strips (so do we).
@@ -31,10 +42,11 @@ def int8(cache: Path) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(backend="onnx-int8", cache_dir=cache)
 
 
-def test_auto_picks_bf16_then_int8_then_float32() -> None:
+def test_auto_picks_amx_bf16_then_int8_then_bf16_then_float32() -> None:
     assert onnx_installed()
-    assert auto_backend({"avx512f", "avx512_bf16", "avx512_vnni"}) == "torch-bf16"
-    assert auto_backend({"amx_bf16"}) == "torch-bf16"
+    assert auto_backend({"amx_bf16", "avx512_bf16", "avx512_vnni"}) == "torch-bf16"
+    assert auto_backend({"avx512f", "avx512_bf16", "avx512_vnni"}) == "onnx-int8"
+    assert auto_backend({"avx512f", "avx512_bf16"}) == "torch-bf16"
     assert auto_backend({"avx512f", "avx512_vnni"}) == "onnx-int8"
     assert auto_backend({"avx2", "avx_vnni"}) == "onnx-int8"
     assert auto_backend({"avx2", "fma"}) == "torch"
@@ -61,7 +73,7 @@ async def test_int8_vectors_match_float32(int8: SentenceTransformerEmbedder) -> 
     for a, b in zip(got, want, strict=True):
         assert len(a) == 384
         assert abs(cos(a, a) - 1.0) < 1e-4
-        assert cos(a, b) > 0.98
+        assert cos(a, b) > 0.99
     query = await int8.embed_query("How do I reset my password?")
     near, far = await int8.embed_documents(
         [
@@ -132,3 +144,45 @@ def test_a_model_it_does_not_reproduce_is_refused_before_building(
         assert int8_encoder(cls_model, default_model_path(), tmp_path, threads=1) is None
     assert "mean pooling does not reproduce" in caplog.text
     assert os.listdir(tmp_path) == []  # nothing built
+
+
+def test_smoothing_changes_the_weights_not_what_the_model_computes(
+    int8: SentenceTransformerEmbedder,
+) -> None:
+    model = int8._load()
+    plain = copy.deepcopy(transformer_of(model)).float().eval()
+    smoothed = copy.deepcopy(plain)
+    smooth(model, smoothed, SMOOTHING)
+    before = dict(plain.named_parameters())
+    changed = [
+        name
+        for name, weight in smoothed.named_parameters()
+        if name.endswith(".weight")
+        and weight.dim() == 2
+        and name.replace(".linear", "") in before
+        and not torch.equal(weight, before[name.replace(".linear", "")])
+    ]
+    assert len(changed) >= 36  # q, k, v, attention output and both feed-forward layers, x6
+    features = model.preprocess(TEXTS)
+    inputs = {"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]}
+    with torch.no_grad():
+        want = plain(**inputs).last_hidden_state
+        got = smoothed(**inputs).last_hidden_state
+    assert torch.allclose(got, want, rtol=1e-3, atol=1e-3)
+
+
+def test_smoothing_brings_the_int8_vectors_closer_to_float32(
+    int8: SentenceTransformerEmbedder, tmp_path: Path
+) -> None:
+    """The reason smoothing is in the recipe: without it, a few wide input channels set each
+    int8 scale. Measured on SQuAD text, the mean error (1 - cosine) falls from 0.0058 to 0.0024."""
+    model = int8._load()
+    exact = SentenceTransformerEmbedder(backend="torch", trace=False).encode_sync(TEXTS)
+    error: dict[float | None, float] = {}
+    for smoothing in (None, SMOOTHING):
+        exported, built = tmp_path / f"{smoothing}.onnx", tmp_path / f"{smoothing}-int8.onnx"
+        export(model, transformer_of(model), exported, smoothing=smoothing)
+        quantise(exported, built)
+        got = Int8Encoder(model, built, threads=1)(TEXTS)
+        error[smoothing] = sum(1 - cos(a, b) for a, b in zip(got, exact, strict=True))
+    assert error[SMOOTHING] < 0.75 * error[None]

@@ -51,14 +51,19 @@ def cpu_has_vnni(flags: set[str] | None = None) -> bool:
 
 
 def auto_backend(flags: set[str] | None = None) -> str:
-    """bfloat16 where the CPU runs it natively; else int8 ONNX where it has VNNI (and ONNX
-    Runtime is installed); else float32. ``flags``: the CPU's, read from /proc/cpuinfo when
-    None. docs/benchmarks.md (session 16) has the measurements."""
+    """bfloat16 where the CPU has AMX tiles for it; else int8 ONNX where it has VNNI (and ONNX
+    Runtime is installed); else bfloat16 where AVX512-BF16 runs it natively; else float32.
+    ``flags``: the CPU's, read from /proc/cpuinfo when None. docs/benchmarks.md (sessions 16
+    and 17) has the measurements: with AVX512-BF16 and VNNI both, int8 ingests 1.2-1.8x faster
+    than bf16 at the same retrieval quality. AMX machines were not measured; AMX multiplies
+    bf16 matrices several times faster than AVX512, so bf16 keeps them."""
     flags = _cpu_flags() if flags is None else flags
-    if cpu_has_bf16(flags):
+    if "amx_bf16" in flags:
         return "torch-bf16"
     if cpu_has_vnni(flags) and onnx_installed():
         return "onnx-int8"
+    if cpu_has_bf16(flags):
+        return "torch-bf16"
     return "torch"
 
 
@@ -136,7 +141,6 @@ class SentenceTransformerEmbedder:
         self._model: SentenceTransformer | None = None
         # The compiled encoder (TorchScript graph or int8 ONNX model); None runs eagerly.
         self._fast: Callable[[list[str]], list[list[float]]] | None = None
-        self._fast_queries: Callable[[list[str]], list[list[float]]] | None = None
         self._engine = "eager"
         self._counter: Callable[[list[str]], list[int]] | None = None
         self._load_lock = threading.Lock()
@@ -189,7 +193,7 @@ class SentenceTransformerEmbedder:
         return await asyncio.to_thread(self._encode_queries, texts)
 
     def _encode_queries(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.encode_sync(texts, batch_size=QUERY_BATCH, queries=True)
+        vectors = self.encode_sync(texts, batch_size=QUERY_BATCH)
         # Counted here, in the worker thread: the answer's usage row asks for the query's
         # tokens right after, on the event loop, and finds them in this memo.
         limit = int(self._load().max_seq_length or 512)
@@ -246,17 +250,14 @@ class SentenceTransformerEmbedder:
                 self._counter = count
         return self._counter
 
-    def encode_sync(
-        self, texts: list[str], *, batch_size: int | None = None, queries: bool = False
-    ) -> list[list[float]]:
+    def encode_sync(self, texts: list[str], *, batch_size: int | None = None) -> list[list[float]]:
         """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs.
-        ``batch_size`` overrides the model batch (queries: short texts batch better wider);
-        ``queries`` runs the encoder set up for bursts of questions (same vectors)."""
+        ``batch_size`` overrides the model batch (queries: short texts batch better wider)."""
         model = self._load()
         step = batch_size or self._batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: list[list[float]] = [[] for _ in texts]
-        fast = self._fast_queries if queries else self._fast
+        fast = self._fast
         precision = contextlib.nullcontext() if fast is not None else self._precision()
         with self._encode_lock, precision:
             for start in range(0, len(order), step):
@@ -308,7 +309,7 @@ class SentenceTransformerEmbedder:
                         model, self._path, self._cache_dir, threads=torch.get_num_threads()
                     )
                     if int8 is not None:
-                        self._fast, self._fast_queries = int8, int8.queries
+                        self._fast = int8
                         self._engine = "onnx-int8"
                     else:
                         self._backend = "torch"
@@ -316,7 +317,7 @@ class SentenceTransformerEmbedder:
                     from core.retrieval.traced import trace_encoder
 
                     precision = _PRECISION[self._backend]
-                    self._fast = self._fast_queries = trace_encoder(model, precision=precision)
+                    self._fast = trace_encoder(model, precision=precision)
                     if self._fast is not None:
                         self._engine = "torchscript"
                 self._model = model

@@ -6,9 +6,14 @@ at a third of float32's speed, while int8 matrix products run at about three tim
 
 1. the float32 transformer with mean pooling and normalisation (``traced._MeanPooled``) is
    exported to ONNX, attention written out as plain matrix products;
-2. ONNX Runtime's dynamic quantisation turns every weight matrix into int8, one scale per output
+2. each linear layer's input is smoothed first (SmoothQuant, Xiao et al. 2023): a few input
+   channels of a BERT-like model range far wider than the rest, in every text, and one int8 scale
+   for the whole input would spend its levels on them. Dividing each channel by a factor and
+   multiplying the weights' matching rows by it computes the same product with the range moved
+   partly into the weights, which are quantised per channel (half the error against float32);
+3. ONNX Runtime's dynamic quantisation turns every weight matrix into int8, one scale per output
    channel; the attention products between activations stay float32;
-3. the result is cached on disk, keyed by the model's files, the library versions and this
+4. the result is cached on disk, keyed by the model's files, the library versions and this
    recipe, so a later start loads it in a fraction of a second.
 
 Dynamic quantisation picks one activation scale per tensor at run time, so a text's vector would
@@ -28,8 +33,10 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +58,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECIPE = "mean-pooled-opset17-dynamic-qint8-per-channel-v1"  # change to rebuild every cache
+RECIPE = "mean-pooled-opset17-smooth0.65-dynamic-qint8-per-channel-v2"  # change: rebuild all
 MIN_COSINE = 0.98  # int8 vectors against the model's float32 ones, on the check texts
+# SmoothQuant's alpha: the share of an input channel's range moved into the weights. Measured on
+# all-MiniLM-L6-v2 (SQuAD questions and paragraphs against float32, docs/benchmarks.md session 17):
+# mean cosine 0.9942 unsmoothed, 0.9969 / 0.9975 / 0.9975 / 0.9969 at 0.6 / 0.65 / 0.7 / 0.8.
+SMOOTHING = 0.65
+# Texts whose activations set each channel's range: of several kinds and lengths. The channels
+# that matter are wide in every text, so a few suffice; none of them is evaluation data.
+_CALIBRATION_TEXTS = (
+    *_TRACE_TEXTS,
+    *_CHECK_TEXTS,
+    "Who was the first president of the company, and when did she step down?",
+    "In 1998 the company reported revenue of $4.2 billion, up 12% from the year before, mostly"
+    " from sales in Europe and Asia; its largest plant, near Lyon, employed 3,400 people.",
+    "def handler(event):\n    return {'status': 200, 'body': event['text'].strip()}",
+    "Mitochondria produce most of a cell's ATP through oxidative phosphorylation, which needs"
+    " oxygen; without it, cells fall back on glycolysis, which yields far less energy.",
+    "How many tokens did the workspace use yesterday?",
+    "The treaty ended the war in 1648. It recognised the independence of the Dutch Republic and"
+    " gave France parts of Alsace, while the Holy Roman Empire lost much of its central power.",
+    "Error 403: the token has expired. Ask an admin to reinstall the app, then try again.",
+    "Photosynthesis",
+)
 _MODEL_FILES = (
     "config.json",
     "modules.json",
@@ -65,18 +93,23 @@ _MODEL_FILES = (
 
 
 class Int8Encoder:
-    """Embeds texts one at a time with the int8 graph; vectors are L2-normalised, in order.
+    """Embeds texts one per run with the int8 graph; vectors are L2-normalised, in order.
 
-    Two sessions share the file. Passages run on one whose worker threads spin between runs
-    (about a third faster on a long upload). Queries run on one whose threads sleep at once:
-    a burst of questions is embedded beside a busy event loop, and spinning threads took the
-    loop's core (100 questions at once, docs/benchmarks.md session 16).
+    Each run is single-threaded, and a call spreads its texts over ``threads`` worker threads
+    that run the one session at once (ONNX Runtime sessions may be shared between threads, and
+    a run releases the GIL). Texts side by side beat one text's matrices split across threads:
+    a short question leaves split threads waiting on each other. Measured on two cores
+    (docs/benchmarks.md, session 17): 100 questions in 91-105 ms instead of 184-243 ms, 87
+    paragraphs in 666-691 ms instead of 825-845 ms. No thread spins between runs, so a burst of
+    questions leaves the event loop its core as soon as the last one is embedded.
     """
 
     def __init__(self, model: SentenceTransformer, path: Path, *, threads: int) -> None:
         self.path = path
-        self._documents = _session(path, threads, spin=True)
-        self._queries = _session(path, threads, spin=False)
+        self._session = _session(path)
+        self._workers = max(1, threads)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         # A copy of the tokenizer, configured once: calling the model's own with other
         # padding/truncation settings would reconfigure it under a concurrent torch encode.
         tokenizer = copy.deepcopy(model.tokenizer).backend_tokenizer
@@ -85,32 +118,42 @@ class Int8Encoder:
         self._tokenizer = tokenizer
 
     def __call__(self, texts: list[str]) -> list[list[float]]:
-        return self._run(self._documents, texts)
-
-    def queries(self, texts: list[str]) -> list[list[float]]:
-        return self._run(self._queries, texts)
-
-    def _run(self, session: Any, texts: list[str]) -> list[list[float]]:
         # sentence-transformers strips each text before tokenising; so do we.
         encodings = self._tokenizer.encode_batch([t.strip() for t in texts])
+        k = min(self._workers, len(encodings))
+        if k < 2:
+            return self._run(encodings)
+        # Interleaved shares: texts arrive sorted by length, so each share gets long and short.
+        shares = self._workers_pool().map(self._run, [encodings[i::k] for i in range(k)])
+        out: list[list[float]] = [[] for _ in encodings]
+        for i, share in enumerate(shares):
+            out[i::k] = share
+        return out
+
+    def _workers_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="int8-embed")
+            return self._pool
+
+    def _run(self, encodings: list[Any]) -> list[list[float]]:
         out: list[list[float]] = []
         for encoding in encodings:
             ids = np.asarray([encoding.ids], dtype=np.int64)
             mask = np.asarray([encoding.attention_mask], dtype=np.int64)
-            (vectors,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+            (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
             out.append(vectors[0].tolist())
         return out
 
 
-def _session(path: Path, threads: int, *, spin: bool) -> Any:
+def _session(path: Path) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
+    options.intra_op_num_threads = 1  # one thread per run: parallel runs use the cores
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: its warnings are about unused initialisers
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -185,13 +228,21 @@ def build(
     log.info("building the int8 ONNX embedding model (once) into %s", target)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
         exported, quantised = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
-        _export(model, transformer, exported)
-        _quantise(exported, quantised)
+        export(model, transformer, exported)
+        quantise(exported, quantised)
         os.replace(quantised, target)  # atomic: a concurrent builder just replaces it again
     return target
 
 
-def _export(model: SentenceTransformer, transformer: torch.nn.Module, path: Path) -> None:
+def export(
+    model: SentenceTransformer,
+    transformer: torch.nn.Module,
+    path: Path,
+    *,
+    smoothing: float | None = SMOOTHING,
+) -> None:
+    """The float32 mean-pooled model as ONNX at ``path``, its linear layers smoothed with
+    ``smoothing`` as alpha (None: not smoothed)."""
     clone = copy.deepcopy(transformer).float().eval()
     # Attention as plain matrix products: quantisation leaves those between activations alone.
     setter = getattr(clone, "set_attn_implementation", None)
@@ -199,6 +250,8 @@ def _export(model: SentenceTransformer, transformer: torch.nn.Module, path: Path
         setter("eager")
     else:
         setattr(clone.config, "_attn_implementation", "eager")  # noqa: B010
+    if smoothing is not None:
+        smooth(model, clone, smoothing)
     module = _MeanPooled(clone).eval()
     sample = model.preprocess(list(_TRACE_TEXTS))
     axes = {0: "batch", 1: "tokens"}
@@ -216,7 +269,57 @@ def _export(model: SentenceTransformer, transformer: torch.nn.Module, path: Path
         )
 
 
-def _quantise(source: Path, target: Path) -> None:
+class _Smoothed(torch.nn.Module):
+    """``linear(x)`` computed as ``(linear with column j of its weights times s_j)(x_j / s_j)``."""
+
+    def __init__(self, linear: torch.nn.Linear, scale: torch.Tensor) -> None:
+        super().__init__()
+        with torch.no_grad():
+            linear.weight.mul_(scale)
+        self.linear = linear
+        self.register_buffer("inverse", 1.0 / scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inverse = self.get_buffer("inverse")
+        out: torch.Tensor = self.linear(x * inverse)
+        return out
+
+
+def smooth(model: SentenceTransformer, transformer: torch.nn.Module, alpha: float) -> None:
+    """Wrap each linear layer of ``transformer`` in ``_Smoothed``, with per-input-channel factors
+    ``s = max|x|^alpha / max|w|^(1 - alpha)`` from the calibration texts' activations."""
+    linears = {n: m for n, m in transformer.named_modules() if isinstance(m, torch.nn.Linear)}
+    ranges: dict[str, torch.Tensor] = {}
+
+    def recorder(name: str) -> Any:
+        def record(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            seen = args[0].detach().abs().flatten(0, -2).amax(dim=0)
+            ranges[name] = torch.maximum(ranges[name], seen) if name in ranges else seen
+
+        return record
+
+    handles = [m.register_forward_pre_hook(recorder(n)) for n, m in linears.items()]
+    try:
+        with torch.no_grad():
+            for text in _CALIBRATION_TEXTS:  # one at a time, as the model runs: no padding
+                features = model.preprocess([text])
+                transformer(
+                    input_ids=features["input_ids"], attention_mask=features["attention_mask"]
+                )
+    finally:
+        for handle in handles:
+            handle.remove()
+    for name, linear in linears.items():
+        if name not in ranges:
+            continue
+        weights = linear.weight.detach().abs().amax(dim=0).clamp(min=1e-5)
+        scale = (ranges[name].clamp(min=1e-5) ** alpha / weights ** (1 - alpha)).clamp(min=1e-5)
+        parent, _, attribute = name.rpartition(".")
+        setattr(transformer.get_submodule(parent), attribute, _Smoothed(linear, scale))
+
+
+def quantise(source: Path, target: Path) -> None:
+    """ONNX Runtime's dynamic int8 quantisation of ``source``'s weight matrices, per channel."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
