@@ -5,7 +5,9 @@
 Chunks: the two SQuAD 2.0 dev articles of /work/shared/eval chunked 1000/200 by
 ``core.ingestion.chunking.chunk_text``, repeated ``--repeat`` times (with a counter so no two
 texts are equal). Baseline, in the same run: plain ``SentenceTransformer.encode`` of the same
-chunks (default batch size 32, float32), with no store at all.
+chunks (default batch size 32, float32), with no store at all, before and after the variants.
+Every variant and both baselines run in a process of their own, so each peak RSS is its own. The
+bf16 rows run only where the CPU has native bfloat16 (emulated, it is 3x slower than float32).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.ingestion.chunking import chunk_text
 from core.retrieval.base import VectorRecord
-from core.retrieval.embedder import SentenceTransformerEmbedder, default_model_path
+from core.retrieval.embedder import (
+    SentenceTransformerEmbedder,
+    auto_backend,
+    cpu_has_bf16,
+    default_model_path,
+)
 from core.retrieval.milvus import MilvusVectorStore
 
 DATA = Path("/work/shared/eval/squad-v2-dev-2-articles.json")
@@ -88,30 +96,67 @@ async def ingest(
     return rate, embedder.engine
 
 
-async def main() -> None:
+def run_variant(spec: str, repeat: int) -> dict[str, object]:
+    """One variant in this process (a child of ``main``): its rate, engine and own peak RSS."""
+    texts = chunks(repeat)
+    if spec == "baseline":
+        return {"rate": baseline(texts), "engine": "encode", "rss": peak_rss_mib()}
+    backend, batch, traced = spec.split(":")
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, engine = asyncio.run(ingest(texts, backend, int(batch), traced == "1", Path(tmp)))
+    return {"rate": rate, "engine": engine, "rss": peak_rss_mib()}
+
+
+def child(spec: str, repeat: int) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--repeat", str(repeat), "--variant", spec],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--append", type=Path)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: one child's variant
     args = parser.parse_args()
-    texts = chunks(args.repeat)
-    base = baseline(texts)
-    print(f"baseline encode: {base:.1f} chunks/s, peak RSS {peak_rss_mib():.0f} MiB", flush=True)
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, args.repeat)))
+        return
+    native = cpu_has_bf16()
+    variants = [v for v in VARIANTS if native or v[0] != "torch-bf16"]
+    n = len(chunks(args.repeat))
+    # Each variant, and the baseline before and after them, in a process of its own: its peak
+    # RSS is its own, and the baseline brackets the machine's speed during the run.
+    first = child("baseline", args.repeat)
+    print(f"baseline encode: {first['rate']:.1f} chunks/s", flush=True)
+    rows = []
+    for backend, batch, traced in variants:
+        got = child(f"{backend}:{batch}:{int(traced)}", args.repeat)
+        rows.append((backend, batch, got))
+        print(f"{backend} {got['engine']} batch {batch}: {got['rate']:.1f} chunks/s", flush=True)
+    last = child("baseline", args.repeat)
+    base = (float(first["rate"]) + float(last["rate"])) / 2  # type: ignore[arg-type]
     lines = [
-        f"{len(texts)} chunks of <= 1000 chars; baseline plain encode: {base:.1f} chunks/s",
+        f"{n} chunks of <= 1000 chars; CPU flags: auto = {auto_backend()}"
+        f"{'' if native else ' (no native bfloat16: the bf16 rows are skipped)'}; baseline"
+        f" plain encode {first['rate']:.1f} before and {last['rate']:.1f} chunks/s after the"
+        f" variants (mean {base:.1f}; its own peak RSS {first['rss']:.0f} MiB)",
         "",
         "| embedder backend | graph | batch | chunks/s (embed + upsert) | vs baseline"
-        " | peak RSS (MiB) |",
+        " | peak RSS (MiB, own process) |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        for backend, batch, traced in VARIANTS:
-            rate, graph = await ingest(texts, backend, batch, traced, Path(tmp))
-            row = (
-                f"| {backend} | {graph} | {batch} | {rate:.1f} | {rate / base:.2f}x"
-                f" | {peak_rss_mib():.0f} |"
-            )
-            print(row, flush=True)
-            lines.append(row)
+    for backend, batch, got in rows:
+        rate = float(got["rate"])  # type: ignore[arg-type]
+        lines.append(
+            f"| {backend} | {got['engine']} | {batch} | {rate:.1f} | {rate / base:.2f}x"
+            f" | {got['rss']:.0f} |"
+        )
     print("\n".join(lines))
     if args.append:
         with args.append.open("a", encoding="utf-8") as f:
@@ -119,4 +164,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
