@@ -12,8 +12,23 @@ from pathlib import Path
 
 from adapters.console.chat import ConsoleChat, ConsoleReply, channel_for, console_message
 from adapters.console.render import answer_json, render_answer
+from bot.container import Container
 from bot.knowledge_commands import ingest_command
-from bot.runtime import bind_console_channel, container, read_lines, warm_up_model
+from bot.runtime import (
+    bind_console_channel,
+    bind_console_to_all,
+    container,
+    read_lines,
+    warm_up_model,
+)
+
+
+async def _bind(c: Container, channel: str, namespaces: list[str] | None) -> None:
+    """The named namespaces; without any, every namespace of the console workspace."""
+    if namespaces:
+        await bind_console_channel(c, channel, namespaces)
+    else:
+        await bind_console_to_all(c, channel)
 
 
 async def ask_command(args: argparse.Namespace) -> int:
@@ -22,8 +37,7 @@ async def ask_command(args: argparse.Namespace) -> int:
         return 2
     channel = channel_for(args.namespace)
     async with container(args.env_file) as c:
-        if args.namespace:
-            await bind_console_channel(c, channel, args.namespace)
+        await _bind(c, channel, args.namespace)
         questions = read_lines(args.questions, "--questions") if args.questions else [args.question]
         for i, question in enumerate(questions):
             quiet = args.json or args.questions
@@ -55,8 +69,7 @@ async def chat_command(args: argparse.Namespace) -> int:
         # the model loads while the user types the first question, not after it
         warm_up = asyncio.create_task(warm_up_model(c), name="warm-up")
         try:
-            if args.namespace:
-                await bind_console_channel(c, channel, args.namespace)
+            await _bind(c, channel, args.namespace)
             await ConsoleChat(c.answers, c.uploads, channel=channel).run()
         finally:
             warm_up.cancel()

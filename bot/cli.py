@@ -48,11 +48,15 @@ def _add_knowledge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _add_chat(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    namespace = (
+        "search this namespace (repeat for several); without it, every namespace of the "
+        "local workspace (or 'general' while there is none)"
+    )
     chat = sub.add_parser("chat", help="terminal chat with the same core as the bots")
-    chat.add_argument("--namespace", "-n", action="append")
+    chat.add_argument("--namespace", "-n", action="append", help=namespace)
     ask = sub.add_parser("ask", help="answer one question (or a file of questions)")
     ask.add_argument("question", nargs="?")
-    ask.add_argument("--namespace", "-n", action="append")
+    ask.add_argument("--namespace", "-n", action="append", help=namespace)
     ask.add_argument(
         "--questions", metavar="FILE", help="one question per line (with --json: a JSON line each)"
     )
@@ -76,6 +80,14 @@ def _add_ops(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     jrun = jsub.add_parser("run", help="run retention, rollup or reconcile now")
     jrun.add_argument("job", choices=["retention", "rollup", "reconcile"])
     jrun.add_argument("--date", help="day for the rollup (YYYY-MM-DD, UTC)")
+
+
+def _add_model(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    model = sub.add_parser("model", help="the embedding model: build its int8 ONNX form now")
+    msub = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    msub.add_parser(
+        "build", help="build the int8 ONNX model into EMBEDDING_CACHE_DIR (kept for later starts)"
+    )
 
 
 DEFAULT_ENV_FILE = ".env"
@@ -102,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_knowledge(sub)
     _add_chat(sub)
     _add_ops(sub)
+    _add_model(sub)
     return parser
 
 

@@ -68,6 +68,7 @@ def _sqlite_backup(url: str, target: Path) -> int:
 def _handlers() -> dict[str, Handler]:
     from bot.chat_commands import ask_command, chat_command, demo_command
     from bot.knowledge_commands import ingest_command, namespaces_command, search_command
+    from bot.model_commands import model_command
     from bot.ops_commands import jobs_command, usage_command
     from bot.run import run_command
 
@@ -82,6 +83,7 @@ def _handlers() -> dict[str, Handler]:
         "run": run_command,
         "usage": usage_command,
         "jobs": jobs_command,
+        "model": model_command,
     }
 
 

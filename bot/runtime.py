@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.container import Container, build
 from bot.settings import Settings, load_settings
 from core.db import migrate
@@ -74,6 +76,24 @@ async def bind_console_channel(
             else await c.knowledge.namespace(ws.id, name)
         )
         await c.knowledge.bind(ch.id, ns.id)
+        out.append(ns)
+    return out
+
+
+async def bind_console_to_all(
+    c: Container, channel: str, *, workspace: str = "local"
+) -> list[NamespaceRecord]:
+    """Bind the console channel to every namespace the workspace has now (`ask` and `chat`
+    without ``--namespace``). A workspace without any keeps the channel unbound, so it
+    searches the default namespace; bindings of deleted namespaces went with them."""
+    ws = await console_workspace(c, workspace)
+    ch = await c.identity.channel(ws.id, channel, name=channel)
+    out = []
+    for ns, _ in await c.knowledge.list_namespaces(ws.id):
+        try:
+            await c.knowledge.bind(ch.id, ns.id)
+        except IntegrityError:  # deleted since it was listed (by another process)
+            continue
         out.append(ns)
     return out
 

