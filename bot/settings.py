@@ -6,7 +6,6 @@ Core never sees this object: ``bot/`` hands it plain values.
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -152,14 +151,4 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         alias = Settings.model_fields[field].alias if field in Settings.model_fields else field
         msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
         raise ConfigError(f"{(alias or field).upper()}: {msg}") from None
-    _hide_local_milvus_uri()
     return settings
-
-
-def _hide_local_milvus_uri() -> None:
-    """pymilvus reads MILVUS_URI from the environment when imported and refuses anything but
-    http(s)://, so a milvus-lite file path there would crash the import. The value is already
-    in the settings; take it out of the environment before pymilvus is loaded."""
-    uri = os.environ.get("MILVUS_URI")
-    if uri is not None and not uri.startswith(("http://", "https://")):
-        del os.environ["MILVUS_URI"]

@@ -506,3 +506,43 @@ async def test_the_embedded_store_does_not_ping_milvus_lite(corpus: Corpus) -> N
     assert options["grpc.keepalive_time_ms"] >= 3_600_000
     # and the channel still serves calls
     assert await corpus.search("vacation days", limit=1) == [TEXTS["vacation"]]
+
+
+async def test_a_store_that_never_held_a_row_searches_quietly(
+    tmp_path: Path,
+    embedder: SentenceTransformerEmbedder,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """milvus-lite fails a BM25 search of a collection that never held a row ("NaN or Inf"),
+    and pymilvus logs it with a traceback while the lite server prints an assertion: into the
+    terminal chat of a newcomer who asks before indexing anything. Nothing is found, quietly;
+    the first rows make BM25 work."""
+    store = MilvusVectorStore(str(tmp_path / "empty.db"), dimension=embedder.dimension)
+    await store.open()
+    try:
+        ws, ns, doc = _id(), _id(), _id()
+        vector = await embedder.embed_query("vacation days")
+        for mode in ("hybrid", "bm25", "dense"):
+            hits = await store.search(
+                query_text="vacation days",
+                query_vector=vector,
+                workspace_id=ws,
+                namespace_ids=[ns],
+                mode=mode,
+            )
+            assert hits == []
+        await store.upsert(await _records(embedder, [(ws, ns, doc, TEXTS["vacation"])]))
+        hits = await store.search(
+            query_text="vacation days",
+            query_vector=vector,
+            workspace_id=ws,
+            namespace_ids=[ns],
+            mode="bm25",
+        )
+        assert [h.text for h in hits] == [TEXTS["vacation"]]
+    finally:
+        await store.close()
+    out, err = capfd.readouterr()
+    assert "NaN" not in out + err and "isfinite" not in out + err, out + err
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

@@ -114,16 +114,19 @@ def test_every_setting_is_in_the_readme_table() -> None:
     assert missing == []
 
 
-def test_a_local_milvus_uri_is_kept_from_pymilvus(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pymilvus parses MILVUS_URI at import and refuses file paths: it must not see ours."""
+def test_a_milvus_uri_in_the_environment_is_read_by_every_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`lorekeeper demo` loads the settings twice (ingest, then chat): the second load must see
+    the same store. (pymilvus refuses a file path in MILVUS_URI when imported; the store hides
+    it only while importing pymilvus: tests/cli/test_demo.py runs that in a fresh process.)"""
     import os
 
-    monkeypatch.setenv("MILVUS_URI", "/srv/lore/milvus.db")
-    assert load_settings(env_file=None).milvus_uri == "/srv/lore/milvus.db"
-    assert "MILVUS_URI" not in os.environ
-    monkeypatch.setenv("MILVUS_URI", "https://milvus.internal:19530")
-    assert load_settings(env_file=None).milvus_uri == "https://milvus.internal:19530"
-    assert os.environ["MILVUS_URI"] == "https://milvus.internal:19530"
+    for uri in ("/srv/lore/milvus.db", "https://milvus.internal:19530"):
+        monkeypatch.setenv("MILVUS_URI", uri)
+        assert load_settings(env_file=None).milvus_uri == uri
+        assert load_settings(env_file=None).milvus_uri == uri
+        assert os.environ["MILVUS_URI"] == uri
 
 
 def test_embedding_cache_dir_defaults_to_the_data_dir(

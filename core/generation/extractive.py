@@ -139,7 +139,8 @@ def _split_flat(text: str) -> list[str]:
         end = match.end()
         following = text[end : end + 1]
         if not following or not (
-            following.isupper() or following.isdigit() or following in "\"'“("
+            # a capital, a digit, a quote, or Markdown code or emphasis (`docs/slack.md` has ...)
+            following.isupper() or following.isdigit() or following in "\"'“(`*"
         ):
             continue
         last_word = text[start : match.start() + 1].rsplit(" ", 1)[-1].lower().rstrip(".")

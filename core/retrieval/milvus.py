@@ -20,6 +20,11 @@ Measured on milvus-lite at 100k chunks (docs/benchmarks.md, "Search latency"), t
   lite's ``hybrid_search`` cost ~13 ms more than its two legs together. The dense leg's cosine
   comes back with each hit, so the caller needs no second call for similarity.
 
+On milvus-lite, a BM25 search of a collection that has never held a row fails ("NaN or Inf":
+no corpus statistics yet), and both pymilvus and the lite server print that failure (a traceback
+on stderr, an assertion on stdout: into the terminal chat). So the BM25 leg is not sent until the
+collection is known to hold rows (a count, repeated only while it is empty).
+
 Collections of the first schema (VARCHAR ids only, named ``<collection>``) are copied into the
 current one (``<collection>_v2``) on ``open()`` and then dropped.
 """
@@ -29,6 +34,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
+import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -114,6 +122,8 @@ class MilvusVectorStore:
         self._lock: StoreLock | None = None
         # A few calls in flight at once (gRPC is thread-safe); close() waits for all of them.
         self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
+        # Whether the collection is known to hold rows (then its BM25 statistics exist).
+        self._has_rows = False
 
     @property
     def is_server(self) -> bool:
@@ -156,6 +166,7 @@ class MilvusVectorStore:
         for start in range(0, len(rows), _ID_BATCH):
             batch = rows[start : start + _ID_BATCH]
             await self._call(lambda c, b=batch: c.upsert(self._collection, b))  # type: ignore[misc]
+            self._has_rows = True
 
     async def search(
         self,
@@ -219,17 +230,27 @@ class MilvusVectorStore:
             for out, hits in zip(legs, found, strict=True):
                 out.append([_hit(h, similarity=True) for h in hits])
         if mode in ("hybrid", "bm25"):
-            try:
-                found = self._leg(client, "bm25", texts, expr, depth, fields)
-            except Exception as exc:
-                # Milvus Lite's BM25 has no corpus statistics while a collection (or its first
-                # segment) is empty, and fails with "NaN or Inf": there is nothing to match yet.
-                if "NaN or Inf" not in str(exc):
-                    raise
-                found = [[] for _ in texts]
+            found = [[] for _ in texts]
+            if self._holds_rows(client):
+                try:
+                    found = self._leg(client, "bm25", texts, expr, depth, fields)
+                except Exception as exc:
+                    # Still possible, rarely: rows counted but not yet searchable (another
+                    # process's, on a server). There is nothing to match yet.
+                    if _EMPTY_BM25 not in str(exc):
+                        raise
             for out, hits in zip(legs, found, strict=True):
                 out.append([_hit(h) for h in hits])
         return legs
+
+    def _holds_rows(self, client: Any) -> bool:
+        """Whether the collection holds rows: asked of Milvus only until it first does (rows
+        may come from another process on a server). A BM25 search of a collection that never
+        held one fails on milvus-lite (see the module's docstring)."""
+        if not self._has_rows:
+            rows = client.query(self._collection, filter="", output_fields=["count(*)"])
+            self._has_rows = bool(rows) and int(rows[0]["count(*)"]) > 0
+        return self._has_rows
 
     def _leg(
         self, client: Any, mode: str, data: list[Any], expr: str, limit: int, fields: list[str]
@@ -308,6 +329,7 @@ class MilvusVectorStore:
         await self._call(lambda c: c.delete(self._collection, filter=expr))
 
     def _connect(self) -> Any:
+        _pymilvus()
         from pymilvus import MilvusClient
 
         kwargs: dict[str, Any] = {"uri": self._uri}
@@ -331,6 +353,7 @@ class MilvusVectorStore:
         return client
 
     def _create_collection(self, client: Any) -> None:
+        _pymilvus()
         from pymilvus import DataType, Function, FunctionType
 
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -422,6 +445,44 @@ class MilvusVectorStore:
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
+
+
+_EMPTY_BM25 = "NaN or Inf"
+_PYMILVUS_LOCK = threading.Lock()
+_pymilvus_ready = False
+
+
+class _QuietEmptyBm25(logging.Filter):
+    """Drops pymilvus' error log (with its traceback) of the empty-collection BM25 failure,
+    which the store handles."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _EMPTY_BM25 not in record.getMessage()
+
+
+def _pymilvus() -> None:
+    """Import pymilvus with a milvus-lite MILVUS_URI out of the environment for the while, and
+    silence its log of the failure ``_legs`` handles.
+
+    pymilvus parses MILVUS_URI when it is imported and refuses anything but a server address;
+    ours may be a file path, which the settings have already read. It goes back afterwards, so
+    a second ``load_settings`` in the process (``lorekeeper demo`` ingests, then chats) still
+    finds it."""
+    global _pymilvus_ready
+    with _PYMILVUS_LOCK:
+        if not _pymilvus_ready:
+            uri = os.environ.get("MILVUS_URI")
+            hide = "pymilvus" not in sys.modules and uri is not None
+            hide = hide and not str(uri).startswith(("http://", "https://"))
+            if hide:
+                del os.environ["MILVUS_URI"]
+            try:
+                import pymilvus  # noqa: F401
+            finally:
+                if hide and uri is not None:
+                    os.environ["MILVUS_URI"] = uri
+            logging.getLogger("pymilvus.decorators").addFilter(_QuietEmptyBm25())
+            _pymilvus_ready = True
 
 
 def tenant_filter(

@@ -163,6 +163,15 @@ def test_split_sentences_handles_abbreviations_lists_and_wraps() -> None:
         "- run it",
         "1. done",
     ]
+    # Markdown: a sentence may open with code or emphasis
+    assert split_sentences(
+        "Start it with `lorekeeper run --slack`. `docs/slack.md` has the steps. **Never** commit"
+        " the token. see `x`. lowercase goes on."
+    ) == [
+        "Start it with `lorekeeper run --slack`.",
+        "`docs/slack.md` has the steps.",
+        "**Never** commit the token. see `x`. lowercase goes on.",
+    ]
 
 
 def test_stemming_and_terms() -> None:
