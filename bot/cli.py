@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # pypdf warns about each defect of a damaged PDF; the file's failure line says it in words
+        logging.getLogger("pypdf").setLevel(logging.ERROR)
     handler = _handler(args.command)
     if handler is None:
         print(f"lorekeeper {args.command}: not available in this build yet", file=sys.stderr)

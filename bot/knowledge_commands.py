@@ -17,8 +17,9 @@ from core.retrieval.retriever import Retrieval
 from core.types import Progress
 
 
-def _files(paths: list[str]) -> Iterator[Path]:
-    """Named files as given; folders recursively, their readable kinds only, no dot-files."""
+def _files(paths: list[str], skipped: list[Path]) -> Iterator[Path]:
+    """Named files as given; folders recursively, their readable kinds only, no dot-files.
+    A folder's files of other kinds go to ``skipped`` (the summary names them)."""
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.is_dir():
@@ -26,8 +27,15 @@ def _files(paths: list[str]) -> Iterator[Path]:
             continue
         for child in sorted(path.rglob("*")):
             hidden = any(p.startswith(".") for p in child.relative_to(path).parts)
-            if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_EXTENSIONS:
+            if not child.is_file() or hidden:
+                continue
+            if child.suffix.lower() in SUPPORTED_EXTENSIONS:
                 yield child
+            else:
+                skipped.append(child)
+
+
+_SKIPPED_SHOWN = 5
 
 
 class _Bar:
@@ -51,8 +59,9 @@ async def ingest_command(args: argparse.Namespace) -> int:
         uploader = Uploader(workspace_id=ws.id, author="cli", platform="console")
         files = chunks = tokens = duplicates = replaced = 0
         failures: list[str] = []
+        skipped: list[Path] = []
         started = time.perf_counter()
-        for path in _files(args.paths):
+        for path in _files(args.paths, skipped):
             files += 1
             if not path.exists():
                 failures.append(f"{path}: no such file")
@@ -85,6 +94,14 @@ async def ingest_command(args: argparse.Namespace) -> int:
         )
         for line in failures:
             print(f"  failed: {line}")
+        if skipped:
+            names = ", ".join(str(p) for p in skipped[:_SKIPPED_SHOWN])
+            more = (
+                f" and {len(skipped) - _SKIPPED_SHOWN} more"
+                if len(skipped) > _SKIPPED_SHOWN
+                else ""
+            )
+            print(f"  not read (other file types): {names}{more}")
         return 0 if files and len(failures) < files else 1
 
 

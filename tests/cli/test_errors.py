@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.cli.conftest import VACATION
@@ -28,6 +30,26 @@ async def test_bad_arguments_get_a_message_and_an_exit_code(lorekeeper) -> None:
     run = await lorekeeper("ingest", str(missing), "--namespace", "docs")
     assert run.code == 1
     assert run.out.splitlines()[1:] == [f"  failed: {missing}: no such file"]
+
+
+async def test_a_folder_ingest_names_what_it_refused_and_what_it_did_not_read(lorekeeper) -> None:
+    good = lorekeeper.write("mixed/notes.txt", "The VPN server is vpn.example.com.\n")
+    damaged = lorekeeper.tmp_path / "mixed" / "scan.pdf"
+    damaged.write_bytes(b"%PDF-1.4 a truncated file")
+    others = [lorekeeper.write(f"mixed/{name}", "x\n") for name in ("a.bin", "b.exe", "c.log")]
+    lorekeeper.write("mixed/.git/config", "hidden files are not mentioned\n")
+
+    run = await lorekeeper("ingest", str(good.parent), "--namespace", "it")
+
+    assert run.code == 0
+    summary, *details = run.out.splitlines()
+    assert summary.startswith("2 files, 1 chunks, ") and summary.endswith(", 1 failed")
+    assert details == [
+        f"  failed: {damaged}: the PDF is damaged and can't be read",
+        f"  not read (other file types): {', '.join(str(p) for p in others)}",
+    ]
+    # pypdf's own warnings about the damaged file stay out of the progress output
+    assert logging.getLogger("pypdf").getEffectiveLevel() == logging.ERROR
 
 
 @pytest.mark.parametrize("option", [("search", "--queries"), ("ask", "--questions")])
