@@ -36,7 +36,7 @@ from common import (
     write_subsection,
 )
 
-from core.answer import DEFAULT_THRESHOLD, abstain_text, to_sources
+from core.answer import DEFAULT_THRESHOLD, MIN_EXTRACTIVE_SCORE, abstain_text, to_sources
 from core.generation.citations import parse_and_validate
 from core.generation.extractive import extractive_answer
 
@@ -241,7 +241,9 @@ def distribution(values: Sequence[float]) -> str:
 
 
 async def verify(bot, outcomes: Sequence[Outcome], sample: int, threshold: float) -> str:
-    """Ask a sample through AnswerService.answer; text, citations and abstention must match."""
+    """Ask a sample through AnswerService.answer; text, citations and abstention must match what
+    the replay predicts under the product's rule (similarity >= ``threshold`` and extractive
+    support >= MIN_EXTRACTIVE_SCORE)."""
     c = bot.container
     ctx = await default_context(bot)
     ns = ctx.namespaces[0]
@@ -250,7 +252,9 @@ async def verify(bot, outcomes: Sequence[Outcome], sample: int, threshold: float
     mismatches = []
     for i, o in enumerate(chosen):
         got = await bot.say(o.question.text, thread=f"verify-{i}")
+        # the product's rule: the similarity threshold and the answerer's own support floor
         expect_answer = answered(o, SIGNALS["best_similarity"], threshold)
+        expect_answer = expect_answer and o.extractive_score >= MIN_EXTRACTIVE_SCORE
         text = o.text if expect_answer else abstain_text(ctx.namespace_names)
         cited = tuple(str(x.chunk_id) for x in got.citations)
         if (
