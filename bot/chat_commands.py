@@ -13,7 +13,7 @@ from pathlib import Path
 from adapters.console.chat import ConsoleChat, ConsoleReply, channel_for, console_message
 from adapters.console.render import answer_json, render_answer
 from bot.container import Container
-from bot.knowledge_commands import ingest_command
+from bot.knowledge_commands import ingest_into
 from bot.runtime import (
     bind_console_channel,
     bind_console_to_all,
@@ -64,16 +64,20 @@ async def ask_command(args: argparse.Namespace) -> int:
 
 
 async def chat_command(args: argparse.Namespace) -> int:
-    channel = channel_for(args.namespace)
     async with container(args.env_file) as c:
-        # the model loads while the user types the first question, not after it
-        warm_up = asyncio.create_task(warm_up_model(c), name="warm-up")
-        try:
-            await _bind(c, channel, args.namespace)
-            await ConsoleChat(c.answers, c.uploads, channel=channel).run()
-        finally:
-            warm_up.cancel()
-        return 0
+        return await _chat(c, args.namespace)
+
+
+async def _chat(c: Container, namespaces: list[str] | None) -> int:
+    channel = channel_for(namespaces)
+    # the model loads while the user types the first question, not after it
+    warm_up = asyncio.create_task(warm_up_model(c), name="warm-up")
+    try:
+        await _bind(c, channel, namespaces)
+        await ConsoleChat(c.answers, c.uploads, channel=channel).run()
+    finally:
+        warm_up.cancel()
+    return 0
 
 
 async def demo_command(args: argparse.Namespace) -> int:
@@ -85,12 +89,10 @@ async def demo_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    ingest = argparse.Namespace(
-        env_file=args.env_file, paths=[str(docs)], namespace="docs", workspace="local"
-    )
-    code = await ingest_command(ingest)
-    if code != 0 or args.no_chat:
-        return code
-    print("\nTry: how do I add Lorekeeper to Slack?\n")
-    chat = argparse.Namespace(env_file=args.env_file, namespace=["docs"])
-    return await chat_command(chat)
+    # one container for both: the model and the stores load once
+    async with container(args.env_file) as c:
+        code = await ingest_into(c, [str(docs)], "docs", "local")
+        if code != 0 or args.no_chat:
+            return code
+        print("\nTry: how do I add Lorekeeper to Slack?\n")
+        return await _chat(c, ["docs"])

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bot.container import Container
 from bot.runtime import console_workspace, container, read_lines
 from core.errors import UnsupportedFile
 from core.ingestion.extract import SUPPORTED_EXTENSIONS
@@ -54,55 +55,57 @@ class _Bar:
 
 async def ingest_command(args: argparse.Namespace) -> int:
     async with container(args.env_file, offline_llm=True) as c:
-        ws = await console_workspace(c, args.workspace)
-        ns = await c.knowledge.ensure_namespace(ws.id, args.namespace)
-        uploader = Uploader(workspace_id=ws.id, author="cli", platform="console")
-        files = chunks = tokens = duplicates = replaced = 0
-        failures: list[str] = []
-        skipped: list[Path] = []
-        started = time.perf_counter()
-        for path in _files(args.paths, skipped):
-            files += 1
-            if not path.exists():
-                failures.append(f"{path}: no such file")
-                continue
-            location = path.resolve().as_uri()
-            try:
-                result = await c.ingestion.ingest(
-                    path,
-                    path.name,
-                    namespace=ns,
-                    uploader=uploader,
-                    source_url=location,
-                    identity=location,  # an edited file replaces its own older version only
-                    progress=_Bar(path.name),
-                )
-            except UnsupportedFile as exc:
-                failures.append(f"{path}: {exc.why}")
-                sys.stderr.write("\n")
-                continue
-            sys.stderr.write("\n")
-            duplicates += result.duplicate
-            replaced += len(result.replaced)
-            if not result.duplicate:
-                chunks += result.chunks
-                tokens += result.tokens
-        elapsed = time.perf_counter() - started
-        print(
-            f"{files} files, {chunks} chunks, {tokens} tokens into '{ns.name}' in {elapsed:.1f}s; "
-            f"{duplicates} duplicates skipped, {replaced} replaced, {len(failures)} failed"
-        )
-        for line in failures:
-            print(f"  failed: {line}")
-        if skipped:
-            names = ", ".join(str(p) for p in skipped[:_SKIPPED_SHOWN])
-            more = (
-                f" and {len(skipped) - _SKIPPED_SHOWN} more"
-                if len(skipped) > _SKIPPED_SHOWN
-                else ""
+        return await ingest_into(c, args.paths, args.namespace, args.workspace)
+
+
+async def ingest_into(c: Container, paths: list[str], namespace: str, workspace: str) -> int:
+    """Index files and folders into a console workspace's namespace, with a progress bar per
+    file and a summary; 0 when at least one file was indexed (or was already)."""
+    ws = await console_workspace(c, workspace)
+    ns = await c.knowledge.ensure_namespace(ws.id, namespace)
+    uploader = Uploader(workspace_id=ws.id, author="cli", platform="console")
+    files = chunks = tokens = duplicates = replaced = 0
+    failures: list[str] = []
+    skipped: list[Path] = []
+    started = time.perf_counter()
+    for path in _files(paths, skipped):
+        files += 1
+        if not path.exists():
+            failures.append(f"{path}: no such file")
+            continue
+        location = path.resolve().as_uri()
+        try:
+            result = await c.ingestion.ingest(
+                path,
+                path.name,
+                namespace=ns,
+                uploader=uploader,
+                source_url=location,
+                identity=location,  # an edited file replaces its own older version only
+                progress=_Bar(path.name),
             )
-            print(f"  not read (other file types): {names}{more}")
-        return 0 if files and len(failures) < files else 1
+        except UnsupportedFile as exc:
+            failures.append(f"{path}: {exc.why}")
+            sys.stderr.write("\n")
+            continue
+        sys.stderr.write("\n")
+        duplicates += result.duplicate
+        replaced += len(result.replaced)
+        if not result.duplicate:
+            chunks += result.chunks
+            tokens += result.tokens
+    elapsed = time.perf_counter() - started
+    print(
+        f"{files} files, {chunks} chunks, {tokens} tokens into '{ns.name}' in {elapsed:.1f}s; "
+        f"{duplicates} duplicates skipped, {replaced} replaced, {len(failures)} failed"
+    )
+    for line in failures:
+        print(f"  failed: {line}")
+    if skipped:
+        names = ", ".join(str(p) for p in skipped[:_SKIPPED_SHOWN])
+        more = f" and {len(skipped) - _SKIPPED_SHOWN} more" if len(skipped) > _SKIPPED_SHOWN else ""
+        print(f"  not read (other file types): {names}{more}")
+    return 0 if files and len(failures) < files else 1
 
 
 def _hits_json(retrieval: Retrieval) -> list[dict[str, object]]:
