@@ -117,9 +117,10 @@ def test_every_setting_is_in_the_readme_table() -> None:
 def test_a_milvus_uri_in_the_environment_is_read_by_every_load(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`lorekeeper demo` loads the settings twice (ingest, then chat): the second load must see
-    the same store. (pymilvus refuses a file path in MILVUS_URI when imported; the store hides
-    it only while importing pymilvus: tests/cli/test_demo.py runs that in a fresh process.)"""
+    """A second load in one process must see the same store (`lorekeeper demo` once loaded the
+    settings for its ingest and again for its chat, and answered from ./data/milvus.db). pymilvus
+    refuses a file path in MILVUS_URI when imported; the store hides it only while importing
+    pymilvus: tests/cli/test_demo.py runs that in a fresh process."""
     import os
 
     for uri in ("/srv/lore/milvus.db", "https://milvus.internal:19530"):

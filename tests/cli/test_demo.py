@@ -50,7 +50,7 @@ async def test_demo_indexes_docs_and_answers_from_them_with_a_file_milvus_uri(
         "PYTHONPATH": str(ROOT),
         "DATABASE_URL": database_url,
         # a file path in the environment, as deploy/Dockerfile sets it: pymilvus refuses one
-        # when it is imported, and the demo reads the settings twice (ingest, then chat)
+        # when it is imported (test_settings checks that a second settings load sees it too)
         "MILVUS_URI": str(tmp_path / "store" / "milvus.db"),
         "LOREKEEPER_DATA_DIR": str(tmp_path / "data"),
     }
