@@ -113,7 +113,7 @@ async def build(
         batch_size=settings.embedding_batch_size,
         backend=settings.embedding_backend,
         trace=settings.embedding_trace,
-        cache_dir=settings.embedding_cache_dir or settings.data_dir / "models",
+        cache_dir=settings.model_cache_dir,
     )
     vectors = MilvusVectorStore(
         _milvus_uri(settings),

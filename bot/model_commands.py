@@ -28,11 +28,11 @@ def _build(settings: Settings) -> str:
     """Build (or find) the int8 model whatever the CPU's auto choice; the line to print."""
     if not onnx_installed():
         raise ConfigError("model build: ONNX Runtime (onnxruntime and onnx) is not installed")
-    from core.retrieval.onnx_int8 import cache_key  # imports torch: only once it is needed
+    from core.retrieval.onnx_int8 import int8_path  # imports torch: only once it is needed
 
-    cache_dir = settings.embedding_cache_dir or settings.data_dir / "models"
-    key = cache_key(resolve_model_path(settings.embedding_model))
-    before = _built(cache_dir, key)
+    cache_dir = settings.model_cache_dir
+    target = int8_path(resolve_model_path(settings.embedding_model), cache_dir)
+    before = _built(target)
     if before is None:
         _check_writable(cache_dir)
     # trace=False: a model that falls back is not worth tracing, this command only builds.
@@ -50,18 +50,16 @@ def _build(settings: Settings) -> str:
             f"model build: no int8 model for {settings.embedding_model}: it did not build or"
             " failed its check against the float32 vectors (the logged warning says why)"
         )
-    after = _built(cache_dir, key)
+    after = _built(target)
     if after is None:
         raise LorekeeperError(f"model build: the int8 model is not in {cache_dir}")
     state = "already built" if after == before else "built now"
-    return f"int8 embedding model {state}: {after[0]}"
+    return f"int8 embedding model {state}: {target}"
 
 
-def _built(cache_dir: Path, key: str) -> tuple[Path, int] | None:
-    """The int8 file for this model and libraries (``key``) and its mtime, if it is there."""
-    for path in cache_dir.glob(f"*-{key}-int8.onnx"):
-        return path, path.stat().st_mtime_ns
-    return None
+def _built(path: Path) -> int | None:
+    """The int8 file's mtime, if it is there."""
+    return path.stat().st_mtime_ns if path.is_file() else None
 
 
 def _check_writable(cache_dir: Path) -> None:

@@ -135,6 +135,11 @@ class Settings(BaseSettings):
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where built model variants (the int8 ONNX model) are kept."""
+        return self.embedding_cache_dir or self.data_dir / "models"
+
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)
         return value.get_secret_value() if isinstance(value, SecretStr) else None

@@ -138,5 +138,7 @@ def test_embedding_cache_dir_defaults_to_the_data_dir(
     env.write_text("EMBEDDING_CACHE_DIR=\nEMBEDDING_BACKEND=onnx-int8\n")
     s = load_settings(env_file=str(env))
     assert s.embedding_cache_dir is None and s.embedding_backend == "onnx-int8"
+    assert s.model_cache_dir == s.data_dir / "models"
     env.write_text(f"EMBEDDING_CACHE_DIR={tmp_path / 'm'}\n")
     assert load_settings(env_file=str(env)).embedding_cache_dir == tmp_path / "m"
+    assert load_settings(env_file=str(env)).model_cache_dir == tmp_path / "m"

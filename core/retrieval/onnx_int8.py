@@ -217,11 +217,16 @@ def cache_key(model_path: str) -> str:
     return digest.hexdigest()[:20]
 
 
+def int8_path(model_path: str, cache_dir: Path) -> Path:
+    """Where the int8 model of ``model_path`` (with these libraries and this recipe) is kept."""
+    return cache_dir / f"{Path(model_path).name or 'model'}-{cache_key(model_path)}-int8.onnx"
+
+
 def build(
     model: SentenceTransformer, transformer: torch.nn.Module, model_path: str, cache_dir: Path
 ) -> Path:
     """The cached int8 model for ``model``, built first when it is missing."""
-    target = cache_dir / f"{Path(model_path).name or 'model'}-{cache_key(model_path)}-int8.onnx"
+    target = int8_path(model_path, cache_dir)
     if target.is_file():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)

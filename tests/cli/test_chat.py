@@ -43,6 +43,19 @@ class Typist:
         return [text[a:b].removesuffix("> ") for a, b in zip(self.marks, ends, strict=True)]
 
 
+def script_the_terminal(monkeypatch, typist: Typist, out: io.StringIO) -> None:
+    """`lorekeeper chat` runs its own ConsoleChat: make it read ``typist``, write to ``out``."""
+
+    class Terminal(ConsoleChat):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **{**kwargs, "out": out})
+
+        async def run(self, stdin=None) -> None:
+            await super().run(typist)
+
+    monkeypatch.setattr("bot.chat_commands.ConsoleChat", Terminal)
+
+
 def footnotes(reply: str) -> list[tuple[int, str, str, str]]:
     return [(int(n), title, url, quote) for n, title, url, quote in FOOTNOTE.findall(reply)]
 
@@ -155,16 +168,7 @@ async def test_chat_command_answers_from_its_namespace_until_end_of_input(
     out = io.StringIO()
     typist = Typist([VACATION], out)
 
-    class Terminal(ConsoleChat):
-        """The command's own ConsoleChat, on this test's input and output streams."""
-
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **{**kwargs, "out": out})
-
-        async def run(self, stdin=None) -> None:
-            await super().run(typist)
-
-    monkeypatch.setattr("bot.chat_commands.ConsoleChat", Terminal)
+    script_the_terminal(monkeypatch, typist, out)
 
     run = await lorekeeper("chat", "--namespace", "team")
 

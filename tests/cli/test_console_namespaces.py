@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 
-from adapters.console.chat import ConsoleChat
 from bot.runtime import bind_console_to_all, console_workspace, container
 from tests.cli.conftest import HANDBOOK, MONGOLIA, ONCALL, VACATION, VACATION_ANSWER
-from tests.cli.test_chat import BANNER, PARKING, Typist, footnotes
+from tests.cli.test_chat import BANNER, PARKING, Typist, footnotes, script_the_terminal
 
 ONCALL_QUESTION = "How quickly must the on-call engineer acknowledge a page?"
 ONCALL_ANSWER = "must acknowledge a page within 15 minutes"
@@ -133,16 +132,7 @@ async def test_chat_without_namespace_searches_every_namespace_and_uploads(
         out,
     )
 
-    class Terminal(ConsoleChat):
-        """The command's own ConsoleChat, on this test's input and output streams."""
-
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **{**kwargs, "out": out})
-
-        async def run(self, stdin=None) -> None:
-            await super().run(typist)
-
-    monkeypatch.setattr("bot.chat_commands.ConsoleChat", Terminal)
+    script_the_terminal(monkeypatch, typist, out)
 
     run = await lorekeeper("chat")
 
