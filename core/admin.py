@@ -40,6 +40,7 @@ Admins only:
 `/lore usage [today|7d|30d] [by user|channel|namespace|model]`: tokens and cost
 `/lore namespace create NAME [description]` | `delete NAME`
 `/lore namespace bind NAME [#channel]` | `unbind NAME`: which namespaces a channel searches
+`/lore namespace uploads NAME [#channel]`: where files dropped in a channel are indexed
 `/lore docs delete ID`
 `/lore quota set user|workspace LIMIT`: daily token limits"""
 
@@ -52,6 +53,7 @@ ADMIN_ONLY = {
     ("namespace", "delete"),
     ("namespace", "bind"),
     ("namespace", "unbind"),
+    ("namespace", "uploads"),
     ("docs", "delete"),
     ("quota", "set"),
 }
@@ -215,9 +217,14 @@ class AdminService:
             return CommandResult(
                 "No namespaces yet. An admin can run `/lore namespace create NAME`."
             )
-        bound = {n.id for n in await self._knowledge.channel_namespaces(call.channel.id)}
+        bound = await self._knowledge.channel_namespaces(call.channel.id)
+        # uploads go to the first bound namespace (the one set with `namespace uploads`)
+        uploads = bound[0].id if bound else None
+        marks = {n.id: " (this channel)" for n in bound}
+        if uploads is not None and len(bound) > 1:
+            marks[uploads] = " (this channel, uploads go here)"
         lines = [
-            f"• *{ns.name}* ({count} documents){' (this channel)' if ns.id in bound else ''}"
+            f"• *{ns.name}* ({count} documents){marks.get(ns.id, '')}"
             f"{': ' + ns.description if ns.description else ''}"
             for ns, count in rows
         ]
@@ -250,6 +257,15 @@ class AdminService:
                 f"<#{channel.external_id}> was not bound to *{ns.name}*.", ok=False
             )
         return CommandResult(f"<#{channel.external_id}> no longer searches *{ns.name}*.")
+
+    async def _ns_uploads(self, call: _Call) -> CommandResult:
+        ns = await self._knowledge.namespace(call.workspace.id, _name(call.args))
+        channel = await self._target_channel(call)
+        await self._knowledge.set_upload_namespace(channel.id, ns.id)
+        return CommandResult(
+            f"Files dropped in <#{channel.external_id}> are now indexed into *{ns.name}* "
+            "(the channel searches it too)."
+        )
 
     async def _target_channel(self, call: _Call) -> ChannelRecord:
         if len(call.args) > 1:
@@ -347,6 +363,7 @@ _HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("namespace", "delete"): AdminService._ns_delete,
     ("namespace", "bind"): AdminService._ns_bind,
     ("namespace", "unbind"): AdminService._ns_unbind,
+    ("namespace", "uploads"): AdminService._ns_uploads,
     ("namespace", "info"): AdminService._ns_info,
     ("docs", "list"): AdminService._docs_list,
     ("docs", "delete"): AdminService._docs_delete,

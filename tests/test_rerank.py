@@ -55,6 +55,16 @@ def test_a_query_without_content_words_keeps_the_search_order() -> None:
     assert reranker.rerank("anything", []) == []
 
 
+def test_a_question_typed_without_accents_finds_the_accented_sentence() -> None:
+    texts = [
+        "Richard sailed for Cyprus with his fleet. His sister was on board.",
+        "A storm scattered the ships. Richard's fiancée Berengaria was anchored off the coast.",
+    ]
+    reranker = SentenceReranker()
+    assert reranker.rerank("Who was Richard's fiancee?", texts)[0][0] == 1
+    assert reranker.rerank("Who was Richard's fiancée?", texts)[0][0] == 1
+
+
 def test_ties_keep_the_search_order() -> None:
     texts = ["Nothing relevant here at all.", "Nor here, to be sure.", "Still nothing."]
     assert [i for i, _ in SentenceReranker().rerank("vacation days", texts)] == [0, 1, 2]

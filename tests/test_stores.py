@@ -489,3 +489,32 @@ async def test_writes_that_arrive_together_share_a_transaction_and_fail_alone(se
     assert mixed[0] == 1 and mixed[2] == 1 and mixed[3] == 0
     assert isinstance(mixed[1], IntegrityError)
     assert await _count(sessions, ProcessedEvent, ProcessedEvent.platform == "grp") == 7
+
+
+async def test_a_channel_has_at_most_one_upload_namespace_and_it_comes_first(sessions) -> None:
+    _, ws, ch, _, _ = await _thread(sessions)
+    knowledge = KnowledgeStore(sessions)
+    archive = await knowledge.create_namespace(ws.id, "archive")
+    team = await knowledge.create_namespace(ws.id, "team")
+    wiki = await knowledge.create_namespace(ws.id, "wiki")
+    await knowledge.bind(ch.id, archive.id)
+    await knowledge.bind(ch.id, team.id)
+    names = [n.name for n in await knowledge.channel_namespaces(ch.id)]
+    assert names == ["archive", "team"]  # none chosen: by name
+    await knowledge.set_upload_namespace(ch.id, team.id)
+    assert [n.name for n in await knowledge.channel_namespaces(ch.id)] == ["team", "archive"]
+    # choosing another moves the mark (binding it on the way); the old one stays searched
+    generation = knowledge.generation
+    await knowledge.set_upload_namespace(ch.id, wiki.id)
+    assert knowledge.generation > generation  # resolvers' caches see the change
+    assert [n.name for n in await knowledge.channel_namespaces(ch.id)] == [
+        "wiki",
+        "archive",
+        "team",
+    ]
+    assert await _count(sessions, ChannelNamespace, ChannelNamespace.receives_uploads) == 1
+    await knowledge.set_upload_namespace(ch.id, wiki.id)  # again: nothing changes
+    assert await _count(sessions, ChannelNamespace, ChannelNamespace.receives_uploads) == 1
+    # unbinding it leaves the channel without one: by name again
+    await knowledge.unbind(ch.id, wiki.id)
+    assert [n.name for n in await knowledge.channel_namespaces(ch.id)] == ["archive", "team"]

@@ -87,6 +87,17 @@ class LoreGroup(
     ) -> None:
         await self._run(interaction)
 
+    @namespace.command(
+        name="uploads", description="Index files dropped in a channel into a namespace (admins)"
+    )
+    async def namespace_uploads(
+        self,
+        interaction: discord.Interaction,
+        name: str,
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        await self._run(interaction)
+
     @docs.command(name="list", description="Documents in a namespace (default: this channel's)")
     async def docs_list(
         self, interaction: discord.Interaction, namespace: str | None = None

@@ -36,6 +36,7 @@ COMMAND_SYNTAX: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {
     ("namespace", "delete"): (("name", ""),),
     ("namespace", "bind"): (("name", ""), ("channel", "")),
     ("namespace", "unbind"): (("name", ""), ("channel", "")),
+    ("namespace", "uploads"): (("name", ""), ("channel", "")),
     ("docs", "list"): (("namespace", ""),),
     ("docs", "delete"): (("id", ""),),
     ("quota", "set"): (("scope", ""), ("limit", "")),

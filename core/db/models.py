@@ -145,6 +145,9 @@ class ChannelNamespace(Base):
     namespace_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+    # files dropped in the channel are indexed here (at most one per channel; none: the first
+    # bound namespace by name)
+    receives_uploads: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()
 
 

@@ -158,14 +158,36 @@ class NamespaceStore:
         self.generation += 1
         return bool(getattr(result, "rowcount", 0))
 
+    async def set_upload_namespace(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
+        """Files dropped in the channel go to this namespace from now on; the channel is bound
+        to it if it was not (a channel searches where its uploads go)."""
+        async with self._sessions() as db, db.begin():
+            dialect = db.get_bind().dialect.name
+            values = {
+                "channel_id": channel_id,
+                "namespace_id": namespace_id,
+                "created_at": utcnow(),
+            }
+            await db.execute(
+                insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
+            )
+            await db.execute(
+                update(ChannelNamespace)
+                .where(ChannelNamespace.channel_id == channel_id)
+                .values(receives_uploads=ChannelNamespace.namespace_id == namespace_id)
+            )
+        self.generation += 1
+
     async def channel_namespaces(self, channel_id: uuid.UUID) -> list[NamespaceRecord]:
+        """The namespaces a channel searches: the one its uploads go to first (the channel's
+        own), then the rest by name; without an upload namespace, all by name."""
         async with self._sessions() as db:
             rows = (
                 await db.execute(
                     select(Namespace)
                     .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
                     .where(ChannelNamespace.channel_id == channel_id)
-                    .order_by(Namespace.name)
+                    .order_by(ChannelNamespace.receives_uploads.desc(), Namespace.name)
                 )
             ).scalars()
             return [_ns(r) for r in rows]

@@ -9,6 +9,7 @@ import functools
 import itertools
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,8 +77,11 @@ def stem(word: str) -> str:
     """A light suffix stripper so that rule/ruled/rules/ruling meet (not a full Porter).
 
     Memoised: citation quotes and the reranker stem the same few thousand words over and over,
-    and a cache hit costs a tenth of the stripping."""
+    and a cache hit costs a tenth of the stripping. Accents are folded first (fiancée and
+    fiancee, naïve and naive meet): people type questions without them."""
     word = word.lower().replace("’", "'")
+    if not word.isascii():
+        word = _fold_accents(word)
     if word.endswith("'s"):
         word = word[:-2]
     if len(word) <= 3 or not word.isalpha():
@@ -96,6 +100,14 @@ def stem(word: str) -> str:
     if stripped != word and doubled:
         stripped = stripped[:-1]
     return stripped.removesuffix("e") if len(stripped) > 3 else stripped
+
+
+def _fold_accents(word: str) -> str:
+    """``word`` without combining marks (é -> e, ü -> u); letters without a base form (ð, ø,
+    and every non-Latin script's own letters) stay as they are."""
+    decomposed = unicodedata.normalize("NFKD", word)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", folded)
 
 
 def words(text: str) -> list[str]:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
-from core.db.models import AuditLog, Document, Feedback
+from core.db.models import AuditLog, Document, Feedback, Namespace
 from tests.scenarios.driver import ChatDriver
 
 HANDBOOK = b"""# Team handbook
@@ -80,6 +80,33 @@ async def admin_command_and_refusal(bot: ChatDriver) -> None:
     assert ("namespace create", "ok") in outcomes and ("namespace delete", "refused") in outcomes
 
 
+async def uploads_go_to_the_namespace_an_admin_chose(bot: ChatDriver) -> None:
+    for name in ("archive", "team"):
+        assert "Created namespace" in await bot.command(f"namespace create {name}", admin=True)
+        assert "now searches" in await bot.command(f"namespace bind {name}", admin=True)
+    # by name, "archive" would come first; the admin picks "team" for this channel's files
+    refused = await bot.command("namespace uploads team", user="U-not-admin", admin=False)
+    assert "Only workspace admins" in refused
+    chosen = await bot.command("namespace uploads team", admin=True)
+    assert "indexed into *team*" in chosen or "indexed into **team**" in chosen
+    assert "uploads go here" in next(
+        line for line in (await bot.command("namespace list")).splitlines() if "team" in line
+    )
+    thread = await bot.upload("handbook.md", HANDBOOK)
+    assert "into team" in (await bot.bot_messages(thread))[-1].text
+    async with bot.container.sessions() as db:
+        placed = (
+            await db.execute(
+                select(Document.title, Namespace.name).join(
+                    Namespace, Namespace.id == Document.namespace_id
+                )
+            )
+        ).all()
+    assert placed == [("handbook.md", "team")]
+    asked = await bot.mention("How many days of paid vacation do employees get?")
+    assert "25 days" in (await bot.bot_messages(asked))[-1].text
+
+
 async def feedback_is_stored_and_changeable(bot: ChatDriver) -> None:
     await bot.upload("handbook.md", HANDBOOK)
     thread = await bot.mention("How are travel expenses reimbursed?")
@@ -108,6 +135,7 @@ SCENARIOS: list[Scenario] = [
     new_version_replaces_old,
     upload_refusal_says_why,
     admin_command_and_refusal,
+    uploads_go_to_the_namespace_an_admin_chose,
     feedback_is_stored_and_changeable,
     duplicate_delivery_answers_once,
 ]

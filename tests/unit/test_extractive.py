@@ -184,6 +184,14 @@ def test_stemming_and_terms() -> None:
     assert terms("What is the capital of France?") == ["capital", "franc"]
 
 
+def test_accents_fold_so_a_question_typed_without_them_still_matches() -> None:
+    assert stem("fiancée") == stem("fiancee") == stem("Fiancée")
+    assert terms("naïve café Über") == terms("naive cafe uber")
+    assert stem("ﬁle") == stem("file")  # a ligature from a PDF's text layer
+    # letters without a base letter, and other scripts, stay as they are
+    assert terms("Norðmaðr Ægir 東京") == ["norðmaðr", "ægir", "東京"]
+
+
 def test_headings_tables_and_code_are_not_answer_sentences() -> None:
     from core.generation.extractive import split_sentences
 
