@@ -130,6 +130,30 @@ async def test_bm25_mode_only_returns_keyword_matches(corpus: Corpus) -> None:
     assert TEXTS["vacation"] not in texts
 
 
+async def test_bm25_matches_words_typed_without_their_accents(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    store = MilvusVectorStore(str(tmp_path / "accents.db"), dimension=embedder.dimension)
+    await store.open()
+    try:
+        ws, ns = _id(), _id()
+        french = "Le menu du vendredi : crème brûlée et café au lait pour l'équipe."
+        rows = [(ws, ns, _id(), french), (ws, ns, _id(), TEXTS["lunch"])]
+        await store.upsert(await _records(embedder, rows))
+        for query in ("creme brulee", "crème brûlée", "CAFE"):
+            hits = await store.search(
+                query_text=query,
+                query_vector=await embedder.embed_query(query),
+                workspace_id=ws,
+                namespace_ids=[ns],
+                limit=5,
+                mode="bm25",
+            )
+            assert [h.text for h in hits] == [french], query
+    finally:
+        await store.close()
+
+
 async def test_unknown_mode_is_refused(corpus: Corpus) -> None:
     with pytest.raises(ValueError, match="mode"):
         await corpus.search("x", mode="fuzzy")

@@ -7,8 +7,10 @@ valid markers, renumbered densely in order of first use, each with a short suppo
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 from core.generation.extractive import split_sentences, terms
@@ -26,6 +28,7 @@ _SENTENCE_BREAK = re.compile(r"[.!?](?=\s)|\n")
 _MAX_DIGITS = 6
 _MAX_RANGE = 20
 QUOTE_CHARS = 200
+_K1, _B = 1.2, 0.75  # BM25, as everywhere else here
 
 
 def parse_and_validate(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation]]:
@@ -120,24 +123,48 @@ def _citation(n: int, source: Source, claim: str) -> Citation:
 
 
 def best_quote(source_text: str, claim: str, *, limit: int = QUOTE_CHARS) -> str:
-    """The source sentence sharing most terms with ``claim``, cut to about ``limit`` chars."""
+    """The source sentence that best matches ``claim``, cut to about ``limit`` chars.
+
+    Sentences are scored with BM25 against the claim's terms, IDF over the source's own
+    sentences: a term that only one sentence holds (a name, a number) outweighs words that
+    every sentence shares, and a long sentence does not win by length alone. The first
+    sentence wins a tie.
+    """
     sentences = split_sentences(source_text)
     if not sentences:
         return ""
     wanted = set(terms(claim))
-    best = max(sentences, key=lambda s: len(wanted.intersection(terms(s))))
+    sentence_terms = [terms(s) for s in sentences]
+    n = len(sentences)
+    df = Counter(t for st in sentence_terms for t in set(st) if t in wanted)
+    idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in df}
+    avg_len = max(sum(len(st) for st in sentence_terms) / n, 1.0)
+
+    def score(i: int) -> float:
+        tf = Counter(t for t in sentence_terms[i] if t in idf)
+        norm = _K1 * (1 - _B + _B * len(sentence_terms[i]) / avg_len)
+        return sum(idf[t] * c * (_K1 + 1) / (c + norm) for t, c in tf.items())
+
+    best = sentences[max(range(n), key=lambda i: (score(i), -i))]
     best = re.sub(r"\s*\[\^?\d+\]", "", best).strip()
-    return _window(best, wanted, limit)
+    return _window(best, idf, limit)
 
 
-def _window(sentence: str, wanted: set[str], limit: int) -> str:
+def _window(sentence: str, weights: dict[str, float], limit: int) -> str:
+    """About ``limit`` chars of ``sentence`` around its weightiest stretch of claim terms."""
     if len(sentence) <= limit:
         return sentence
-    hits = [
-        m.start() for m in re.finditer(r"[^\W_]+", sentence) if wanted.intersection(terms(m[0]))
-    ]
-    # Start a little before the point where a window of ``limit`` holds the most matches.
-    start = max(hits or [0], key=lambda p: sum(p <= q < p + limit - 30 for q in hits))
+    hits = []
+    for m in re.finditer(r"[^\W_]+", sentence):
+        found = terms(m[0])
+        if found and found[0] in weights:
+            hits.append((m.start(), weights[found[0]]))
+    # Start a little before the point where a window of ``limit`` holds the most weight.
+    start = max(
+        (p for p, _ in hits),
+        key=lambda p: sum(w for q, w in hits if p <= q < p + limit - 30),
+        default=0,
+    )
     start = sentence.rfind(" ", 0, max(start - 20, 0)) + 1 if start > 30 else 0
     piece = sentence[start : start + limit]
     if start + limit < len(sentence):

@@ -62,6 +62,13 @@ CONCURRENT_CALLS = 4
 SEARCH_BATCH = 64  # queries per coalesced search (Milvus allows 16384)
 _ID_FIELDS: list[str] = []  # the primary key (chunk_id) comes back with every hit anyway
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
+# Milvus' "standard" analyzer (Unicode word breaks, lower case) plus accent folding, so that
+# "creme brulee" typed in a question meets "crème brûlée" in a document. Collections created
+# before session 19 keep the plain standard analyzer (their queries are analysed the same way).
+DEFAULT_ANALYZER: dict[str, Any] = {
+    "tokenizer": "standard",
+    "filter": ["lowercase", "asciifolding"],
+}
 SCHEMA_VERSION = 2
 LITE_GRPC_OPTIONS = {
     "grpc.keepalive_time_ms": 2**31 - 1,  # never, in practice
@@ -84,8 +91,8 @@ class MilvusVectorStore:
     before fusion, ``rrf_k`` the RRF constant, ``index_type`` the dense index ("FLAT" is exact;
     milvus-lite also knows "IVF_FLAT" and "AUTOINDEX"), ``nlist`` / ``nprobe`` the IVF_FLAT
     clusters built and searched (recall grows with ``nprobe / nlist``), ``analyzer`` the BM25
-    text analyzer parameters (Milvus' built-in "standard" one unless given, e.g.
-    ``{"type": "english"}``).
+    text analyzer parameters (``DEFAULT_ANALYZER`` unless given, e.g. ``{"type": "english"}``)
+    of a new collection; a collection keeps the analyzer it was created with.
     """
 
     def __init__(
@@ -361,9 +368,10 @@ class MilvusVectorStore:
         for name, key in _KEYS.items():
             schema.add_field(name, DataType.VARCHAR, max_length=ID_MAX_LENGTH)
             schema.add_field(key, DataType.INT64)
-        text_opts: dict[str, Any] = {"enable_analyzer": True}
-        if self._analyzer is not None:
-            text_opts["analyzer_params"] = self._analyzer
+        text_opts: dict[str, Any] = {
+            "enable_analyzer": True,
+            "analyzer_params": self._analyzer or DEFAULT_ANALYZER,
+        }
         schema.add_field("text", DataType.VARCHAR, max_length=TEXT_MAX_BYTES, **text_opts)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self._dimension)

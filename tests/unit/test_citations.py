@@ -163,6 +163,33 @@ def test_quote_is_short_and_centred_on_the_claim() -> None:
     assert quote.startswith("… ")
 
 
+def test_the_quote_is_the_sentence_with_the_claims_rare_terms_not_the_longest_overlap() -> None:
+    source = (
+        "The Normans of Normandy ruled England, and the Normans of England held Normandy for a "
+        "century after the conquest. "
+        "In 1107 Bohemond besieged Dyrrachium. "
+        "The Normans of England spoke French."
+    )
+    # the claim repeats the context's common words (four of them in the first sentence), and
+    # its news (Bohemond, Dyrrachium, 1107) is in the second sentence only
+    claim = "After the conquest the Normans of Normandy and England attacked Dyrrachium under "
+    claim += "Bohemond in 1107."
+    assert best_quote(source, claim) == "In 1107 Bohemond besieged Dyrrachium."
+
+
+def test_the_window_over_a_long_sentence_keeps_the_rare_terms() -> None:
+    common = "Normans " * 8
+    sentence = (
+        f"{common}held lands everywhere, and much later, after many further campaigns and "
+        "sieges across the south of Italy and the island of Sicily, Bohemond took the city "
+        "of Valona in the spring of 1107."
+    )
+    other = "The Normans held lands. The Normans were many."
+    quote = best_quote(f"{other} {sentence}", "The Normans: Bohemond took Valona in 1107.")
+    assert "Bohemond took the city of Valona" in quote
+    assert len(quote) <= QUOTE_CHARS + 4
+
+
 def test_source_references_are_stripped_from_quotes() -> None:
     quote = best_quote("Rome was founded in 753 BC.[12] It grew.", "Rome was founded")
     assert quote == "Rome was founded in 753 BC."
