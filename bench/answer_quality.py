@@ -37,8 +37,9 @@ from common import (
 )
 
 from core.answer import DEFAULT_THRESHOLD, MIN_EXTRACTIVE_SCORE, abstain_text, to_sources
-from core.generation.citations import parse_and_validate
+from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
+from core.types import Citation
 
 # Off-topic questions (not SQuAD): what a knowledge base about Normans and complexity theory
 # should never answer. Their similarities show where "unrelated" sits for this embedder.
@@ -67,6 +68,9 @@ class Outcome:
     cited_chunks: tuple[str, ...]
     correct: bool  # correct if answered (ignores the threshold)
     retrieval_hit: bool
+    quotes: tuple[str, ...] = ()  # the citations' quotes, as the product shows them
+    quote_holds_answer: bool = False  # a cited chunk holding the answer quotes it
+    closing_quote_holds_answer: bool = False  # the same with the marker's closing sentence
 
 
 Signal = Callable[[Outcome], float]
@@ -82,6 +86,16 @@ def _correct(gold: Sequence[str], text: str, cited: Sequence[str]) -> bool:
     return any(g in lowered and any(g in c.lower() for c in cited) for g in gold)
 
 
+def _quoted(gold: Sequence[str], citations: Sequence[Citation], texts: dict[str, str]) -> bool:
+    """A citation of a chunk that holds a gold answer shows that answer in its quote."""
+    return any(
+        g in cit.quote.lower()
+        for cit in citations
+        for g in gold
+        if g in texts[str(cit.chunk_id)].lower()
+    )
+
+
 async def answer_all(bot, questions: Sequence[Question]) -> list[Outcome]:
     """AnswerService's no-LLM path for a new thread, without the database writes."""
     c = bot.container
@@ -95,7 +109,8 @@ async def answer_all(bot, questions: Sequence[Question]) -> list[Outcome]:
         )
         sources = to_sources(retrieval.chunks)
         result = extractive_answer(q.text, sources)
-        text, citations = parse_and_validate(result.text, sources) if result.text else ("", [])
+        text, closing = parse_and_validate(result.text, sources) if result.text else ("", [])
+        citations = quote_sentences(closing, result.best_sentences, q.text)
         by_id = {s.chunk_id: s.text for s in sources}
         cited = tuple(by_id[str(cit.chunk_id)] for cit in citations)
         contents = [s.text.lower() for s in sources]
@@ -108,6 +123,9 @@ async def answer_all(bot, questions: Sequence[Question]) -> list[Outcome]:
                 tuple(str(cit.chunk_id) for cit in citations),
                 _correct(q.answers, text, cited) if text else False,
                 any(g in t for g in q.answers for t in contents),
+                tuple(cit.quote for cit in citations),
+                _quoted(q.answers, citations, by_id),
+                _quoted(q.answers, closing, by_id),
             )
         )
     return out
@@ -257,10 +275,11 @@ async def verify(bot, outcomes: Sequence[Outcome], sample: int, threshold: float
         expect_answer = expect_answer and o.extractive_score >= MIN_EXTRACTIVE_SCORE
         text = o.text if expect_answer else abstain_text(ctx.namespace_names)
         cited = tuple(str(x.chunk_id) for x in got.citations)
+        quotes = tuple(x.quote for x in got.citations)
         if (
             got.abstained == expect_answer
             or got.text != text
-            or (expect_answer and cited != o.cited_chunks)
+            or (expect_answer and (cited != o.cited_chunks or quotes != o.quotes))
         ):
             mismatches.append(o.question.qid)
     await c.knowledge.update_namespace_config(ns.id, ns.config)
@@ -355,6 +374,7 @@ def render(
     neg = [o for o in outcomes if o.question.impossible]
     hit = sum(o.retrieval_hit for o in pos) / len(pos)
     empty_pos = sum(not o.text for o in pos) / len(pos)
+    right = [o for o in pos if o.text and o.correct] or list(pos)
     sims_pos = [o.best_similarity for o in pos]
     sims_neg = [o.best_similarity for o in neg]
     ext_pos = [o.extractive_score for o in pos]
@@ -370,6 +390,11 @@ def render(
         f"- Never abstaining: {evaluate(outcomes, SIGNALS['best_similarity'], 0).correct:.1%} "
         f"correct on answerable; the answerer itself finds no sentence on {empty_pos:.1%}.",
         f"- Checks: {'; '.join(checks)}.",
+        f"- Citation quotes: of the {len(right)} correct answers (never abstaining), "
+        f"{sum(o.quote_holds_answer for o in right) / len(right):.1%} show the answer in the "
+        "quote of a cited chunk that holds it (quote from the answer's best sentence of that "
+        "chunk); baseline, the sentence that closes the marker: "
+        f"{sum(o.closing_quote_holds_answer for o in right) / len(right):.1%}.",
         "",
         "Signal distributions:",
         "",

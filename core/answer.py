@@ -17,7 +17,7 @@ from core.db.types import utcnow
 from core.db.usage import UsageStore
 from core.errors import LLMUnavailable, QuotaExceeded
 from core.generation.base import LLM, ChatMessage, Completion
-from core.generation.citations import parse_and_validate
+from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
 from core.generation.prompt import Source, build_messages, condense_heuristic, condense_messages
 from core.observability import Metrics, NullMetrics, bind_log_context
@@ -276,6 +276,7 @@ class AnswerService:
         if not result.text or result.score < self._config.min_extractive_score:
             return _Draft("", (), "abstain", notice=notice)
         text, citations = parse_and_validate(result.text, sources)
+        citations = quote_sentences(citations, result.best_sentences, question)
         if notice:
             notice = f"{notice} Showing what the sources say instead."
         return _Draft(text, tuple(citations), EXTRACTIVE_LABEL, notice=notice)

@@ -57,6 +57,23 @@ async def test_extractive_answer_is_cited_and_stored(bot) -> None:
     assert await _count(bot, TokenUsage, TokenUsage.operation == "embedding") >= 2
 
 
+async def test_an_extractive_citation_quotes_the_sentence_that_answers(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    answer = await bot.say("How do I add Lorekeeper to Slack?")
+    assert answer.mode == "extractive"
+    # two sentences of one source, closed by one marker; the quote is the one that answers
+    assert "install it to your workspace. Copy the bot token" in answer.text
+    quote = answer.citations[0].quote
+    assert quote.startswith("To add Lorekeeper to Slack, create an app")
+    async with bot.container.sessions() as db:
+        stored = (
+            await db.execute(
+                select(CitationRow.quoted_text).where(CitationRow.message_id == answer.message_id)
+            )
+        ).scalar_one()
+    assert stored == quote
+
+
 async def test_abstains_without_a_call_when_nothing_matches(bot) -> None:
     await bot.upload("handbook.md", HANDBOOK)
     answer = await bot.say("What is the airspeed velocity of an unladen swallow?")

@@ -11,7 +11,8 @@ import math
 import re
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from core.generation.extractive import split_sentences, terms
 from core.generation.prompt import Source
@@ -120,6 +121,23 @@ def _citation(n: int, source: Source, claim: str) -> Citation:
         end=source.end,
         score=source.score,
     )
+
+
+def quote_sentences(
+    citations: Sequence[Citation], sentences: Mapping[str, str], focus: str
+) -> list[Citation]:
+    """``citations`` with each quote taken from the sentence given for its chunk id (cut to
+    ``QUOTE_CHARS`` around ``focus``'s terms); citations of other chunks keep theirs.
+
+    A quoted (extractive) answer knows which of its sentences answers best; a citation marker
+    closes a run of sentences of one source, and the last of them is not always that one.
+    """
+    return [
+        replace(c, quote=best_quote(sentence, focus))
+        if (sentence := sentences.get(str(c.chunk_id))) is not None
+        else c
+        for c in citations
+    ]
 
 
 def best_quote(source_text: str, claim: str, *, limit: int = QUOTE_CHARS) -> str:

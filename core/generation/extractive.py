@@ -12,7 +12,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # prompt.py imports this module at runtime; Source is only a type here
@@ -70,6 +70,8 @@ class ExtractiveResult:
     text: str
     used_sources: tuple[Source, ...]
     score: float
+    # per cited chunk id, its best-scoring quoted sentence: what its citation should quote
+    best_sentences: dict[str, str] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -334,4 +336,7 @@ def extractive_answer(
     best = max(chosen, key=lambda c: c.score)
     used = tuple(sources[i] for i in dict.fromkeys(c.source_index for c in chosen))
     text = _render(chosen, sources)
-    return ExtractiveResult(text, used, _confidence(question, best, text, sources))
+    best_sentences: dict[str, str] = {}
+    for c in sorted(chosen, key=lambda c: -c.score):
+        best_sentences.setdefault(str(sources[c.source_index].chunk_id), c.text)
+    return ExtractiveResult(text, used, _confidence(question, best, text, sources), best_sentences)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from core.generation.citations import parse_and_validate
+from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer, split_sentences, stem, terms
 from core.generation.prompt import Source
 
@@ -205,3 +205,24 @@ def test_headings_tables_and_code_are_not_answer_sentences() -> None:
         "Then install it.",
         "Run it with the bot token.",
     ]
+
+
+def test_the_citation_quotes_the_answering_sentence_not_the_last_of_its_run() -> None:
+    fleet = (
+        "Richard left Sicily in April. A storm dispersed Richard's fleet near Crete. "
+        "Three ships were later found off the southern coast of Cyprus, together with the "
+        "wrecks of several others, and the king's sister was safe on board one of them."
+    )
+    question = "What dispersed Richard's fleet?"
+    sources = make(fleet)
+    result = extractive_answer(question, sources)
+    text, citations = parse_and_validate(result.text, sources)
+    # the answer quotes the best sentence and the one after it, closed by one marker
+    assert "A storm dispersed Richard's fleet near Crete. Three ships" in text
+    assert text.rstrip().endswith("[1]")
+    assert "storm" not in citations[0].quote  # the marker's closing sentence, by itself
+    quoted = quote_sentences(citations, result.best_sentences, question)
+    assert quoted[0].quote == "A storm dispersed Richard's fleet near Crete."
+    assert quoted[0].chunk_id == citations[0].chunk_id and quoted[0].n == 1
+    # a citation of a chunk the answer did not quote from keeps its quote
+    assert quote_sentences(citations, {}, question) == citations
