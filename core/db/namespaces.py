@@ -25,6 +25,15 @@ def _ns(row: Namespace) -> NamespaceRecord:
     )
 
 
+async def _add_binding(db: AsyncSession, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
+    """Bind the channel to the namespace in ``db``'s transaction (nothing if it already is)."""
+    values = {"channel_id": channel_id, "namespace_id": namespace_id, "created_at": utcnow()}
+    dialect = db.get_bind().dialect.name
+    await db.execute(
+        insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
+    )
+
+
 class NamespaceStore:
     """Namespaces of a workspace and their channel bindings."""
 
@@ -136,15 +145,7 @@ class NamespaceStore:
 
     async def bind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
         async with self._sessions() as db, db.begin():
-            dialect = db.get_bind().dialect.name
-            values = {
-                "channel_id": channel_id,
-                "namespace_id": namespace_id,
-                "created_at": utcnow(),
-            }
-            await db.execute(
-                insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
-            )
+            await _add_binding(db, channel_id, namespace_id)
         self.generation += 1
 
     async def unbind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> bool:
@@ -162,15 +163,7 @@ class NamespaceStore:
         """Files dropped in the channel go to this namespace from now on; the channel is bound
         to it if it was not (a channel searches where its uploads go)."""
         async with self._sessions() as db, db.begin():
-            dialect = db.get_bind().dialect.name
-            values = {
-                "channel_id": channel_id,
-                "namespace_id": namespace_id,
-                "created_at": utcnow(),
-            }
-            await db.execute(
-                insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
-            )
+            await _add_binding(db, channel_id, namespace_id)
             await db.execute(
                 update(ChannelNamespace)
                 .where(ChannelNamespace.channel_id == channel_id)

@@ -64,7 +64,7 @@ _ID_FIELDS: list[str] = []  # the primary key (chunk_id) comes back with every h
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
 # Milvus' "standard" analyzer (Unicode word breaks, lower case) plus accent folding, so that
 # "creme brulee" typed in a question meets "crème brûlée" in a document. Collections created
-# before session 19 keep the plain standard analyzer (their queries are analysed the same way).
+# with the plain standard analyzer keep it (their queries are analysed the same way).
 DEFAULT_ANALYZER: dict[str, Any] = {
     "tokenizer": "standard",
     "filter": ["lowercase", "asciifolding"],
