@@ -17,18 +17,24 @@ from bot.knowledge_commands import ingest_into
 from bot.runtime import (
     bind_console_channel,
     bind_console_to_all,
+    console_workspace,
     container,
     read_lines,
     warm_up_model,
 )
 
 
-async def _bind(c: Container, channel: str, namespaces: list[str] | None) -> None:
-    """The named namespaces; without any, every namespace of the console workspace."""
-    if namespaces:
-        await bind_console_channel(c, channel, namespaces)
-    else:
+async def bind_chat(c: Container, channel: str, namespaces: list[str] | None) -> None:
+    """The named namespaces; without any, every namespace of the console workspace. With
+    exactly one, `/upload` indexes into it; otherwise into the chat's own files."""
+    if not namespaces:
         await bind_console_to_all(c, channel)
+        return
+    bound = await bind_console_channel(c, channel, namespaces)
+    if len(bound) == 1:
+        ws = await console_workspace(c)
+        ch = await c.identity.channel(ws.id, channel, name=channel)
+        await c.knowledge.set_upload_namespace(ch.id, bound[0].id)
 
 
 async def ask_command(args: argparse.Namespace) -> int:
@@ -37,7 +43,7 @@ async def ask_command(args: argparse.Namespace) -> int:
         return 2
     channel = channel_for(args.namespace)
     async with container(args.env_file) as c:
-        await _bind(c, channel, args.namespace)
+        await bind_chat(c, channel, args.namespace)
         questions = read_lines(args.questions, "--questions") if args.questions else [args.question]
         for i, question in enumerate(questions):
             quiet = args.json or args.questions
@@ -73,7 +79,7 @@ async def _chat(c: Container, namespaces: list[str] | None) -> int:
     # the model loads while the user types the first question, not after it
     warm_up = asyncio.create_task(warm_up_model(c), name="warm-up")
     try:
-        await _bind(c, channel, namespaces)
+        await bind_chat(c, channel, namespaces)
         await ConsoleChat(c.answers, c.uploads, channel=channel).run()
     finally:
         warm_up.cancel()

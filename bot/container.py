@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,6 +13,7 @@ from bot.settings import Settings
 from core.admin import AdminService
 from core.answer import AnswerConfig, AnswerService
 from core.context import ContextResolver
+from core.db.audit import AuditStore
 from core.db.conversation import ConversationStore
 from core.db.engine import PoolOptions, create_engine, session_factory
 from core.db.identity import IdentityStore
@@ -21,9 +23,11 @@ from core.generation.base import LLM
 from core.generation.groq import GroqLLM
 from core.ingestion.extract import ExtractLimits
 from core.ingestion.service import IngestionService
+from core.ingestion.workers import WorkerPool
 from core.observability import Metrics
+from core.places import Places
 from core.pricing import PriceTable
-from core.quota import QuotaService
+from core.quota import QuestionRate, QuotaService
 from core.retrieval.base import Embedder
 from core.retrieval.embedder import SentenceTransformerEmbedder
 from core.retrieval.milvus import MilvusVectorStore
@@ -54,8 +58,11 @@ class Container:
     quota: QuotaService
     llm: LLM | None
     prices: PriceTable
+    places: Places
+    parsers: WorkerPool
 
     async def close(self) -> None:
+        await self.parsers.close()
         if isinstance(self.llm, GroqLLM):
             await self.llm.close()
         await self.vectors.close()
@@ -78,6 +85,17 @@ def _llm(settings: Settings) -> LLM | None:
 def _prices(settings: Settings) -> PriceTable:
     base = PriceTable.default()
     return PriceTable.parse(settings.llm_prices, base=base) if settings.llm_prices else base
+
+
+def _limits(settings: Settings) -> ExtractLimits:
+    return ExtractLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_chars=settings.max_text_chars,
+        max_paragraphs=settings.extract_max_paragraphs,
+        max_elements=settings.extract_max_elements,
+        max_json_values=settings.extract_max_json_values,
+        max_pages=settings.extract_max_pages,
+    )
 
 
 def _milvus_uri(settings: Settings) -> str:
@@ -127,23 +145,32 @@ async def build(
         await engine.dispose()
         raise
     retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
+    parsers = WorkerPool(  # workers start with the first upload
+        workers=settings.extract_workers,
+        timeout=settings.extract_timeout,
+        memory_mb=settings.extract_memory_mb,
+    )
+    quota = QuotaService(usage)
     ingestion = IngestionService(
         knowledge=knowledge,
         usage=usage,
         embedder=embedder,
         vectors=vectors,
-        limits=ExtractLimits(
-            max_bytes=settings.max_upload_bytes, max_chars=settings.max_text_chars
-        ),
+        limits=_limits(settings),
         chunk_size=settings.chunk_size,
         chunk_overlap=settings.chunk_overlap,
         metrics=metrics,
+        parser=parsers,
+        allowance=quota,
     )
     if llm is None and use_llm_from_settings:
         llm = _llm(settings)
     prices = _prices(settings)
-    quota = QuotaService(usage)
-    resolver = ContextResolver(identity, knowledge, embedding_model=embedder.model_name)
+    places = Places(identity, knowledge)
+    resolver = ContextResolver(
+        identity, knowledge, embedding_model=embedder.model_name, places=places
+    )
+    rate = settings.question_rate
     config = AnswerConfig(
         top_k=settings.retrieval_top_k, context_tokens=settings.llm_context_tokens
     )
@@ -164,9 +191,18 @@ async def build(
         prices=prices,
         config=config,
         metrics=metrics,
+        rate=QuestionRate(
+            conversation,
+            limit=rate[0] if rate else None,
+            window=rate[1] if rate else timedelta(minutes=5),
+        ),
     )
     uploads = UploadService(
-        identity=identity, knowledge=knowledge, ingestion=ingestion, resolver=resolver
+        identity=identity,
+        knowledge=knowledge,
+        ingestion=ingestion,
+        resolver=resolver,
+        audit=AuditStore(sessions),
     )
     admin = AdminService(
         identity=identity,
@@ -196,4 +232,6 @@ async def build(
         quota=quota,
         llm=llm,
         prices=prices,
+        places=places,
+        parsers=parsers,
     )

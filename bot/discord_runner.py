@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from adapters.discord.client import LoreClient, point_at
 from bot.container import Container
 from bot.settings import Settings
 from core.errors import ConfigError
+from core.types import Platform
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0
@@ -18,13 +20,18 @@ DRAIN_SECONDS = 10.0
 def build_discord_client(container: Container, settings: Settings) -> LoreClient:
     """The client, with REST and gateway pointed where the settings say."""
     point_at(settings.discord_api_url, settings.discord_gateway_url)
-    return LoreClient(
-        answers=container.answers,
-        uploads=container.uploads,
-        admin=container.admin,
-        guild_id=settings.discord_guild_id,
-        admin_role=settings.discord_admin_role,
+    return discord_client(
+        container, guild_id=settings.discord_guild_id, admin_role=settings.discord_admin_role
     )
+
+
+def discord_client(container: Container, **options: Any) -> LoreClient:
+    """The client wired to the container: core asks it whether Discord channels are private."""
+    client = LoreClient(
+        answers=container.answers, uploads=container.uploads, admin=container.admin, **options
+    )
+    container.places.register(Platform.DISCORD.value, client.privacy)
+    return client
 
 
 async def run_discord(container: Container, settings: Settings, *, stop: asyncio.Event) -> None:

@@ -63,7 +63,7 @@ async def ingest_into(c: Container, paths: list[str], namespace: str, workspace:
     file and a summary; 0 when at least one file was indexed (or was already)."""
     ws = await console_workspace(c, workspace)
     ns = await c.knowledge.ensure_namespace(ws.id, namespace)
-    uploader = Uploader(workspace_id=ws.id, author="cli", platform="console")
+    uploader = Uploader(workspace_id=ws.id, author="cli", platform="console", is_admin=True)
     files = chunks = tokens = duplicates = replaced = 0
     failures: list[str] = []
     skipped: list[Path] = []

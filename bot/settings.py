@@ -6,6 +6,8 @@ Core never sees this object: ``bot/`` hands it plain values.
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -51,8 +53,18 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=200, ge=0, le=10000, alias="CHUNK_OVERLAP")
     max_upload_mb: float = Field(default=20.0, gt=0, le=1024, alias="MAX_UPLOAD_MB")
     max_text_chars: int = Field(default=5_000_000, ge=1000, alias="MAX_TEXT_CHARS")
+    # Files are read in worker processes, each within these limits (docs/operations.md).
+    extract_workers: int = Field(default=2, ge=1, le=64, alias="EXTRACT_WORKERS")
+    extract_timeout: float = Field(default=60.0, gt=0, le=3600, alias="EXTRACT_TIMEOUT")
+    extract_memory_mb: int = Field(default=1024, ge=256, le=65536, alias="EXTRACT_MEMORY_MB")
+    extract_max_pages: int = Field(default=2_000, ge=1, alias="EXTRACT_MAX_PAGES")
+    extract_max_paragraphs: int = Field(default=100_000, ge=1, alias="EXTRACT_MAX_PARAGRAPHS")
+    extract_max_elements: int = Field(default=1_000_000, ge=1, alias="EXTRACT_MAX_ELEMENTS")
+    extract_max_json_values: int = Field(default=1_000_000, ge=1, alias="EXTRACT_MAX_JSON_VALUES")
     answer_threshold: float | None = Field(default=None, ge=0, le=1, alias="ANSWER_THRESHOLD")
     retrieval_top_k: int = Field(default=5, ge=1, le=50, alias="RETRIEVAL_TOP_K")
+    # questions per user per window ("30/5m"; "off" for none)
+    question_rate_limit: str = Field(default="30/5m", alias="QUESTION_RATE_LIMIT")
 
     groq_api_key: SecretStr | None = Field(default=None, alias="GROQ_API_KEY")
     groq_model: str = Field(default="llama-3.3-70b-versatile", alias="GROQ_MODEL")
@@ -106,6 +118,12 @@ class Settings(BaseSettings):
             raise ValueError(exc.user_message.removeprefix("DATABASE_URL ")) from None
         return value
 
+    @field_validator("question_rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
     @field_validator("llm_prices")
     @classmethod
     def _check_prices(cls, value: str | None) -> str | None:
@@ -132,6 +150,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def question_rate(self) -> tuple[int, timedelta] | None:
+        """(questions, window) of the per-user rate limit, or None when it is off."""
+        return parse_rate(self.question_rate_limit)
+
+    @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
@@ -143,6 +166,21 @@ class Settings(BaseSettings):
     def secret(self, name: str) -> str | None:
         value = getattr(self, name)
         return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+
+_RATE = re.compile(r"^\s*(\d{1,6})\s*/\s*(\d{1,5})\s*([smh])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_rate(value: str) -> tuple[int, timedelta] | None:
+    """ "30/5m" is 30 questions in any 5 minutes; "off" (or "0") turns the limit off."""
+    if value.strip().lower() in ("off", "0", "none", ""):
+        return None
+    match = _RATE.match(value)
+    if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise ValueError('must look like "30/5m" (questions per window in s, m or h) or "off"')
+    seconds = int(match.group(2)) * _UNITS[match.group(3)]
+    return int(match.group(1)), timedelta(seconds=seconds)
 
 
 def load_settings(env_file: str | None = ".env") -> Settings:

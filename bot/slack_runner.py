@@ -11,9 +11,11 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from adapters.slack.app import EVENTS_PATH, SlackBot, SlackConfig
+from adapters.slack.privacy import SlackPrivacy
 from bot.container import Container
 from bot.settings import Settings
 from core.errors import ConfigError
+from core.types import Platform
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,16 @@ def slack_config(settings: Settings) -> SlackConfig:
 
 
 def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> SlackBot:
-    """The adapter wired to the container; ``tuning`` overrides SlackConfig fields."""
-    return SlackBot(
+    """The adapter wired to the container (core asks it whether channels are private);
+    ``tuning`` overrides SlackConfig fields."""
+    bot = SlackBot(
         answers=container.answers,
         uploads=container.uploads,
         admin=container.admin,
         config=replace(slack_config(settings), **tuning),
     )
+    container.places.register(Platform.SLACK.value, SlackPrivacy(bot.client))
+    return bot
 
 
 async def run_slack(container: Container, settings: Settings, *, stop: asyncio.Event) -> None:

@@ -24,8 +24,10 @@ from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.records import ChannelRecord, UserRecord, WorkspaceRecord
 from core.db.usage import UsageStore
+from core.documents import Documents, Viewer
 from core.errors import LorekeeperError
 from core.ingestion.service import IngestionService
+from core.places import Place
 from core.quota import QuotaService
 from core.reports import ReportService, UsageReport, window
 from core.types import Answer, IncomingMessage, Platform, Progress
@@ -34,15 +36,16 @@ HELP = """\
 *Lorekeeper commands*
 `/lore ask <question>`: answer privately
 `/lore namespace list` | `info NAME`: the knowledge collections
-`/lore docs list [namespace]`: documents in a namespace
+`/lore docs list [namespace]`: documents here (or in a namespace)
+`/lore docs promote ID NAMESPACE`: share a file dropped here with a namespace (uploader, admins)
+`/lore docs delete ID`: delete a document (its uploader or an admin)
 `/lore quota show`: today's token use and limits
 Admins only:
 `/lore usage [today|7d|30d] [by user|channel|namespace|model]`: tokens and cost
 `/lore namespace create NAME [description]` | `delete NAME`
 `/lore namespace bind NAME [#channel]` | `unbind NAME`: which namespaces a channel searches
 `/lore namespace uploads NAME [#channel]`: where files dropped in a channel are indexed
-`/lore docs delete ID`
-`/lore quota set user|workspace LIMIT`: daily token limits"""
+`/lore quota set user|workspace|user-uploads|workspace-uploads LIMIT`: daily token limits"""
 
 MAX_DAILY_LIMIT = 10**12
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -54,9 +57,11 @@ ADMIN_ONLY = {
     ("namespace", "bind"),
     ("namespace", "unbind"),
     ("namespace", "uploads"),
-    ("docs", "delete"),
     ("quota", "set"),
 }
+# Not admin-only, but audited like admin commands: they change what people can read.
+AUDITED = {("docs", "delete"), ("docs", "promote")}
+QUOTA_SCOPES = ("user", "workspace", "user-uploads", "workspace-uploads")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,9 @@ class AdminCommand:
     channel_name: str | None = None
     event_id: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    is_direct: bool = False
+    place_private: bool | None = None  # as in IncomingMessage
+    dm_workspaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +94,22 @@ class CommandResult:
 @dataclass(frozen=True, slots=True)
 class _Call:
     cmd: AdminCommand
-    workspace: WorkspaceRecord
+    place: Place
     user: UserRecord
-    channel: ChannelRecord
     args: list[str]
+    is_admin: bool
+
+    @property
+    def workspace(self) -> WorkspaceRecord:
+        return self.place.workspace
+
+    @property
+    def channel(self) -> ChannelRecord:
+        return self.place.channel
+
+    @property
+    def viewer(self) -> Viewer:
+        return Viewer(self.place, self.user, self.is_admin)
 
 
 class _SilentReply:
@@ -123,6 +143,9 @@ class AdminService:
         self._audit = AuditStore(sessions)
         self._reports = ReportService(sessions)
         self._answers = answers
+        self._documents = Documents(
+            knowledge=knowledge, ingestion=ingestion, places=resolver.places
+        )
 
     async def execute(self, cmd: AdminCommand) -> CommandResult:
         """Run one `/lore` command; every failure becomes a message, never an exception."""
@@ -136,16 +159,27 @@ class AdminService:
         sub = (
             words[1].lower() if len(words) > 1 and verb in ("namespace", "docs", "quota") else None
         )
-        ws = await self._identity.workspace(cmd.platform.value, cmd.workspace_id)
-        user = await self._identity.user(ws.id, cmd.user_id, display_name=cmd.user_name)
-        channel = await self._identity.channel(ws.id, cmd.channel_id, name=cmd.channel_name)
+        place = await self._resolver.place_of(
+            cmd.platform.value,
+            cmd.workspace_id,
+            cmd.channel_id,
+            channel_name=cmd.channel_name,
+            is_private=cmd.place_private,
+            is_direct=cmd.is_direct,
+            dm_workspaces=cmd.dm_workspaces,
+        )
+        user = await self._identity.user(
+            place.workspace.id, cmd.user_id, display_name=cmd.user_name
+        )
         args = words[2:] if sub else words[1:]
-        call = _Call(cmd, ws, user, channel, args)
+        is_admin = cmd.is_platform_admin or user.role == "admin"
+        call = _Call(cmd, place, user, args, is_admin)
         handler = _HANDLERS.get((verb, sub))
         if handler is None:
             return CommandResult(f"I don't know `{cmd.text.strip()[:60]}`.\n\n{HELP}", ok=False)
         admin_only = (verb, sub) in ADMIN_ONLY or (verb, None) in ADMIN_ONLY
-        if admin_only and not (cmd.is_platform_admin or user.role == "admin"):
+        audited = admin_only or (verb, sub) in AUDITED
+        if admin_only and not is_admin:
             await self._log(call, verb, sub, "refused", "not an admin")
             return CommandResult("Only workspace admins can do that.", ok=False)
         try:
@@ -153,8 +187,8 @@ class AdminService:
         except LorekeeperError as exc:
             await self._log(call, verb, sub, "failed", exc.reason)
             return CommandResult(exc.user_message, ok=False)
-        if admin_only:
-            await self._log(call, verb, sub, "ok" if result.ok else "failed", None)
+        if audited:
+            await self._log(call, verb, sub, "ok" if result.ok else "refused", None)
         return result
 
     async def _log(
@@ -187,6 +221,9 @@ class AdminService:
             event_id=f"cmd:{cmd.event_id or uuid.uuid4().hex}",
             received_at=cmd.received_at,
             author_name=cmd.user_name,
+            is_direct=cmd.is_direct,
+            place_private=cmd.place_private,
+            dm_workspaces=cmd.dm_workspaces,
         )
         answer = await self._answers.answer(message, _SilentReply())
         return CommandResult(answer.text, answer=answer)
@@ -212,17 +249,16 @@ class AdminService:
         return CommandResult(text, report=report, chart_png=chart)
 
     async def _ns_list(self, call: _Call) -> CommandResult:
-        rows = await self._knowledge.list_namespaces(call.workspace.id)
+        rows = await self._documents.listed_namespaces(call.viewer)
         if not rows:
             return CommandResult(
                 "No namespaces yet. An admin can run `/lore namespace create NAME`."
             )
         bound = await self._knowledge.channel_namespaces(call.channel.id)
-        # uploads go to the first bound namespace (the one set with `namespace uploads`)
-        uploads = bound[0].id if bound else None
+        uploads = await self._knowledge.upload_namespace(call.channel.id)
         marks = {n.id: " (this channel)" for n in bound}
-        if uploads is not None and len(bound) > 1:
-            marks[uploads] = " (this channel, uploads go here)"
+        if uploads is not None:
+            marks[uploads.id] = " (this channel, uploads go here)"
         lines = [
             f"• *{ns.name}* ({count} documents){marks.get(ns.id, '')}"
             f"{': ' + ns.description if ns.description else ''}"
@@ -276,48 +312,50 @@ class AdminService:
         return call.channel
 
     async def _ns_info(self, call: _Call) -> CommandResult:
-        ns = await self._knowledge.namespace(call.workspace.id, _name(call.args))
+        ns = await self._documents.namespace(call.viewer, _name(call.args))
         docs = await self._knowledge.documents([ns.id])
-        channels = await self._knowledge.namespace_channels(ns.id)
+        channels = await self._documents.channels(call.viewer, ns)
         indexed = [d for d in docs if d.status == "indexed"]
         failed = [d for d in docs if d.status == "failed"]
         lines = [
             f"*{ns.name}*" + (f": {ns.description}" if ns.description else ""),
             f"{len(indexed)} documents, {sum(d.chunk_count for d in indexed)} chunks"
             + (f", {len(failed)} failed" if failed else ""),
-            "Channels: " + (", ".join(f"#{c}" for c in channels) or "none"),
+            "Channels: " + (", ".join(f"#{c.name or c.external_id}" for c in channels) or "none"),
         ]
         return CommandResult("\n".join(lines))
 
     async def _docs_list(self, call: _Call) -> CommandResult:
-        if call.args:
-            namespaces = [await self._knowledge.namespace(call.workspace.id, _name(call.args))]
-        else:
-            namespaces = await self._resolver.channel_namespaces(call.workspace.id, call.channel.id)
-        docs = await self._knowledge.documents([n.id for n in namespaces])
+        name = _name(call.args) if call.args else None
+        namespaces, docs = await self._documents.listing(call.viewer, name)
         if not docs:
-            return CommandResult("No documents in " + ", ".join(n.name for n in namespaces) + ".")
+            return CommandResult("No documents in " + ", ".join(n.label for n in namespaces) + ".")
+        labels = {n.id: n.label for n in namespaces}
         lines = [
-            f"`{d.id}` {d.title} ({d.status}, {d.chunk_count} chunks)"
-            + (f": {d.error}" if d.error else "")
+            f"`{d.id}` {d.title} ({labels.get(d.namespace_id, '?')}, {d.status}, "
+            f"{d.chunk_count} chunks)" + (f": {d.error}" if d.error else "")
             for d in docs[:50]
         ]
         more = f"\n…and {len(docs) - 50} more" if len(docs) > 50 else ""
         return CommandResult("\n".join(lines) + more)
 
     async def _docs_delete(self, call: _Call) -> CommandResult:
-        try:
-            doc_id = uuid.UUID(call.args[0])
-        except (IndexError, ValueError):
-            return CommandResult(
-                "Usage: `/lore docs delete ID` (the id from `/lore docs list`).", ok=False
-            )
-        doc = await self._knowledge.document(doc_id)
-        owned = {n.id for n, _ in await self._knowledge.list_namespaces(call.workspace.id)}
-        if doc is None or doc.namespace_id not in owned:
-            return CommandResult(f"There is no document with id {doc_id}.", ok=False)
-        await self._ingestion.delete_document(doc_id)
+        doc_id = _document_id(call.args, "delete ID")
+        doc = await self._documents.delete(call.viewer, doc_id)
         return CommandResult(f"Deleted {doc.title}.")
+
+    async def _docs_promote(self, call: _Call) -> CommandResult:
+        doc_id = _document_id(call.args, "promote ID NAMESPACE")
+        done = await self._documents.promote(call.viewer, doc_id, _name(call.args[1:]))
+        title, where = done.document.title, done.namespace.name
+        if done.result.duplicate:
+            return CommandResult(
+                f"{title} is already in *{where}*; this conversation's copy is gone."
+            )
+        text = f"Shared {title} with *{where}*: everyone who can read {where} can now ask about it."
+        if done.result.replaced:
+            text += f" It replaced the earlier version of {title} there."
+        return CommandResult(text)
 
     async def _quota_show(self, call: _Call) -> CommandResult:
         return CommandResult(await self._quota.status(call.workspace.id, call.user.id))
@@ -325,12 +363,12 @@ class AdminService:
     async def _quota_set(self, call: _Call) -> CommandResult:
         if (
             len(call.args) != 2
-            or call.args[0] not in ("user", "workspace")
+            or call.args[0] not in QUOTA_SCOPES
             or not call.args[1].replace(",", "").isdigit()
             or len(call.args[1]) > 16
         ):
             return CommandResult(
-                "Usage: `/lore quota set user|workspace LIMIT` (tokens per day, "
+                f"Usage: `/lore quota set {'|'.join(QUOTA_SCOPES)} LIMIT` (tokens per day, "
                 f"up to {MAX_DAILY_LIMIT:,}).",
                 ok=False,
             )
@@ -339,11 +377,26 @@ class AdminService:
             return CommandResult(
                 f"A daily limit can be at most {MAX_DAILY_LIMIT:,} tokens.", ok=False
             )
-        if call.args[0] == "user":
-            await self._usage.set_workspace_limits(call.workspace.id, user_daily_tokens=limit)
-        else:
-            await self._usage.set_workspace_limits(call.workspace.id, workspace_daily_tokens=limit)
-        return CommandResult(f"Daily {call.args[0]} limit set to {limit:,} tokens.")
+        scope = call.args[0]
+        await self._usage.set_workspace_limits(call.workspace.id, **{_LIMIT_FIELDS[scope]: limit})
+        return CommandResult(f"Daily {scope.replace('-', ' ')} limit set to {limit:,} tokens.")
+
+
+_LIMIT_FIELDS = {
+    "user": "user_daily_tokens",
+    "workspace": "workspace_daily_tokens",
+    "user-uploads": "user_daily_upload_tokens",
+    "workspace-uploads": "workspace_daily_upload_tokens",
+}
+
+
+def _document_id(args: list[str], usage: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(args[0])
+    except (IndexError, ValueError):
+        raise LorekeeperError(
+            f"Usage: `/lore docs {usage}` (the id from `/lore docs list`)."
+        ) from None
 
 
 def _name(args: list[str]) -> str:
@@ -367,6 +420,7 @@ _HANDLERS: dict[tuple[str, str | None], Handler] = {
     ("namespace", "info"): AdminService._ns_info,
     ("docs", "list"): AdminService._docs_list,
     ("docs", "delete"): AdminService._docs_delete,
+    ("docs", "promote"): AdminService._docs_promote,
     ("quota", "show"): AdminService._quota_show,
     ("quota", "set"): AdminService._quota_set,
 }

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.context import ContextResolver, ConversationContext
 from core.db.conversation import ConversationStore
@@ -15,14 +15,14 @@ from core.db.identity import IdentityStore
 from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
 from core.db.types import utcnow
 from core.db.usage import UsageStore
-from core.errors import LLMUnavailable, QuotaExceeded
+from core.errors import LLMUnavailable, NotAllowed, QuotaExceeded, RateLimited
 from core.generation.base import LLM, ChatMessage, Completion
 from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
 from core.generation.prompt import Source, build_messages, condense_heuristic, condense_messages
 from core.observability import Metrics, NullMetrics, bind_log_context
 from core.pricing import PriceTable
-from core.quota import QuotaService
+from core.quota import QuestionRate, QuotaService
 from core.retrieval.retriever import Lookahead, Retrieval, RetrievedChunk, Retriever
 from core.types import Answer, Citation, IncomingMessage, Reply, Usage
 
@@ -35,6 +35,7 @@ EXTRACTIVE_LABEL = "extractive"
 # abstentions stay under 10% on each evaluation article separately (docs/benchmarks.md).
 DEFAULT_THRESHOLD = 0.25
 MIN_EXTRACTIVE_SCORE = 0.40
+VOTE_REFUSED = "I couldn't record that vote: that answer isn't from this workspace."
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class AnswerService:
         config: AnswerConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
         metrics: Metrics | None = None,
+        rate: QuestionRate | None = None,
     ) -> None:
         self._identity = identity
         self._conversation = conversation
@@ -107,6 +109,9 @@ class AnswerService:
         self._config = config or AnswerConfig()
         self._clock = clock
         self._metrics = metrics or NullMetrics()
+        self._rate = rate or QuestionRate(
+            conversation, limit=None, window=timedelta(minutes=5), clock=clock
+        )
 
     async def answer(self, message: IncomingMessage, reply: Reply) -> Answer:
         """Answer one question in its thread. Never raises for expected failures."""
@@ -132,7 +137,17 @@ class AnswerService:
                 return Answer(text="", duplicate=True, mode="duplicate")
             ctx = await self._resolver.resolve(message)
             with bind_log_context(session=str(ctx.session.id)):
-                return await self._answer_in(ctx, message, reply, started, ahead)
+                try:
+                    async with self._rate.admit(ctx.user.id):
+                        return await self._answer_in(ctx, message, reply, started, ahead)
+                except RateLimited as exc:
+                    log.info("question refused by the rate limit (%d s)", exc.retry_after)
+                    return Answer(
+                        text=exc.user_message,
+                        mode="refused",
+                        namespaces=ctx.namespace_labels,
+                        session_id=ctx.session.id,
+                    )
         finally:
             ahead.cancel()  # nothing when it was used
 
@@ -144,7 +159,7 @@ class AnswerService:
         started: float,
         ahead: Lookahead,
     ) -> Answer:
-        await reply.thinking(ctx.namespace_names)
+        await reply.thinking(ctx.namespace_labels)
         history = (
             []
             if ctx.session.is_new
@@ -176,7 +191,7 @@ class AnswerService:
         usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
         if not retrieval.chunks or retrieval.best_similarity < threshold:
-            draft = _Draft(abstain_text(ctx.namespace_names), (), "abstain")
+            draft = _Draft(abstain_text(ctx.namespace_labels), (), "abstain")
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         draft = await self._generate(ctx, history, message.text, retrieval, reply)
         if draft.completion is not None:
@@ -212,18 +227,18 @@ class AnswerService:
         ns_ids = [n.id for n in ctx.namespaces]
         if not ctx.thread_documents:
             return await self._retriever.search(
-                query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k, ahead=ahead
+                query, workspace_id=ctx.workspace_ids, namespace_ids=ns_ids, limit=k, ahead=ahead
             )
         own = await self._retriever.search(
             query,
-            workspace_id=ctx.workspace.id,
+            workspace_id=ctx.workspace_ids,
             namespace_ids=ns_ids,
             document_ids=ctx.thread_documents,
             limit=k,
             ahead=ahead,
         )
         rest = await self._retriever.search(
-            query, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=k, ahead=ahead
+            query, workspace_id=ctx.workspace_ids, namespace_ids=ns_ids, limit=k, ahead=ahead
         )
         seen = {c.chunk.id for c in own.chunks}
         merged = (*own.chunks, *(c for c in rest.chunks if c.chunk.id not in seen))[:k]
@@ -318,7 +333,7 @@ class AnswerService:
         started: float,
         usage_rows: list[UsageInput],
     ) -> Answer:
-        text = draft.text or abstain_text(ctx.namespace_names)
+        text = draft.text or abstain_text(ctx.namespace_labels)
         mode = draft.mode if draft.text else "abstain"
         grounded = bool(draft.citations)
         done = draft.completion
@@ -357,7 +372,7 @@ class AnswerService:
             grounded=grounded,
             mode=mode,
             notice=draft.notice,
-            namespaces=ctx.namespace_names,
+            namespaces=ctx.namespace_labels,
             usage=_total(usage_rows, self._prices),
             message_id=answer_id,
             session_id=ctx.session.id,
@@ -366,7 +381,20 @@ class AnswerService:
     async def feedback(
         self, *, platform: str, workspace_id: str, user_id: str, message_id: uuid.UUID, value: int
     ) -> tuple[int, int]:
-        """Record a vote from a platform user (one per user, changeable); returns (up, down)."""
+        """Record a vote from a platform user (one per user, changeable); returns (up, down).
+
+        Only a person of the answer's own workspace may vote on it: any other vote (a forged
+        or foreign click, an unknown answer) raises NotAllowed and stores nothing."""
+        owner = await self._conversation.answer_workspace(message_id)
+        if owner != (platform, workspace_id):
+            log.warning(
+                "vote on %s from %s workspace %s refused: the answer is %s",
+                message_id,
+                platform,
+                workspace_id,
+                "unknown" if owner is None else f"from {owner[0]} workspace {owner[1]}",
+            )
+            raise NotAllowed(VOTE_REFUSED, reason="vote from outside the answer's workspace")
         ws = await self._identity.workspace(platform, workspace_id)
         user = await self._identity.user(ws.id, user_id)
         await self._conversation.set_feedback(message_id, user.id, value)

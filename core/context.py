@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
-from core.db.namespaces import DEFAULT_NAMESPACE
 from core.db.records import (
     ChannelRecord,
     NamespaceRecord,
@@ -16,9 +15,8 @@ from core.db.records import (
     UserRecord,
     WorkspaceRecord,
 )
+from core.places import Place, Places
 from core.types import IncomingMessage
-
-NAMESPACE_TTL = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +28,23 @@ class ConversationContext:
     namespaces: tuple[NamespaceRecord, ...]
     thread_documents: tuple[uuid.UUID, ...]
     embedding_model: str
+    place: Place
 
     @property
     def namespace_names(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.namespaces)
+
+    @property
+    def namespace_labels(self) -> tuple[str, ...]:
+        """The searched namespaces as people read them: the shared ones by name (the place's
+        own files go without saying), or "the files shared here" when there are none."""
+        shared = tuple(n.name for n in self.namespaces if not n.is_conversation)
+        return shared or tuple(n.label for n in self.namespaces)
+
+    @property
+    def workspace_ids(self) -> tuple[uuid.UUID, ...]:
+        """The workspaces whose knowledge is searched (a DM may read several)."""
+        return tuple(dict.fromkeys(n.workspace_id for n in self.namespaces)) or (self.workspace.id,)
 
     @property
     def primary_namespace(self) -> uuid.UUID | None:
@@ -58,50 +69,77 @@ class ConversationContext:
 
 
 class ContextResolver:
-    """A channel searches its bound namespaces, or its workspace's default one when unbound."""
+    """Resolves a message to its rows and to the namespaces its place may read
+    (``core.places``)."""
 
     def __init__(
-        self, identity: IdentityStore, knowledge: KnowledgeStore, *, embedding_model: str
+        self,
+        identity: IdentityStore,
+        knowledge: KnowledgeStore,
+        *,
+        embedding_model: str,
+        places: Places | None = None,
     ) -> None:
         self._identity = identity
         self._knowledge = knowledge
         self._embedding_model = embedding_model
-        # channel -> (expiry, store generation, namespaces). Changes made in this process
-        # show at once (the generation moves); other processes' within NAMESPACE_TTL.
-        self._namespaces: dict[uuid.UUID, tuple[float, int, list[NamespaceRecord]]] = {}
+        self.places = places or Places(identity, knowledge)
 
     async def resolve(self, message: IncomingMessage) -> ConversationContext:
-        ws = await self._identity.workspace(
-            message.platform.value, message.workspace_id, name=message.workspace_name
+        place = await self.place(message)
+        user = await self._identity.user(
+            place.workspace.id, message.author_id, display_name=message.author_name
         )
-        user = await self._identity.user(ws.id, message.author_id, display_name=message.author_name)
-        channel = await self._identity.channel(ws.id, message.channel_id, name=message.channel_name)
         session = await self._identity.session(
-            ws.id, channel.id, message.thread_id, title=message.text[:80] or None
+            place.workspace.id, place.channel.id, message.thread_id, title=message.text[:80] or None
         )
-        namespaces = await self.channel_namespaces(ws.id, channel.id)
+        namespaces = await self.places.readable(place)
         docs = [] if session.is_new else await self._knowledge.session_documents(session.id)
         return ConversationContext(
-            ws, user, channel, session, tuple(namespaces), tuple(docs), self._embedding_model
+            place.workspace,
+            user,
+            place.channel,
+            session,
+            tuple(namespaces),
+            tuple(docs),
+            self._embedding_model,
+            place,
         )
 
-    async def channel_namespaces(
-        self, workspace_id: uuid.UUID, channel_id: uuid.UUID
-    ) -> list[NamespaceRecord]:
-        generation = self._knowledge.generation
-        cached = self._namespaces.get(channel_id)
-        if cached is not None and cached[0] > time.monotonic() and cached[1] == generation:
-            return cached[2]
-        found = await self._load_namespaces(workspace_id, channel_id)
-        if len(self._namespaces) > 10_000:
-            self._namespaces.clear()
-        self._namespaces[channel_id] = (time.monotonic() + NAMESPACE_TTL, generation, found)
-        return found
+    async def place(self, message: IncomingMessage) -> Place:
+        """The workspace and channel rows of a message's place (privacy noted when the
+        message says it)."""
+        return await self.place_of(
+            message.platform.value,
+            message.workspace_id,
+            message.channel_id,
+            workspace_name=message.workspace_name,
+            channel_name=message.channel_name,
+            is_private=message.place_private,
+            is_direct=message.is_direct,
+            dm_workspaces=message.dm_workspaces,
+        )
 
-    async def _load_namespaces(
-        self, workspace_id: uuid.UUID, channel_id: uuid.UUID
-    ) -> list[NamespaceRecord]:
-        bound = await self._knowledge.channel_namespaces(channel_id)
-        if bound:
-            return bound
-        return [await self._knowledge.ensure_namespace(workspace_id, DEFAULT_NAMESPACE)]
+    async def place_of(
+        self,
+        platform: str,
+        workspace_id: str,
+        channel_id: str,
+        *,
+        workspace_name: str | None = None,
+        channel_name: str | None = None,
+        is_private: bool | None = None,
+        is_direct: bool = False,
+        dm_workspaces: Sequence[str] = (),
+    ) -> Place:
+        ws = await self._identity.workspace(platform, workspace_id, name=workspace_name)
+        channel = await self._identity.channel(ws.id, channel_id, name=channel_name)
+        channel = await self.places.note(channel, True if is_direct else is_private)
+        homes: tuple[WorkspaceRecord, ...] = ()
+        if is_direct:
+            homes = tuple(
+                [await self._identity.workspace(platform, w) for w in dm_workspaces]
+                if dm_workspaces
+                else [ws]
+            )
+        return Place(ws, channel, is_direct=is_direct, dm_workspaces=homes)

@@ -53,6 +53,14 @@ class QuotaExceeded(LorekeeperError):
     """A daily token limit has been reached."""
 
 
+class RateLimited(LorekeeperError):
+    """A person asked more questions than the rate limit allows; ``retry_after`` in seconds."""
+
+    def __init__(self, user_message: str, *, retry_after: float) -> None:
+        super().__init__(user_message)
+        self.retry_after = retry_after
+
+
 class StoreLocked(LorekeeperError):
     """Another process holds the embedded vector store."""
 

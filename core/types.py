@@ -46,6 +46,14 @@ class IncomingMessage:
     message_id: str | None = None
     files: tuple[IncomingFile, ...] = ()
     is_direct: bool = False
+    # What the platform says of the place, when the adapter knows it without asking (None:
+    # ask through the platform's PrivacyChecker; unknown counts as private).
+    place_private: bool | None = None
+    # The author is an admin of the workspace (adapters fill it where it matters: uploads).
+    author_is_admin: bool = False
+    # A DM reads the public knowledge of these workspaces (empty: the message's own); on
+    # Discord, the servers the author shares with the bot.
+    dm_workspaces: tuple[str, ...] = ()
 
     @property
     def session_key(self) -> str:

@@ -1,19 +1,24 @@
-"""Files dropped into a thread: indexed into the channel's namespace, linked to the session."""
+"""Files dropped into a conversation: indexed where an admin said (the channel's upload
+namespace) or else into the conversation's own files, owned by their uploader, audited."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
-from core.context import ContextResolver
+from core.context import ContextResolver, ConversationContext
+from core.db.audit import AuditStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
+from core.db.records import DocumentRecord, NamespaceRecord
 from core.errors import LorekeeperError, UnsupportedFile
 from core.ingestion.service import IngestionService, IngestResult, Uploader
 from core.types import IncomingFile, IncomingMessage, Progress, Reply
 from core.wording import count
 
 log = logging.getLogger(__name__)
+SHARE_CHOICES = 3  # namespaces offered as buttons under a conversation's file
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +32,15 @@ class UploadOutcome:
     duplicate: bool = False
     namespace: str | None = None
     replaced: int = 0  # older versions of the file that this upload deleted
+    document_id: uuid.UUID | None = None
+    # the file stayed in the conversation: the namespaces its uploader (or an admin) may
+    # share it with from there, offered as buttons
+    share_with: tuple[str, ...] = ()
 
 
 class UploadService:
-    """Indexes attachments; every outcome (even a crash) ends as a stored status and a message."""
+    """Indexes attachments; every outcome (even a crash) ends as a stored status, an audit row
+    and a message."""
 
     def __init__(
         self,
@@ -39,11 +49,13 @@ class UploadService:
         knowledge: KnowledgeStore,
         ingestion: IngestionService,
         resolver: ContextResolver,
+        audit: AuditStore,
     ) -> None:
         self._identity = identity
         self._knowledge = knowledge
         self._ingestion = ingestion
         self._resolver = resolver
+        self._audit = audit
 
     async def claim(self, message: IncomingMessage) -> bool:
         """True the first time a message's files arrive; False when a platform redelivers it."""
@@ -59,11 +71,19 @@ class UploadService:
             return exc.user_message
         return None
 
+    async def target(self, ctx: ConversationContext) -> NamespaceRecord:
+        """Where a file dropped in this place goes: the channel's upload namespace, else the
+        conversation's own files (readable only there)."""
+        chosen = await self._knowledge.upload_namespace(ctx.channel.id)
+        if chosen is not None:
+            return chosen
+        return await self._knowledge.ensure_conversation_namespace(ctx.workspace.id, ctx.channel.id)
+
     async def ingest(
         self, message: IncomingMessage, file: IncomingFile, data: bytes, reply: Reply
     ) -> UploadOutcome:
         ctx = await self._resolver.resolve(message)
-        namespace = ctx.namespaces[0]
+        namespace = await self.target(ctx)
         upload_id = await self._knowledge.create_upload(
             {
                 "user_id": ctx.user.id,
@@ -80,6 +100,9 @@ class UploadService:
             channel_id=ctx.channel.id,
             author=message.author_name or message.author_id,
             platform=message.platform.value,
+            is_admin=message.author_is_admin,
+            file_id=file.file_id,
+            message_id=message.message_id,
         )
 
         async def progress(p: Progress) -> None:
@@ -93,56 +116,170 @@ class UploadService:
                 uploader=uploader,
                 session_id=ctx.session.id,
                 # no identity: the platform's link changes with every upload, so a file
-                # replaces the earlier upload of the same name in the namespace
+                # replaces the earlier upload of the same name (its uploader's) in the namespace
                 source_url=file.url,
                 mime_type=file.mime_type,
                 progress=progress,
             )
         except LorekeeperError as exc:
-            await self._knowledge.finish_upload(upload_id, document_id=None, error=exc.reason)
-            return UploadOutcome(file.filename, False, exc.user_message, namespace=namespace.name)
+            await self._failed(ctx, upload_id, file, namespace, exc.reason)
+            return UploadOutcome(file.filename, False, exc.user_message, namespace=namespace.label)
         except Exception as exc:
             log.exception("upload of %s failed", file.filename)
-            await self._knowledge.finish_upload(
-                upload_id, document_id=None, error=f"internal error ({type(exc).__name__})"
+            await self._failed(
+                ctx, upload_id, file, namespace, f"internal error ({type(exc).__name__})"
             )
             return UploadOutcome(
                 file.filename,
                 False,
                 f"Something went wrong while indexing {file.filename}; it was not added.",
-                namespace=namespace.name,
+                namespace=namespace.label,
             )
         # finish_upload links the document only if it still exists (a newer version may have
         # replaced it meanwhile)
         await self._knowledge.finish_upload(upload_id, document_id=result.document.id, error=None)
+        await self._audit_indexed(ctx, file, namespace, result)
         return UploadOutcome(
             file.filename,
             True,
-            _message(file.filename, namespace.name, result),
+            _message(file.filename, namespace, result),
             result.chunks,
             result.duplicate,
-            namespace.name,
+            namespace.label,
             len(result.replaced),
+            result.document.id,
+            await self._share_choices(ctx, namespace, result),
         )
 
-    async def file_deleted(self, file_id: str) -> int:
-        """A platform deleted a file: delete its documents, chunks and vectors."""
-        ids = await self._knowledge.documents_by_platform_file(file_id)
-        for document_id in ids:
-            await self._ingestion.delete_document(document_id)
-        return len(ids)
+    async def _share_choices(
+        self, ctx: ConversationContext, namespace: NamespaceRecord, result: IngestResult
+    ) -> tuple[str, ...]:
+        if not namespace.is_conversation or result.superseded_by is not None:
+            return ()
+        # promotion stays within the workspace: a Discord DM reads other workspaces' namespaces
+        shared = [
+            ns.name
+            for ns in ctx.namespaces
+            if not ns.is_conversation and ns.workspace_id == ctx.workspace.id
+        ]
+        return tuple(shared[:SHARE_CHOICES])
+
+    async def _failed(
+        self,
+        ctx: ConversationContext,
+        upload_id: uuid.UUID,
+        file: IncomingFile,
+        namespace: NamespaceRecord,
+        reason: str,
+    ) -> None:
+        await self._knowledge.finish_upload(upload_id, document_id=None, error=reason)
+        await self.audit(ctx, "upload", "failed", file.filename, namespace, detail=reason)
+
+    async def _audit_indexed(
+        self,
+        ctx: ConversationContext,
+        file: IncomingFile,
+        namespace: NamespaceRecord,
+        result: IngestResult,
+    ) -> None:
+        outcome = "duplicate" if result.duplicate else "ok"
+        await self.audit(
+            ctx, "upload", outcome, file.filename, namespace, document_id=result.document.id
+        )
+        for old in result.replaced:
+            await self.audit(
+                ctx,
+                "replace",
+                "ok",
+                file.filename,
+                namespace,
+                document_id=old,
+                detail=f"replaced by {result.document.id}",
+            )
+
+    async def audit(
+        self,
+        ctx: ConversationContext,
+        command: str,
+        outcome: str,
+        filename: str,
+        namespace: NamespaceRecord,
+        *,
+        document_id: uuid.UUID | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """One audit row for something done to a document in a conversation."""
+        await self._audit.record(
+            workspace_id=ctx.workspace.id,
+            user_id=ctx.user.id,
+            actor=ctx.user.external_id,
+            command=command,
+            arguments={
+                "filename": filename[:512],
+                "namespace": namespace.name,
+                "channel": ctx.channel.external_id,
+                "document_id": str(document_id) if document_id else None,
+            },
+            outcome=outcome,
+            detail=detail,
+        )
+
+    async def deleted_on_platform(
+        self,
+        platform: str,
+        *,
+        file_id: str | None = None,
+        message_id: str | None = None,
+        workspace: str | None = None,
+    ) -> int:
+        """A platform deleted a file (or the message that carried files): delete the documents
+        made from it, with their chunks and vectors, however old they are."""
+        docs = await self._knowledge.documents_from_platform(
+            platform, file_id=file_id, message_id=message_id, workspace=workspace
+        )
+        for doc in docs:
+            await self._ingestion.delete_document(doc.id)
+            await self._audit_platform_delete(platform, doc)
+        return len(docs)
+
+    async def _audit_platform_delete(self, platform: str, doc: DocumentRecord) -> None:
+        ns = await self._knowledge.namespace_by_id(doc.namespace_id)
+        await self._audit.record(
+            workspace_id=ns.workspace_id if ns else None,
+            user_id=None,
+            actor=platform,
+            command="delete",
+            arguments={
+                "filename": doc.title,
+                "namespace": ns.name if ns else None,
+                "document_id": str(doc.id),
+                "platform_file_id": doc.platform_file_id,
+            },
+            outcome="ok",
+            detail="deleted on the platform",
+        )
 
 
-def _message(filename: str, namespace: str, result: IngestResult) -> str:
+def _message(filename: str, namespace: NamespaceRecord, result: IngestResult) -> str:
     """What the chat says about an indexed file (every adapter posts these words as they are)."""
     chunks = count(result.chunks, "chunk")
+    here = namespace.is_conversation
     if result.duplicate:
-        return f"{filename} is already indexed in {namespace} ({chunks})."
-    text = f"Indexed {filename} into {namespace}: {chunks}."
+        where = "here" if here else f"in {namespace.name}"
+        return f"{filename} is already indexed {where} ({chunks})."
+    if here:
+        text = f"Indexed {filename}: {chunks}. Only this conversation can see it."
+    else:
+        text = f"Indexed {filename} into {namespace.name}: {chunks}."
     if result.superseded_by:
         return text + f" A newer {filename}, uploaded at the same time, then replaced it."
     if len(result.replaced) == 1:
-        return text + f" It replaced the earlier version of {filename}."
-    if result.replaced:
-        return text + f" It replaced {len(result.replaced)} earlier versions of {filename}."
+        text += f" It replaced the earlier version of {filename}."
+    elif result.replaced:
+        text += f" It replaced {len(result.replaced)} earlier versions of {filename}."
+    if result.others_kept:
+        text += (
+            f" Someone else's {filename} stays as it is: only its uploader or an admin can "
+            "replace it, so this one is a separate document."
+        )
     return text

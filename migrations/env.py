@@ -23,6 +23,12 @@ def _url() -> str:
 
 
 def _configure(connection: Connection) -> None:
+    # Batch mode rebuilds a SQLite table to alter it (copy, drop, rename): with foreign keys
+    # on, dropping a parent table would cascade into its children. The pragma only applies
+    # outside a transaction, so it is set before the migrations begin theirs.
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -31,6 +37,11 @@ def _configure(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if sqlite:
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        if broken:
+            raise RuntimeError(f"the migration left rows with dangling foreign keys: {broken[:5]}")
 
 
 def run_offline() -> None:

@@ -109,3 +109,32 @@ def add_zip_member(data: bytes, name: str, *, zeros: int) -> bytes:
                 member.write(block)
             member.write(bytes(zeros % len(block)))
     return out.getvalue()
+
+
+def make_paragraph_docx(paragraphs: int, *, letters: str = "x") -> bytes:
+    """A real .docx whose body is ``paragraphs`` one-character paragraphs (cycling through
+    ``letters``), written straight into word/document.xml: python-docx would take minutes."""
+    namespace = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    runs = [f"<w:p><w:r><w:t>{c}</w:t></w:r></w:p>".encode() for c in letters]
+    body = b"".join(runs[i % len(runs)] for i in range(paragraphs))
+    xml = (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        + f'<w:document xmlns:w="{namespace}"><w:body>'.encode()
+        + body
+        + b"</w:body></w:document>"
+    )
+    return replace_zip_member(make_docx([]), "word/document.xml", xml)
+
+
+def replace_zip_member(data: bytes, name: str, content: bytes) -> bytes:
+    """Copy a zip (a .docx) with member ``name`` replaced by ``content``, compressed."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for item in source.infolist():
+            if item.filename != name:
+                target.writestr(item, source.read(item.filename))
+        target.writestr(name, content, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+    return out.getvalue()

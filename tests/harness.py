@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.container import Container, build
 from bot.settings import Settings
@@ -86,7 +87,9 @@ class BotHarness:
         workspace: str | None = None,
         event_id: str | None = None,
         files: tuple[IncomingFile, ...] = (),
+        **place: Any,
     ) -> IncomingMessage:
+        """``place``: IncomingMessage's other fields (is_direct, place_private, ...)."""
         return IncomingMessage(
             platform=self.platform,
             workspace_id=workspace or self.workspace,
@@ -97,6 +100,7 @@ class BotHarness:
             event_id=event_id or f"ev-{next(_events)}",
             received_at=datetime.now(UTC),
             files=files,
+            **place,
         )
 
     async def say(self, text: str, **where: object) -> Answer:
@@ -104,9 +108,11 @@ class BotHarness:
         self.last_reply = RecordingReply()
         return await self.container.answers.answer(self.message(text, **where), self.last_reply)  # type: ignore[arg-type]
 
-    async def upload(self, filename: str, data: bytes, **where: object) -> UploadOutcome:
+    async def upload(
+        self, filename: str, data: bytes, *, file_id: str | None = None, **where: object
+    ) -> UploadOutcome:
         self.last_reply = RecordingReply()
-        file = IncomingFile(file_id=f"F-{filename}", filename=filename, size=len(data))
+        file = IncomingFile(file_id=file_id or f"F-{filename}", filename=filename, size=len(data))
         message = self.message(f"(uploaded {filename})", files=(file,), **where)  # type: ignore[arg-type]
         return await self.container.uploads.ingest(message, file, data, self.last_reply)
 
@@ -118,7 +124,9 @@ class BotHarness:
         user: str | None = None,
         channel: str | None = None,
         workspace: str | None = None,
+        **place: Any,
     ) -> CommandResult:
+        """``place``: AdminCommand's other fields (is_direct, place_private, ...)."""
         return await self.container.admin.execute(
             AdminCommand(
                 platform=self.platform,
@@ -128,5 +136,6 @@ class BotHarness:
                 text=text,
                 is_platform_admin=is_admin,
                 event_id=f"cmd-{next(_events)}",
+                **place,
             )
         )

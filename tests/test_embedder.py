@@ -91,9 +91,9 @@ async def test_embedding_runs_off_the_event_loop(embedder: SentenceTransformerEm
     seen: list[int] = []
     original = embedder.encode_sync
 
-    def spy(texts: list[str]) -> list[list[float]]:
+    def spy(texts: list[str], **options: bool) -> list[list[float]]:
         seen.append(threading.get_ident())
-        return original(texts)
+        return original(texts, **options)
 
     embedder.encode_sync = spy  # type: ignore[method-assign]
     try:

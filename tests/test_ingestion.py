@@ -51,7 +51,7 @@ async def test_ingest_reports_progress_and_indexes(world) -> None:
     assert fractions == sorted(fractions)
     assert await _count(sessions, Chunk) == result.chunks
     assert len(await vectors.chunk_ids()) == result.chunks
-    assert await _count(sessions, TokenUsage, TokenUsage.operation == "embedding") == 1
+    assert await _count(sessions, TokenUsage, TokenUsage.operation == "ingest") == 1
     found = await retriever.search(
         "which port does service 17 listen on?",
         workspace_id=ws["a"].id,

@@ -104,3 +104,103 @@ async def test_checks_that_arrive_together_each_get_their_own_counts(sessions) -
     assert isinstance(outcomes[0], QuotaExceeded)
     assert "100 of your 100 tokens" in outcomes[0].user_message
     assert not isinstance(outcomes[1], BaseException)
+
+
+async def test_ingest_tokens_never_count_against_questions(sessions) -> None:
+    """One member's uploads draw on the upload allowance, not on everyone's question quota."""
+    now = [NOON]
+    usage, quota, ws, user, other = await _setup(sessions, lambda: now[0])
+    await usage.set_workspace_limits(
+        ws.id, user_daily_upload_tokens=1_000, workspace_daily_upload_tokens=1_500
+    )
+    await usage.record(
+        UsageInput(ws.id, "ingest", user_id=user.id, embedding_tokens=900, created_at=NOON)
+    )
+    await quota.check(ws.id, other.id)  # questions: 0 of 250 used, whatever was uploaded
+    await quota.check(ws.id, user.id)
+    await quota.check_upload(ws.id, user.id, 100, "a.md")  # 900 + 100 = 1,000: allowed
+    with pytest.raises(QuotaExceeded) as err:
+        await quota.check_upload(ws.id, user.id, 101, "a.md")
+    assert "I can't index a.md" in err.value.user_message
+    assert "questions are not affected" in err.value.user_message
+    await quota.check_upload(ws.id, other.id, 600, "b.md")  # workspace: 900 + 600 = 1,500
+    with pytest.raises(QuotaExceeded) as err:
+        await quota.check_upload(ws.id, other.id, 601, "b.md")
+    assert "This workspace has" not in err.value.user_message  # lower-cased in the sentence
+    assert "this workspace has 600 of 1,500 upload tokens left" in err.value.user_message
+    now[0] = NOON + timedelta(days=1)  # a new day
+    await quota.check_upload(ws.id, user.id, 1_000, "a.md")
+
+
+async def test_question_rate_limit_counts_stored_questions(
+    database_url, tmp_path, embedder
+) -> None:
+    """Three per hour: the fourth is refused with when to retry, by this process and by a
+    second one on the same database (the count is in SQL); another user is not affected."""
+    from tests.harness import BotHarness
+
+    bots = [
+        await BotHarness.start(
+            database_url, tmp_path / str(i), embedder=embedder, QUESTION_RATE_LIMIT="3/1h"
+        )
+        for i in range(2)
+    ]
+    try:
+        for n in range(3):
+            answer = await bots[n % 2].say("Where is the office?", thread=f"T{n}")
+            assert answer.mode != "refused", answer.text
+        for bot in bots:
+            refused = await bot.say("Where is the office?", thread="T9")
+            assert refused.mode == "refused"
+            assert refused.text.startswith("You've asked 3 questions in the last 1 h")
+            assert refused.text.endswith(("try again in 59 min.", "try again in 1 h."))
+        assert (await bots[0].say("Where is the office?", user="U2")).mode != "refused"
+    finally:
+        for bot in bots:
+            await bot.close()
+
+
+async def test_an_upload_over_the_allowance_is_refused_before_embedding(
+    database_url, tmp_path, embedder
+) -> None:
+    """Through the product: an admin sets a small upload allowance, a member's big file is
+    refused with the reason and stored as failed, nothing is embedded, and questions (the
+    member's and everyone's) go on."""
+    from sqlalchemy import select
+
+    from core.db.models import Document, TokenUsage, Upload
+    from tests.harness import BotHarness
+
+    bot = await BotHarness.start(database_url, tmp_path, embedder=embedder)
+    try:
+        set_ = await bot.admin("quota set user-uploads 200")
+        assert set_.ok and "200" in set_.text, set_.text
+        small = await bot.upload("small.md", b"The office opens at 8 am.\n", user="U-ada")
+        assert small.ok
+        big = b"\n\n".join(b"Paragraph %d about the office and its rules." % i for i in range(80))
+        refused = await bot.upload("big.md", big, user="U-ada")
+        assert not refused.ok
+        assert refused.message.startswith("I can't index big.md: it needs about ")
+        assert "upload tokens left today" in refused.message
+        async with bot.container.sessions() as db:
+            status = dict((await db.execute(select(Document.title, Document.status))).all())
+            uploads = dict(
+                (await db.execute(select(Upload.original_filename, Upload.status))).all()
+            )
+            ingested = (
+                (
+                    await db.execute(
+                        select(TokenUsage.embedding_tokens).where(TokenUsage.operation == "ingest")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert status == {"small.md": "indexed", "big.md": "failed"}
+        assert uploads["big.md"] == "failed"
+        assert len(ingested) == 1  # only the small file was embedded and billed
+        for user in ("U-ada", "U-eve"):
+            assert (await bot.say("When does the office open?", user=user)).mode != "refused"
+        assert "upload tokens" in (await bot.admin("quota show", is_admin=False)).text
+    finally:
+        await bot.close()

@@ -17,6 +17,7 @@ from core.db.engine import create_engine, session_factory
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.models import Chunk, Document, TokenUsage, Upload, table
+from core.db.records import NamespaceRecord
 from core.db.types import utcnow
 from core.db.usage import UsageStore
 from core.errors import UnsupportedFile
@@ -365,12 +366,13 @@ async def test_the_upload_message_says_what_it_replaced(database_url, tmp_path, 
     harness = await BotHarness.start(database_url, tmp_path, embedder=embedder)
     try:
         first = await harness.upload("handbook.md", OLD)
-        assert first.message == f"Indexed handbook.md into general: {first.chunks} chunks."
+        here = "Only this conversation can see it."
+        assert first.message == f"Indexed handbook.md: {first.chunks} chunks. {here}"
         assert not first.replaced
         second = await harness.upload("handbook.md", NEW, thread="T2")
         assert second.ok and second.replaced == 1
         assert second.message == (
-            f"Indexed handbook.md into general: {second.chunks} chunks. "
+            f"Indexed handbook.md: {second.chunks} chunks. {here} "
             "It replaced the earlier version of handbook.md."
         )
         again = await harness.upload("handbook.md", NEW, thread="T3")
@@ -414,10 +416,10 @@ async def test_an_upload_superseded_while_indexing_says_so(
         newer = await harness.upload("handbook.md", NEW, thread="T2")
         release.set()
         older = await held
-        n = newer.chunks
-        assert newer.ok and newer.message == f"Indexed handbook.md into general: {n} chunks."
+        n, here = newer.chunks, "Only this conversation can see it."
+        assert newer.ok and newer.message == f"Indexed handbook.md: {n} chunks. {here}"
         assert older.ok and older.message == (
-            f"Indexed handbook.md into general: {n} chunks. "
+            f"Indexed handbook.md: {n} chunks. {here} "
             "A newer handbook.md, uploaded at the same time, then replaced it."
         )
         async with harness.container.sessions() as db:
@@ -503,9 +505,15 @@ async def test_documents_stored_before_0003_get_their_identity(
     }
     try:
         ws = await IdentityStore(sessions).workspace("slack", "T1")
-        ns = await KnowledgeStore(sessions).ensure_namespace(ws.id, "general")
+        # the schema of 0002: written column by column, as the code of then did
+        ns = NamespaceRecord(uuid.uuid4(), ws.id, "general", None, {})
         ids = {}
         async with sessions() as db, db.begin():
+            await db.execute(
+                insert(table("namespaces")).values(
+                    id=ns.id, workspace_id=ws.id, name="general", config={}, created_at=utcnow()
+                )
+            )
             for key, (title, url, platform, author) in legacy.items():
                 ids[key] = uuid.uuid4()
                 await db.execute(

@@ -20,7 +20,7 @@ from core.uploads import UploadService
 WORKSPACE = "local"
 USER = "console-user"
 HELP = """Type a question and press Enter. Commands:
-  /upload PATH   index a file into this thread (and the channel's namespace)
+  /upload PATH   index a file for this chat (into --namespace when there is one)
   /new           start a new thread
   /help          this text
   /quit          leave (Ctrl-D works too)"""

@@ -16,32 +16,39 @@ from adapters.discord.commands import LoreGroup, LoreTree
 from adapters.discord.events import (
     Place,
     admin_command,
+    admin_grant,
     command_parts,
     command_text,
     incoming_message,
-    is_admin,
     mentions_user,
     place_of,
+    promote_text,
     strip_mentions,
     thread_name,
 )
+from adapters.discord.privacy import DiscordPrivacy, SharedServers
 from adapters.discord.render import (
     FAILURE,
     UPLOAD_FAILURE,
     FeedbackButton,
+    ShareButton,
     chart_file,
     feedback_view,
     render_answer,
     render_text,
+    share_view,
 )
 from adapters.discord.reply import DiscordReply
-from core.admin import AdminService, CommandResult
+from core.admin import AdminCommand, AdminService, CommandResult
 from core.answer import AnswerService
+from core.errors import LorekeeperError
 from core.types import IncomingFile, IncomingMessage, Platform, Progress
 from core.uploads import UploadService
 
 log = logging.getLogger(__name__)
 THREAD_ALREADY_EXISTS = 160004  # Discord error code: a thread was already started from it
+VOTE_FAILED = "Sorry, I couldn't save that vote; please try again."
+SHARE_FAILED = "Sorry, I couldn't share that file; please try again."
 
 
 def point_at(api_url: str, gateway_url: str | None = None) -> None:
@@ -61,7 +68,8 @@ def intents() -> discord.Intents:
 
 
 class LoreClient(discord.Client):
-    """Mentions, thread follow-ups, DMs, attachments, `/lore` and feedback buttons."""
+    """Mentions, thread follow-ups, DMs, attachments and their deletion, `/lore`, and the
+    feedback and share buttons. ``privacy`` is core's PrivacyChecker for Discord."""
 
     def __init__(
         self,
@@ -74,6 +82,8 @@ class LoreClient(discord.Client):
         edit_interval: float = 1.0,
         **options: Any,
     ) -> None:
+        # Answers quote documents and progress lines name files: nothing the bot sends may ping.
+        options["allowed_mentions"] = discord.AllowedMentions.none()
         super().__init__(intents=intents(), **options)
         self.answers = answers
         self.uploads = uploads
@@ -82,11 +92,13 @@ class LoreClient(discord.Client):
         self._admin_role = admin_role
         self._interval = edit_interval
         self._work: set[asyncio.Task[Any]] = set()
+        self.privacy = DiscordPrivacy(self)
+        self.shared_servers = SharedServers(self)
         self.tree = LoreTree(self, run=self.run_command)
         self.tree.add_command(LoreGroup(self.run_command))
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(FeedbackButton)
+        self.add_dynamic_items(FeedbackButton, ShareButton)
         if self._guild_id:
             guild = discord.Object(id=self._guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -158,7 +170,15 @@ class LoreClient(discord.Client):
         try:
             if thread_id is None:
                 target, thread_id = await self._start_thread(message, channel)
-            incoming = incoming_message(message, place, thread_id=thread_id, bot_id=bot_id)
+            admin = bool(message.attachments) and self._author_is_admin(message)
+            incoming = incoming_message(
+                message,
+                place,
+                thread_id=thread_id,
+                bot_id=bot_id,
+                author_is_admin=admin,
+                dm_workspaces=await self._dm_workspaces(place, message.author.id),
+            )
             if incoming.files and await self.uploads.claim(incoming):
                 for attachment, file in zip(message.attachments, incoming.files, strict=True):
                     await self._ingest(incoming, file, attachment, target)
@@ -216,7 +236,8 @@ class LoreClient(discord.Client):
             await reply.progress(Progress("downloading", 0.0))
             data = await attachment.read()
             outcome = await self.uploads.ingest(incoming, file, data, reply)
-            await reply.finish_upload(outcome.message)
+            buttons = share_view(outcome.document_id, outcome.share_with) if outcome.ok else None
+            await reply.finish_upload(outcome.message, buttons=buttons)
         except Exception:
             log.exception("upload of attachment %s failed", file.file_id)
             await reply.fail(UPLOAD_FAILURE.format(name=file.filename))
@@ -228,31 +249,56 @@ class LoreClient(discord.Client):
         with self._tracked():
             await interaction.response.defer(ephemeral=True, thinking=True)
             try:
-                result = await self.admin.execute(self._admin_command(interaction))
+                result = await self.admin.execute(await self._admin_command(interaction))
                 await self._show_result(interaction, result)
             except Exception:
                 log.exception("/lore failed (interaction %s)", interaction.id)
                 with contextlib.suppress(discord.HTTPException):
                     await interaction.edit_original_response(content=FAILURE, embeds=[], view=None)
 
-    def _admin_command(self, interaction: discord.Interaction) -> Any:
+    async def _admin_command(
+        self, interaction: discord.Interaction, *, text: str | None = None
+    ) -> AdminCommand:
+        """The `/lore` command of an interaction (``text``: what a button stands for)."""
         user = interaction.user
         place = place_of(interaction.channel, guild=interaction.guild, user_id=user.id)
-        path, options = command_parts(interaction.data or {})
-        roles = [(r.id, r.name) for r in getattr(user, "roles", [])]
-        admin = interaction.guild is not None and is_admin(
-            manage_guild=interaction.permissions.manage_guild,
-            roles=roles,
-            admin_role=self._admin_role,
+        if text is None:
+            text = command_text(*command_parts(interaction.data or {}))
+        admin = interaction.guild is not None and self._grants_admin(
+            user, manage_guild=interaction.permissions.manage_guild
         )
         return admin_command(
             place=place,
             user=user,
-            text=command_text(path, options),
+            text=text,
             admin=admin,
             event_id=str(interaction.id),
             received_at=interaction.created_at,
+            dm_workspaces=await self._dm_workspaces(place, user.id),
         )
+
+    def _author_is_admin(self, message: discord.Message) -> bool:
+        """Whether a guild message's author is an admin, by the rule `/lore` uses (Manage
+        Server is a server-wide permission: no channel overwrite grants or denies it)."""
+        author = message.author
+        if message.guild is None or not isinstance(author, discord.Member):
+            return False
+        return self._grants_admin(author, manage_guild=author.guild_permissions.manage_guild)
+
+    def _grants_admin(self, member: Any, *, manage_guild: bool) -> bool:
+        roles = [(r.id, r.name) for r in getattr(member, "roles", [])]
+        grant = admin_grant(manage_guild=manage_guild, roles=roles, admin_role=self._admin_role)
+        if grant == "role_name":
+            log.warning(
+                "user %s is an admin by a role *named* %r; set DISCORD_ADMIN_ROLE to the role's "
+                "id so that no other role of that name counts",
+                member.id,
+                self._admin_role,
+            )
+        return grant is not None
+
+    async def _dm_workspaces(self, place: Place, user_id: int) -> tuple[str, ...]:
+        return await self.shared_servers.of(user_id) if place.is_direct else ()
 
     async def _show_result(self, interaction: discord.Interaction, result: CommandResult) -> None:
         pieces = render_answer(result.answer) if result.answer else render_text(result.text)
@@ -291,12 +337,63 @@ class LoreClient(discord.Client):
                 await interaction.edit_original_response(
                     view=feedback_view(message_id, up=up, down=down)
                 )
+            except LorekeeperError as exc:
+                log.warning("vote on %s refused: %s", message_id, exc.reason)
+                await self._tell_clicker(interaction, exc.user_message)
             except Exception:
                 log.exception("storing feedback for %s failed", message_id)
-                with contextlib.suppress(discord.HTTPException):
-                    await interaction.followup.send(
-                        "Sorry, I couldn't save that vote; please try again.", ephemeral=True
+                await self._tell_clicker(interaction, VOTE_FAILED)
+
+    async def _tell_clicker(self, interaction: discord.Interaction, text: str) -> None:
+        with contextlib.suppress(discord.HTTPException):
+            for piece in render_text(text):
+                await interaction.followup.send(piece.content, ephemeral=True)
+
+    # --- "Share with NAMESPACE" ----------------------------------------------------------
+
+    async def share_clicked(
+        self, interaction: discord.Interaction, document_id: uuid.UUID, namespace: str
+    ) -> None:
+        """Run `/lore docs promote` as the clicker, tell them the outcome privately, and take
+        the share buttons away once the file is shared."""
+        with self._tracked():
+            await interaction.response.defer()
+            try:
+                command = await self._admin_command(
+                    interaction, text=promote_text(document_id, namespace)
+                )
+                result = await self.admin.execute(command)
+                if result.ok:
+                    await interaction.edit_original_response(view=None)
+                await self._tell_clicker(interaction, result.text)
+            except Exception:
+                log.exception("sharing %s with %s failed", document_id, namespace)
+                await self._tell_clicker(interaction, SHARE_FAILED)
+
+    # --- deletions on Discord ----------------------------------------------------------------
+
+    async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
+        await self._forget_messages([event.message_id], guild_id=event.guild_id)
+
+    async def on_raw_bulk_message_delete(self, event: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._forget_messages(sorted(event.message_ids), guild_id=event.guild_id)
+
+    async def _forget_messages(self, message_ids: list[int], *, guild_id: int | None) -> None:
+        """Delete the documents made from the attachments of deleted messages."""
+        with self._tracked():
+            # A DM's delete event names no user, so it cannot name the DM's workspace; message
+            # ids are unique across Discord anyway.
+            workspace = str(guild_id) if guild_id is not None else None
+            for message_id in message_ids:
+                try:
+                    gone = await self.uploads.deleted_on_platform(
+                        Platform.DISCORD.value, message_id=str(message_id), workspace=workspace
                     )
+                except Exception:
+                    log.exception("forgetting the files of deleted message %s failed", message_id)
+                    continue
+                if gone:
+                    log.info("message %s was deleted: %d document(s) removed", message_id, gone)
 
 
 __all__ = ["LoreClient", "intents", "point_at"]

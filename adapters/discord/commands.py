@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 Runner = Callable[[discord.Interaction], Awaitable[None]]
 _PERIODS = [Choice(name=p, value=p) for p in ("today", "7d", "30d")]
 _BY = [Choice(name=b, value=b) for b in ("day", "user", "channel", "namespace", "model")]
-_SCOPES = [Choice(name=s, value=s) for s in ("user", "workspace")]
+_SCOPES = [
+    Choice(name=s, value=s) for s in ("user", "workspace", "user-uploads", "workspace-uploads")
+]
 
 
 class LoreGroup(
@@ -104,8 +106,18 @@ class LoreGroup(
     ) -> None:
         await self._run(interaction)
 
-    @docs.command(name="delete", description="Delete a document by id (admins)")
+    @docs.command(name="delete", description="Delete a document by id (its uploader or admins)")
     async def docs_delete(self, interaction: discord.Interaction, id: str) -> None:
+        await self._run(interaction)
+
+    @docs.command(
+        name="promote",
+        description="Share a file of this conversation with a namespace (its uploader or admins)",
+    )
+    @app_commands.describe(
+        id="The document's id (from /lore docs list)", namespace="The namespace to share it with"
+    )
+    async def docs_promote(self, interaction: discord.Interaction, id: str, namespace: str) -> None:
         await self._run(interaction)
 
     @quota.command(name="show", description="Today's token use and limits")

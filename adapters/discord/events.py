@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +20,16 @@ from core.admin import AdminCommand
 from core.types import IncomingFile, IncomingMessage, Platform
 
 _MENTION = re.compile(r"<@!?(\d+)>")
+_ROLE_ID = re.compile(r"[0-9]{1,20}")
 _THREADS = {
     discord.ChannelType.public_thread,
     discord.ChannelType.private_thread,
     discord.ChannelType.news_thread,
+}
+_ALWAYS_PRIVATE = {
+    discord.ChannelType.private,
+    discord.ChannelType.group,
+    discord.ChannelType.private_thread,
 }
 # Option types of application commands (Discord API): sub-command, sub-command group, channel.
 _SUBCOMMAND, _GROUP, _CHANNEL = 1, 2, 7
@@ -39,6 +46,7 @@ COMMAND_SYNTAX: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {
     ("namespace", "uploads"): (("name", ""), ("channel", "")),
     ("docs", "list"): (("namespace", ""),),
     ("docs", "delete"): (("id", ""),),
+    ("docs", "promote"): (("id", ""), ("namespace", "")),
     ("quota", "set"): (("scope", ""), ("limit", "")),
 }
 
@@ -49,6 +57,7 @@ class Place:
 
     ``channel_id`` is the parent channel for a thread, so channel namespace bindings apply;
     ``thread_id`` is None in a plain guild channel (the adapter starts a thread there).
+    ``is_private`` is what the cached channel says (None when it cannot tell).
     """
 
     workspace_id: str
@@ -57,14 +66,17 @@ class Place:
     is_direct: bool = False
     workspace_name: str | None = None
     channel_name: str | None = None
+    is_private: bool | None = None
 
 
 def place_of(channel: Any, *, guild: Any, user_id: int) -> Place:
     """The workspace/channel/thread of a discord.py channel (guild id, or ``dm-<user>``)."""
     kind = getattr(channel, "type", None)
     if guild is None or kind in (discord.ChannelType.private, discord.ChannelType.group):
-        return Place(f"dm-{user_id}", str(channel.id), str(channel.id), is_direct=True)
-    name = getattr(channel, "name", None)
+        return Place(
+            f"dm-{user_id}", str(channel.id), str(channel.id), is_direct=True, is_private=True
+        )
+    private = channel_privacy(channel, guild=guild)
     if kind in _THREADS:
         parent = getattr(channel, "parent", None)
         return Place(
@@ -73,8 +85,35 @@ def place_of(channel: Any, *, guild: Any, user_id: int) -> Place:
             str(channel.id),
             workspace_name=guild.name,
             channel_name=getattr(parent, "name", None),
+            is_private=private,
         )
-    return Place(str(guild.id), str(channel.id), None, workspace_name=guild.name, channel_name=name)
+    name = getattr(channel, "name", None)
+    return Place(
+        str(guild.id),
+        str(channel.id),
+        None,
+        workspace_name=guild.name,
+        channel_name=name,
+        is_private=private,
+    )
+
+
+def channel_privacy(channel: Any, *, guild: Any) -> bool | None:
+    """Whether a channel is private: @everyone may not view it (a thread follows its parent;
+    private threads and DMs are private). None when the cached models cannot tell."""
+    kind = getattr(channel, "type", None)
+    if kind in _ALWAYS_PRIVATE:
+        return True
+    if kind in _THREADS:
+        channel = getattr(channel, "parent", None)
+    everyone = getattr(guild, "default_role", None)
+    # A PartialMessageable answers permissions_for with "none", which would read as private.
+    if everyone is None or not isinstance(channel, discord.abc.GuildChannel):
+        return None
+    try:
+        return not channel.permissions_for(everyone).view_channel
+    except (discord.ClientException, AttributeError):
+        return None
 
 
 def mentions_user(message: Any, user_id: int) -> bool:
@@ -97,8 +136,19 @@ def incoming_file(attachment: Any) -> IncomingFile:
     )
 
 
-def incoming_message(message: Any, place: Place, *, thread_id: str, bot_id: int) -> IncomingMessage:
-    """A discord.py Message in ``place`` as core's IncomingMessage (event id = message id)."""
+def incoming_message(
+    message: Any,
+    place: Place,
+    *,
+    thread_id: str,
+    bot_id: int,
+    author_is_admin: bool = False,
+    dm_workspaces: tuple[str, ...] = (),
+) -> IncomingMessage:
+    """A discord.py Message in ``place`` as core's IncomingMessage (event id = message id).
+
+    ``dm_workspaces``: for a DM, the servers the author shares with the bot.
+    """
     return IncomingMessage(
         platform=Platform.DISCORD,
         workspace_id=place.workspace_id,
@@ -114,6 +164,9 @@ def incoming_message(message: Any, place: Place, *, thread_id: str, bot_id: int)
         message_id=str(message.id),
         files=tuple(incoming_file(a) for a in message.attachments),
         is_direct=place.is_direct,
+        place_private=place.is_private,
+        author_is_admin=author_is_admin,
+        dm_workspaces=dm_workspaces if place.is_direct else (),
     )
 
 
@@ -161,21 +214,48 @@ def command_text(path: Sequence[str], options: Mapping[str, str]) -> str:
     return shlex.join(w for w in words if w)
 
 
+def promote_text(document_id: uuid.UUID, namespace: str) -> str:
+    """The `/lore` text that a "Share with NAMESPACE" button stands for."""
+    return shlex.join(["docs", "promote", str(document_id), namespace])
+
+
+def admin_grant(
+    *, manage_guild: bool, roles: Iterable[tuple[int, str]], admin_role: str | None
+) -> str | None:
+    """Why a member is an admin: ``"manage_guild"``, ``"role_id"``, ``"role_name"`` or None.
+
+    A numeric ``admin_role`` is a role id and matches only that role. Any other value matches
+    roles by name, which is weaker: anyone who may create roles can make one with that name.
+    """
+    if manage_guild:
+        return "manage_guild"
+    wanted = (admin_role or "").strip()
+    if not wanted:
+        return None
+    if _ROLE_ID.fullmatch(wanted):
+        return "role_id" if any(str(role_id) == wanted for role_id, _ in roles) else None
+    name = wanted.casefold()
+    return "role_name" if any(role.casefold() == name for _, role in roles) else None
+
+
 def is_admin(
     *, manage_guild: bool, roles: Iterable[tuple[int, str]], admin_role: str | None
 ) -> bool:
-    """Manage Server in this channel, or the configured role (by name or id)."""
-    if manage_guild:
-        return True
-    if not admin_role:
-        return False
-    wanted = admin_role.strip().lower()
-    return any(str(role_id) == wanted or name.lower() == wanted for role_id, name in roles)
+    """Manage Server in this channel, or the configured role (see :func:`admin_grant`)."""
+    return admin_grant(manage_guild=manage_guild, roles=roles, admin_role=admin_role) is not None
 
 
 def admin_command(
-    *, place: Place, user: Any, text: str, admin: bool, event_id: str, received_at: datetime
+    *,
+    place: Place,
+    user: Any,
+    text: str,
+    admin: bool,
+    event_id: str,
+    received_at: datetime,
+    dm_workspaces: tuple[str, ...] = (),
 ) -> AdminCommand:
+    """`/lore <text>` (or a button standing for it) by ``user`` in ``place``."""
     return AdminCommand(
         platform=Platform.DISCORD,
         workspace_id=place.workspace_id,
@@ -187,4 +267,7 @@ def admin_command(
         channel_name=place.channel_name,
         event_id=event_id,
         received_at=received_at,
+        is_direct=place.is_direct,
+        place_private=place.is_private,
+        dm_workspaces=dm_workspaces if place.is_direct else (),
     )

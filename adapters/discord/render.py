@@ -1,7 +1,15 @@
-"""Core results as Discord messages: 2,000-character pieces, a Sources embed, 👍/👎 buttons."""
+"""Core results as Discord messages: 2,000-character pieces, a Sources embed, 👍/👎 buttons,
+and "Share with NAMESPACE" buttons under a conversation's file.
+
+Answers quote documents, and file names and titles are chosen by users, so Markdown masked
+links in them are shown as ``label (<url>)`` with the URL visible, and file names have their
+Markdown escaped. Mentions cannot ping: the client sends every message with
+``allowed_mentions`` that allows none.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import textwrap
@@ -21,15 +29,24 @@ FAILURE = "Something went wrong while answering; please try again."
 UPLOAD_FAILURE = "Something went wrong while indexing {name}; it was not added."
 CHART_FILENAME = "lorekeeper-usage.png"
 _SENTENCE_END = re.compile(r"((?<=[.!?])[ \t]+|[ \t]*\n[ \t]*)")
+_SCHEME = r"[a-zA-Z][a-zA-Z0-9+.-]*:"
+_MASKED_LINK = re.compile(rf"\[([^\[\]\n]*)\]\(\s*<?({_SCHEME}[^()<>\s]+)>?[^()\n]*\)")
+_LEFTOVER_LINK = re.compile(rf"\[(?=[^\n]*\]\(\s*<?{_SCHEME})")
+_BRACKET = re.compile(r"(?<!\\)([\[\]])")  # not yet escaped
 
 
 @dataclass
 class Outgoing:
-    """One message to send: content, embeds, and the feedback buttons when it has them."""
+    """One message to send: content, embeds, and its buttons (feedback, or another view)."""
 
     content: str
     embeds: list[discord.Embed] = field(default_factory=list)
     feedback_for: uuid.UUID | None = None
+    view: discord.ui.View | None = None
+
+    def buttons(self) -> discord.ui.View | None:
+        """The view to send with the message (feedback buttons come first)."""
+        return feedback_view(self.feedback_for) if self.feedback_for else self.view
 
 
 def split_content(text: str, limit: int = LIMIT) -> list[str]:
@@ -102,12 +119,33 @@ def _words(line: str, limit: int, *, first_sep: str) -> list[_Unit]:
     return [_Unit(u.text, first_sep if i == 0 else u.sep) for i, u in enumerate(out)]
 
 
+def unmask(text: str) -> str:
+    """Markdown masked links as ``label (<url>)``, so every link shows where it goes."""
+    # What is left looks like a link the pattern could not take apart (nested parentheses in
+    # the URL, say): an escaped bracket keeps Discord from making it one.
+    return _LEFTOVER_LINK.sub(r"\\[", _show_urls(text))
+
+
+def _show_urls(text: str) -> str:
+    for _ in range(5):  # a link written inside another one's label needs a second pass
+        text, found = _MASKED_LINK.subn(lambda m: f"{m.group(1)} (<{m.group(2)}>)", text)
+        if not found:
+            break
+    return text
+
+
+def plain(text: str) -> str:
+    """Outside words (a file name, a line naming one) with no links and no Markdown."""
+    # escape_markdown also escapes the bracket of anything still shaped like a link.
+    return discord.utils.escape_markdown(_show_urls(text))
+
+
 def answer_body(answer: Answer) -> str:
     """The answer text with its notice and labels (no sources: those go in the embed)."""
     parts = []
     if answer.notice:
-        parts.append(f"-# ⚠️ {answer.notice}")
-    parts.append(answer.text)
+        parts.append(f"-# ⚠️ {unmask(answer.notice)}")
+    parts.append(unmask(answer.text))
     if answer.mode == "extractive" and answer.citations:
         parts.append("-# Quoted from the sources (no language model was used).")
     if answer.mode == "llm" and not answer.grounded and not answer.abstained:
@@ -115,11 +153,21 @@ def answer_body(answer: Answer) -> str:
     return "\n\n".join(parts)
 
 
+def link_url(url: str | None) -> str | None:
+    """An http(s) URL that cannot end a ``[title](url)`` link early (None otherwise)."""
+    if not url or not url.startswith(("http://", "https://")):
+        return None
+    for char, code in (("(", "%28"), (")", "%29"), ("<", "%3C"), (">", "%3E"), (" ", "%20")):
+        url = url.replace(char, code)
+    return "".join(url.split())
+
+
 def source_line(c: Citation) -> str:
-    title = discord.utils.escape_markdown(c.title)
-    head = f"**{c.n}.** [{title}]({c.source_url})" if c.source_url else f"**{c.n}.** {title}"
+    title = _BRACKET.sub(r"\\\1", plain(" ".join(c.title.split())))
+    url = link_url(c.source_url)
+    head = f"**{c.n}.** [{title}]({url})" if url else f"**{c.n}.** {title}"
     quote = textwrap.shorten(" ".join(c.quote.split()), width=QUOTE_CHARS, placeholder="…")
-    return f"{head}\n> {quote}" if quote else head
+    return f"{head}\n> {unmask(quote)}" if quote else head
 
 
 def sources_embed(citations: Sequence[Citation]) -> discord.Embed | None:
@@ -150,7 +198,8 @@ def render_answer(answer: Answer) -> list[Outgoing]:
 
 
 def render_text(text: str) -> list[Outgoing]:
-    return [Outgoing(p) for p in split_content(text) or ["Done."]]
+    """A command result (it names documents and namespaces): links shown, never masked."""
+    return [Outgoing(p) for p in split_content(unmask(text)) or ["Done."]]
 
 
 def chart_file(png: bytes) -> discord.File:
@@ -167,13 +216,13 @@ def placeholder(namespaces: Sequence[str]) -> str:
 
 def preview(text_so_far: str) -> str:
     """The streamed answer so far, kept within one message."""
-    text = text_so_far.strip() + " ▌"
+    text = unmask(text_so_far.strip()) + " ▌"
     return text if len(text) <= LIMIT else "…" + text[-(LIMIT - 1) :]
 
 
 def progress_line(filename: str, progress: Progress) -> str:
-    detail = f" ({progress.detail})" if progress.detail else ""
-    return f"📄 {filename}: {progress.stage} {progress.fraction:.0%}{detail}"
+    detail = f" ({plain(progress.detail)})" if progress.detail else ""
+    return f"📄 {plain(filename)}: {progress.stage} {progress.fraction:.0%}{detail}"
 
 
 # --- feedback buttons -----------------------------------------------------------------
@@ -220,4 +269,62 @@ def feedback_view(
     view = discord.ui.View(timeout=None)
     view.add_item(FeedbackButton(message_id, 1, count=up))
     view.add_item(FeedbackButton(message_id, -1, count=down))
+    return view
+
+
+# --- share buttons --------------------------------------------------------------------
+
+# A custom_id holds at most 100 characters: the document's UUID goes as 22 base64url
+# characters, so "lore:share:" + 22 + ":" + a 64-character namespace name fits (98).
+_NAMESPACE = r"[a-z0-9][a-z0-9_-]{0,63}"
+SHARE_TEMPLATE = rf"lore:share:(?P<doc>[A-Za-z0-9_-]{{22}}):(?P<ns>{_NAMESPACE})"
+SHARE_BUTTONS = 5  # one row
+
+
+def short_id(value: uuid.UUID) -> str:
+    """A UUID in 22 URL-safe characters."""
+    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+
+
+def from_short_id(text: str) -> uuid.UUID:
+    """The UUID that :func:`short_id` wrote."""
+    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
+
+
+class ShareButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=SHARE_TEMPLATE):
+    """A button "Share with NAMESPACE" under the "Indexed …" message of a file that stayed in
+    its conversation. Registered with ``Client.add_dynamic_items`` like
+    :class:`FeedbackButton`, so it keeps working after a restart."""
+
+    def __init__(self, document_id: uuid.UUID, namespace: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                label=f"Share with {namespace}",
+                custom_id=f"lore:share:{short_id(document_id)}:{namespace}",
+            )
+        )
+        self.document_id = document_id
+        self.namespace = namespace
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ShareButton:
+        return cls(from_short_id(match["doc"]), match["ns"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.share_clicked(  # type: ignore[attr-defined]
+            interaction, self.document_id, self.namespace
+        )
+
+
+def share_view(document_id: uuid.UUID | None, namespaces: Sequence[str]) -> discord.ui.View | None:
+    """One persistent button per namespace the file may be shared with (None: no buttons)."""
+    names = [n for n in namespaces if re.fullmatch(_NAMESPACE, n)]
+    if document_id is None or not names:
+        return None
+    view = discord.ui.View(timeout=None)
+    for name in names[:SHARE_BUTTONS]:
+        view.add_item(ShareButton(document_id, name))
     return view

@@ -19,8 +19,8 @@ import discord
 from adapters.discord.render import (
     FAILURE,
     Outgoing,
-    feedback_view,
     placeholder,
+    plain,
     preview,
     progress_line,
     render_answer,
@@ -85,7 +85,7 @@ class LiveMessage:
     async def replace(self, out: Outgoing) -> discord.Message:
         """Make this message show ``out`` (edit it, or send it when none was posted)."""
         await self.settle()
-        view = feedback_view(out.feedback_for) if out.feedback_for else None
+        view = out.buttons()
         if self.message is None:
             kwargs: dict[str, Any] = {"embeds": out.embeds}
             if view is not None:
@@ -134,12 +134,14 @@ class DiscordReply:
         for piece in pieces[1:]:
             await LiveMessage(self._channel, interval=0).replace(piece)
 
-    async def finish_upload(self, text: str) -> None:
-        """The last state of the progress message: the outcome in words."""
-        await self._progress.replace(Outgoing(text))
+    async def finish_upload(self, text: str, *, buttons: discord.ui.View | None = None) -> None:
+        """The last state of the progress message: the outcome in words (it names the file,
+        so it is shown with its Markdown escaped and its links unmasked), with ``buttons``."""
+        await self._progress.replace(Outgoing(plain(text), view=buttons))
 
     async def fail(self, text: str = FAILURE) -> None:
         """End with a plain message: edit whatever was showing, or post a new one."""
+        text = plain(text)
         for live in (self._answer, self._progress):
             if live.message is not None:
                 try:

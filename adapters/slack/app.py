@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -25,6 +25,7 @@ from adapters.slack import events, render
 from adapters.slack.events import Payload, SlackFile
 from adapters.slack.files import FileFetcher, send_privately
 from adapters.slack.reply import SlackReply
+from adapters.slack.verification import hide_rejected_bodies
 from core.admin import AdminService
 from core.answer import AnswerService
 from core.errors import LorekeeperError
@@ -82,6 +83,7 @@ class SlackBot:
                 AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries)
             ],
         )
+        hide_rejected_bodies()
         self.app = AsyncApp(
             client=self.client,
             signing_secret=config.signing_secret or "",
@@ -103,6 +105,7 @@ class SlackBot:
             self.app.event(name)(handler)
         self.app.command(COMMAND)(self._on_command)
         self.app.action(re.compile(r"^lore_feedback_(up|down)$"))(self._on_feedback)
+        self.app.action(re.compile(rf"^{render.SHARE_ACTION}_\d+$"))(self._on_share)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -175,10 +178,11 @@ class SlackBot:
             self._spawn(job, "slack-follow-up")
         # A top-level or mentioning message is answered from its app_mention copy.
 
-    async def _on_file_deleted(self, event: dict[str, Any]) -> None:
+    async def _on_file_deleted(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         file_id = event.get("file_id") or (event.get("file") or {}).get("id")
         if file_id:
-            self._spawn(self._delete_file(str(file_id)), "slack-file-deleted")
+            job = self._delete_file(str(file_id), events.team_of(body))
+            self._spawn(job, "slack-file-deleted")
 
     async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         text = str(body.get("text") or "").strip().lower()
@@ -191,6 +195,10 @@ class SlackBot:
     async def _on_feedback(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         self._spawn(self._feedback(body), "slack-feedback")
+
+    async def _on_share(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        self._spawn(self._share(body), "slack-share")
 
     # -- background work ------------------------------------------------------------------------
 
@@ -237,6 +245,9 @@ class SlackBot:
                 return
             if not await self._uploads.claim(message):
                 return
+            # only its uploader or an admin replaces a file: core needs to know which this is
+            admin = await self._is_admin(message.author_id)
+            message = replace(message, author_is_admin=admin)
         except Exception:
             log.exception("checking upload %s failed", message.event_id)
             return
@@ -254,6 +265,7 @@ class SlackBot:
                 self._http,
                 token=self._config.bot_token,
                 max_bytes=self._config.max_upload_bytes,
+                api_url=self._config.api_url,
             )
             resolved = await fetcher.resolve(file)
             refusal = self._uploads.precheck(resolved.incoming())
@@ -262,7 +274,7 @@ class SlackBot:
                 return
             data = await fetcher.download(resolved)
             outcome = await self._uploads.ingest(message, resolved.incoming(), data, reply)
-            await reply.done(outcome.message)
+            await reply.finish_upload(outcome)
         except LorekeeperError as exc:
             log.warning("upload of %s failed: %s", file.file_id, exc.reason)
             await reply.fail(exc.user_message)
@@ -270,17 +282,24 @@ class SlackBot:
             log.exception("upload of %s failed", file.file_id)
             await reply.fail(f"Something went wrong while indexing {file.name}; it was not added.")
 
-    async def _delete_file(self, file_id: str) -> None:
+    async def _delete_file(self, file_id: str, team: str) -> None:
         try:
-            removed = await self._uploads.file_deleted(file_id)
+            removed = await self._uploads.deleted_on_platform(
+                Platform.SLACK.value, file_id=file_id, workspace=team or None
+            )
             log.info("file %s deleted in Slack: %d documents removed", file_id, removed)
         except Exception:
             log.exception("deleting the documents of file %s failed", file_id)
 
     async def _is_admin(self, user_id: str) -> bool:
+        """A workspace admin or owner (or in SLACK_ADMIN_IDS); False when Slack can't say."""
         if user_id in self._config.admin_ids:
             return True
-        response = await self.client.users_info(user=user_id)
+        try:
+            response = await self.client.users_info(user=user_id)
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("users.info for %s failed: %s", user_id, type(exc).__name__)
+            return False
         return events.is_slack_admin(response.get("user") or {})
 
     async def _command(self, body: Payload, respond: Any) -> None:
@@ -352,12 +371,46 @@ class SlackBot:
                     text=str(shown.get("text") or ""),
                     blocks=render.with_feedback_counts(shown["blocks"], up, down),
                 )
+        except LorekeeperError as exc:
+            log.warning("vote on %s refused: %s", click.message_id, exc.reason)
+            await self._tell_clicker(click, exc.user_message)
         except Exception:
             log.exception("storing feedback on %s failed", click.message_id)
-            if click.channel_id:
-                try:
-                    await self.client.chat_postEphemeral(
-                        channel=click.channel_id, user=click.user_id, text=VOTE_FAILED
-                    )
-                except Exception:
-                    log.exception("could not report the feedback failure")
+            await self._tell_clicker(click, VOTE_FAILED)
+
+    async def _share(self, body: Payload) -> None:
+        """A "Share with" click: `/lore docs promote` as the person who clicked; they alone
+        see the outcome, and a shared file's buttons give way to a note."""
+        click = events.share_from_action(body)
+        if click is None:
+            return
+        try:
+            admin = await self._is_admin(click.user_id)
+            result = await self._admin.execute(events.share_command(click, is_admin=admin))
+            shown = render.command_response(result)
+            await self.client.chat_postEphemeral(
+                channel=click.channel_id, user=click.user_id, text=shown.text, blocks=shown.blocks
+            )
+            message = body.get("message") or {}
+            if result.ok and click.message_ts and message.get("blocks"):
+                await self.client.chat_update(
+                    channel=click.channel_id,
+                    ts=click.message_ts,
+                    text=str(message.get("text") or ""),
+                    blocks=render.shared(message["blocks"], click.namespace),
+                )
+        except Exception:
+            log.exception("sharing document %s failed", click.document_id)
+            await self._tell_clicker(click, COMMAND_FAILED)
+
+    async def _tell_clicker(
+        self, click: events.FeedbackClick | events.ShareClick, text: str
+    ) -> None:
+        if not click.channel_id:
+            return
+        try:
+            await self.client.chat_postEphemeral(
+                channel=click.channel_id, user=click.user_id, text=render.plain(text)
+            )
+        except Exception:
+            log.exception("could not tell %s about their vote", click.user_id)

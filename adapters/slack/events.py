@@ -89,6 +89,23 @@ def is_direct(event: Payload) -> bool:
     return event.get("channel_type") == "im"
 
 
+# A message event's channel_type says the place's privacy; app_mention events carry none.
+_PRIVATE_TYPES = {"channel": False, "group": True, "im": True, "mpim": True}
+
+
+def place_private(event: Payload) -> bool | None:
+    """What the event says of its channel's privacy (None: it does not say)."""
+    return _PRIVATE_TYPES.get(str(event.get("channel_type") or ""))
+
+
+def channel_is_private(channel: Payload) -> bool | None:
+    """``conversations.info``'s answer: DMs, group DMs and private channels are private; None
+    when the object does not say (a channel id's first letter proves nothing)."""
+    if any(channel.get(flag) for flag in ("is_private", "is_im", "is_mpim", "is_group")):
+        return True
+    return False if channel.get("is_private") is False else None
+
+
 def is_ignored(event: Payload, *, bot_user_id: str | None, bot_id: str | None) -> bool:
     """Our own posts, other bots and non-human message subtypes are never answered."""
     if event.get("bot_id") or event.get("bot_profile") or event.get("subtype") == "bot_message":
@@ -137,6 +154,7 @@ def message_from_event(
     team_id: str,
     bot_user_id: str | None,
     files: tuple[SlackFile, ...] = (),
+    author_is_admin: bool = False,
 ) -> IncomingMessage:
     """An ``app_mention`` or ``message`` event as core's IncomingMessage."""
     return IncomingMessage(
@@ -152,6 +170,8 @@ def message_from_event(
         message_id=str(event["ts"]),
         files=tuple(f.incoming() for f in files),
         is_direct=is_direct(event),
+        place_private=place_private(event),
+        author_is_admin=author_is_admin,
     )
 
 
@@ -165,8 +185,14 @@ def team_of(body: Payload) -> str:
     return str(team)
 
 
+# What a slash command's channel_name says of its channel.
+_COMMAND_PLACES = {"directmessage": True, "privategroup": True}
+
+
 def command_from_payload(body: Payload, *, is_admin: bool) -> AdminCommand:
     """A ``/lore`` slash command (form fields) as core's AdminCommand."""
+    channel = str(body.get("channel_id") or "")
+    name = str(body.get("channel_name") or "")
     return AdminCommand(
         platform=Platform.SLACK,
         workspace_id=team_of(body),
@@ -175,8 +201,57 @@ def command_from_payload(body: Payload, *, is_admin: bool) -> AdminCommand:
         text=str(body.get("text") or ""),
         is_platform_admin=is_admin,
         user_name=body.get("user_name"),
-        channel_name=body.get("channel_name"),
+        channel_name=None if name in _COMMAND_PLACES else body.get("channel_name"),
         event_id=body.get("trigger_id"),
+        is_direct=channel.startswith("D") or name == "directmessage",
+        place_private=_COMMAND_PLACES.get(name),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ShareClick:
+    """A "Share with NAMESPACE" click under an uploaded file's outcome."""
+
+    workspace_id: str
+    user_id: str
+    channel_id: str
+    message_ts: str | None
+    document_id: uuid.UUID
+    namespace: str
+
+
+def share_from_action(body: Payload) -> ShareClick | None:
+    """A ``block_actions`` payload for a share button; None when it is not a valid one."""
+    action = next(iter(body.get("actions") or ()), None) or {}
+    document, _, namespace = str(action.get("value") or "").partition(":")
+    try:
+        document_id = uuid.UUID(document)
+    except ValueError:
+        return None
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    if not channel or not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", namespace):
+        return None
+    return ShareClick(
+        workspace_id=team_of(body),
+        user_id=str((body.get("user") or {}).get("id") or ""),
+        channel_id=str(channel),
+        message_ts=(body.get("message") or {}).get("ts") or container.get("message_ts"),
+        document_id=document_id,
+        namespace=namespace,
+    )
+
+
+def share_command(click: ShareClick, *, is_admin: bool) -> AdminCommand:
+    """The `/lore docs promote` a share click stands for, as the person who clicked."""
+    return AdminCommand(
+        platform=Platform.SLACK,
+        workspace_id=click.workspace_id,
+        channel_id=click.channel_id,
+        user_id=click.user_id,
+        text=f"docs promote {click.document_id} {click.namespace}",
+        is_platform_admin=is_admin,
+        is_direct=click.channel_id.startswith("D"),
     )
 
 

@@ -1,11 +1,17 @@
 """Files and Slack: fetching shared files (``files.info`` for stubs, downloads with the bot
-token) and sending one privately to a person (Slack has no ephemeral files)."""
+token) and sending one privately to a person (Slack has no ephemeral files).
+
+The bot token goes only to Slack: a download URL comes from an event or from ``files.info``, so
+it is checked against Slack's file hosts (and the configured API origin, which tests point at a
+local fake) before any request is made.
+"""
 
 from __future__ import annotations
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from yarl import URL
 
 from adapters.slack.events import SlackFile, slack_file
 from core.errors import LorekeeperError
@@ -15,18 +21,55 @@ SCOPE_MISSING = (
     "The Slack app needs the files:read scope (reinstall it after adding the scope)."
 )
 DOWNLOAD_FAILED = "I couldn't download {name} from Slack (HTTP {status}); please share it again."
+NOT_SLACK = (
+    "I didn't download {name}: its download link does not point to Slack, "
+    "and I only fetch files from Slack."
+)
+SLACK_FILE_HOSTS = frozenset({"files.slack.com", "slack-files.com"})
+SLACK_DOMAIN = ".slack.com"
+
+
+def is_slack_download(url: URL, *, api_url: str) -> bool:
+    """True for https on Slack's file hosts (any ``*.slack.com``), or the configured API's
+    exact origin (scheme, host and port)."""
+    if not _web_origin(url) or url.user is not None or url.password is not None:
+        return False
+    host = (url.host or "").lower().rstrip(".")
+    slack_host = host in SLACK_FILE_HOSTS or host.endswith(SLACK_DOMAIN)
+    if slack_host and url.scheme == "https" and url.port == 443:
+        return True
+    try:
+        api = URL(api_url)
+    except ValueError:
+        return False
+    return _web_origin(api) and (url.scheme, host, url.port) == (
+        api.scheme,
+        (api.host or "").lower().rstrip("."),
+        api.port,
+    )
+
+
+def _web_origin(url: URL) -> bool:
+    return url.scheme in ("http", "https") and bool(url.host)
 
 
 class FileFetcher:
     """Downloads files the way Slack requires: ``Authorization: Bearer <bot token>``."""
 
     def __init__(
-        self, client: AsyncWebClient, session: aiohttp.ClientSession, *, token: str, max_bytes: int
+        self,
+        client: AsyncWebClient,
+        session: aiohttp.ClientSession,
+        *,
+        token: str,
+        max_bytes: int,
+        api_url: str,
     ) -> None:
         self._client = client
         self._session = session
         self._token = token
         self._max_bytes = max_bytes
+        self._api_url = api_url
 
     async def resolve(self, file: SlackFile) -> SlackFile:
         """Slack Connect channels send stubs (no URLs): ask ``files.info`` for the rest."""
@@ -45,12 +88,29 @@ class FileFetcher:
             raise LorekeeperError(f"Slack gave me no download link for {file.name}.")
         return resolved
 
-    async def download(self, file: SlackFile) -> bytes:
-        """The file's bytes, at most ``max_bytes + 1`` (core rejects oversized files itself)."""
+    def _checked_url(self, file: SlackFile) -> URL:
+        """The download URL, refused (before any request) unless it is Slack's."""
         assert file.download_url is not None
+        try:
+            url = URL(file.download_url)
+        except ValueError:
+            url = URL()
+        if not is_slack_download(url, api_url=self._api_url):
+            host = (url.host or "?")[:100]  # the reason is logged by the caller
+            raise LorekeeperError(
+                NOT_SLACK.format(name=file.name), reason=f"download host refused: {host}"
+            )
+        return url
+
+    async def download(self, file: SlackFile) -> bytes:
+        """The file's bytes, at most ``max_bytes + 1`` (core rejects oversized files itself).
+
+        aiohttp drops the Authorization header on a redirect to another origin, so a redirect
+        cannot carry the token away either."""
+        url = self._checked_url(file)
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
-            async with self._session.get(file.download_url, headers=headers) as response:
+            async with self._session.get(url, headers=headers) as response:
                 if response.status != 200:
                     raise LorekeeperError(
                         DOWNLOAD_FAILED.format(name=file.name, status=response.status)

@@ -3,6 +3,12 @@
 Slack's limits shape everything here: 3,000 characters per section text and 50 blocks per
 message. A long answer becomes several messages; the Sources and the 👍/👎 buttons always come
 last, so splitting never loses them.
+
+Everything shown here may carry outside text (answers quote documents; file names, titles and
+command results are chosen by users), so every string is escaped before it is sent: no
+``<!channel>``, ``<@U…>`` or masked ``<url|label>`` link can come from it, links written in
+Markdown show their URL, and bare ``@channel``/``@here``/``@everyone`` are broken with an
+invisible joiner so that no parse mode can turn them into a notification.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from core.admin import CommandResult
 from core.types import Answer, Citation, Progress
+from core.uploads import UploadOutcome
 
 Block = dict[str, Any]
 
@@ -25,6 +32,8 @@ QUOTE_LIMIT = 200
 FEEDBACK_BLOCK = "lore_feedback"
 COUNTS_BLOCK = "lore_feedback_counts"
 SOURCE_PREFIX = "lore_source_"
+SHARE_BLOCK = "lore_share"
+SHARE_ACTION = "lore_share"  # + "_<n>": action ids are unique within a message
 ERROR_ANSWER = "Something went wrong while answering; please try again."
 NOT_GROUNDED = "⚠️ This answer is not grounded in the sources; check it before relying on it."
 EXTRACTIVE = "Quoted from the sources (no written answer is available right now)."
@@ -39,7 +48,14 @@ _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^(\s*)[-*+]\s+")
 _QUOTE = re.compile(r"^(\s*)&gt;\s?")
+_ROOM_MENTION = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+# The one piece of markup core writes into command results: a channel reference, which links
+# to the channel and cannot notify anyone.
+_CHANNEL_REF = re.compile(r"&lt;#([CG][A-Z0-9]{2,20})&gt;")
 _BOLD_MARK = "\x00"
+_URL_MARK = "\x01"
+_URL_SLOT = re.compile(r"\x01(\d+)\x01")
+_JOINER = "\u200d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +71,34 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def quiet(mrkdwn: str) -> str:
+    """``@channel``, ``@here`` and ``@everyone`` as words that cannot notify a room."""
+    return _ROOM_MENTION.sub(lambda m: f"@{_JOINER}{m.group(1)}", mrkdwn)
+
+
+def plain(text: str) -> str:
+    """Outside text (a file name, a title, an error line) as inert mrkdwn."""
+    return quiet(escape(text))
+
+
+def demask(escaped: str) -> str:
+    """Markdown links in escaped text as ``label (url)``: the URL stays visible."""
+    return _LINK.sub(lambda m: f"{m.group(1)} ({m.group(2)})", escaped)
+
+
 def _inline(segment: str) -> str:
-    segment = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", segment)
+    urls: list[str] = []
+
+    def keep(m: re.Match[str]) -> str:
+        # The URL is set aside so emphasis rules cannot rewrite it (``__init__`` in a path).
+        urls.append(m.group(2))
+        return f"{m.group(1)} ({_URL_MARK}{len(urls) - 1}{_URL_MARK})"
+
+    segment = _LINK.sub(keep, segment)
     segment = _BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(1) or m.group(2)}{_BOLD_MARK}", segment)
     segment = _ITALIC.sub(lambda m: f"_{m.group(1)}_", segment)
     segment = _STRIKE.sub(lambda m: f"~{m.group(1)}~", segment)
+    segment = _URL_SLOT.sub(lambda m: urls[int(m.group(1))], segment)
     return segment.replace(_BOLD_MARK, "*")
 
 
@@ -76,7 +115,12 @@ def _line(line: str) -> str:
 
 
 def to_mrkdwn(markdown: str) -> str:
-    """Markdown (as a language model writes it) to Slack mrkdwn; code stays untouched."""
+    """Markdown (as a language model writes it) to Slack mrkdwn; code stays untouched.
+
+    The text quotes documents, so it is escaped first: Slack markup in it shows as typed, and a
+    Markdown link becomes ``label (url)`` rather than a masked link.
+    """
+    markdown = markdown.replace(_BOLD_MARK, "").replace(_URL_MARK, "")
     out: list[str] = []
     in_code = False
     for line in markdown.split("\n"):
@@ -87,7 +131,7 @@ def to_mrkdwn(markdown: str) -> str:
         out.append(escape(line) if in_code else _line(line))
     if in_code:
         out.append("```")
-    return "\n".join(out)
+    return quiet("\n".join(out))
 
 
 def split_text(text: str, limit: int = SECTION_LIMIT) -> list[str]:
@@ -129,13 +173,25 @@ def context(text: str, *, block_id: str | None = None) -> Block:
     return block
 
 
+def link_url(url: str) -> str | None:
+    """An http(s) URL made safe inside ``<url|label>`` (None for any other scheme)."""
+    if not url.startswith(("http://", "https://")):
+        return None
+    safe = "".join(url.split()).replace("&", "&amp;")
+    for char, code in (("<", "%3C"), (">", "%3E"), ("|", "%7C")):
+        safe = safe.replace(char, code)
+    return safe
+
+
 def source_line(citation: Citation) -> str:
     """``[n] <url|title>`` and a short quote underneath."""
-    title = escape(shorten(citation.title, 150))
-    url = citation.source_url or ""
-    link = f"<{url}|{title}>" if url.startswith(("http://", "https://")) else f"*{title}*"
-    quote = escape(shorten(citation.quote, QUOTE_LIMIT)) if citation.quote.strip() else ""
-    return f"*[{citation.n}]* {link}" + (f"\n>{quote}" if quote else "")
+    # A "|" in the label is shown as a look-alike so it can never split the link markup.
+    title = plain(shorten(citation.title, 150)).replace("|", "¦")
+    url = link_url(citation.source_url or "")
+    link = f"<{url}|{title}>" if url else f"*{title}*"
+    quote = shorten(citation.quote, QUOTE_LIMIT) if citation.quote.strip() else ""
+    shown = quiet(demask(escape(quote)))
+    return f"*[{citation.n}]* {link}" + (f"\n>{shown}" if shown else "")
 
 
 def feedback_block(message_id: str) -> Block:
@@ -162,7 +218,7 @@ def answer_blocks(answer: Answer, *, buttons: bool = True) -> list[Block]:
     """Every block of an answer in order (may exceed 50: see :func:`answer_messages`)."""
     blocks: list[Block] = []
     if answer.notice:
-        blocks.append(context(f"ℹ️ {escape(answer.notice)}"))
+        blocks.append(context(f"ℹ️ {plain(answer.notice)}"))
     blocks.extend(section(piece) for piece in split_text(to_mrkdwn(answer.text)))
     if answer.mode == "extractive" and answer.citations:
         blocks.append(context(EXTRACTIVE))
@@ -183,7 +239,7 @@ def answer_messages(answer: Answer, *, buttons: bool = True) -> list[SlackMessag
     """The answer as one or more messages of at most 50 blocks; buttons end the last one."""
     blocks = answer_blocks(answer, buttons=buttons)
     chunks = [blocks[i : i + BLOCK_LIMIT] for i in range(0, len(blocks), BLOCK_LIMIT)] or [[]]
-    fallback = shorten(answer.text, FALLBACK_LIMIT) if answer.text.strip() else "(no answer)"
+    fallback = plain(shorten(answer.text, FALLBACK_LIMIT)) if answer.text.strip() else "(no answer)"
     return [
         SlackMessage(fallback if i == 0 else "(continued)", chunk) for i, chunk in enumerate(chunks)
     ]
@@ -192,7 +248,7 @@ def answer_messages(answer: Answer, *, buttons: bool = True) -> list[SlackMessag
 def placeholder(namespaces: Sequence[str]) -> str:
     """``Searching <namespaces>…`` (just ``Searching…`` before core has said where)."""
     where = f" {', '.join(namespaces)}" if namespaces else ""
-    return f"_Searching{escape(where)}…_"
+    return f"_Searching{plain(where)}…_"
 
 
 def streaming(text_so_far: str) -> str:
@@ -204,9 +260,40 @@ def streaming(text_so_far: str) -> str:
 
 
 def progress_text(filename: str, progress: Progress) -> str:
-    detail = f" ({escape(progress.detail)})" if progress.detail else ""
-    stage = f"{escape(progress.stage)} {progress.fraction:.0%}"
-    return f"_Indexing {escape(filename)}: {stage}{detail}_"
+    detail = f" ({plain(progress.detail)})" if progress.detail else ""
+    stage = f"{plain(progress.stage)} {progress.fraction:.0%}"
+    return f"_Indexing {plain(filename)}: {stage}{detail}_"
+
+
+def notice(text: str) -> SlackMessage:
+    """A line from core (an upload's outcome, an error) that may name files: shown inert."""
+    shown = plain(text)
+    return SlackMessage(shown, [section(shown)])
+
+
+def upload_outcome(outcome: UploadOutcome) -> SlackMessage:
+    """An upload's outcome line; a file that stayed in the conversation gets one "Share with"
+    button per namespace its uploader may share it with."""
+    message = notice(outcome.message)
+    if outcome.document_id is None or not outcome.share_with:
+        return message
+    buttons = [
+        {
+            "type": "button",
+            "action_id": f"{SHARE_ACTION}_{i}",
+            "value": f"{outcome.document_id}:{name}",
+            "text": {"type": "plain_text", "text": f"Share with {name}"[:75]},
+        }
+        for i, name in enumerate(outcome.share_with)
+    ]
+    share = {"type": "actions", "block_id": SHARE_BLOCK, "elements": buttons}
+    return SlackMessage(message.text, [*message.blocks, share])
+
+
+def shared(blocks: Iterable[Mapping[str, Any]], namespace: str) -> list[Block]:
+    """An outcome message once its file was shared: the buttons give way to a note."""
+    kept: list[Block] = [dict(b) for b in blocks if b.get("block_id") != SHARE_BLOCK]
+    return [*kept, context(f"Shared with {plain(namespace)}.")][:BLOCK_LIMIT]
 
 
 def with_feedback_counts(blocks: Iterable[Mapping[str, Any]], up: int, down: int) -> list[Block]:
@@ -227,14 +314,21 @@ def command_response(result: CommandResult) -> SlackMessage:
         first = answer_messages(result.answer, buttons=False)
         blocks = [b for m in first for b in m.blocks][:BLOCK_LIMIT]
         return SlackMessage(first[0].text, blocks)
-    pieces = split_text(result.text)
-    blocks = [section(p) for p in pieces][:BLOCK_LIMIT]
-    return SlackMessage(shorten(result.text, FALLBACK_LIMIT) or "Done.", blocks)
+    text = command_mrkdwn(result.text)
+    blocks = [section(p) for p in split_text(text)][:BLOCK_LIMIT]
+    fallback = command_mrkdwn(shorten(result.text, FALLBACK_LIMIT))
+    return SlackMessage(fallback or "Done.", blocks)
+
+
+def command_mrkdwn(text: str) -> str:
+    """Core's command text (mrkdwn holding titles, descriptions and channel names) made inert,
+    with only core's own channel references (``<#C123>``) kept as links."""
+    return _CHANNEL_REF.sub(lambda m: f"<#{m.group(1)}>", plain(text))
 
 
 def chart_comment(command_text: str) -> str:
     """The words posted with the usage chart in the admin's direct messages."""
-    return f"Chart for `/lore {escape(command_text.strip())}`"
+    return f"Chart for `/lore {plain(command_text.strip())}`"
 
 
 def with_note(message: SlackMessage, note: str) -> SlackMessage:

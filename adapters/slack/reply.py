@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
 from core.types import Answer, Progress
+from core.uploads import UploadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,16 @@ class SlackReply:
             await self._post(message.text, message.blocks)
 
     async def done(self, text: str) -> None:
-        """The final line (an upload's outcome or an error), replacing whatever was shown."""
-        await self._put(text, [render.section(text)])
+        """The final line (an upload's outcome or an error), replacing whatever was shown.
+
+        ``text`` is plain words from core that may name files: it is shown escaped."""
+        shown = render.notice(text)
+        await self._put(shown.text, shown.blocks)
+
+    async def finish_upload(self, outcome: UploadOutcome) -> None:
+        """An upload's outcome, with its share buttons when the file stayed here."""
+        shown = render.upload_outcome(outcome)
+        await self._put(shown.text, shown.blocks)
 
     async def fail(self, text: str = render.ERROR_ANSWER) -> None:
         """Say something went wrong; never raises (it runs in the last-resort handler)."""

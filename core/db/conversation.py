@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from core.batching import Coalescer, Failed
 from core.db.engine import bound_engine
 from core.db.identity import insert_ignore
-from core.db.models import Citation, Feedback, Message, table
+from core.db.models import Citation, Feedback, Message, Session, Workspace, table
 from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
 from core.db.types import new_id, new_ids, utcnow
 from core.db.usage import usage_rows
@@ -240,6 +241,38 @@ class ConversationStore:
                     .limit(1)
                 )
             ).scalar_one_or_none()
+
+    async def nth_recent_question(
+        self, user_id: uuid.UUID, *, n: int, since: datetime
+    ) -> datetime | None:
+        """When the user asked their ``n``-th newest question since ``since`` (None: they asked
+        fewer): the rate limit lifts once that one is older than its window."""
+        stmt = (
+            select(Message.created_at)
+            .where(
+                Message.user_id == user_id,
+                Message.role == "user",
+                Message.created_at >= since,
+            )
+            .order_by(Message.created_at.desc())
+            .limit(1)
+            .offset(n - 1)
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(stmt)).scalar_one_or_none()
+
+    async def answer_workspace(self, message_id: uuid.UUID) -> tuple[str, str] | None:
+        """(platform, workspace's platform id) of the session an answer belongs to; None when
+        no answer has this id."""
+        stmt = (
+            select(Workspace.platform, Workspace.external_id)
+            .join(Session, Session.workspace_id == Workspace.id)
+            .join(Message, Message.session_id == Session.id)
+            .where(Message.id == message_id, Message.role == "assistant")
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return (str(row.platform), str(row.external_id)) if row is not None else None
 
     async def set_feedback(self, message_id: uuid.UUID, user_id: uuid.UUID, value: int) -> None:
         """One vote per user and message; a second vote replaces the first."""

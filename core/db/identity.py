@@ -79,8 +79,16 @@ def _user(row: Any) -> UserRecord:
     )
 
 
-def _channel(row: Any) -> ChannelRecord:
-    return ChannelRecord(row.id, row.workspace_id, row.external_id, row.name)
+def channel_record(row: Any) -> ChannelRecord:
+    """A channel row (ORM or Core) as a plain record."""
+    return ChannelRecord(
+        row.id,
+        row.workspace_id,
+        row.external_id,
+        row.name,
+        row.is_private,
+        row.privacy_checked_at,
+    )
 
 
 def _session(row: Any) -> SessionRecord:
@@ -208,7 +216,7 @@ class IdentityStore:
         row = await self._get_or_create(
             Channel, {"workspace_id": workspace_id, "external_id": external_id}, {"name": name}
         )
-        return _channel(row)
+        return channel_record(row)
 
     async def session(
         self,
@@ -234,6 +242,18 @@ class IdentityStore:
         record = _session(row)
         # created by this very call: it has no history and no files yet
         return replace(record, is_new=row.created_at == now)
+
+    async def set_privacy(
+        self, channel_id: uuid.UUID, is_private: bool | None, *, checked_at: datetime
+    ) -> None:
+        """Record what the platform says of a channel's privacy (None: it could not tell)."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(Channel)
+                .where(Channel.id == channel_id)
+                .values(is_private=is_private, privacy_checked_at=checked_at)
+            )
+        self._cache.drop(lambda key, row: key[0] == Channel.__tablename__ and row.id == channel_id)
 
     async def has_session(
         self, platform: str, workspace: str, channel: str, thread_key: str

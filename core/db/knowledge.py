@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.batching import Coalescer
-from core.db.models import Chunk, Document, Upload, table
+from core.db.models import Chunk, Document, Namespace, Upload, Workspace, table
 from core.db.namespaces import NamespaceStore
 from core.db.records import DocumentRecord
 from core.db.types import new_id, utcnow
@@ -92,6 +92,9 @@ def _doc(row: Document) -> DocumentRecord:
         source_url=row.source_url,
         session_id=row.session_id,
         indexed_at=row.indexed_at,
+        uploaded_by=row.uploaded_by,
+        platform_file_id=row.platform_file_id,
+        identity_hash=row.identity_hash,
     )
 
 
@@ -310,11 +313,35 @@ class KnowledgeStore(NamespaceStore):
                 )
             )
 
-    async def documents_by_platform_file(self, platform_file_id: str) -> list[uuid.UUID]:
+    async def documents_from_platform(
+        self,
+        platform: str,
+        *,
+        file_id: str | None = None,
+        message_id: str | None = None,
+        workspace: str | None = None,
+    ) -> list[DocumentRecord]:
+        """Documents made from a platform's file or message (of one workspace, when given)."""
+        if file_id is None and message_id is None:
+            return []
+        stmt = (
+            select(Document)
+            .join(Namespace, Namespace.id == Document.namespace_id)
+            .join(Workspace, Workspace.id == Namespace.workspace_id)
+            .where(Workspace.platform == platform)
+        )
+        if file_id is not None:
+            stmt = stmt.where(Document.platform_file_id == file_id)
+        if message_id is not None:
+            stmt = stmt.where(Document.platform_message_id == message_id)
+        if workspace is not None:
+            stmt = stmt.where(Workspace.external_id == workspace)
         async with self._sessions() as db:
-            rows = await db.execute(
-                select(Upload.document_id).where(
-                    Upload.platform_file_id == platform_file_id, Upload.document_id.is_not(None)
-                )
+            return [_doc(r) for r in (await db.execute(stmt)).scalars()]
+
+    async def move_document(self, document_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
+        """Put a document (with its chunks) into another namespace."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(
+                update(Document).where(Document.id == document_id).values(namespace_id=namespace_id)
             )
-            return [r[0] for r in rows if r[0] is not None]

@@ -81,6 +81,9 @@ class Plan(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     user_daily_tokens: Mapped[int | None] = mapped_column(BigInteger)
     workspace_daily_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    # tokens of uploaded files embedded per day: a separate allowance from questions'
+    user_daily_upload_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    workspace_daily_upload_tokens: Mapped[int | None] = mapped_column(BigInteger)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()
 
@@ -120,6 +123,9 @@ class Channel(Base):
     workspace_id: Mapped[uuid.UUID] = _fk("workspaces.id", "CASCADE")
     external_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(255))
+    # as the platform last said (NULL: never learnt, which counts as private)
+    is_private: Mapped[bool | None] = mapped_column(Boolean)
+    privacy_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
 
 
@@ -134,6 +140,10 @@ class Namespace(Base):
     name: Mapped[str] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(Text)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # set: the files dropped in this one channel (or DM), readable only there
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
     created_at: Mapped[datetime] = _created()
 
 
@@ -179,6 +189,13 @@ class Document(Base):
     session_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # who dropped the file (only they or an admin replace it); the platform's ids of the file
+    # and of the message that carried it, so a deletion on the platform finds it at any age
+    uploaded_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    platform_file_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    platform_message_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = _created()
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -246,6 +263,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_session_created", "session_id", "created_at"),
         Index("ix_messages_created_at", "created_at"),
+        Index("ix_messages_user_created", "user_id", "created_at"),
         CheckConstraint("role IN ('user', 'assistant', 'system')", name="role"),
     )
     id: Mapped[uuid.UUID] = _pk()
@@ -317,7 +335,9 @@ class TokenUsage(_UsageColumns, Base):
         Index("ix_token_usage_workspace_created", "workspace_id", "created_at"),
         Index("ix_token_usage_user_created", "user_id", "created_at"),
         Index("ix_token_usage_created_at", "created_at"),
-        CheckConstraint("operation IN ('chat', 'condense', 'embedding')", name="operation"),
+        CheckConstraint(
+            "operation IN ('chat', 'condense', 'embedding', 'ingest')", name="operation"
+        ),
     )
     workspace_id: Mapped[uuid.UUID] = _fk("workspaces.id", "CASCADE")
     user_id: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL", nullable=True)

@@ -10,9 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.engine import bound_engine
+from core.db.identity import channel_record as _channel
 from core.db.identity import insert_ignore
 from core.db.models import Channel, ChannelNamespace, Document, Namespace
-from core.db.records import NamespaceRecord
+from core.db.records import ChannelRecord, NamespaceRecord
 from core.db.types import new_id, utcnow
 from core.errors import NamespaceExists, NamespaceNotFound
 
@@ -21,7 +22,12 @@ DEFAULT_NAMESPACE = "general"
 
 def _ns(row: Namespace) -> NamespaceRecord:
     return NamespaceRecord(
-        row.id, row.workspace_id, row.name, row.description, dict(row.config or {})
+        row.id,
+        row.workspace_id,
+        row.name,
+        row.description,
+        dict(row.config or {}),
+        channel_id=row.channel_id,
     )
 
 
@@ -47,25 +53,39 @@ class NamespaceStore:
     # --- namespaces ---------------------------------------------------------------------
 
     async def namespace(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord:
+        """A shared namespace by name; ``general`` always exists (it is made on first use)."""
+        found = await self._find(workspace_id, name)
+        if found is not None:
+            return found
+        if name == DEFAULT_NAMESPACE:
+            return await self.ensure_namespace(workspace_id, name)
+        raise NamespaceNotFound(name)
+
+    async def _find(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord | None:
         async with self._sessions() as db:
             row = (
                 await db.execute(
                     select(Namespace).where(
-                        Namespace.workspace_id == workspace_id, Namespace.name == name
+                        Namespace.workspace_id == workspace_id,
+                        Namespace.name == name,
+                        Namespace.channel_id.is_(None),
                     )
                 )
             ).scalar_one_or_none()
-        if row is None:
-            raise NamespaceNotFound(name)
-        return _ns(row)
+        return _ns(row) if row is not None else None
+
+    async def namespace_by_id(self, namespace_id: uuid.UUID) -> NamespaceRecord | None:
+        async with self._sessions() as db:
+            row = await db.get(Namespace, namespace_id)
+            return _ns(row) if row is not None else None
 
     async def ensure_namespace(
         self, workspace_id: uuid.UUID, name: str, *, description: str | None = None
     ) -> NamespaceRecord:
-        try:
-            return await self.namespace(workspace_id, name)
-        except NamespaceNotFound:
-            pass  # first use: create it (racing creators meet in the unique constraint)
+        found = await self._find(workspace_id, name)
+        if found is not None:
+            return found
+        # first use: create it (racing creators meet in the unique constraint)
         async with self._sessions() as db, db.begin():
             values = {
                 "id": new_id(),
@@ -77,7 +97,9 @@ class NamespaceStore:
             }
             dialect = db.get_bind().dialect.name
             await db.execute(insert_ignore(dialect, Namespace, values, ["workspace_id", "name"]))
-        return await self.namespace(workspace_id, name)
+        created = await self._find(workspace_id, name)
+        assert created is not None
+        return created
 
     async def create_namespace(
         self,
@@ -114,7 +136,8 @@ class NamespaceStore:
         self.generation += 1
 
     async def list_namespaces(self, workspace_id: uuid.UUID) -> list[tuple[NamespaceRecord, int]]:
-        """Namespaces of a workspace with their count of indexed documents."""
+        """Shared namespaces of a workspace (not conversations') with their count of indexed
+        documents."""
         counts = (
             select(Document.namespace_id, func.count().label("n"))
             .where(Document.status == "indexed")
@@ -126,7 +149,7 @@ class NamespaceStore:
                 await db.execute(
                     select(Namespace, func.coalesce(counts.c.n, 0))
                     .outerjoin(counts, counts.c.namespace_id == Namespace.id)
-                    .where(Namespace.workspace_id == workspace_id)
+                    .where(Namespace.workspace_id == workspace_id, Namespace.channel_id.is_(None))
                     .order_by(Namespace.name)
                 )
             ).all()
@@ -185,11 +208,74 @@ class NamespaceStore:
             ).scalars()
             return [_ns(r) for r in rows]
 
-    async def namespace_channels(self, namespace_id: uuid.UUID) -> list[str]:
+    async def upload_namespace(self, channel_id: uuid.UUID) -> NamespaceRecord | None:
+        """The namespace an admin chose for the files dropped in the channel, if any."""
+        async with self._sessions() as db:
+            row = (
+                await db.execute(
+                    select(Namespace)
+                    .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
+                    .where(
+                        ChannelNamespace.channel_id == channel_id,
+                        ChannelNamespace.receives_uploads.is_(True),
+                    )
+                )
+            ).scalar_one_or_none()
+            return _ns(row) if row is not None else None
+
+    async def namespace_channels(self, namespace_id: uuid.UUID) -> list[ChannelRecord]:
+        """The channels bound to a namespace, with what is known of their privacy."""
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Channel)
+                    .join(ChannelNamespace, ChannelNamespace.channel_id == Channel.id)
+                    .where(ChannelNamespace.namespace_id == namespace_id)
+                    .order_by(Channel.name, Channel.external_id)
+                )
+            ).scalars()
+            return [_channel(r) for r in rows]
+
+    async def bindings(self, workspace_id: uuid.UUID) -> list[tuple[uuid.UUID, ChannelRecord]]:
+        """(namespace id, channel) of every binding in a workspace."""
         async with self._sessions() as db:
             rows = await db.execute(
-                select(Channel.external_id, Channel.name)
-                .join(ChannelNamespace, ChannelNamespace.channel_id == Channel.id)
-                .where(ChannelNamespace.namespace_id == namespace_id)
+                select(ChannelNamespace.namespace_id, Channel)
+                .join(Channel, Channel.id == ChannelNamespace.channel_id)
+                .where(Channel.workspace_id == workspace_id)
             )
-            return [name or ext for ext, name in rows]
+            return [(ns_id, _channel(ch)) for ns_id, ch in rows]
+
+    # --- conversations' own files -------------------------------------------------------
+
+    async def conversation_namespace(self, channel_id: uuid.UUID) -> NamespaceRecord | None:
+        """The namespace of the files dropped in one channel or DM (None until the first)."""
+        async with self._sessions() as db:
+            row = (
+                await db.execute(select(Namespace).where(Namespace.channel_id == channel_id))
+            ).scalar_one_or_none()
+            return _ns(row) if row is not None else None
+
+    async def ensure_conversation_namespace(
+        self, workspace_id: uuid.UUID, channel_id: uuid.UUID
+    ) -> NamespaceRecord:
+        found = await self.conversation_namespace(channel_id)
+        if found is not None:
+            return found
+        values = {
+            "id": new_id(),
+            "workspace_id": workspace_id,
+            # "~" is outside the names admins can give, so it never collides with theirs
+            "name": f"~{channel_id.hex}",
+            "description": None,
+            "config": {},
+            "channel_id": channel_id,
+            "created_at": utcnow(),
+        }
+        async with self._sessions() as db, db.begin():
+            dialect = db.get_bind().dialect.name
+            await db.execute(insert_ignore(dialect, Namespace, values, ["channel_id"]))
+        self.generation += 1
+        created = await self.conversation_namespace(channel_id)
+        assert created is not None
+        return created

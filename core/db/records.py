@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+CONVERSATION_LABEL = "the files shared here"
+
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceRecord:
@@ -35,6 +37,8 @@ class ChannelRecord:
     workspace_id: uuid.UUID
     external_id: str
     name: str | None
+    is_private: bool | None = None  # None: never learnt from the platform (counts as private)
+    privacy_checked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,7 @@ class MessageRecord:
 @dataclass(frozen=True, slots=True)
 class UsageInput:
     workspace_id: uuid.UUID
-    operation: str  # chat | condense | embedding
+    operation: str  # chat | condense | embedding (a question's) | ingest (a file's)
     model: str | None = None
     user_id: uuid.UUID | None = None
     channel_id: uuid.UUID | None = None
@@ -114,6 +118,16 @@ class NamespaceRecord:
     name: str
     description: str | None
     config: dict[str, Any] = field(default_factory=dict)
+    channel_id: uuid.UUID | None = None  # set: one conversation's own files
+
+    @property
+    def is_conversation(self) -> bool:
+        return self.channel_id is not None
+
+    @property
+    def label(self) -> str:
+        """How people read the namespace's name ("the files shared here" for a conversation's)."""
+        return CONVERSATION_LABEL if self.channel_id is not None else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +144,6 @@ class DocumentRecord:
     source_url: str | None = None
     session_id: uuid.UUID | None = None
     indexed_at: datetime | None = None
+    uploaded_by: uuid.UUID | None = None
+    platform_file_id: str | None = None
+    identity_hash: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,12 @@ from core.db.types import new_id, new_ids, utcnow
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Daily token limits; None means unlimited."""
+    """Daily token limits; None means unlimited. Questions and uploads have separate ones."""
 
     user_daily_tokens: int | None
     workspace_daily_tokens: int | None
+    user_daily_upload_tokens: int | None = None
+    workspace_daily_upload_tokens: int | None = None
 
 
 def _usage_values(item: UsageInput, usage_id: uuid.UUID) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def usage_rows(items: Sequence[UsageInput]) -> list[dict[str, Any]]:
 _USAGE = table("token_usage")
 _USAGE_TOKENS = _USAGE.c.prompt_tokens + _USAGE.c.completion_tokens + _USAGE.c.embedding_tokens
 _TOTAL = func.coalesce(func.sum(_USAGE_TOKENS), 0)
+INGEST = "ingest"  # the operation of a file's embedding: an allowance of its own
 # Today's tokens of a workspace, split by the asking users (one row each) and everyone else
 # (the NULL row): one statement answers every quota check of a burst in that workspace.
 _QUOTA_USER = case(
@@ -66,6 +69,7 @@ _QUOTA_STATE = (
     .where(
         _USAGE.c.workspace_id == bindparam("workspace_id"),
         _USAGE.c.created_at >= bindparam("since"),
+        _USAGE.c.operation != INGEST,
     )
     .group_by(literal_column("quota_user"))  # by name: PostgreSQL would not match two binds
 )
@@ -96,11 +100,18 @@ class UsageStore:
             await db.execute(insert(table("token_usage")), usage_rows(items))
 
     async def tokens_since(
-        self, *, workspace_id: uuid.UUID, since: datetime, user_id: uuid.UUID | None = None
+        self,
+        *,
+        workspace_id: uuid.UUID,
+        since: datetime,
+        user_id: uuid.UUID | None = None,
+        uploads: bool = False,
     ) -> int:
-        """Tokens used (prompt + completion + embedding) since ``since``."""
+        """Tokens used (prompt + completion + embedding) since ``since``: by questions, or
+        with ``uploads`` by indexing uploaded files."""
+        kind = _USAGE.c.operation == INGEST if uploads else _USAGE.c.operation != INGEST
         stmt = select(_TOTAL).where(
-            _USAGE.c.workspace_id == workspace_id, _USAGE.c.created_at >= since
+            _USAGE.c.workspace_id == workspace_id, _USAGE.c.created_at >= since, kind
         )
         if user_id is not None:
             stmt = stmt.where(_USAGE.c.user_id == user_id)
@@ -179,24 +190,19 @@ class UsageStore:
         return Limits(
             user_daily_tokens=override if override is not None else user_limit,
             workspace_daily_tokens=plan.workspace_daily_tokens if plan else None,
+            user_daily_upload_tokens=plan.user_daily_upload_tokens if plan else None,
+            workspace_daily_upload_tokens=plan.workspace_daily_upload_tokens if plan else None,
         )
 
-    async def set_workspace_limits(
-        self,
-        workspace_id: uuid.UUID,
-        *,
-        user_daily_tokens: int | None = None,
-        workspace_daily_tokens: int | None = None,
-    ) -> Limits:
-        """Give the workspace its own plan (copied from its current one) and change it."""
+    async def set_workspace_limits(self, workspace_id: uuid.UUID, **changes: int) -> Limits:
+        """Give the workspace its own plan (copied from its current one) and change some of its
+        limits (``Limits`` field names)."""
+        unknown = set(changes) - set(Limits.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown limits: {sorted(unknown)}")
         self._limits_cache.clear()
         current = await self.limits(workspace_id, None)
-        new_user = user_daily_tokens if user_daily_tokens is not None else current.user_daily_tokens
-        new_ws = (
-            workspace_daily_tokens
-            if workspace_daily_tokens is not None
-            else current.workspace_daily_tokens
-        )
+        new = replace(current, **changes)
         async with self._sessions() as db, db.begin():
             ws = (
                 await db.execute(select(Workspace).where(Workspace.id == workspace_id))
@@ -209,10 +215,10 @@ class UsageStore:
                 db.add(plan)
                 await db.flush()
                 ws.plan_id = plan.id
-            plan.user_daily_tokens = new_user
-            plan.workspace_daily_tokens = new_ws
+            for name in Limits.__dataclass_fields__:
+                setattr(plan, name, getattr(new, name))
         self._limits_cache.clear()
-        return Limits(new_user, new_ws)
+        return new
 
     async def set_user_limit(self, user_id: uuid.UUID, limit: int | None) -> None:
         async with self._sessions() as db, db.begin():

@@ -5,7 +5,7 @@ their magic bytes, and a whole HTML page is parsed as HTML whatever it is called
 .pdf or .docx must really be one. Other text keeps the type its name gives (a .txt file that
 happens to hold JSON is indexed as the text it is); a file without an extension is sniffed.
 Headings from Word and HTML become markdown '#' lines so the chunker can see the structure.
-Everything here is synchronous CPU work: callers run ``extract`` in a worker thread.
+Everything here is synchronous CPU work: ``core.ingestion.parsing`` runs it in a worker process.
 """
 
 from __future__ import annotations
@@ -20,13 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import UnsupportedFile
-from core.ingestion.formats import (
-    csv_lines,
-    html_to_text,
-    json_lines,
-    read_docx,
-    read_pdf,
-)
+from core.ingestion.formats import csv_lines, json_lines, read_docx, read_pdf
+from core.ingestion.markup import html_to_text
 from core.ingestion.text import (
     ExtractedText,
     ExtractLimits,
@@ -61,6 +56,8 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _MARKDOWN_HINT = re.compile(r"^(?: {0,3}#{1,6}[ \t]+\S| {0,3}```)", re.MULTILINE)
 _FIRST_HEADING = re.compile(r"^ {0,3}#[ \t]+(\S.*?)[ \t#]*$", re.MULTILINE)
+_JSON_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_JSON_STRING = re.compile(r'"[^"]*"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +71,7 @@ def detect_kind(data: bytes, filename: str) -> str:
     """Decide what a file is from its content and name: "txt", "md", "pdf", "docx", "html",
     "csv" or "json". Raises ``UnsupportedFile`` for other types, binary data, or a .pdf or
     .docx name on something else."""
-    return _sniff(data, filename).kind
+    return _sniff(data, filename, ExtractLimits()).kind
 
 
 def precheck(filename: str, size: int, *, limits: ExtractLimits = ExtractLimits()) -> None:
@@ -95,7 +92,7 @@ def extract(
     """Extract the text of a file, or raise ``UnsupportedFile`` saying why it can't be indexed:
     unsupported type, damaged, password-protected, empty, too big, or too much text."""
     precheck(filename, len(data), limits=limits)
-    sniffed = _sniff(data, filename)
+    sniffed = _sniff(data, filename, limits)
     if sniffed.kind == "pdf":
         result = read_pdf(data, filename, limits)
     elif sniffed.kind == "docx":
@@ -120,7 +117,7 @@ def _check_extension(filename: str) -> str:
     return extension
 
 
-def _sniff(data: bytes, filename: str) -> _Sniffed:
+def _sniff(data: bytes, filename: str, limits: ExtractLimits) -> _Sniffed:
     extension = _check_extension(filename)
     if not data.strip():
         raise UnsupportedFile(filename, "it contains no text")
@@ -139,14 +136,15 @@ def _sniff(data: bytes, filename: str) -> _Sniffed:
             description = "an old-style Office file (.doc, .xls or .ppt)"
         why = f"it is {description}" if description else "it looks like a binary file, not text"
         raise UnsupportedFile(filename, f"{why}, and {_CAN_READ}")
-    return _sniff_text(normalise(text), extension)
+    return _sniff_text(normalise(text), extension, filename, limits)
 
 
-def _sniff_text(text: str, extension: str) -> _Sniffed:
+def _sniff_text(text: str, extension: str, filename: str, limits: ExtractLimits) -> _Sniffed:
     head = text[:512].lstrip().lower()
     if head.startswith(("<!doctype html", "<html")) or extension in (".html", ".htm"):
         return _Sniffed("html", text)
     if extension in (".json", "") and text.lstrip()[:1] in ("{", "["):
+        _check_json_values(text, filename, limits.max_json_values)
         parsed = _parse_json(text)
         if parsed is not None:
             return _Sniffed("json", text, parsed[0])
@@ -175,6 +173,22 @@ def _decode(data: bytes) -> str | None:
     if len(_CONTROL.findall(text)) > 1 + len(text) // 100:
         return None
     return text
+
+
+def _check_json_values(text: str, filename: str, max_values: int) -> None:
+    """Refuse JSON with more than ``max_values`` values before ``json.loads`` builds them.
+    Counted on the text: commas and opening brackets, less those inside strings (found once
+    escapes are dropped, so each quote pairs with the next, in one linear pass)."""
+    if len(text) <= max_values or _punctuation(text) <= max_values:
+        return  # every value takes a character, and no more values than punctuation
+    bare = _JSON_ESCAPE.sub("", text)
+    inside = sum(_punctuation(string.group()) for string in _JSON_STRING.finditer(bare))
+    if _punctuation(bare) - inside > max_values:
+        raise UnsupportedFile(filename, f"it has more than {max_values:,} JSON values")
+
+
+def _punctuation(text: str) -> int:
+    return text.count(",") + text.count("[") + text.count("{")
 
 
 def _parse_json(text: str) -> tuple[Any] | None:
@@ -222,7 +236,7 @@ def _docx_mismatch(data: bytes) -> str:
 def _extract_text(sniffed: _Sniffed, filename: str, limits: ExtractLimits) -> ExtractedText:
     text, kind = sniffed.text, sniffed.kind
     if kind == "html":
-        body, title = html_to_text(text)
+        body, title = html_to_text(text, filename, max_elements=limits.max_elements)
         return ExtractedText(body, kind, (), title)
     if kind in ("txt", "md"):
         if len(text) > limits.max_chars:

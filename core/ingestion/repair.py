@@ -14,17 +14,15 @@ from dataclasses import dataclass
 
 from core.db.knowledge import KnowledgeStore
 from core.db.records import DocumentRecord
-from core.ingestion.versions import newest
+from core.ingestion.versions import Versions, newest
 from core.retrieval.base import Embedder, VectorRecord, VectorStore
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 256
 
-# deletes every indexed version of a document but the newest: (deleted ids, newer version)
-ReplaceOlder = Callable[
-    [DocumentRecord, str], Awaitable[tuple[tuple[uuid.UUID, ...], uuid.UUID | None]]
-]
+# applies the version rule to one indexed document (its uploader's older versions go)
+ReplaceOlder = Callable[[DocumentRecord, str], Awaitable[Versions]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +71,12 @@ async def reconcile(
     restored = await _restore(knowledge, vectors, embedder, missing)
     old_versions = 0
     for namespace_id, identity in await knowledge.version_groups():
-        versions = await knowledge.versions(namespace_id, identity)
-        if len(versions) > 1:
-            replaced, _ = await replace_older(newest(versions), identity)
-            old_versions += len(replaced)
+        by_uploader: dict[uuid.UUID | None, list[DocumentRecord]] = {}
+        for version in await knowledge.versions(namespace_id, identity):
+            by_uploader.setdefault(version.uploaded_by, []).append(version)
+        for versions in by_uploader.values():
+            if len(versions) > 1:
+                old_versions += len((await replace_older(newest(versions), identity)).replaced)
     if old_versions:
         log.warning("deleted %d older document version(s) left indexed", old_versions)
     return ReconcileReport(len(orphans), restored, 0, old_versions)

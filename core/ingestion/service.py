@@ -18,14 +18,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 from core.db.knowledge import ChunkRow, KnowledgeStore
 from core.db.records import DocumentRecord, NamespaceRecord, UsageInput
 from core.db.types import new_id, utcnow
-from core.db.usage import UsageStore
-from core.errors import UnsupportedFile
-from core.ingestion.chunking import chunk_text
-from core.ingestion.extract import ExtractLimits, extract, precheck
+from core.db.usage import INGEST, UsageStore
+from core.errors import LorekeeperError, UnsupportedFile
+from core.ingestion.extract import ExtractLimits, precheck
+from core.ingestion.parsing import ParseJob
 from core.ingestion.repair import (
     EMBED_BATCH,
     ReconcileReport,
@@ -33,7 +34,8 @@ from core.ingestion.repair import (
     reconcile,
     vector_record,
 )
-from core.ingestion.versions import identity_hash, newest
+from core.ingestion.versions import Versions, identity_hash, settle
+from core.ingestion.workers import InlineParser, Parser
 from core.observability import Metrics, NullMetrics
 from core.retrieval.base import Embedder, VectorStore
 from core.types import Progress
@@ -49,7 +51,9 @@ class IngestResult:
     """What one ``ingest`` did.
 
     ``replaced``: the older versions of the file it deleted. ``superseded_by``: set when a newer
-    version, ingested at the same time, was indexed too and so replaced this one.
+    version by the same uploader, ingested at the same time, was indexed too and so replaced
+    this one. ``others_kept``: versions of the same name by other people, which the uploader
+    may not replace: they stay, and this file is a separate document beside them.
     """
 
     document: DocumentRecord
@@ -59,17 +63,37 @@ class IngestResult:
     seconds: float = 0.0
     replaced: tuple[uuid.UUID, ...] = ()
     superseded_by: uuid.UUID | None = None
+    others_kept: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Uploader:
-    """Who dropped the file, for the document's provenance and token accounting."""
+    """Who dropped the file and from where, for the document's provenance, its ownership
+    (only its uploader or an admin replaces it) and token accounting."""
 
     workspace_id: uuid.UUID
     user_id: uuid.UUID | None = None
     channel_id: uuid.UUID | None = None
     author: str | None = None
     platform: str | None = None
+    is_admin: bool = False  # may replace anyone's version (admins, the CLI)
+    file_id: str | None = None  # the platform's ids of the file and of its message
+    message_id: str | None = None
+
+    def may_replace(self, version: DocumentRecord) -> bool:
+        return self.is_admin or (
+            version.uploaded_by is not None and version.uploaded_by == self.user_id
+        )
+
+
+class UploadAllowance(Protocol):
+    """Daily upload allowances (``core.quota.QuotaService``)."""
+
+    async def check_upload(
+        self, workspace_id: uuid.UUID, user_id: uuid.UUID | None, tokens: int, filename: str
+    ) -> None:
+        """Raise ``QuotaExceeded`` when indexing ``tokens`` more would pass an allowance."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +120,9 @@ class _NewDocument:
             "mime_type": self.mime_type,
             "size_bytes": self.size,
             "session_id": self.session_id,
+            "uploaded_by": self.uploader.user_id,
+            "platform_file_id": self.uploader.file_id,
+            "platform_message_id": self.uploader.message_id,
         }
 
 
@@ -117,6 +144,8 @@ class IngestionService:
         chunk_size: int = 1000,
         chunk_overlap: int = 200,
         metrics: Metrics | None = None,
+        parser: Parser | None = None,
+        allowance: UploadAllowance | None = None,
     ) -> None:
         self._knowledge = knowledge
         self._usage = usage
@@ -126,6 +155,8 @@ class IngestionService:
         self._chunk_size = chunk_size
         self._chunk_overlap = chunk_overlap
         self._metrics = metrics or NullMetrics()
+        self._parser = parser or InlineParser()  # the bot passes a WorkerPool
+        self._allowance = allowance
         # The same bytes dropped twice at once in one process: the second waits for the first.
         self._inflight: dict[tuple[uuid.UUID, str], asyncio.Future[IngestResult]] = {}
 
@@ -155,7 +186,8 @@ class IngestionService:
         started = time.perf_counter()
         await report(Progress("reading", 0.0, filename))
         data = await self._read(source, filename)
-        file_hash = hashlib.sha256(data).hexdigest()
+        # off the loop: 20 MB take ~11 ms, and a burst of uploads would stall questions
+        file_hash = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         key = (namespace.id, file_hash)
         running = self._inflight.get(key)
         if running is not None:
@@ -207,7 +239,7 @@ class IngestionService:
         if not mine:  # another process won the race for the same bytes
             return IngestResult(document, True, document.chunk_count, document.token_count)
         try:
-            chunks, tokens = await self._index(data, new.filename, document, new.namespace, report)
+            chunks, tokens = await self._index(data, new, document, report)
         except BaseException as exc:
             await self._fail(document.id, exc)
             self._metrics.ingested(ok=False, chunks=0, seconds=time.perf_counter() - started)
@@ -216,7 +248,7 @@ class IngestionService:
         await self._usage.record(
             UsageInput(
                 workspace_id=new.uploader.workspace_id,
-                operation="embedding",
+                operation=INGEST,
                 model=self._embedder.model_name,
                 user_id=new.uploader.user_id,
                 channel_id=new.uploader.channel_id,
@@ -229,34 +261,39 @@ class IngestionService:
         done = await self._knowledge.document(document.id) or replace(
             document, status="indexed", chunk_count=chunks, token_count=tokens
         )
-        replaced, superseded_by = await self._replace_older(done, new.identity_hash)
-        detail = count(chunks, "chunk") + (f", replaced {len(replaced)} older" if replaced else "")
+        versions = await self._replace_older(done, new.identity_hash, new.uploader)
+        detail = count(chunks, "chunk")
+        if versions.replaced:
+            detail += f", replaced {len(versions.replaced)} older"
         await report(Progress("indexed", 1.0, detail))
         seconds = time.perf_counter() - started
-        return IngestResult(done, False, chunks, tokens, seconds, replaced, superseded_by)
+        return IngestResult(
+            done,
+            False,
+            chunks,
+            tokens,
+            seconds,
+            versions.replaced,
+            versions.superseded_by,
+            versions.others_kept,
+        )
 
     async def _replace_older(
-        self, document: DocumentRecord, identity: str
-    ) -> tuple[tuple[uuid.UUID, ...], uuid.UUID | None]:
-        """Delete every indexed version of the document but the newest (maybe this one).
-
-        Returns the versions this document replaced, and the newer version that replaced it
-        (here, or already: every version applies this rule once it is indexed).
-        """
-        deleted: list[uuid.UUID] = []
-        keep = document
+        self, document: DocumentRecord, identity: str, uploader: Uploader | None = None
+    ) -> Versions:
+        """Apply the version rule (``core.ingestion.versions.settle``) to a document just
+        indexed: delete the older versions its uploader may replace, or the document itself
+        when its uploader indexed a newer one meanwhile. Without ``uploader`` (a repair),
+        only the same uploader's versions are replaced."""
         try:
-            versions = await self._knowledge.versions(document.namespace_id, identity)
-            keep = newest(versions or [document])
-            for old in versions:
-                if old.id != keep.id:
-                    await self.delete_document(old.id)
-                    deleted.append(old.id)
+            found = await self._knowledge.versions(document.namespace_id, identity)
+            outcome = settle(document, found, uploader.may_replace if uploader else None)
+            for old in outcome.delete:
+                await self.delete_document(old)
         except Exception:  # the new version is indexed: an old one left beside it is less harm
             log.exception("replacing older versions of document %s failed", document.id)
-        if keep.id != document.id:
-            return (), keep.id
-        return tuple(deleted), None
+            return Versions()
+        return outcome
 
     async def _read(self, source: bytes | Path, filename: str) -> bytes:
         if isinstance(source, bytes):
@@ -294,27 +331,20 @@ class IngestionService:
         return created, True
 
     async def _index(
-        self,
-        data: bytes,
-        filename: str,
-        document: DocumentRecord,
-        namespace: NamespaceRecord,
-        report: ProgressCallback,
+        self, data: bytes, new: _NewDocument, document: DocumentRecord, report: ProgressCallback
     ) -> tuple[int, int]:
+        filename, namespace = new.filename, new.namespace
         await report(Progress("extracting", 0.05, filename))
-        extracted = await asyncio.to_thread(extract, data, filename, limits=self._limits)
-        await report(Progress("chunking", 0.15, filename))
-        chunks = await asyncio.to_thread(
-            chunk_text,
-            extracted.text,
-            size=self._chunk_size,
-            overlap=self._chunk_overlap,
-            pages=extracted.pages,
+        parsed = await self._parser.parse(
+            ParseJob(data, filename, self._limits, self._chunk_size, self._chunk_overlap)
         )
-        title = extracted.title or filename
+        chunks = parsed.chunks
+        await report(Progress("chunking", 0.15, filename))
+        title = parsed.title or filename
         texts = [embedding_text(title, c.section, c.text) for c in chunks]
-        vectors = await self._embed(texts, report)
         tokens = await asyncio.to_thread(self._embedder.count_tokens, texts)
+        await self._check_allowance(new, tokens)
+        vectors = await self._embed(texts, report)
         rows = [
             ChunkRow(
                 id=new_id(),
@@ -347,13 +377,22 @@ class IngestionService:
             await report(Progress("embedding", 0.2 + 0.7 * done, f"{len(out)}/{len(texts)}"))
         return out
 
+    async def _check_allowance(self, new: _NewDocument, tokens: int) -> None:
+        """Before embedding: a person's upload must fit their and their workspace's allowance
+        of upload tokens today (the CLI, which has no person, is not checked)."""
+        uploader = new.uploader
+        if self._allowance is not None and uploader.user_id is not None:
+            await self._allowance.check_upload(
+                uploader.workspace_id, uploader.user_id, tokens, new.filename
+            )
+
     async def _fail(self, document_id: uuid.UUID, exc: BaseException) -> None:
-        reason = (
-            exc.why
-            if isinstance(exc, UnsupportedFile)
-            else f"internal error ({type(exc).__name__})"
-        )
-        if not isinstance(exc, UnsupportedFile):
+        if isinstance(exc, UnsupportedFile):
+            reason = exc.why
+        elif isinstance(exc, LorekeeperError):  # a refusal in words (an allowance)
+            reason = exc.reason
+        else:
+            reason = f"internal error ({type(exc).__name__})"
             log.error("ingestion of document %s failed", document_id, exc_info=exc)
         try:
             await asyncio.shield(self._cleanup(document_id, reason))
@@ -370,6 +409,34 @@ class IngestionService:
         # reconcile() deletes; the other order would have reconcile() restore the document.
         await self._knowledge.delete_document(document_id)
         await self._vectors.delete_documents([str(document_id)])
+
+    async def move_document(
+        self, document: DocumentRecord, target: NamespaceRecord, *, uploader: Uploader
+    ) -> IngestResult:
+        """Put an indexed document into another namespace (a conversation's file shared with a
+        namespace), applying the version rule there with ``uploader``'s rights. The same bytes
+        already indexed there make it a duplicate: the moved copy is deleted instead."""
+        there = await self._knowledge.document_by_hash(target.id, document.file_hash)
+        if there is not None and there.status in ("indexed", "processing"):
+            await self.delete_document(document.id)
+            return IngestResult(there, True, there.chunk_count, there.token_count)
+        if there is not None:  # a failed copy of the same bytes holds the name: make room
+            await self._knowledge.delete_document(there.id)
+        await self._vectors.move_document(
+            str(document.id), workspace_id=str(target.workspace_id), namespace_id=str(target.id)
+        )
+        await self._knowledge.move_document(document.id, target.id)
+        moved = replace(document, namespace_id=target.id)
+        versions = await self._replace_older(moved, document.identity_hash or "", uploader)
+        return IngestResult(
+            moved,
+            False,
+            document.chunk_count,
+            document.token_count,
+            replaced=versions.replaced,
+            superseded_by=versions.superseded_by,
+            others_kept=versions.others_kept,
+        )
 
     async def delete_namespace(self, namespace: NamespaceRecord) -> None:
         await self._vectors.delete_namespace(str(namespace.id))

@@ -25,10 +25,15 @@ class ExtractedText:
 
 @dataclass(frozen=True, slots=True)
 class ExtractLimits:
-    """How big a file may be, and how much text it may expand to."""
+    """How big a file may be, how much text it may expand to, and how many parts of each kind
+    a reader takes: counted while it reads, so a file is refused before it fills memory."""
 
     max_bytes: int = 20 * MIB
     max_chars: int = 5_000_000
+    max_paragraphs: int = 100_000  # Word paragraphs, table cells' included
+    max_elements: int = 1_000_000  # HTML elements; XML elements of a Word document
+    max_json_values: int = 1_000_000
+    max_pages: int = 2_000  # PDF pages
 
 
 class TextCollector:

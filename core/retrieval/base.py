@@ -61,7 +61,7 @@ class VectorStore(Protocol):
         *,
         query_text: str,
         query_vector: Sequence[float],
-        workspace_id: str,
+        workspace_id: str | Sequence[str],
         namespace_ids: Sequence[str],
         document_ids: Sequence[str] | None = None,
         limit: int = 5,
@@ -74,6 +74,10 @@ class VectorStore(Protocol):
         ...
 
     async def delete_documents(self, document_ids: Sequence[str]) -> None: ...
+
+    async def move_document(self, document_id: str, *, workspace_id: str, namespace_id: str) -> int:
+        """Give a document's chunks another namespace; returns how many moved."""
+        ...
 
     async def delete_namespace(self, namespace_id: str) -> None: ...
 

@@ -9,23 +9,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import importlib.util
 import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.batching import Coalescer
+from core.retrieval.priority import QueriesFirst, lower_thread_priority
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+    from core.retrieval.onnx_int8 import Int8Encoder
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx-int8")
 _PRECISION = {"torch": "float32", "torch-bf16": "bfloat16"}  # an int8 fallback runs "torch"
 QUERY_BATCH = 64
+# Texts per step of a document batch: a question arriving mid-batch waits for one step at most.
+# The int8 model runs each text alone, one per thread, so its step is one text per thread.
+DOCUMENT_STEP = 8
 _RECENT_QUERIES = 1024  # token counts kept from query batches
 
 
@@ -110,7 +118,11 @@ class SentenceTransformerEmbedder:
     runs sentence-transformers eagerly. An int8 model that does not build or match the float32
     vectors falls back to float32 torch, with the reason logged. Encoding runs in a worker
     thread, one batch job at a time, with texts sorted by length so that each batch pads
-    little, then put back in their order.
+    little, then put back in their order. Questions come first (``core.retrieval.priority``):
+    documents are embedded in short steps (``DOCUMENT_STEP`` texts; with int8, one text per
+    thread), each started only while no question is waiting, on a thread of lower CPU priority.
+    The int8 model runs a question alongside a document step (each text runs alone, so neither
+    changes the other's vectors); the torch models run one call at a time.
     """
 
     def __init__(
@@ -141,10 +153,14 @@ class SentenceTransformerEmbedder:
         self._model: SentenceTransformer | None = None
         # The compiled encoder (TorchScript graph or int8 ONNX model); None runs eagerly.
         self._fast: Callable[[list[str]], list[list[float]]] | None = None
+        self._int8: Int8Encoder | None = None
         self._engine = "eager"
         self._counter: Callable[[list[str]], list[int]] | None = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self._gate = QueriesFirst()
+        self._document_step = DOCUMENT_STEP
+        self._documents: ThreadPoolExecutor | None = None
         self._dimension: int | None = None
 
     @property
@@ -180,14 +196,34 @@ class SentenceTransformerEmbedder:
         await asyncio.to_thread(self._load)
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        """Embed passages in length-sorted batches; vectors are L2-normalised."""
-        if not texts:
-            return []
-        return await asyncio.to_thread(self.encode_sync, list(texts))
+        """Embed passages in length-sorted steps that yield to questions; vectors are
+        L2-normalised, in the order of ``texts``."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out: list[list[float]] = [[] for _ in texts]
+        loop = asyncio.get_running_loop()
+        start = 0
+        while start < len(order):
+            step = order[start : start + self._document_step]
+            start += len(step)
+            encode = functools.partial(self.encode_sync, [texts[i] for i in step], background=True)
+            async with self._gate.document():
+                vectors = await loop.run_in_executor(self._document_thread(), encode)
+            for i, vector in zip(step, vectors, strict=True):
+                out[i] = vector
+        return out
+
+    def _document_thread(self) -> ThreadPoolExecutor:
+        if self._documents is None:
+            self._documents = ThreadPoolExecutor(
+                1, thread_name_prefix="embed-documents", initializer=lower_thread_priority
+            )
+        return self._documents
 
     async def embed_query(self, text: str) -> list[float]:
-        """Embed one query, L2-normalised. Queries that arrive together share one model call."""
-        return await self._queries.submit((), text)
+        """Embed one query, L2-normalised. Queries that arrive together share one model call,
+        and go before any document step that has not started."""
+        async with self._gate.query():
+            return await self._queries.submit((), text)
 
     async def _embed_queries(self, _key: tuple[()], texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._encode_queries, texts)
@@ -250,16 +286,23 @@ class SentenceTransformerEmbedder:
                 self._counter = count
         return self._counter
 
-    def encode_sync(self, texts: list[str], *, batch_size: int | None = None) -> list[list[float]]:
+    def encode_sync(
+        self, texts: list[str], *, batch_size: int | None = None, background: bool = False
+    ) -> list[list[float]]:
         """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs.
-        ``batch_size`` overrides the model batch (queries: short texts batch better wider)."""
+        ``batch_size`` overrides the model batch (queries: short texts batch better wider);
+        ``background`` runs the int8 model on its threads of lower CPU priority."""
         model = self._load()
         step = batch_size or self._batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: list[list[float]] = [[] for _ in texts]
         fast = self._fast
+        if self._int8 is not None and background:
+            fast = functools.partial(self._int8, background=True)
         precision = contextlib.nullcontext() if fast is not None else self._precision()
-        with self._encode_lock, precision:
+        # int8 runs each text alone on a session that threads may share; torch, one call
+        lock = contextlib.nullcontext() if self._int8 is not None else self._encode_lock
+        with lock, precision:
             for start in range(0, len(order), step):
                 idx = order[start : start + step]
                 batch = [texts[i] for i in idx]
@@ -305,12 +348,12 @@ class SentenceTransformerEmbedder:
 
                     from core.retrieval.onnx_int8 import int8_encoder
 
-                    int8 = int8_encoder(
-                        model, self._path, self._cache_dir, threads=torch.get_num_threads()
-                    )
+                    threads = torch.get_num_threads()
+                    int8 = int8_encoder(model, self._path, self._cache_dir, threads=threads)
                     if int8 is not None:
-                        self._fast = int8
+                        self._fast = self._int8 = int8
                         self._engine = "onnx-int8"
+                        self._document_step = max(1, threads)
                     else:
                         self._backend = "torch"
                 if self._fast is None and self._trace:

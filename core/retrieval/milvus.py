@@ -180,7 +180,7 @@ class MilvusVectorStore:
         *,
         query_text: str,
         query_vector: Sequence[float],
-        workspace_id: str,
+        workspace_id: str | Sequence[str],
         namespace_ids: Sequence[str],
         document_ids: Sequence[str] | None = None,
         limit: int = 5,
@@ -279,6 +279,16 @@ class MilvusVectorStore:
         ids = [_uuid(d, "document id") for d in document_ids]
         for batch in _batches(ids):
             await self._delete_where(f"document_id in {_list_literal(batch)}")
+
+    async def move_document(self, document_id: str, *, workspace_id: str, namespace_id: str) -> int:
+        """Give every chunk of a document another workspace and namespace (a promotion);
+        returns how many chunks moved."""
+        target = {
+            "workspace_id": _uuid(workspace_id, "workspace id"),
+            "namespace_id": _uuid(namespace_id, "namespace id"),
+        }
+        expr = f'document_id == "{_uuid(document_id, "document id")}"'
+        return await self._call(lambda c: self._rewrite(c, expr, target))
 
     async def delete_namespace(self, namespace_id: str) -> None:
         """Remove every chunk of one namespace."""
@@ -415,6 +425,23 @@ class MilvusVectorStore:
         client.drop_collection(legacy)
         log.info("milvus: copied %d chunks from %s into %s", copied, legacy, self._collection)
 
+    def _rewrite(self, client: Any, expr: str, values: dict[str, str]) -> int:
+        """Upsert the rows matching ``expr`` with ``values`` (and their keys) changed."""
+        it = client.query_iterator(
+            self._collection, batch_size=500, filter=expr, output_fields=_COPY_FIELDS
+        )
+        done = 0
+        try:
+            while batch := it.next():
+                rows = [{f: row[f] for f in _COPY_FIELDS} | values for row in batch]
+                for row in rows:
+                    row.update(_keys(row))
+                client.upsert(self._collection, rows)
+                done += len(rows)
+        finally:
+            it.close()
+        return done
+
     def _search_params(self, mode: str) -> dict[str, Any]:
         if mode == "bm25":
             return {"metric_type": "BM25", "params": {}}
@@ -494,7 +521,9 @@ def _pymilvus() -> None:
 
 
 def tenant_filter(
-    workspace_id: str, namespace_ids: Sequence[str], document_ids: Sequence[str] | None = None
+    workspace_id: str | Sequence[str],
+    namespace_ids: Sequence[str],
+    document_ids: Sequence[str] | None = None,
 ) -> str | None:
     """The boolean expression of one search, or None when it can match nothing.
 
@@ -503,11 +532,14 @@ def tenant_filter(
     """
     if not namespace_ids or (document_ids is not None and not document_ids):
         return None
-    ws = id_key(_uuid(workspace_id, "workspace id"))
+    workspaces = [workspace_id] if isinstance(workspace_id, str) else list(workspace_id)
+    if not workspaces:
+        return None
+    ws = sorted({id_key(_uuid(w, "workspace id")) for w in workspaces})
     ns = sorted({id_key(_uuid(n, "namespace id")) for n in namespace_ids})
     # The most selective term first, and "==" for one value: lite evaluates left to right,
     # and "k == v" measured cheaper than "k in [v]" (docs/benchmarks.md, "Search latency").
-    expr = _key_term("namespace_key", ns) + f" and workspace_key == {ws}"
+    expr = _key_term("namespace_key", ns) + " and " + _key_term("workspace_key", ws)
     if document_ids is not None:
         docs = sorted({id_key(_uuid(d, "document id")) for d in document_ids})
         expr = _key_term("document_key", docs) + " and " + expr

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from core.retrieval.priority import lower_thread_priority
 from core.retrieval.traced import (
     _CHECK_TEXTS,
     _TRACE_TEXTS,
@@ -101,7 +102,9 @@ class Int8Encoder:
     a short question leaves split threads waiting on each other. Measured on two cores
     (docs/benchmarks.md, session 17): 100 questions in 91-105 ms instead of 184-243 ms, 87
     paragraphs in 666-691 ms instead of 825-845 ms. No thread spins between runs, so a burst of
-    questions leaves the event loop its core as soon as the last one is embedded.
+    questions leaves the event loop its core as soon as the last one is embedded. A
+    ``background`` call (a document's chunks) runs on threads of lower CPU priority, so the
+    questions run alongside it get the cores first.
     """
 
     def __init__(self, model: SentenceTransformer, path: Path, *, threads: int) -> None:
@@ -109,6 +112,7 @@ class Int8Encoder:
         self._session = _session(path)
         self._workers = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
+        self._background: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         # A copy of the tokenizer, configured once: calling the model's own with other
         # padding/truncation settings would reconfigure it under a concurrent torch encode.
@@ -117,14 +121,15 @@ class Int8Encoder:
         tokenizer.enable_truncation(max_length=int(model.max_seq_length or 512))
         self._tokenizer = tokenizer
 
-    def __call__(self, texts: list[str]) -> list[list[float]]:
+    def __call__(self, texts: list[str], *, background: bool = False) -> list[list[float]]:
         # sentence-transformers strips each text before tokenising; so do we.
         encodings = self._tokenizer.encode_batch([t.strip() for t in texts])
         k = min(self._workers, len(encodings))
-        if k < 2:
+        if k < 2 and not background:
             return self._run(encodings)
+        pool = self._background_pool() if background else self._workers_pool()
         # Interleaved shares: texts arrive sorted by length, so each share gets long and short.
-        shares = self._workers_pool().map(self._run, [encodings[i::k] for i in range(k)])
+        shares = pool.map(self._run, [encodings[i::k] for i in range(k)])
         out: list[list[float]] = [[] for _ in encodings]
         for i, share in enumerate(shares):
             out[i::k] = share
@@ -135,6 +140,16 @@ class Int8Encoder:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="int8-embed")
             return self._pool
+
+    def _background_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._background is None:
+                self._background = ThreadPoolExecutor(
+                    self._workers,
+                    thread_name_prefix="int8-embed-background",
+                    initializer=lower_thread_priority,
+                )
+            return self._background
 
     def _run(self, encodings: list[Any]) -> list[list[float]]:
         out: list[list[float]] = []

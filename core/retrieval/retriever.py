@@ -83,14 +83,16 @@ class Retriever:
         self,
         query: str,
         *,
-        workspace_id: uuid.UUID,
+        workspace_id: uuid.UUID | Sequence[uuid.UUID],
         namespace_ids: Sequence[uuid.UUID],
         document_ids: Sequence[uuid.UUID] | None = None,
         limit: int = 5,
         mode: str = "hybrid",
         ahead: Lookahead | None = None,
     ) -> Retrieval:
-        """Top ``limit`` chunks; chunk rows whose document is not indexed are dropped."""
+        """Top ``limit`` chunks of these namespaces (of these workspaces); chunk rows whose
+        document is not indexed, or that SQL places elsewhere, are dropped."""
+        workspaces = {workspace_id} if isinstance(workspace_id, uuid.UUID) else set(workspace_id)
         if not namespace_ids or not query.strip():
             return Retrieval((), 0, 0, 0)
         t0 = time.perf_counter()
@@ -103,7 +105,7 @@ class Retriever:
         hits = await self._vectors.search(
             query_text=query,
             query_vector=vector,
-            workspace_id=str(workspace_id),
+            workspace_id=[str(w) for w in sorted(workspaces)],
             namespace_ids=[str(n) for n in namespace_ids],
             document_ids=[str(d) for d in document_ids] if document_ids is not None else None,
             limit=self._rerank_depth if rerank else limit,
@@ -112,10 +114,14 @@ class Retriever:
         )
         ids = [uuid.UUID(h.chunk_id) for h in hits]
         views = await self._knowledge.chunks(ids)
+        wanted = set(namespace_ids)
+        # SQL is the source of truth: a vector whose document moved or left is not an answer
         found = [
             (hit, view)
             for hit, chunk_id in zip(hits, ids, strict=True)
-            if (view := views.get(chunk_id)) is not None and view.workspace_id == workspace_id
+            if (view := views.get(chunk_id)) is not None
+            and view.workspace_id in workspaces
+            and view.namespace_id in wanted
         ]
         scored = [(v, h.score) for h, v in found]
         if rerank:

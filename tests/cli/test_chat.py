@@ -6,7 +6,8 @@ import io
 import re
 
 from adapters.console.chat import ConsoleChat, channel_for
-from bot.runtime import bind_console_channel, container
+from bot.chat_commands import bind_chat
+from bot.runtime import container
 from tests.cli.conftest import VACATION, VACATION_ANSWER
 
 BANNER = "Lorekeeper terminal chat. /help for commands.\n"
@@ -66,8 +67,7 @@ async def chat(lorekeeper, lines: list[str], namespace: str | None) -> tuple[str
     typist = Typist(lines, out)
     channel = channel_for([namespace] if namespace else None)
     async with container(str(lorekeeper.env_file)) as c:
-        if namespace:
-            await bind_console_channel(c, channel, [namespace])
+        await bind_chat(c, channel, [namespace] if namespace else None)
         await ConsoleChat(c.answers, c.uploads, channel=channel, out=out).run(stdin=typist)
     return out.getvalue(), typist.replies()
 
@@ -150,9 +150,11 @@ async def test_chat_refuses_bad_uploads_in_words(lorekeeper) -> None:
     assert missing == f"No such file: {folder / 'missing.md'}\n"
     assert directory == f"{folder} is a folder; /upload takes one file (or: lorekeeper ingest)\n"
     assert nothing == "Give a file: /upload PATH\n"
-    assert quoted.endswith("Indexed My Notes.md into general: 1 chunk.\n"), quoted
-    assert escaped.endswith("My Notes.md is already indexed in general (1 chunk).\n"), escaped
-    assert plain.endswith("My Notes.md is already indexed in general (1 chunk).\n"), plain
+    # no --namespace: the file is the chat's own
+    only_here = "Indexed My Notes.md: 1 chunk. Only this conversation can see it.\n"
+    assert quoted.endswith(only_here), quoted
+    assert escaped.endswith("My Notes.md is already indexed here (1 chunk).\n"), escaped
+    assert plain.endswith("My Notes.md is already indexed here (1 chunk).\n"), plain
     readable = "I can read .txt, .md, .pdf, .docx, .html, .csv and .json."
     assert picture.endswith(f"I can't index picture.png: it is a .png file, and {readable}\n")
     assert notes.endswith(f"I can't index notes.xyz: it is a .xyz file, and {readable}\n")

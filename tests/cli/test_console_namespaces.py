@@ -142,8 +142,9 @@ async def test_chat_without_namespace_searches_every_namespace_and_uploads(
     assert vacation.startswith("(searching handbook, ops…)\n"), vacation
     assert footnotes(vacation)[0][1] == "handbook.md" and f"> {VACATION_ANSWER} [1]" in vacation
     assert footnotes(oncall)[0][1] == "oncall.md" and ONCALL_ANSWER in oncall
-    # an upload goes into the thread and the first of the chat's namespaces
-    assert upload.endswith("Indexed parking.md into handbook: 1 chunk.\n"), upload
+    # with several namespaces, an upload is the chat's own file (answered in the chat only)
+    only_here = "Indexed parking.md: 1 chunk. Only this conversation can see it.\n"
+    assert upload.endswith(only_here), upload
     assert "> The parking garage entrance is on Elm Street." in parked
     assert footnotes(parked)[0][1:3] == ("parking.md", parking.resolve().as_uri())
     assert end == "\n"

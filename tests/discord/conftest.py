@@ -13,13 +13,18 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.harness import BotHarness
 
+SCENARIO_CHANNELS = ("C1", "C2", "C9")
+
 
 @asynccontextmanager
 async def running_discord_bot(
     database_url: str, folder: Path, embedder: object
 ) -> AsyncIterator[DiscordDriver]:
     """The real core and discord.py client against FakeDiscord and FakeGroq."""
-    async with FakeGroq(responder=relevant_quoting_responder) as groq, FakeDiscord() as fake:
+    async with (
+        FakeGroq(responder=relevant_quoting_responder) as groq,
+        FakeDiscord(channels=SCENARIO_CHANNELS) as fake,
+    ):
         harness = await BotHarness.start(
             database_url, folder, embedder=embedder, groq_base_url=groq.base_url
         )

@@ -1,7 +1,8 @@
 """DiscordDriver: the scenario suite's ChatDriver on the real discord.py and FakeDiscord.
 
-Users act through the fake (MESSAGE_CREATE, INTERACTION_CREATE over the gateway); the bot
-is the real LoreClient; what users see is read back from the fake's record of REST calls.
+Users act through the fake (MESSAGE_CREATE, MESSAGE_DELETE, CHANNEL_UPDATE and
+INTERACTION_CREATE over the gateway); the bot is the real LoreClient; what users see is read
+back from the fake's record of REST calls.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from adapters.discord.client import LoreClient, point_at
 from bot.container import Container
+from bot.discord_runner import discord_client
 from tests.fakes.discord_server import MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord, PostedMessage
 from tests.fakes.groq_server import FakeGroq
 from tests.scenarios.driver import BotMessage, Thread
@@ -29,12 +31,7 @@ async def start_client(
     """Start the real client against the fake and wait until it is ready."""
     point_at(fake.api_url, fake.gateway_url)
     options = {"guild_ready_timeout": 0.1, "edit_interval": 0.05, **options}
-    client = LoreClient(
-        answers=container.answers,
-        uploads=container.uploads,
-        admin=container.admin,
-        **options,
-    )
+    client = discord_client(container, **options)
     task = asyncio.create_task(client.start("fake-bot-token"))
     deadline = time.monotonic() + ready_within
     while not client.is_ready():
@@ -113,10 +110,7 @@ class DiscordDriver:
 
     async def _deliver(self, payload: dict[str, Any], *, times: int = 1) -> None:
         mid = int(payload["id"])
-        seen = asyncio.ensure_future(
-            self.client.wait_for("message", check=lambda m: m.id == mid, timeout=10)
-        )
-        await asyncio.sleep(0)
+        seen = await self._seen("message", lambda m: m.id == mid)
         self.fake.messages.setdefault(mid, PostedMessage(payload))
         for _ in range(times):
             await self.fake.dispatch("MESSAGE_CREATE", payload)
@@ -205,6 +199,66 @@ class DiscordDriver:
         )
         await self._deliver(payload, times=2)
         return self._thread_of(payload, channel)
+
+    # --- trust ---------------------------------------------------------------------------
+
+    async def make_private(self, channel: str) -> None:
+        cid = self.fake.channel_id(channel)
+        seen = await self._seen("guild_channel_update", lambda before, after: after.id == cid)
+        await self.fake.make_private(channel)
+        await seen
+        await self.settle()
+
+    async def make_public(self, channel: str) -> None:
+        cid = self.fake.channel_id(channel)
+        seen = await self._seen("guild_channel_update", lambda before, after: after.id == cid)
+        await self.fake.make_public(channel)
+        await seen
+        await self.settle()
+
+    async def dm(self, text: str, *, user: str = "U1") -> Thread:
+        """A DM from a member of the guild (the servers a DM reads are its author's)."""
+        self.fake.join(user)
+        payload = self.fake.dm_payload(user, text)
+        await self._deliver(payload)
+        return Thread(channel=payload["channel_id"], thread=payload["channel_id"])
+
+    async def delete_upload(self, thread: Thread) -> None:
+        carriers = [
+            m
+            for m in self.fake.messages.values()
+            if not m.by_bot
+            and m.payload.get("attachments")
+            and thread.thread in (m.payload["channel_id"], m.payload["id"])
+        ]
+        mid = carriers[-1].id
+        seen = await self._seen("raw_message_delete", lambda event: event.message_id == mid)
+        await self.fake.delete_message(mid)
+        await seen
+        await self.settle()
+
+    async def click_share(
+        self, thread: Thread, namespace: str, *, user: str = "U1", admin: bool = False
+    ) -> str:
+        """Click "Share with NAMESPACE" (as an admin with Manage Server, when ``admin``)."""
+        wanted = re.compile(rf"lore:share:[A-Za-z0-9_-]{{22}}:{re.escape(namespace)}")
+        last = next(
+            m
+            for m in reversed(self.fake.messages_in(int(thread.thread)))
+            if any(wanted.fullmatch(i) for i in custom_ids(m))
+        )
+        custom_id = next(i for i in custom_ids(last) if wanted.fullmatch(i))
+        permissions = MEMBER_PERMISSIONS | (MANAGE_GUILD if admin else 0)
+        click = self.fake.click_payload(last, custom_id, user=user, permissions=permissions)
+        record = await self.fake.interact(click)
+        await self.settle()
+        return "\n".join(message_text(PostedMessage(m)) for m in record.followups)
+
+    async def _seen(self, event: str, check: Any) -> asyncio.Future[Any]:
+        """A future done when the client has dispatched ``event`` (its handlers then run)."""
+        seen = asyncio.ensure_future(self.client.wait_for(event, check=check, timeout=10))
+        await asyncio.sleep(0)  # the listener is registered before the event is sent
+        return seen
 
     async def bot_messages(self, thread: Thread) -> list[BotMessage]:
         await self.settle()

@@ -162,7 +162,7 @@ async def test_whom_the_bot_answers(sqlite_url, tmp_path, embedder) -> None:
         dm = fake.dm_payload("U3", "How are travel expenses reimbursed?")
         await bot._deliver(dm)
         [reply] = fake.messages_in(int(dm["channel_id"]))
-        # A DM is its own workspace ("dm-<user>"): the guild's documents are not searched.
+        # U3 shares no server with the bot, and C1's files stay in C1: nothing to answer from.
         assert "couldn't find that in general" in reply.payload["content"]
         assert "guild_id" not in reply.payload
 
@@ -243,15 +243,20 @@ async def test_without_thread_permission_it_answers_in_the_channel(
         world(sqlite_url, tmp_path, embedder) as (fake, groq, harness),
         running(fake, groq, harness) as bot,
     ):
-        await bot.upload("handbook.md", HANDBOOK)
         fake.refuse_threads = True
-        await bot._deliver(
-            fake.message_payload(
-                fake.channel_id("C2"),
-                "U1",
-                f"<@{fake.bot_id}> How many vacation days?",
-                mention_bot=True,
+        channel = fake.channel_id("C2")
+        attachment = fake.add_attachment("handbook.md", HANDBOOK)
+        for content, attachments in (("", [attachment]), ("How many vacation days?", [])):
+            await bot._deliver(
+                fake.message_payload(
+                    channel,
+                    "U1",
+                    f"<@{fake.bot_id}> {content}",
+                    mention_bot=True,
+                    attachments=attachments,
+                )
             )
-        )
-        [answer] = fake.messages_in(fake.channel_id("C2"))
+        indexed, answer = fake.messages_in(channel)
+    assert not fake.threads_by_message
+    assert "Indexed handbook.md" in to_bot_message(indexed).text
     assert "25 days" in to_bot_message(answer).text

@@ -6,18 +6,23 @@ reads nothing else.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace as Model
 
 import discord
 
 from adapters.discord.events import (
+    admin_command,
+    admin_grant,
+    channel_privacy,
     command_parts,
     command_text,
     incoming_message,
     is_admin,
     mentions_user,
     place_of,
+    promote_text,
     strip_mentions,
     thread_name,
 )
@@ -53,6 +58,50 @@ def test_places() -> None:
         "300",
         True,
     )
+
+
+def test_privacy_the_models_say_or_none() -> None:
+    # Stand-ins carry no permissions: only the channel types tell, the rest is unknown.
+    assert channel_privacy(TEXT, guild=GUILD) is None
+    assert channel_privacy(THREAD, guild=GUILD) is None
+    private_thread = Model(id=201, type=discord.ChannelType.private_thread, parent_id=100)
+    assert channel_privacy(private_thread, guild=GUILD) is True
+    assert place_of(DM, guild=None, user_id=5).is_private is True
+    assert place_of(TEXT, guild=GUILD, user_id=5).is_private is None
+
+
+def test_what_core_needs_for_trust_crosses_only_where_it_means_something() -> None:
+    file = Model(id=1, filename="a.md", size=10, content_type=None, url="http://f/a.md")
+    msg = message("", attachments=[file])
+    in_dm = incoming_message(
+        msg,
+        place_of(DM, guild=None, user_id=5),
+        thread_id="300",
+        bot_id=BOT,
+        dm_workspaces=("7",),
+    )
+    assert (in_dm.is_direct, in_dm.place_private, in_dm.dm_workspaces) == (True, True, ("7",))
+    channel = place_of(TEXT, guild=GUILD, user_id=5)
+    in_channel = incoming_message(
+        msg, channel, thread_id="1", bot_id=BOT, author_is_admin=True, dm_workspaces=("7",)
+    )
+    assert in_channel.author_is_admin and in_channel.dm_workspaces == ()
+    command = admin_command(
+        place=place_of(DM, guild=None, user_id=5),
+        user=msg.author,
+        text="docs list",
+        admin=False,
+        event_id="9",
+        received_at=msg.created_at,
+        dm_workspaces=("7", "8"),
+    )
+    assert (command.is_direct, command.place_private, command.dm_workspaces) == (
+        True,
+        True,
+        ("7", "8"),
+    )
+    doc = uuid.UUID(int=1)
+    assert promote_text(doc, "hr") == f"docs promote {doc} hr"
 
 
 def test_mentions() -> None:
@@ -135,6 +184,9 @@ def test_command_text_for_each_shape() -> None:
     assert (
         command_text(("quota", "set"), {"scope": "user", "limit": "5000"}) == "quota set user 5000"
     )
+    assert command_text(("docs", "promote"), {"namespace": "hr", "id": "abc"}) == (
+        "docs promote abc hr"
+    )
     assert command_text(("help",), {}) == "help"
     assert command_text(("frobnicate",), {"text": "now"}) == "frobnicate now"
 
@@ -146,3 +198,9 @@ def test_admin_is_manage_server_or_the_configured_role() -> None:
     assert is_admin(manage_guild=False, roles=roles, admin_role="lore admins")
     assert is_admin(manage_guild=False, roles=roles, admin_role="11")
     assert not is_admin(manage_guild=False, roles=roles, admin_role="Moderators")
+    # A number is a role id: a role merely named like it does not count.
+    impostor = [(13, "11"), (14, "Lore Admins")]
+    assert not is_admin(manage_guild=False, roles=impostor, admin_role="11")
+    assert admin_grant(manage_guild=False, roles=roles, admin_role=" 11 ") == "role_id"
+    assert admin_grant(manage_guild=False, roles=impostor, admin_role="lore admins") == "role_name"
+    assert admin_grant(manage_guild=True, roles=[], admin_role="11") == "manage_guild"

@@ -8,14 +8,22 @@ import uuid
 from adapters.discord.render import (
     FEEDBACK_TEMPLATE,
     LIMIT,
+    SHARE_TEMPLATE,
     answer_body,
     feedback_view,
+    from_short_id,
+    plain,
     preview,
+    progress_line,
     render_answer,
+    render_text,
+    share_view,
+    source_line,
     sources_embed,
     split_content,
+    unmask,
 )
-from core.types import Answer, Citation
+from core.types import Answer, Citation, Progress
 
 
 def citation(n: int, *, title: str = "handbook.md", url: str | None = "https://x/h") -> Citation:
@@ -114,6 +122,66 @@ async def test_feedback_buttons_carry_the_message_id() -> None:
     assert [b["label"] for b in buttons] == ["👍 3", "👎 1"]
     assert all(re.fullmatch(FEEDBACK_TEMPLATE, b["custom_id"]) for b in buttons)
     assert view.timeout is None and view.is_persistent()
+
+
+async def test_share_buttons_fit_discords_custom_id_limit() -> None:
+    doc = uuid.uuid4()
+    longest = "n" * 64  # the longest namespace name core accepts
+    names = ["general", longest, "hr", "a", "b", "c"]
+    view = share_view(doc, [*names[:2], "Not A Name", *names[2:]])
+    assert view is not None and view.timeout is None and view.is_persistent()
+    buttons = [b for row in view.to_components() for b in row["components"]]
+    assert [b["label"] for b in buttons] == [f"Share with {n}" for n in names[:5]]
+    for button in buttons:
+        match = re.fullmatch(SHARE_TEMPLATE, button["custom_id"])
+        assert match and len(button["custom_id"]) <= 100 and len(button["label"]) <= 80
+        assert from_short_id(match["doc"]) == doc
+    assert share_view(doc, []) is None and share_view(None, ["general"]) is None
+
+
+def test_masked_links_from_outside_text_show_their_url() -> None:
+    assert unmask("see [the IT portal](https://it.example.com).") == (
+        "see the IT portal (<https://it.example.com>)."
+    )
+    assert unmask("[[x](https://a.example)](https://b.example)") == (
+        "x (<https://a.example>) (<https://b.example>)"
+    )
+    assert unmask("[a](https://x.example/(y))") == r"\[a](https://x.example/(y))"
+    assert unmask("cited [1][2] and [1](see below)") == "cited [1][2] and [1](see below)"
+    text = "Use [the portal](https://it.example.com) @everyone"
+    body = answer_body(Answer(text, notice="[n](https://n.example)"))
+    assert "](" not in body and "the portal (<https://it.example.com>) @everyone" in body
+    assert render_text("`1` [t](https://e.example) (hr)")[0].content == (
+        "`1` t (<https://e.example>) (hr)"
+    )
+    assert "](" not in preview("so far [x](https://e.example)")
+
+
+def test_file_names_lose_links_and_markdown() -> None:
+    name = "<!channel> [x](https://evil.example) **big**_v2.md"
+    line = progress_line(name, Progress("reading", 0.5, name))
+    assert line == (
+        r"📄 <!channel> x (<https://evil.example>) \*\*big\*\*\_v2.md: reading 50% "
+        r"(<!channel> x (<https://evil.example>) \*\*big\*\*\_v2.md)"
+    )
+    assert plain("I can't index a_b.md: it is empty.") == r"I can't index a\_b.md: it is empty."
+
+
+def test_our_source_link_cannot_be_broken_open() -> None:
+    evil = Citation(
+        1,
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "a] [t](https://evil.example)",
+        "go to [the portal](https://it.example.com)",
+        "https://wiki.example/a)b (c)<d>",
+    )
+    head, quote = source_line(evil).split("\n")
+    assert head == (
+        r"**1.** [a\] t (<https://evil.example>)](https://wiki.example/a%29b%20%28c%29%3Cd%3E)"
+    )
+    assert quote == "> go to the portal (<https://it.example.com>)"
+    assert source_line(citation(2, url="javascript:alert(1)")).startswith("**2.** handbook.md")
 
 
 def test_preview_stays_within_one_message() -> None:

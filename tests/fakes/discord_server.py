@@ -6,6 +6,8 @@
         mid = await fake.user_message("C1", "U1", f"<@{fake.bot_id}> hi", mention_bot=True)
         fake.rate_limit("POST", r"/channels/\\d+/messages", retry_after=0.2)
         fake.messages_in(channel_id)                   # what the bot posted, with edits
+        await fake.make_private("C9")                  # CHANNEL_UPDATE: @everyone may not view
+        await fake.delete_message(mid)                 # MESSAGE_DELETE
 
 Messages and interaction responses may be multipart (``payload_json`` plus ``files[n]``): the
 files become attachments of the message (``payload["attachments"]``), their bytes are kept in
@@ -14,7 +16,9 @@ files become attachments of the message (``payload["attachments"]``), their byte
 Shapes follow Discord's API reference. Behaviour worth knowing: a thread started from a
 message gets the message's id and a second start answers 400 with code 160004; the bot's own
 messages are echoed back as MESSAGE_CREATE (as Discord does); JSON responses carry exactly
-``Content-Type: application/json`` and 429s carry ``Via`` (discord.py needs both).
+``Content-Type: application/json`` and 429s carry ``Via`` (discord.py needs both). A user who
+posts or clicks in the guild is its member (``GET /guilds/{id}/members/{user}`` finds them;
+anyone else gets 404 Unknown Member); a DM or a DM interaction makes nobody a member.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -33,7 +38,9 @@ API = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 EPHEMERAL = 64
 MANAGE_GUILD = 1 << 5
-MEMBER_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16)  # view, send, read history
+VIEW_CHANNEL = 1 << 10
+MEMBER_PERMISSIONS = VIEW_CHANNEL | (1 << 11) | (1 << 16)  # view, send, read history
+ROLE, MEMBER = 0, 1  # permission overwrite types
 JsonDict = dict[str, Any]
 
 
@@ -77,6 +84,11 @@ class InteractionRecord:
     followups: list[JsonDict] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def invoker(self) -> JsonDict:
+        """The user who acted (``member.user`` in a guild, ``user`` in a DM)."""
+        return dict(self.payload.get("user") or self.payload["member"]["user"])
+
 
 @dataclass
 class RateLimit:
@@ -110,6 +122,7 @@ class FakeDiscord:
         for position, name in enumerate(channels):
             self.add_channel(name, position=position)
         self.users: dict[str, JsonDict] = {}
+        self.members: set[str] = set()  # users (by name) who are members of the guild
         self.roles: list[JsonDict] = [self._role(self.guild_id, "@everyone")]
         self.member_roles: dict[str, list[str]] = {}
         self.messages: dict[int, PostedMessage] = {}
@@ -120,6 +133,7 @@ class FakeDiscord:
         self.interactions: dict[str, InteractionRecord] = {}
         self.commands: dict[str, list[JsonDict]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[tuple[str, str, JsonDict]] = []  # (method, path, JSON body) as sent
         self.timed_requests: list[tuple[str, str, float]] = []
         self.rate_limited: list[tuple[str, str, float]] = []
         self.identifies = 0
@@ -146,6 +160,7 @@ class FakeDiscord:
         r.add_put(API + "/applications/{app}/commands", self._sync)
         r.add_put(API + "/applications/{app}/guilds/{guild}/commands", self._sync)
         r.add_get(API + "/channels/{cid}", self._get_channel)
+        r.add_get(API + "/guilds/{gid}/members/{uid}", self._get_member)
         r.add_post(API + "/channels/{cid}/typing", self._typing)
         r.add_post(API + "/channels/{cid}/messages", self._post_message)
         r.add_get(API + "/channels/{cid}/messages/{mid}", self._get_message)
@@ -195,7 +210,7 @@ class FakeDiscord:
         self._last_id = max(self._last_id + 1, now)
         return self._last_id
 
-    def add_channel(self, name: str, *, position: int = 0) -> int:
+    def add_channel(self, name: str, *, position: int = 0, private: bool = False) -> int:
         cid = self.new_id()
         self.channel_ids[name] = cid
         self.channels[cid] = {
@@ -204,7 +219,7 @@ class FakeDiscord:
             "guild_id": str(self.guild_id),
             "name": name.lower(),
             "position": position,
-            "permission_overwrites": [],
+            "permission_overwrites": self._private_overwrites() if private else [],
             "nsfw": False,
             "parent_id": None,
             "topic": None,
@@ -215,6 +230,37 @@ class FakeDiscord:
 
     def channel_id(self, name_or_id: str) -> int:
         return self.channel_ids[name_or_id] if name_or_id in self.channel_ids else int(name_or_id)
+
+    def _private_overwrites(self) -> list[JsonDict]:
+        """What Discord stores for a private channel: @everyone (the role whose id is the
+        guild's) may not view it; the bot, by a member overwrite, may."""
+        return [
+            {"id": str(self.guild_id), "type": ROLE, "allow": "0", "deny": str(VIEW_CHANNEL)},
+            {"id": str(self.bot_id), "type": MEMBER, "allow": str(VIEW_CHANNEL), "deny": "0"},
+        ]
+
+    async def make_private(self, name: str) -> JsonDict:
+        """Deny @everyone the view of a channel and send CHANNEL_UPDATE (the channel object)."""
+        channel = self.channels[self.channel_id(name)]
+        channel["permission_overwrites"] = self._private_overwrites()
+        await self.dispatch("CHANNEL_UPDATE", channel)
+        return channel
+
+    async def make_public(self, name: str) -> JsonDict:
+        channel = self.channels[self.channel_id(name)]
+        channel["permission_overwrites"] = []
+        await self.dispatch("CHANNEL_UPDATE", channel)
+        return channel
+
+    def add_private_thread(self, parent: str, name: str) -> int:
+        """A private thread (type 12) in a channel, known only through ``GET /channels``."""
+        tid = self.new_id()
+        self.channels[tid] = {
+            **self._thread(tid, self.channel_id(parent), name),
+            "type": 12,
+            "invitable": False,
+        }
+        return tid
 
     def user(self, name: str) -> JsonDict:
         if name not in self.users:
@@ -227,12 +273,19 @@ class FakeDiscord:
             }
         return self.users[name]
 
-    def add_role(self, name: str, *, members: tuple[str, ...] = ()) -> int:
+    def add_role(
+        self, name: str, *, members: tuple[str, ...] = (), permissions: int = MEMBER_PERMISSIONS
+    ) -> int:
         rid = self.new_id()
-        self.roles.append(self._role(rid, name))
+        self.roles.append(self._role(rid, name, permissions))
         for member in members:
             self.member_roles.setdefault(member, []).append(str(rid))
         return rid
+
+    def join(self, name: str) -> JsonDict:
+        """Make ``name`` a member of the guild (acting in it does that too)."""
+        self.members.add(name)
+        return self.user(name)
 
     def member(self, name: str, *, permissions: int | None = None) -> JsonDict:
         data: JsonDict = {
@@ -256,7 +309,7 @@ class FakeDiscord:
     ) -> JsonDict:
         aid = self.new_id()
         self.attachments[aid] = data
-        url = f"{self.api_url}/attachments/{aid}/{filename}"
+        url = f"{self.api_url}/attachments/{aid}/{quote(filename, safe='')}"  # as the CDN does
         meta = {
             "id": str(aid),
             "filename": filename,
@@ -273,11 +326,11 @@ class FakeDiscord:
         return self.attachments[int(attachment["id"])]
 
     @staticmethod
-    def _role(rid: int, name: str) -> JsonDict:
+    def _role(rid: int, name: str, permissions: int = MEMBER_PERMISSIONS) -> JsonDict:
         return {
             "id": str(rid),
             "name": name,
-            "permissions": str(MEMBER_PERMISSIONS),
+            "permissions": str(permissions),
             "position": 0,
             "color": 0,
             "hoist": False,
@@ -340,6 +393,7 @@ class FakeDiscord:
         message_id: int | None = None,
     ) -> JsonDict:
         """A MESSAGE_CREATE payload from user ``user`` in a guild channel or thread."""
+        self.join(user)
         return {
             "id": str(message_id or self.new_id()),
             "channel_id": str(channel_id),
@@ -378,13 +432,31 @@ class FakeDiscord:
         await self.dispatch("MESSAGE_CREATE", payload)
         return payload
 
-    def dm_payload(self, user: str, content: str) -> JsonDict:
-        """A direct message to the bot (no guild_id)."""
-        payload = self.message_payload(0, user, content)
-        dm = self._dm_channel(user)
-        payload["channel_id"] = dm["id"]
-        del payload["guild_id"], payload["member"]
-        return payload
+    def dm_payload(
+        self, user: str, content: str, *, attachments: list[JsonDict] | None = None
+    ) -> JsonDict:
+        """A direct message to the bot (no guild_id, no member)."""
+        return {
+            "id": str(self.new_id()),
+            "channel_id": self._dm_channel(user)["id"],
+            "author": self.user(user),
+            "content": content,
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": attachments or [],
+            "embeds": [],
+            "components": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+        }
+
+    def dm_channel_id(self, user: str) -> int:
+        return int(self._dm_channel(user)["id"])
 
     def _dm_channel(self, user: str) -> JsonDict:
         key = f"dm:{user}"
@@ -410,7 +482,14 @@ class FakeDiscord:
             data["resolved"] = resolved
         return self._interaction(2, data, user=user, channel_id=cid, permissions=permissions)
 
-    def click_payload(self, message: PostedMessage, custom_id: str, *, user: str) -> JsonDict:
+    def click_payload(
+        self,
+        message: PostedMessage,
+        custom_id: str,
+        *,
+        user: str,
+        permissions: int = MEMBER_PERMISSIONS,
+    ) -> JsonDict:
         """INTERACTION_CREATE for a button click on ``message``."""
         data = {"custom_id": custom_id, "component_type": 2}
         payload = self._interaction(
@@ -418,7 +497,7 @@ class FakeDiscord:
             data,
             user=user,
             channel_id=int(message.payload["channel_id"]),
-            permissions=MEMBER_PERMISSIONS,
+            permissions=permissions,
         )
         payload["message"] = message.payload
         return payload
@@ -428,25 +507,33 @@ class FakeDiscord:
     ) -> JsonDict:
         iid = self.new_id()
         token = f"tok-{iid}"
+        channel = self.channels[channel_id]
         payload = {
             "id": str(iid),
             "application_id": str(self.application_id),
             "type": kind,
             "data": data,
-            "guild_id": str(self.guild_id),
             "channel_id": str(channel_id),
-            "channel": self.channels[channel_id],
-            "member": self.member(user, permissions=permissions),
+            "channel": channel,
             "token": token,
             "version": 1,
             "app_permissions": str(MEMBER_PERMISSIONS),
             "locale": "en-US",
-            "guild_locale": "en-US",
             "entitlements": [],
-            "authorizing_integration_owners": {"0": str(self.guild_id)},
-            "context": 0,
             "attachment_size_limit": 8 * 1024 * 1024,
         }
+        if channel["type"] == 1:  # in the bot's DM: "user" instead of "member", no guild
+            payload.update(user=self.user(user), context=1)
+            payload["authorizing_integration_owners"] = {"0": "0"}
+        else:
+            self.join(user)
+            payload.update(
+                guild_id=str(self.guild_id),
+                member=self.member(user, permissions=permissions),
+                guild_locale="en-US",
+                context=0,
+                authorizing_integration_owners={"0": str(self.guild_id)},
+            )
         self.interactions[token] = InteractionRecord(iid, token, payload)
         return payload
 
@@ -469,6 +556,29 @@ class FakeDiscord:
 
     def quiet_for(self) -> float:
         return time.monotonic() - self.last_activity
+
+    # --- deletions ---------------------------------------------------------------------------
+
+    async def delete_message(self, message_id: int) -> JsonDict:
+        """Delete a message and send MESSAGE_DELETE (id, channel_id, guild_id in a guild)."""
+        message = self.messages.pop(message_id)
+        event = {"id": str(message_id), "channel_id": message.payload["channel_id"]}
+        if "guild_id" in message.payload:
+            event["guild_id"] = message.payload["guild_id"]
+        await self.dispatch("MESSAGE_DELETE", event)
+        return event
+
+    async def bulk_delete(self, channel_id: int, message_ids: list[int]) -> JsonDict:
+        """Delete messages of a guild channel at once: MESSAGE_DELETE_BULK."""
+        for mid in message_ids:
+            self.messages.pop(mid, None)
+        event = {
+            "ids": [str(m) for m in message_ids],
+            "channel_id": str(channel_id),
+            "guild_id": str(self.guild_id),
+        }
+        await self.dispatch("MESSAGE_DELETE_BULK", event)
+        return event
 
     # --- scripting -------------------------------------------------------------------------
 
@@ -589,6 +699,13 @@ class FakeDiscord:
         self.commands[scope] = out
         return _json(out)
 
+    async def _get_member(self, request: web.Request) -> web.Response:
+        uid = request.match_info["uid"]
+        name = next((n for n in self.members if self.users[n]["id"] == uid), None)
+        if request.match_info["gid"] != str(self.guild_id) or name is None:
+            return _json({"message": "Unknown Member", "code": 10007}, 404)
+        return _json(self.member(name))
+
     async def _get_channel(self, request: web.Request) -> web.Response:
         channel = self.channels.get(int(request.match_info["cid"]))
         if channel is None:
@@ -613,6 +730,8 @@ class FakeDiscord:
             self.uploads.extend(files.values())
         else:
             body = dict(await request.json())
+        sent = json.loads(json.dumps(body))  # before attachments are filled in below
+        self.bodies.append((request.method, request.path.removeprefix(API), sent))
         # An interaction callback carries the message in "data"; other bodies are the message.
         message = body["data"] if "type" in body and isinstance(body.get("data"), dict) else body
         listed = message.get("attachments")
@@ -709,13 +828,23 @@ class FakeDiscord:
                 400,
             )
         body = await request.json()
-        thread = {
-            "id": str(mid),  # a thread started from a message has the message's id
+        # a thread started from a message has the message's id
+        thread = self._thread(mid, cid, body["name"], body.get("auto_archive_duration", 1440))
+        self.channels[mid] = thread
+        self.threads_by_message[mid] = mid
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return _json(thread, 201)
+
+    def _thread(
+        self, tid: int, parent_id: int, name: str, auto_archive_duration: int = 1440
+    ) -> JsonDict:
+        return {
+            "id": str(tid),
             "type": 11,
             "guild_id": str(self.guild_id),
-            "parent_id": str(cid),
+            "parent_id": str(parent_id),
             "owner_id": str(self.bot_id),
-            "name": body["name"],
+            "name": name,
             "message_count": 0,
             "member_count": 1,
             "rate_limit_per_user": 0,
@@ -723,15 +852,11 @@ class FakeDiscord:
             "last_message_id": None,
             "thread_metadata": {
                 "archived": False,
-                "auto_archive_duration": body.get("auto_archive_duration", 1440),
+                "auto_archive_duration": auto_archive_duration,
                 "archive_timestamp": _now(),
                 "locked": False,
             },
         }
-        self.channels[mid] = thread
-        self.threads_by_message[mid] = mid
-        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
-        return _json(thread, 201)
 
     async def _attachment(self, request: web.Request) -> web.Response:
         data = self.attachments.get(int(request.match_info["aid"]))
@@ -759,7 +884,7 @@ class FakeDiscord:
             record.original["interaction_metadata"] = {
                 "id": str(record.id),
                 "type": record.payload["type"],
-                "user": record.payload["member"]["user"],
+                "user": record.invoker,
                 "authorizing_integration_owners": {},
             }
             resource["message"] = record.original

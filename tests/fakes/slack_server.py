@@ -8,7 +8,8 @@
         slack.thread("C1", "1700000000.000001")                # what a thread shows now
 
 It serves what the Lorekeeper bot uses: auth.test, chat.postMessage, chat.update, chat.delete,
-chat.postEphemeral, files.info, users.info, conversations.replies, conversations.open,
+chat.postEphemeral, files.info, users.info, conversations.info (``private_channels``),
+conversations.replies, conversations.open,
 apps.connections.open, file downloads (an HTML sign-in page without the bot token, as Slack
 does), the external upload flow (files.getUploadURLExternal, a POST of the bytes to the
 returned upload_url, files.completeUploadExternal; finished uploads land in ``slack.uploads``),
@@ -25,6 +26,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
@@ -71,6 +73,9 @@ class FakeSlack:
         self.files_scope = True  # False: downloads get the sign-in page, as without files:read
         self.downloads: list[tuple[str, str]] = []  # (file id, Authorization header)
         self.dms: dict[str, str] = {}  # user id -> the bot's DM channel with them
+        # channels whose conversations.info says is_private (ids may start with C, as newer
+        # private channels' do); G... ids are private too, D... ids are DMs
+        self.private_channels: set[str] = set()
         self.uploads: list[Upload] = []
         self._pending: dict[str, dict[str, Any]] = {}  # upload URLs handed out, not completed
         self._limits: dict[str, list[int]] = defaultdict(list)
@@ -149,6 +154,7 @@ class FakeSlack:
     ) -> dict[str, Any]:
         """Store a file; returns its ``files[]`` entry (a Slack Connect stub when ``stub``)."""
         file_id = "F" + uuid.uuid4().hex[:10].upper()
+        path = quote(name, safe="")  # Slack's file URLs carry the name percent-encoded
         full = {
             "id": file_id,
             "created": int(time.time()),
@@ -161,9 +167,9 @@ class FakeSlack:
             "size": len(data),
             "mode": "hosted",
             "is_external": False,
-            "url_private": f"{self.base_url}/files-pri/{self.team}-{file_id}/{name}",
-            "url_private_download": f"{self.base_url}/files-pri/{self.team}-{file_id}/{name}",
-            "permalink": f"https://lore.slack.com/files/U1/{file_id}/{name}",
+            "url_private": f"{self.base_url}/files-pri/{self.team}-{file_id}/{path}",
+            "url_private_download": f"{self.base_url}/files-pri/{self.team}-{file_id}/{path}",
+            "permalink": f"https://lore.slack.com/files/U1/{file_id}/{path}",
         }
         self.files[file_id] = full
         self.file_bytes[file_id] = data
@@ -323,6 +329,43 @@ class FakeSlack:
     def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
         replies = [_public(m) for m in self.thread(str(p["channel"]), str(p["ts"]))]
         return {"messages": replies, "has_more": False}
+
+    def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        """As Slack's reference shows it: the conversation object with its is_* flags."""
+        channel = str(p.get("channel") or "")
+        if channel[:1] not in ("C", "G", "D"):
+            return {"ok": False, "error": "channel_not_found"}
+        if channel.startswith("D"):
+            user = next((u for u, d in self.dms.items() if d == channel), "U0")
+            return {
+                "channel": {
+                    "id": channel,
+                    "created": 1700000000,
+                    "is_im": True,
+                    "is_org_shared": False,
+                    "user": user,
+                    "is_user_deleted": False,
+                }
+            }
+        private = channel.startswith("G") or channel in self.private_channels
+        return {
+            "channel": {
+                "id": channel,
+                "name": channel.lower(),
+                "is_channel": not private,
+                "is_group": private,
+                "is_im": False,
+                "is_mpim": False,
+                "is_private": private,
+                "created": 1700000000,
+                "is_archived": False,
+                "is_general": False,
+                "is_shared": False,
+                "is_org_shared": False,
+                "is_member": True,
+                "num_members": 4,
+            }
+        }
 
     def _m_conversations_open(self, p: dict[str, Any]) -> dict[str, Any]:
         users = [u for u in str(p.get("users") or "").split(",") if u]

@@ -75,3 +75,24 @@ class ChatDriver(Protocol):
     def llm_calls(self) -> int:
         """Chat-completion requests the fake Groq server received so far."""
         ...
+
+    # --- trust: private places, DMs, ownership, deletion on the platform ----------------
+
+    async def make_private(self, channel: str) -> None:
+        """Make ``channel`` private on the platform (Slack: a private channel, whose id may
+        still start with C; Discord: @everyone may not view it). The bot is in it."""
+        ...
+
+    async def dm(self, text: str, *, user: str = "U1") -> Thread:
+        """A direct message to the bot; returns the thread the bot answers in."""
+        ...
+
+    async def delete_upload(self, thread: Thread) -> None:
+        """Delete, on the platform, the last file shared in ``thread`` (Slack: the file;
+        Discord: the message that carried it), and wait until the bot is idle."""
+        ...
+
+    async def click_share(self, thread: Thread, namespace: str, *, user: str = "U1") -> str:
+        """Click the "Share with NAMESPACE" button under the bot's last "Indexed …" message in
+        ``thread``; returns what the clicker is shown."""
+        ...

@@ -128,6 +128,107 @@ async def duplicate_delivery_answers_once(bot: ChatDriver) -> None:
     assert bot.llm_calls() - before == 1
 
 
+# --- trust: what is shared in a private place stays there ----------------------------------
+
+SECRET = b"""# Reorg plan
+
+Project Falcon merges the billing and payments teams on February 3.
+"""
+SECRET_QUESTION = "When does Project Falcon merge the billing and payments teams?"
+
+
+async def a_private_channels_files_stay_in_it(bot: ChatDriver) -> None:
+    await bot.make_private("C9")
+    thread = await bot.upload("reorg.md", SECRET, channel="C9")
+    said = (await bot.bot_messages(thread))[-1].text
+    assert "Indexed reorg.md" in said and "Only this conversation can see it." in said
+    inside = await bot.mention(SECRET_QUESTION, channel="C9")
+    assert "February 3" in (await bot.bot_messages(inside))[-1].text
+    elsewhere = await bot.mention(SECRET_QUESTION, channel="C2")
+    outside = (await bot.bot_messages(elsewhere))[-1]
+    assert "February 3" not in outside.text and not outside.sources
+    private = await bot.dm(SECRET_QUESTION, user="U2")
+    dm = (await bot.bot_messages(private))[-1]
+    assert "February 3" not in dm.text and not dm.sources
+    member = await bot.command("docs list", user="U2", channel="C2")
+    assert "reorg.md" not in member
+    async with bot.container.sessions() as db:
+        stored = (
+            (
+                await db.execute(
+                    select(Namespace.name).join(Document, Document.namespace_id == Namespace.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert stored and "general" not in stored
+
+
+async def a_dm_reads_public_knowledge_only(bot: ChatDriver) -> None:
+    await bot.make_private("C9")
+    for name, channel in (("team", "C1"), ("secret", "C9")):
+        assert "Created namespace" in await bot.command(f"namespace create {name}", admin=True)
+        assert "indexed into" in await bot.command(
+            f"namespace uploads {name}", channel=channel, admin=True
+        )
+    await bot.upload("handbook.md", HANDBOOK, channel="C1")
+    await bot.upload("reorg.md", SECRET, channel="C9")
+    public = await bot.dm("How many days of paid vacation do employees get?", user="U2")
+    assert "25 days" in (await bot.bot_messages(public))[-1].text
+    private = await bot.dm(SECRET_QUESTION, user="U2")
+    assert "February 3" not in (await bot.bot_messages(private))[-1].text
+    listed = await bot.command("namespace list", user="U2", channel="C2")
+    assert "team" in listed and "secret" not in listed
+    assert "1 documents" in await bot.command("namespace info team", user="U2", channel="C1")
+    # from a place that does not read it, a namespace's details are not shown to members
+    assert "no namespace called" in await bot.command(
+        "namespace info team", user="U2", channel="C2"
+    )
+    hidden = await bot.command("docs list secret", user="U2", channel="C2")
+    assert "reorg.md" not in hidden and "no namespace called" in hidden
+
+
+async def members_cannot_replace_each_others_files(bot: ChatDriver) -> None:
+    await bot.upload("handbook.md", HANDBOOK, user="U1")
+    theirs = await bot.upload("handbook.md", HANDBOOK_V2, user="U2")
+    said = (await bot.bot_messages(theirs))[-1].text
+    assert "Someone else's handbook.md stays as it is" in said
+    async with bot.container.sessions() as db:
+        titles = (await db.execute(select(Document.title))).scalars().all()
+        audit = (await db.execute(select(AuditLog.command, AuditLog.outcome))).all()
+    assert titles == ["handbook.md", "handbook.md"]
+    assert audit.count(("upload", "ok")) == 2 and ("replace", "ok") not in audit
+    mine = await bot.upload("handbook.md", HANDBOOK_V2.replace(b"30 days", b"28 days"), user="U1")
+    assert "It replaced the earlier version" in (await bot.bot_messages(mine))[-1].text
+
+
+async def deleting_a_file_on_the_platform_removes_it(bot: ChatDriver) -> None:
+    thread = await bot.upload("handbook.md", HANDBOOK)
+    await bot.delete_upload(thread)
+    async with bot.container.sessions() as db:
+        assert (await db.execute(select(Document.id))).first() is None
+        audit = (await db.execute(select(AuditLog.command, AuditLog.detail))).all()
+    assert ("delete", "deleted on the platform") in audit
+    asked = await bot.mention("How many days of paid vacation do employees get?")
+    assert "25 days" not in (await bot.bot_messages(asked))[-1].text
+
+
+async def the_uploader_shares_a_file_with_a_button(bot: ChatDriver) -> None:
+    thread = await bot.upload("handbook.md", HANDBOOK, user="U1")
+    refused = await bot.click_share(thread, "general", user="U2")
+    assert "Only the person who shared that file" in refused
+    elsewhere = await bot.mention("How many days of paid vacation do employees get?", channel="C2")
+    assert "25 days" not in (await bot.bot_messages(elsewhere))[-1].text
+    shared = await bot.click_share(thread, "general", user="U1")
+    assert "Shared handbook.md with" in shared and "general" in shared
+    again = await bot.mention("How many days of paid vacation do employees get?", channel="C2")
+    assert "25 days" in (await bot.bot_messages(again))[-1].text
+    async with bot.container.sessions() as db:
+        audit = (await db.execute(select(AuditLog.command, AuditLog.outcome))).all()
+    assert ("docs promote", "ok") in audit
+
+
 Scenario = Callable[[ChatDriver], Awaitable[None]]
 SCENARIOS: list[Scenario] = [
     ask_after_upload,
@@ -138,4 +239,9 @@ SCENARIOS: list[Scenario] = [
     uploads_go_to_the_namespace_an_admin_chose,
     feedback_is_stored_and_changeable,
     duplicate_delivery_answers_once,
+    a_private_channels_files_stay_in_it,
+    a_dm_reads_public_knowledge_only,
+    members_cannot_replace_each_others_files,
+    deleting_a_file_on_the_platform_removes_it,
+    the_uploader_shares_a_file_with_a_button,
 ]

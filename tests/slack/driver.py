@@ -67,6 +67,7 @@ class SlackDriver:
     http: aiohttp.ClientSession
     secret: str = SIGNING_SECRET
     statuses: list[int] = field(default_factory=list)
+    shared_files: dict[Thread, list[str]] = field(default_factory=dict)  # file ids per thread
 
     # -- raw requests --------------------------------------------------------------------------
 
@@ -151,8 +152,11 @@ class SlackDriver:
             "client_msg_id": str(uuid.uuid4()),
             "team": self.slack.team,
         }
-        if kind == "message":
-            event["channel_type"] = channel_type
+        if kind == "message":  # as Slack types the channel: private channels are "group"
+            private = channel in self.slack.private_channels or channel.startswith("G")
+            event["channel_type"] = (
+                "group" if private and channel_type == "channel" else channel_type
+            )
         if thread_ts:
             event["thread_ts"] = thread_ts
         if files:
@@ -213,7 +217,9 @@ class SlackDriver:
         # while the very first document is being inserted fails inside milvus-lite (a core
         # issue, see the report), which is not what the upload scenarios are about.
         await self.bot.idle()
-        return thread or Thread(channel, shared["ts"])
+        where = thread or Thread(channel, shared["ts"])
+        self.shared_files.setdefault(where, []).append(files[0]["id"])
+        return where
 
     def command_body(self, text: str, *, user: str, channel: str, key: str) -> dict[str, str]:
         return {
@@ -306,3 +312,41 @@ class SlackDriver:
 
     def llm_calls(self) -> int:
         return len(self.groq.requests)
+
+    # -- trust ---------------------------------------------------------------------------------
+
+    async def make_private(self, channel: str) -> None:
+        self.slack.private_channels.add(channel)
+
+    async def dm(self, text: str, *, user: str = "U1") -> Thread:
+        """A message in the bot's DM with ``user`` (Slack sends it as message.im, no mention)."""
+        channel = self.slack.dms.setdefault(user, "D" + uuid.uuid4().hex[:10].upper())
+        event = self.message_event(text, user=user, channel=channel, channel_type="im")
+        await self.send_event(event)
+        await self.bot.idle()
+        return Thread(channel, event["ts"])
+
+    async def delete_upload(self, thread: Thread) -> None:
+        file_id = self.shared_files[thread][-1]
+        await self.send_event(
+            {"type": "file_deleted", "file_id": file_id, "event_ts": self.slack.next_ts()}
+        )
+        await self.bot.idle()
+
+    async def click_share(self, thread: Thread, namespace: str, *, user: str = "U1") -> str:
+        await self.bot.idle()
+        shown = next(
+            m
+            for m in reversed(self.slack.thread(thread.channel, thread.thread))
+            if any(b.get("block_id") == "lore_share" for b in m.get("blocks") or [])
+        )
+        actions = next(b for b in shown["blocks"] if b.get("block_id") == "lore_share")
+        button = next(e for e in actions["elements"] if e["value"].endswith(f":{namespace}"))
+        payload = self.feedback_payload(shown, button["action_id"], user=user)
+        before = len(self.slack.ephemerals)
+        body = urlencode({"payload": json.dumps(payload)})
+        status, _ = await self.post(body, content_type="application/x-www-form-urlencoded")
+        assert status == 200
+        await self.bot.idle()
+        told = [e for e in self.slack.ephemerals[before:] if e.get("user") == user]
+        return "\n".join(visible_text(e) for e in told)

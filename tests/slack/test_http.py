@@ -7,7 +7,7 @@ import json
 import time
 from urllib.parse import urlencode
 
-from tests.fakes.slack_server import BOT_ID, BOT_USER
+from tests.fakes.slack_server import BOT_ID, BOT_USER, TEAM
 from tests.scenarios.driver import Thread
 from tests.scenarios.suite import HANDBOOK
 from tests.slack.conftest import running_bot
@@ -123,9 +123,8 @@ async def test_download_without_files_read_scope_says_so(sqlite_slack) -> None:
     last = (await bot.bot_messages(thread))[-1]
     assert "files:read" in last.text and "handbook.md" in last.text
     assert bot.slack.downloads[-1][1] == f"Bearer {bot.slack.bot_token}"
-    assert (
-        await bot.container.knowledge.documents_by_platform_file(bot.slack.downloads[-1][0]) == []
-    )
+    file_id = bot.slack.downloads[-1][0]
+    assert await bot.container.knowledge.documents_from_platform("slack", file_id=file_id) == []
 
 
 async def test_stub_file_is_resolved_with_files_info_and_deleted(sqlite_slack) -> None:
@@ -136,14 +135,17 @@ async def test_stub_file_is_resolved_with_files_info_and_deleted(sqlite_slack) -
     messages = await bot.bot_messages(Thread("C1", event["ts"]))
     assert "Indexed handbook.md" in messages[-1].text
     assert bot.slack.methods("files.info")[0].params["file"] == stub["id"]
-    assert await bot.container.knowledge.documents_by_platform_file(stub["id"])
+    knowledge = bot.container.knowledge
+    assert await knowledge.documents_from_platform("slack", file_id=stub["id"], workspace=TEAM)
     await bot.send_event({"type": "file_deleted", "file_id": stub["id"], "event_ts": "1.2"})
     await bot.bot.idle()
-    assert await bot.container.knowledge.documents_by_platform_file(stub["id"]) == []
+    assert await knowledge.documents_from_platform("slack", file_id=stub["id"]) == []
 
 
 async def test_direct_message_is_answered_and_bots_are_ignored(sqlite_slack) -> None:
     bot = sqlite_slack
+    # a DM reads the workspace's public knowledge: general, here
+    assert "indexed into" in await bot.command("namespace uploads general", admin=True)
     await bot.upload("handbook.md", HANDBOOK)
     dm = bot.message_event(QUESTION, user="U1", channel="D1", channel_type="im")
     await bot.send_event(dm)
@@ -210,7 +212,7 @@ async def test_file_shared_into_a_known_thread_is_indexed_there(sqlite_slack) ->
     await bot.bot_messages(thread)
     await bot.upload("handbook.md", HANDBOOK, thread=thread)
     last = (await bot.bot_messages(thread))[-1]
-    assert "Indexed handbook.md into general" in last.text
+    assert "Indexed handbook.md: " in last.text and "Only this conversation" in last.text
     unknown = Thread("C1", "1600000000.000009")
     await bot.upload("other.md", HANDBOOK, thread=unknown)
     assert await bot.bot_messages(unknown) == []

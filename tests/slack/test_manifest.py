@@ -10,13 +10,15 @@ import yaml
 from adapters.slack.app import COMMAND, EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
-# Web API method prefix (as the SDK spells it) -> the bot scope it needs.
+# Web API method prefix (as the SDK spells it) -> the bot scopes it needs.
 METHOD_SCOPES = {
-    "chat_": "chat:write",
-    "files_info": "files:read",
-    "users_info": "users:read",
-    "files_upload": "files:write",
-    "conversations_open": "im:write",
+    "chat_": {"chat:write"},
+    "files_info": {"files:read"},
+    "users_info": {"users:read"},
+    "files_upload": {"files:write"},
+    "conversations_open": {"im:write"},
+    # every kind of conversation the bot may be asked about
+    "conversations_info": {"channels:read", "groups:read", "im:read", "mpim:read"},
 }
 EVENT_SCOPES = {
     "app_mention": "app_mentions:read",
@@ -36,9 +38,13 @@ def test_scopes_are_exactly_those_the_code_and_events_need() -> None:
     source = "".join(p.read_text() for p in (ROOT / "adapters/slack").glob("*.py"))
     called = set(re.findall(r"\.((?:chat|files|users|conversations|reactions)_\w+)\(", source))
     needed = {
-        scope for method in called for p, scope in METHOD_SCOPES.items() if method.startswith(p)
+        scope
+        for method in called
+        for p, scopes in METHOD_SCOPES.items()
+        if method.startswith(p)
+        for scope in scopes
     }
-    assert len(needed) == len({METHOD_SCOPES[p] for p in METHOD_SCOPES}), called
+    assert needed == set().union(*METHOD_SCOPES.values()), called
     events = m["settings"]["event_subscriptions"]["bot_events"]
     needed |= {EVENT_SCOPES[e] for e in events}
     needed.add("commands")

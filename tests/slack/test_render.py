@@ -6,7 +6,7 @@ import uuid
 
 from adapters.slack import events, render
 from core.admin import CommandResult
-from core.types import Answer, Citation, Platform
+from core.types import Answer, Citation, Platform, Progress
 
 
 def citation(n: int, *, url: str | None = "https://wiki.example/doc", quote: str = "q") -> Citation:
@@ -34,13 +34,65 @@ def test_markdown_becomes_mrkdwn() -> None:
     assert render.to_mrkdwn(md).split("\n") == [
         "*Steps*",
         "*Bold* and _italic_ and *strong* ~gone~ `a*b*c` "
-        "<https://x.example/a?b=1&amp;c=2|the wiki> 1 &lt; 2",
+        "the wiki (https://x.example/a?b=1&amp;c=2) 1 &lt; 2",
         "• one",
         "• two",
         "```",
         "x = a**2 &lt; b",
         "```",
     ]
+
+
+def test_outside_text_cannot_ping_or_link() -> None:
+    md = (
+        "See [the IT portal](https://it.example.com/__init__) <!channel> <!here|here> "
+        "<@U123> <!subteam^S1> <https://evil.example|click> @here @Everyone `@channel`"
+    )
+    shown = render.to_mrkdwn(md)
+    assert shown.startswith("See the IT portal (https://it.example.com/__init__) &lt;!channel&gt;")
+    assert "&lt;@U123&gt;" in shown and "&lt;https://evil.example|click&gt;" in shown
+    assert "<" not in shown and ">" not in shown
+    assert "@\u200dhere @\u200dEveryone `@\u200dchannel`" in shown
+    assert render.plain("a <b> & @channel") == "a &lt;b&gt; &amp; @\u200dchannel"
+    outcome = render.notice("Indexed <!channel> [x](https://evil.example).md into general.")
+    assert outcome.text == "Indexed &lt;!channel&gt; [x](https://evil.example).md into general."
+    assert outcome.blocks[0]["text"]["text"] == outcome.text
+    progress = render.progress_text("<@U1>.md", Progress("reading", 0.5, "@everyone"))
+    assert progress == "_Indexing &lt;@U1&gt;.md: reading 50% (@\u200deveryone)_"
+
+
+def test_our_source_link_cannot_be_broken_open() -> None:
+    evil = Citation(
+        1,
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "a|b> <!here> [t](https://evil.example)",
+        "go to [the portal](https://it.example.com) @here",
+        source_url="https://wiki.example/x|y>z <w",
+    )
+    line = render.source_line(evil)
+    head, quote = line.split("\n")
+    assert head == (
+        "*[1]* <https://wiki.example/x%7Cy%3Ez%3Cw|a¦b&gt; &lt;!here&gt; [t](https://evil.example)>"
+    )
+    assert quote == ">go to the portal (https://it.example.com) @\u200dhere"
+    assert (
+        render.source_line(
+            Citation(2, uuid.uuid4(), uuid.uuid4(), "t", "", source_url="javascript:alert(1)")
+        )
+        == "*[2]* *t*"
+    )
+
+
+def test_command_results_keep_only_channel_references() -> None:
+    result = CommandResult(
+        "<#C0ABC12> now searches *hr*.\n• *hr*: <!channel> <@U1> <#C1|x> <https://e.x|y> @here"
+    )
+    shown = render.command_response(result)
+    text = shown.blocks[0]["text"]["text"]
+    assert text.startswith("<#C0ABC12> now searches *hr*.")
+    assert "&lt;!channel&gt; &lt;@U1&gt; &lt;#C1|x&gt; &lt;https://e.x|y&gt; @\u200dhere" in text
+    assert shown.text.startswith("<#C0ABC12> now searches") and "<!" not in shown.text
 
 
 def test_sources_are_numbered_title_links_with_short_quotes() -> None:
