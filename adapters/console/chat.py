@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from adapters.console.render import render_answer
+from adapters.console.render import inert, render_answer
 from core.answer import AnswerService
 from core.errors import LorekeeperError
 from core.types import IncomingFile, IncomingMessage, Platform, Progress
@@ -74,12 +74,14 @@ class ConsoleReply:
 
     async def stream(self, text_so_far: str) -> None:
         if self._stream:
-            self._out.write(text_so_far[self._shown :])
+            self._out.write(inert(text_so_far[self._shown :]))
             self._out.flush()
         self._shown = len(text_so_far)
 
     async def progress(self, progress: Progress) -> None:
-        self._out.write(f"  {progress.stage:<10} {progress.fraction:>4.0%} {progress.detail}\n")
+        self._out.write(
+            f"  {progress.stage:<10} {progress.fraction:>4.0%} {inert(progress.detail)}\n"
+        )
         self._out.flush()
 
     @property
@@ -157,7 +159,7 @@ class ConsoleChat:
         )
         refused = self._uploads.precheck(file)  # size and type, before reading it all
         if refused is not None:
-            self._out.write(refused + "\n")
+            self._out.write(inert(refused) + "\n")
             return
         try:
             data = await asyncio.to_thread(path.read_bytes)
@@ -170,9 +172,9 @@ class ConsoleChat:
         try:
             outcome = await self._uploads.ingest(message, file, data, ConsoleReply(self._out))
         except LorekeeperError as exc:
-            self._out.write(exc.user_message + "\n")
+            self._out.write(inert(exc.user_message) + "\n")
             return
-        self._out.write(outcome.message + "\n")
+        self._out.write(inert(outcome.message) + "\n")
 
     async def run(self, stdin: TextIO | None = None) -> None:
         """Read lines until end of input (``sys.stdin`` as it is when called, by default:

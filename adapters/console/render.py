@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Any
 
 from core.types import Answer, Citation
 
+# C0 and C1 controls but newline and tab: an escape sequence in a document must not drive the
+# terminal (move the cursor, retitle the window, rewrite what was printed).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def inert(text: str) -> str:
+    """Outside text (documents, file names) as the terminal should show it: no controls."""
+    return _CONTROL.sub("", text)
+
 
 def footnote(c: Citation) -> str:
-    where = f" <{c.source_url}>" if c.source_url else ""
-    quote = textwrap.shorten(" ".join(c.quote.split()), width=200, placeholder="…")
-    return f'  [{c.n}] {c.title}{where}\n      "{quote}"'
+    where = f" <{inert(c.source_url)}>" if c.source_url else ""
+    quote = textwrap.shorten(" ".join(inert(c.quote).split()), width=200, placeholder="…")
+    return f'  [{c.n}] {inert(c.title)}{where}\n      "{quote}"'
 
 
 def render_answer(answer: Answer) -> str:
     parts = []
     if answer.notice:
         parts.append(f"({answer.notice})")
-    parts.append(answer.text)
+    parts.append(inert(answer.text))
     if answer.mode == "extractive" and answer.citations:
         parts.append("(quoted from the sources; set GROQ_API_KEY for written answers)")
     if not answer.grounded and not answer.abstained and answer.mode == "llm":
