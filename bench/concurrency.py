@@ -316,7 +316,7 @@ async def run_db(
         wrap_timed(c.retriever, ["search"], totals, "retriever")
         wrap_timed(c.quota, ["check"], totals, "quota")
         wrap_timed(c.conversation, ["add_message", "history"], totals, "conversation")
-        wrap_timed(c.identity, ["record_event", "session"], totals, "identity")
+        wrap_timed(c.identity, ["claim_event", "session"], totals, "identity")
         wrap_timed(c.usage, ["record_many"], totals, "usage")
         wrap_timed(c.llm, ["complete"], totals, "llm")
         rounds = []

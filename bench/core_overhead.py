@@ -63,6 +63,10 @@ class InstantLLM:
     def model(self) -> str:
         return "instant"
 
+    @property
+    def timeout(self) -> float:
+        return 30.0
+
     async def complete(
         self,
         messages: Sequence[ChatMessage],
@@ -70,6 +74,7 @@ class InstantLLM:
         on_delta: OnDelta | None = None,
         max_tokens: int = 1024,
         temperature: float = 0.1,
+        deadline: float | None = None,
     ) -> Completion:
         t0 = time.perf_counter()
         if on_delta is not None:
@@ -89,6 +94,10 @@ class TimedLLM:
     @property
     def model(self) -> str:
         return self.inner.model
+
+    @property
+    def timeout(self) -> float:
+        return self.inner.timeout
 
     async def complete(self, messages, **kwargs) -> Completion:
         t0 = time.perf_counter()

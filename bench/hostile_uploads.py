@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import BENCH_DOC, bot_with_articles, lift_quotas, load_articles, pct, real_embedder
+from machine import cpu
 
 from tests.fixtures_files import make_paragraph_docx
 from tests.harness import BotHarness
@@ -177,15 +178,6 @@ async def run(n: int) -> tuple[list[float], list[float], list[Upload], Peaks, fl
     return idle, busy, list(results), peaks, wall
 
 
-def cpu() -> tuple[str, str]:
-    text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    model = re.search(r"^model name\s*:\s*(.*)$", text, re.MULTILINE)
-    flags = re.search(r"^flags\s*:\s*(.*)$", text, re.MULTILINE)
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
-    present = set(flags.group(1).split()) if flags else set()
-    return (model.group(1).strip() if model else "?"), " ".join(f for f in wanted if f in present)
-
-
 def report(
     idle: list[float], busy: list[float], uploads: list[Upload], peaks: Peaks, wall: float
 ) -> str:
@@ -196,7 +188,7 @@ def report(
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         f"Command: `.venv/bin/python bench/hostile_uploads.py --questions {len(idle)} --write`."
-        f" Machine: {model}, {os.cpu_count()} CPUs, flags {flags or 'none of the AVX512/VNNI/AMX'}"
+        f" Machine: {model}, {os.cpu_count()} CPUs, flags {flags}"
         f" (embedder `auto`: int8 ONNX where VNNI); load average at the end {load}."
         f" Date: {dt.date.today().isoformat()}. Defaults: EXTRACT_WORKERS=2, EXTRACT_TIMEOUT=60,"
         " EXTRACT_MEMORY_MB=1024, caps 100,000 paragraphs, 1,000,000 elements, 1,000,000 JSON"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import shutil
 import sqlite3
 from pathlib import Path
@@ -65,26 +66,28 @@ def _sqlite_backup(url: str, target: Path) -> int:
     return 0
 
 
-def _handlers() -> dict[str, Handler]:
-    from bot.chat_commands import ask_command, chat_command, demo_command
-    from bot.knowledge_commands import ingest_command, namespaces_command, search_command
-    from bot.model_commands import model_command
-    from bot.ops_commands import jobs_command, usage_command
-    from bot.run import run_command
-
-    return {
-        "db": db_command,
-        "ingest": ingest_command,
-        "search": search_command,
-        "namespaces": namespaces_command,
-        "ask": ask_command,
-        "chat": chat_command,
-        "demo": demo_command,
-        "run": run_command,
-        "usage": usage_command,
-        "jobs": jobs_command,
-        "model": model_command,
-    }
+# Where each command's handler lives: a command imports only what it needs (`namespaces` never
+# loads the embedding model's libraries, nor `ask` the Slack and Discord clients).
+_MODULES = {
+    "db": "bot.commands",
+    "ingest": "bot.knowledge_commands",
+    "search": "bot.knowledge_commands",
+    "namespaces": "bot.knowledge_commands",
+    "workspaces": "bot.knowledge_commands",
+    "ask": "bot.chat_commands",
+    "chat": "bot.chat_commands",
+    "demo": "bot.chat_commands",
+    "run": "bot.run",
+    "usage": "bot.ops_commands",
+    "jobs": "bot.ops_commands",
+    "model": "bot.model_commands",
+}
 
 
-HANDLERS: dict[str, Handler] = _handlers()
+def handler(command: str) -> Handler | None:
+    """The handler of ``command`` (its module imported now), or None for an unknown one."""
+    module = _MODULES.get(command)
+    if module is None:
+        return None
+    found: Handler = getattr(importlib.import_module(module), f"{command}_command")
+    return found

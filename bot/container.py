@@ -5,31 +5,31 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.settings import Settings
+from bot.stores import database_engine, embedder_for, open_vectors, vector_store
 from core.admin import AdminService
 from core.answer import AnswerConfig, AnswerService
 from core.context import ContextResolver
+from core.db.adoption import AdoptionStore
 from core.db.audit import AuditStore
 from core.db.conversation import ConversationStore
-from core.db.engine import PoolOptions, create_engine, session_factory
+from core.db.engine import session_factory
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.usage import UsageStore
 from core.generation.base import LLM
-from core.generation.groq import GroqLLM
 from core.ingestion.extract import ExtractLimits
 from core.ingestion.service import IngestionService
 from core.ingestion.workers import WorkerPool
 from core.observability import Metrics
+from core.organisation import Membership, Organisation
 from core.places import Places
 from core.pricing import PriceTable
 from core.quota import QuestionRate, QuotaService
 from core.retrieval.base import Embedder
-from core.retrieval.embedder import SentenceTransformerEmbedder
 from core.retrieval.milvus import MilvusVectorStore
 from core.retrieval.retriever import Retriever
 from core.uploads import UploadService
@@ -59,12 +59,16 @@ class Container:
     llm: LLM | None
     prices: PriceTable
     places: Places
+    organisation: Organisation
     parsers: WorkerPool
 
     async def close(self) -> None:
         await self.parsers.close()
-        if isinstance(self.llm, GroqLLM):
-            await self.llm.close()
+        if self.llm is not None:
+            from core.generation.groq import GroqLLM
+
+            if isinstance(self.llm, GroqLLM):
+                await self.llm.close()
         await self.vectors.close()
         await self.engine.dispose()
 
@@ -74,6 +78,8 @@ def _llm(settings: Settings) -> LLM | None:
     if not key:
         log.info("GROQ_API_KEY not set: answers are extractive")
         return None
+    from core.generation.groq import GroqLLM  # aiohttp and the SDK: only with a key
+
     return GroqLLM(
         key,
         model=settings.groq_model,
@@ -98,13 +104,6 @@ def _limits(settings: Settings) -> ExtractLimits:
     )
 
 
-def _milvus_uri(settings: Settings) -> str:
-    uri = settings.milvus_uri
-    if uri.startswith(("http://", "https://")):
-        return uri
-    return str(Path(uri).expanduser())
-
-
 async def build(
     settings: Settings,
     *,
@@ -112,35 +111,19 @@ async def build(
     llm: LLM | None = None,
     use_llm_from_settings: bool = True,
     metrics: Metrics | None = None,
+    load_model: bool = False,
 ) -> Container:
-    """Build and open everything; the caller must ``await container.close()``."""
-    engine = create_engine(
-        settings.database_url,
-        pool=PoolOptions(
-            size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pre_ping=settings.db_pool_pre_ping,
-            recycle_seconds=settings.db_pool_recycle,
-        ),
-    )
+    """Build and open everything (with ``load_model``, the embedding model too, while the
+    vector store opens); the caller must ``await container.close()``."""
+    engine = database_engine(settings)
     sessions = session_factory(engine)
-    identity, knowledge = IdentityStore(sessions), KnowledgeStore(sessions)
+    identity = IdentityStore(sessions, event_lease=timedelta(seconds=settings.event_lease_seconds))
+    knowledge = KnowledgeStore(sessions)
     usage, conversation = UsageStore(sessions), ConversationStore(sessions)
-    embedder = embedder or SentenceTransformerEmbedder(
-        settings.embedding_model,
-        batch_size=settings.embedding_batch_size,
-        backend=settings.embedding_backend,
-        trace=settings.embedding_trace,
-        cache_dir=settings.model_cache_dir,
-    )
-    vectors = MilvusVectorStore(
-        _milvus_uri(settings),
-        dimension=embedder.dimension,
-        collection=settings.milvus_collection,
-        token=settings.secret("milvus_token"),
-    )
+    embedder = embedder or embedder_for(settings)
+    vectors = vector_store(settings, dimension=embedder.dimension)
     try:
-        await vectors.open()
+        await open_vectors(vectors, settings, embedder=embedder if load_model else None)
     except BaseException:
         await engine.dispose()
         raise
@@ -167,8 +150,23 @@ async def build(
         llm = _llm(settings)
     prices = _prices(settings)
     places = Places(identity, knowledge)
+    organisation = Organisation(
+        identity,
+        knowledge,
+        AdoptionStore(sessions),
+        vectors,
+        Membership(
+            tenancy=settings.tenancy,
+            slack_teams=frozenset(settings.slack_team_ids),
+            discord_guilds=settings.organisation_guilds,
+        ),
+    )
     resolver = ContextResolver(
-        identity, knowledge, embedding_model=embedder.model_name, places=places
+        identity,
+        knowledge,
+        embedding_model=embedder.model_name,
+        places=places,
+        organisation=organisation,
     )
     rate = settings.question_rate
     config = AnswerConfig(
@@ -233,5 +231,6 @@ async def build(
         llm=llm,
         prices=prices,
         places=places,
+        organisation=organisation,
         parsers=parsers,
     )

@@ -40,6 +40,12 @@ async def run_discord(container: Container, settings: Settings, *, stop: asyncio
     token = settings.secret("discord_token")
     if not token:
         raise ConfigError("DISCORD_TOKEN: required to run on Discord (see docs/discord.md)")
+    if settings.tenancy == "organisation" and not settings.organisation_guilds:
+        log.warning(
+            "DISCORD_GUILD_IDS is not set: every Discord server that adds this bot shares the "
+            "organisation's namespaces. List your servers' ids in DISCORD_GUILD_IDS (or set "
+            "TENANCY=workspace to keep each server apart)."
+        )
     client = build_discord_client(container, settings)
     async with client:
         runner = asyncio.create_task(client.start(token), name="discord-client")

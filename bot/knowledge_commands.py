@@ -6,16 +6,29 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.container import Container
-from bot.runtime import console_workspace, container, read_lines
+from bot.runtime import (
+    CONSOLE,
+    console_workspace,
+    container,
+    knowledge_owner,
+    read_lines,
+    stores,
+)
+from bot.stores import Stores, data_location
 from core.errors import UnsupportedFile
 from core.ingestion.extract import SUPPORTED_EXTENSIONS
 from core.ingestion.service import Uploader
+from core.organisation import ORG_PLATFORM
 from core.retrieval.retriever import Retrieval
 from core.types import Progress
+
+if TYPE_CHECKING:
+    from bot.container import Container
 
 
 def _files(paths: list[str], skipped: list[Path]) -> Iterator[Path]:
@@ -62,7 +75,7 @@ async def ingest_into(c: Container, paths: list[str], namespace: str, workspace:
     """Index files and folders into a console workspace's namespace, with a progress bar per
     file and a summary; 0 when at least one file was indexed (or was already)."""
     ws = await console_workspace(c, workspace)
-    ns = await c.knowledge.ensure_namespace(ws.id, namespace)
+    ns = await c.knowledge.ensure_namespace((await knowledge_owner(c, workspace)).id, namespace)
     uploader = Uploader(workspace_id=ws.id, author="cli", platform="console", is_admin=True)
     files = chunks = tokens = duplicates = replaced = 0
     failures: list[str] = []
@@ -128,27 +141,25 @@ async def search_command(args: argparse.Namespace) -> int:
     if not (args.query or "").strip() and not args.queries:  # blank is no query
         print("lorekeeper search: give a query or --queries FILE", file=sys.stderr)
         return 2
-    async with container(args.env_file, offline_llm=True) as c:
-        ws = await console_workspace(c, args.workspace)
-        ns_ids = [(await c.knowledge.namespace(ws.id, n)).id for n in args.namespace]
+    async with container(args.env_file, offline_llm=True, load_model=True) as c:
+        owner = await knowledge_owner(c, args.workspace)
+        if args.namespace:
+            ns_ids = [(await c.knowledge.namespace(owner.id, n)).id for n in args.namespace]
+        else:  # as `ask` without --namespace: all of them
+            ns_ids = [ns.id for ns, _ in await c.knowledge.list_namespaces(owner.id)]
         queries = read_lines(args.queries, "--queries") if args.queries else [args.query]
         for i, query in enumerate(queries):
             found = await c.retriever.search(
-                query, workspace_id=ws.id, namespace_ids=ns_ids, limit=args.limit, mode=args.mode
+                query, workspace_id=owner.id, namespace_ids=ns_ids, limit=args.limit, mode=args.mode
             )
             if args.json:
-                print(
-                    json.dumps(
-                        _hits_json(found)
-                        if not args.queries
-                        else {"query": query, "results": _hits_json(found)}
-                    )
-                )
+                hits = _hits_json(found)
+                print(json.dumps({"query": query, "results": hits} if args.queries else hits))
                 continue
             if args.queries:  # a block per query, headed by it, as a person reads them
                 print(("\n" if i else "") + f"Q: {query}")
             if not found.chunks:
-                print("No results.")
+                print(f"No results in {data_location(c.settings)}.")
             for h in found.chunks:
                 snippet = " ".join(h.chunk.content.split())[:160]
                 print(
@@ -159,13 +170,50 @@ async def search_command(args: argparse.Namespace) -> int:
 
 
 async def namespaces_command(args: argparse.Namespace) -> int:
-    async with container(args.env_file, offline_llm=True) as c:
-        ws = await console_workspace(c, args.workspace)
-        rows = await c.knowledge.list_namespaces(ws.id)
+    async with stores(args.env_file) as c:
+        owner = await knowledge_owner(c, args.workspace)
+        rows = await c.knowledge.list_namespaces(owner.id)
         if not rows:
-            print("No namespaces. Create one with: lorekeeper ingest PATH --namespace NAME")
+            print(
+                f"No namespaces in {data_location(c.settings)}."
+                " Create one with: lorekeeper ingest PATH --namespace NAME"
+            )
         for ns, count in rows:
             print(
                 f"{ns.name}\t{count} documents" + (f"\t{ns.description}" if ns.description else "")
             )
+            for where in await bound_places(c, ns.id):
+                print(f"  bound: {where}")
+        return 0
+
+
+async def bound_places(c: Container | Stores, namespace_id: uuid.UUID) -> list[str]:
+    """Where a namespace is bound, as people name it: platform, workspace, #channel (the
+    terminal's own channels, which `ask` and `chat` bind by themselves, are left out)."""
+    out = []
+    for channel in await c.knowledge.namespace_channels(namespace_id):
+        ws = await c.identity.workspace_by_id(channel.workspace_id)
+        if ws is not None and ws.platform == CONSOLE:
+            continue
+        workspace = (ws.name or ws.external_id) if ws else "?"
+        platform = ws.platform if ws else "?"
+        out.append(f"{platform} {workspace} #{channel.name or channel.external_id}")
+    return out
+
+
+async def workspaces_command(args: argparse.Namespace) -> int:
+    """Every workspace seen (platform, id, name) and whether it belongs to the organisation."""
+    async with stores(args.env_file) as c:
+        seen = await c.identity.workspaces()
+        org = c.organisation
+        for ws in seen:
+            if ws.platform == ORG_PLATFORM:
+                continue
+            if not org.shared:
+                status = "its own tenant"
+            else:
+                status = "in the organisation" if org.belongs(ws) else "not enabled"
+            print(f"{ws.platform}\t{ws.external_id}\t{ws.name or ''}\t{status}")
+        if not any(ws.platform != ORG_PLATFORM for ws in seen):
+            print(f"No workspaces seen yet in {data_location(c.settings)}.")
         return 0

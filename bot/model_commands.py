@@ -9,11 +9,9 @@ from pathlib import Path
 
 from bot.settings import Settings, load_settings
 from core.errors import ConfigError, LorekeeperError
-from core.retrieval.embedder import (
-    SentenceTransformerEmbedder,
-    onnx_installed,
-    resolve_model_path,
-)
+from core.retrieval.embedder import SentenceTransformerEmbedder, onnx_installed
+from core.retrieval.int8_model import int8_path
+from core.retrieval.model_files import resolve_model_path
 
 
 async def model_command(args: argparse.Namespace) -> int:
@@ -28,8 +26,6 @@ def _build(settings: Settings) -> str:
     """Build (or find) the int8 model whatever the CPU's auto choice; the line to print."""
     if not onnx_installed():
         raise ConfigError("model build: ONNX Runtime (onnxruntime and onnx) is not installed")
-    from core.retrieval.onnx_int8 import int8_path  # imports torch: only once it is needed
-
     cache_dir = settings.model_cache_dir
     target = int8_path(resolve_model_path(settings.embedding_model), cache_dir)
     before = _built(target)

@@ -6,15 +6,21 @@ import argparse
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.container import Container
-from bot.runtime import container
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.runtime import container, stores
+from bot.stores import data_location
 from core.db.types import utcnow
 from core.jobs.lock import AdvisoryLock
 from core.jobs.retention import Retention
 from core.jobs.rollup import UsageRollup
 from core.jobs.runner import JobFunction, JobRunner
 from core.reports import ReportService, window
+
+if TYPE_CHECKING:
+    from bot.container import Container
 
 EXIT_CODES = {"ok": 0, "failed": 1, "skipped": 3}
 
@@ -26,7 +32,7 @@ async def usage_command(args: argparse.Namespace) -> int:
     except ValueError:
         print("lorekeeper usage: --days is between 1 and 3660", file=sys.stderr)
         return 2
-    async with container(args.env_file, offline_llm=True) as c:
+    async with stores(args.env_file) as c:
         reports = ReportService(c.sessions)
         workspace_id = None
         if args.workspace:
@@ -34,10 +40,12 @@ async def usage_command(args: argparse.Namespace) -> int:
             if workspace_id is None:
                 print(f"lorekeeper usage: no single workspace '{args.workspace}'", file=sys.stderr)
                 return 1
-        report = await reports.usage(workspace_id, since=since, until=until, by=by)
+        report = await reports.usage(workspace_id, since=since, until=until, by=by, ids=args.ids)
         scope = f"workspace {args.workspace}" if args.workspace else "all workspaces"
         print(f"Usage of {scope}, last {args.days} day(s) by {by} (UTC):")
         print(report.table())
+        if not report.rows:
+            print(f"No usage recorded in {data_location(c.settings)}.")
         if args.chart:
             path = Path(args.chart)
             path.write_bytes(await reports.chart(report))
@@ -45,23 +53,26 @@ async def usage_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _job(c: Container, name: str, day: date | None) -> JobFunction:
+def _sql_job(
+    sessions: async_sessionmaker[AsyncSession], name: str, day: date | None
+) -> JobFunction:
     if name == "retention":
 
         async def retention() -> dict[str, int]:
-            return (await Retention(c.sessions).run()).counts()
+            return (await Retention(sessions).run()).counts()
 
         return retention
-    if name == "rollup":
-        rollup = UsageRollup(c.sessions)
-        if day is None:
-            return rollup.daily
+    rollup = UsageRollup(sessions)
+    if day is None:
+        return rollup.daily
 
-        async def one_day() -> dict[str, int]:
-            return {"days": 1, "rows": await rollup.rollup_day(day)}
+    async def one_day() -> dict[str, int]:
+        return {"days": 1, "rows": await rollup.rollup_day(day)}
 
-        return one_day
+    return one_day
 
+
+def _reconcile(c: Container) -> JobFunction:
     async def reconcile() -> dict[str, int]:
         report = await c.ingestion.reconcile()
         return {
@@ -84,8 +95,12 @@ async def jobs_command(args: argparse.Namespace) -> int:
         if args.job != "rollup":
             print("lorekeeper jobs: --date applies to the rollup only", file=sys.stderr)
             return 2
-    async with container(args.env_file, offline_llm=True) as c:
-        runner = JobRunner(AdvisoryLock(c.engine))
-        run = await runner.run(args.job, _job(c, args.job, day))
+    if args.job == "reconcile":  # the vector store and the embedding model: the container
+        async with container(args.env_file, offline_llm=True) as c:
+            run = await JobRunner(AdvisoryLock(c.engine)).run(args.job, _reconcile(c))
+    else:
+        async with stores(args.env_file) as s:
+            job = _sql_job(s.sessions, args.job, day)
+            run = await JobRunner(AdvisoryLock(s.engine)).run(args.job, job)
     print(run.summary())
     return EXIT_CODES[run.status]

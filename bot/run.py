@@ -9,6 +9,7 @@ import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -88,14 +89,21 @@ async def serve(
     stop: asyncio.Event,
 ) -> int:
     """Run until ``stop`` is set (or a platform fails), then shut down in reverse order."""
-    recovered = await container.ingestion.recover()
+    schedule = ScheduleConfig(
+        retention_hour_utc=settings.retention_hour_utc,
+        every=timedelta(seconds=settings.job_interval_seconds)
+        if settings.job_interval_seconds
+        else None,
+    )
+    # only ingestions stuck for long: a younger one may be running in another replica or CLI
+    recovered = await container.ingestion.recover(stuck_after=schedule.stuck_after)
     if recovered:
         log.warning("marked %d interrupted ingestion(s) as failed", recovered)
     scheduler = Scheduler.standard(
         container.sessions,
         ingestion=container.ingestion,
         lock=AdvisoryLock(container.engine),
-        config=ScheduleConfig(retention_hour_utc=settings.retention_hour_utc),
+        config=schedule,
         # SQLite has one writer: smaller batches and longer pauses keep answers flowing
         # (bench/jobs.py: answer p99 2.41x idle with 1000/1.0, 1.73x with 500/2.0).
         policy=RetentionPolicy(batch_size=500, pause_ratio=2.0)

@@ -1,4 +1,8 @@
-"""Shared start-up for CLI commands: settings, schema check, the container."""
+"""Shared start-up for CLI commands: settings, schema check, the container or the stores.
+
+The container (``bot.container``, with every service) is imported only by the commands that
+build it: a command that needs SQL alone opens ``stores`` and starts in a fraction of the time.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,19 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.container import Container, build
 from bot.settings import Settings, load_settings
+from bot.stores import Stores, open_stores
 from core.db import migrate
 from core.db.engine import create_engine, parse_database_url
 from core.db.records import NamespaceRecord, WorkspaceRecord
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.container import Container
 
 CONSOLE = "console"
 log = logging.getLogger(__name__)
@@ -26,9 +34,7 @@ log = logging.getLogger(__name__)
 async def prepare_database(settings: Settings) -> None:
     """SQLite is migrated automatically; PostgreSQL must be upgraded explicitly."""
     url = settings.database_url
-    if parse_database_url(url).drivername.startswith("sqlite"):
-        await asyncio.to_thread(migrate.upgrade, url)
-        return
+    sqlite = parse_database_url(url).drivername.startswith("sqlite")
     engine = create_engine(url)
     try:
         current = await migrate.current_revision(engine)
@@ -36,25 +42,57 @@ async def prepare_database(settings: Settings) -> None:
         raise ConfigError(f"DATABASE_URL: can't connect ({exc.strerror or exc})") from None
     finally:
         await engine.dispose()
-    if current != migrate.head_revision():
+    if current == migrate.head_revision():
+        return
+    if not sqlite:
         raise ConfigError("The database schema is not up to date: run 'lorekeeper db upgrade'.")
+    await asyncio.to_thread(migrate.upgrade, url)
+
+
+async def build(settings: Settings, **options: Any) -> Container:
+    """``bot.container.build``, imported on first use (tests replace this one)."""
+    from bot.container import build as build_container
+
+    return await build_container(settings, **options)
 
 
 @asynccontextmanager
-async def container(env_file: str | None, *, offline_llm: bool = False) -> AsyncIterator[Container]:
+async def container(
+    env_file: str | None, *, offline_llm: bool = False, load_model: bool = False
+) -> AsyncIterator[Container]:
+    """Everything, built from the settings; ``load_model`` for a command about to embed."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     settings = load_settings(env_file)
     await prepare_database(settings)
-    built = await build(settings, use_llm_from_settings=not offline_llm)
+    built = await build(settings, use_llm_from_settings=not offline_llm, load_model=load_model)
     try:
         yield built
     finally:
         await built.close()
 
 
-async def console_workspace(c: Container, workspace: str = "local") -> WorkspaceRecord:
+@asynccontextmanager
+async def stores(env_file: str | None) -> AsyncIterator[Stores]:
+    """The SQL stores alone, for commands that need no embedding model nor vector search."""
+    settings = load_settings(env_file)
+    await prepare_database(settings)
+    opened = open_stores(settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def console_workspace(c: Container | Stores, workspace: str = "local") -> WorkspaceRecord:
     return await c.identity.workspace(CONSOLE, workspace, name=workspace)
+
+
+async def knowledge_owner(c: Container | Stores, workspace: str = "local") -> WorkspaceRecord:
+    """Whose namespaces the terminal reads and fills: the organisation's (the CLI fills the
+    namespaces Slack and Discord channels bind), or with TENANCY=workspace the terminal
+    workspace's own."""
+    return await c.organisation.owner(await console_workspace(c, workspace))
 
 
 async def bind_console_channel(
@@ -67,13 +105,14 @@ async def bind_console_channel(
 ) -> list[NamespaceRecord]:
     """Bind the console channel to the named namespaces (creating them when asked)."""
     ws = await console_workspace(c, workspace)
+    owner = await knowledge_owner(c, workspace)
     ch = await c.identity.channel(ws.id, channel, name=channel)
     out = []
     for name in names:
         ns = (
-            await c.knowledge.ensure_namespace(ws.id, name)
+            await c.knowledge.ensure_namespace(owner.id, name)
             if create
-            else await c.knowledge.namespace(ws.id, name)
+            else await c.knowledge.namespace(owner.id, name)
         )
         await c.knowledge.bind(ch.id, ns.id)
         out.append(ns)
@@ -87,9 +126,10 @@ async def bind_console_to_all(
     without ``--namespace``). A workspace without any keeps the channel unbound, so it
     searches the default namespace; bindings of deleted namespaces went with them."""
     ws = await console_workspace(c, workspace)
+    owner = await knowledge_owner(c, workspace)
     ch = await c.identity.channel(ws.id, channel, name=channel)
     out = []
-    for ns, _ in await c.knowledge.list_namespaces(ws.id):
+    for ns, _ in await c.knowledge.list_namespaces(owner.id):
         try:
             await c.knowledge.bind(ch.id, ns.id)
         except IntegrityError:  # deleted since it was listed (by another process)

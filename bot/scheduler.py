@@ -3,9 +3,11 @@
 Jobs (UTC): retention daily at ``retention_hour_utc``, the usage rollup at 00:15 for the day
 before (and, on start, every day missed while the bot was down), SQL/Milvus reconciliation
 daily an hour after retention, and failing ingestion stuck in ``processing`` every few
-minutes. Every job coalesces missed runs into one, never runs twice at once, runs in one
-process when several share PostgreSQL (``JobRunner`` + ``AdvisoryLock``), and logs its counts
-and duration; a failing job logs its traceback and the scheduler carries on.
+minutes; with ``ScheduleConfig.every``, each job at that interval instead, at the same
+instants in every process (intervals counted from the Unix epoch). Every job coalesces missed
+runs into one, never runs twice at once, runs in one process when several share PostgreSQL
+(``JobRunner`` + ``AdvisoryLock``), and logs its counts and duration; a failing job logs its
+traceback and the scheduler carries on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 from collections import deque
 from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -54,6 +56,7 @@ class ScheduleConfig:
     stuck_after: timedelta = timedelta(minutes=30)
     misfire_grace_seconds: int = 3600
     min_hold_seconds: float = 30.0
+    every: timedelta | None = None  # every job at this interval instead (drills, tests)
 
 
 def standard_jobs(
@@ -75,6 +78,14 @@ def standard_jobs(
     async def recover() -> dict[str, int]:
         return {"stuck_documents_failed": await ingestion.recover(stuck_after=cfg.stuck_after)}
 
+    if cfg.every is not None:
+        # from the epoch: every process fires at the same instants, so one runs the job
+        interval = IntervalTrigger(
+            seconds=cfg.every.total_seconds(), start_date=datetime(1970, 1, 1, tzinfo=UTC)
+        )
+        runs = [("retention", run_retention), ("rollup", rollup.daily)]
+        runs += [("reconcile", reconcile), ("recover-ingestion", recover)]
+        return [JobSpec(name, run, interval) for name, run in runs]
     hour = cfg.retention_hour_utc
     return [
         JobSpec("retention", run_retention, CronTrigger(hour=hour, minute=0, timezone=UTC)),

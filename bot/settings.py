@@ -88,14 +88,29 @@ class Settings(BaseSettings):
     discord_guild_id: int | None = Field(default=None, alias="DISCORD_GUILD_ID")
     discord_admin_role: str | None = Field(default=None, alias="DISCORD_ADMIN_ROLE")
 
+    # One organisation shares its namespaces across these workspaces; "workspace" keeps every
+    # workspace a tenant of its own (core/organisation.py).
+    tenancy: Literal["organisation", "workspace"] = Field(default="organisation", alias="TENANCY")
+    slack_team_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="SLACK_TEAM_IDS"
+    )
+    discord_guild_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="DISCORD_GUILD_IDS"
+    )
+
     http_port: int = Field(default=8080, ge=0, le=65535, alias="HTTP_PORT")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="LOG_LEVEL"
     )
     log_json: bool = Field(default=False, alias="LOG_JSON")
     retention_hour_utc: int = Field(default=3, ge=0, le=23, alias="RETENTION_HOUR_UTC")
+    # 0: each job at its time of day; else every job this often, at the same instants in
+    # every replica (drills and tests)
+    job_interval_seconds: float = Field(default=0, ge=0, alias="JOB_INTERVAL_SECONDS")
+    # how long a replica's claim on a platform event lasts before a retry may take it over
+    event_lease_seconds: float = Field(default=90, gt=0, le=3600, alias="EVENT_LEASE_SECONDS")
 
-    @field_validator("slack_admin_ids", mode="before")
+    @field_validator("slack_admin_ids", "slack_team_ids", "discord_guild_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -153,6 +168,14 @@ class Settings(BaseSettings):
     def question_rate(self) -> tuple[int, timedelta] | None:
         """(questions, window) of the per-user rate limit, or None when it is off."""
         return parse_rate(self.question_rate_limit)
+
+    @property
+    def organisation_guilds(self) -> frozenset[str]:
+        """The Discord servers of the organisation (DISCORD_GUILD_ID counts as one)."""
+        guilds = set(self.discord_guild_ids)
+        if self.discord_guild_id:
+            guilds.add(str(self.discord_guild_id))
+        return frozenset(guilds)
 
     @property
     def max_upload_bytes(self) -> int:

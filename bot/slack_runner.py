@@ -49,7 +49,7 @@ def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> 
         admin=container.admin,
         config=replace(slack_config(settings), **tuning),
     )
-    container.places.register(Platform.SLACK.value, SlackPrivacy(bot.client))
+    container.places.register(Platform.SLACK.value, SlackPrivacy(bot.client, bot.names))
     return bot
 
 

@@ -25,7 +25,7 @@ from core.db.knowledge import KnowledgeStore
 from core.db.records import ChannelRecord, UserRecord, WorkspaceRecord
 from core.db.usage import UsageStore
 from core.documents import Documents, Viewer
-from core.errors import LorekeeperError
+from core.errors import LorekeeperError, NotEnabled
 from core.ingestion.service import IngestionService
 from core.places import Place
 from core.quota import QuotaService
@@ -41,7 +41,7 @@ HELP = """\
 `/lore docs delete ID`: delete a document (its uploader or an admin)
 `/lore quota show`: today's token use and limits
 Admins only:
-`/lore usage [today|7d|30d] [by user|channel|namespace|model]`: tokens and cost
+`/lore usage [today|7d|30d] [by user|channel|namespace|model|operation] [ids]`: tokens and cost
 `/lore namespace create NAME [description]` | `delete NAME`
 `/lore namespace bind NAME [#channel]` | `unbind NAME`: which namespaces a channel searches
 `/lore namespace uploads NAME [#channel]`: where files dropped in a channel are indexed
@@ -159,15 +159,10 @@ class AdminService:
         sub = (
             words[1].lower() if len(words) > 1 and verb in ("namespace", "docs", "quota") else None
         )
-        place = await self._resolver.place_of(
-            cmd.platform.value,
-            cmd.workspace_id,
-            cmd.channel_id,
-            channel_name=cmd.channel_name,
-            is_private=cmd.place_private,
-            is_direct=cmd.is_direct,
-            dm_workspaces=cmd.dm_workspaces,
-        )
+        try:
+            place = await self._place(cmd)
+        except NotEnabled as exc:
+            return CommandResult(exc.user_message, ok=False)
         user = await self._identity.user(
             place.workspace.id, cmd.user_id, display_name=cmd.user_name
         )
@@ -190,6 +185,17 @@ class AdminService:
         if audited:
             await self._log(call, verb, sub, "ok" if result.ok else "refused", None)
         return result
+
+    async def _place(self, cmd: AdminCommand) -> Place:
+        return await self._resolver.place_of(
+            cmd.platform.value,
+            cmd.workspace_id,
+            cmd.channel_id,
+            channel_name=cmd.channel_name,
+            is_private=cmd.place_private,
+            is_direct=cmd.is_direct,
+            dm_workspaces=cmd.dm_workspaces,
+        )
 
     async def _log(
         self, call: _Call, verb: str, sub: str | None, outcome: str, detail: str | None
@@ -231,17 +237,23 @@ class AdminService:
     async def _usage_report(self, call: _Call) -> CommandResult:
         period, by = "7d", "day"
         args = [a.lower() for a in call.args]
+        ids = "ids" in args
+        args = [a for a in args if a != "ids"]
         if args and args[0] not in ("by",):
             period = args.pop(0)
         if args[:1] == ["by"] and len(args) == 2:
             by = args[1]
         elif args:
             return CommandResult(
-                "Usage: `/lore usage [today|7d|30d] [by user|channel|namespace|model]`", ok=False
+                "Usage: `/lore usage [today|7d|30d] [by user|channel|namespace|model|operation]"
+                " [ids]`",
+                ok=False,
             )
         try:
             since, until = window(period, call.cmd.received_at)
-            report = await self._reports.usage(call.workspace.id, since=since, until=until, by=by)
+            report = await self._reports.usage(
+                call.workspace.id, since=since, until=until, by=by, ids=ids
+            )
         except ValueError as exc:
             return CommandResult(f"{exc}.", ok=False)
         text = f"Usage {period} by {by}:\n```\n{report.table()}\n```"
@@ -269,24 +281,26 @@ class AdminService:
     async def _ns_create(self, call: _Call) -> CommandResult:
         name = _name(call.args)
         description = " ".join(call.args[1:]) or None
-        await self._knowledge.create_namespace(call.workspace.id, name, description=description)
+        await self._knowledge.create_namespace(
+            call.place.knowledge.id, name, description=description
+        )
         return CommandResult(
             f"Created namespace *{name}*. Bind it to a channel with `/lore namespace bind {name}`."
         )
 
     async def _ns_delete(self, call: _Call) -> CommandResult:
-        ns = await self._knowledge.namespace(call.workspace.id, _name(call.args))
+        ns = await self._knowledge.namespace(call.place.knowledge.id, _name(call.args))
         await self._ingestion.delete_namespace(ns)
         return CommandResult(f"Deleted namespace *{ns.name}* with its documents.")
 
     async def _ns_bind(self, call: _Call) -> CommandResult:
-        ns = await self._knowledge.namespace(call.workspace.id, _name(call.args))
+        ns = await self._knowledge.namespace(call.place.knowledge.id, _name(call.args))
         channel = await self._target_channel(call)
         await self._knowledge.bind(channel.id, ns.id)
         return CommandResult(f"<#{channel.external_id}> now searches *{ns.name}*.")
 
     async def _ns_unbind(self, call: _Call) -> CommandResult:
-        ns = await self._knowledge.namespace(call.workspace.id, _name(call.args))
+        ns = await self._knowledge.namespace(call.place.knowledge.id, _name(call.args))
         channel = await self._target_channel(call)
         if not await self._knowledge.unbind(channel.id, ns.id):
             return CommandResult(
@@ -295,7 +309,7 @@ class AdminService:
         return CommandResult(f"<#{channel.external_id}> no longer searches *{ns.name}*.")
 
     async def _ns_uploads(self, call: _Call) -> CommandResult:
-        ns = await self._knowledge.namespace(call.workspace.id, _name(call.args))
+        ns = await self._knowledge.namespace(call.place.knowledge.id, _name(call.args))
         channel = await self._target_channel(call)
         await self._knowledge.set_upload_namespace(channel.id, ns.id)
         return CommandResult(

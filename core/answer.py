@@ -15,7 +15,7 @@ from core.db.identity import IdentityStore
 from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
 from core.db.types import utcnow
 from core.db.usage import UsageStore
-from core.errors import LLMUnavailable, NotAllowed, QuotaExceeded, RateLimited
+from core.errors import LLMUnavailable, NotAllowed, NotEnabled, QuotaExceeded, RateLimited
 from core.generation.base import LLM, ChatMessage, Completion
 from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
@@ -124,6 +124,7 @@ class AnswerService:
         ):
             answer = await self._answer(message, reply, started)
             if not answer.duplicate:
+                await self._identity.complete_event(message.platform.value, message.event_id)
                 self._metrics.answered(answer, time.perf_counter() - started)
                 log.info("answered mode=%s citations=%d", answer.mode, len(answer.citations))
             return answer
@@ -132,10 +133,14 @@ class AnswerService:
         # The model embeds the question while the database work below goes on.
         ahead = self._retriever.embed_ahead(message.text)
         try:
-            if not await self._identity.record_event(message.platform.value, message.event_id):
+            if not await self._identity.claim_event(message.platform.value, message.event_id):
                 log.info("duplicate event ignored")
                 return Answer(text="", duplicate=True, mode="duplicate")
-            ctx = await self._resolver.resolve(message)
+            try:
+                ctx = await self._resolver.resolve(message)
+            except NotEnabled as exc:
+                log.info("question from a workspace outside the organisation")
+                return Answer(text=exc.user_message, mode="refused")
             with bind_log_context(session=str(ctx.session.id)):
                 try:
                     async with self._rate.admit(ctx.user.id):
@@ -159,6 +164,10 @@ class AnswerService:
         started: float,
         ahead: Lookahead,
     ) -> Answer:
+        # One budget for the question's LLM work (condensing a follow-up, then the answer),
+        # retries included: once a call has run out of it, the next fails at once and the
+        # answer comes from the sources, so an outage costs one timeout.
+        deadline = time.monotonic() + (self._llm.timeout if self._llm is not None else 0.0)
         await reply.thinking(ctx.namespace_labels)
         history = (
             []
@@ -186,20 +195,27 @@ class AnswerService:
                 started=started,
                 usage_rows=[],
             )
-        query, usage_rows = await self._standalone(ctx, history, message.text)
+        query, usage_rows = await self._standalone(ctx, history, message.text, deadline=deadline)
         retrieval = await self._retrieve(ctx, query, ahead)
         usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
         if not retrieval.chunks or retrieval.best_similarity < threshold:
             draft = _Draft(abstain_text(ctx.namespace_labels), (), "abstain")
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
-        draft = await self._generate(ctx, history, message.text, retrieval, reply)
+        draft = await self._generate(
+            ctx, history, message.text, retrieval, reply, deadline=deadline
+        )
         if draft.completion is not None:
             usage_rows.append(self._chat_usage(ctx, draft.completion, "chat"))
         return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
 
     async def _standalone(
-        self, ctx: ConversationContext, history: Sequence[MessageRecord], text: str
+        self,
+        ctx: ConversationContext,
+        history: Sequence[MessageRecord],
+        text: str,
+        *,
+        deadline: float,
     ) -> tuple[str, list[UsageInput]]:
         """Turn a follow-up into a standalone query (LLM when available, else heuristics)."""
         previous = [m.content for m in history if m.role == "user"]
@@ -209,7 +225,10 @@ class AnswerService:
             turns = [ChatMessage(m.role, m.content) for m in history if m.role != "system"]
             try:
                 done = await self._llm.complete(
-                    condense_messages(turns, text), max_tokens=128, temperature=0.0
+                    condense_messages(turns, text),
+                    max_tokens=128,
+                    temperature=0.0,
+                    deadline=deadline,
                 )
             except LLMUnavailable as exc:
                 log.warning("condense failed, using heuristics: %s", exc.reason)
@@ -256,6 +275,8 @@ class AnswerService:
         question: str,
         retrieval: Retrieval,
         reply: Reply,
+        *,
+        deadline: float,
     ) -> _Draft:
         sources = to_sources(retrieval.chunks)
         if self._llm is None:
@@ -275,7 +296,10 @@ class AnswerService:
 
         try:
             completion = await self._llm.complete(
-                built.messages, on_delta=on_delta, max_tokens=self._config.max_tokens
+                built.messages,
+                on_delta=on_delta,
+                max_tokens=self._config.max_tokens,
+                deadline=deadline,
             )
         except LLMUnavailable as exc:
             log.warning("LLM unavailable, answering extractively: %s", exc.reason)

@@ -15,6 +15,7 @@ from core.db.records import (
     UserRecord,
     WorkspaceRecord,
 )
+from core.organisation import Organisation
 from core.places import Place, Places
 from core.types import IncomingMessage
 
@@ -79,11 +80,14 @@ class ContextResolver:
         *,
         embedding_model: str,
         places: Places | None = None,
+        organisation: Organisation | None = None,
     ) -> None:
         self._identity = identity
         self._knowledge = knowledge
         self._embedding_model = embedding_model
         self.places = places or Places(identity, knowledge)
+        # None: every workspace owns its own knowledge (``core.organisation``)
+        self._organisation = organisation
 
     async def resolve(self, message: IncomingMessage) -> ConversationContext:
         place = await self.place(message)
@@ -108,7 +112,8 @@ class ContextResolver:
 
     async def place(self, message: IncomingMessage) -> Place:
         """The workspace and channel rows of a message's place (privacy noted when the
-        message says it)."""
+        message says it), with who owns its knowledge; ``NotEnabled`` for a workspace outside
+        the organisation."""
         return await self.place_of(
             message.platform.value,
             message.workspace_id,
@@ -142,4 +147,7 @@ class ContextResolver:
                 if dm_workspaces
                 else [ws]
             )
-        return Place(ws, channel, is_direct=is_direct, dm_workspaces=homes)
+        if self._organisation is None:
+            return Place(ws, channel, is_direct=is_direct, dm_owners=homes)
+        owner, dm_owners = await self._organisation.owners(ws, homes=homes)
+        return Place(ws, channel, is_direct=is_direct, owner=owner, dm_owners=dm_owners)

@@ -50,7 +50,7 @@ class Documents:
 
     async def namespace(self, viewer: Viewer, name: str) -> NamespaceRecord:
         """A namespace by name; one the viewer may not read from here does not exist for them."""
-        ns = await self._knowledge.namespace(viewer.place.workspace.id, name)
+        ns = await self._knowledge.namespace(viewer.place.knowledge.id, name)
         if viewer.is_admin or await self._places.may_read(viewer.place, ns):
             return ns
         raise NamespaceNotFound(name)
@@ -58,12 +58,12 @@ class Documents:
     async def listed_namespaces(self, viewer: Viewer) -> list[tuple[NamespaceRecord, int]]:
         """Namespaces with their document counts: every one for an admin; for others, all but
         those bound only to private channels (unless this place reads them)."""
-        rows = await self._knowledge.list_namespaces(viewer.place.workspace.id)
+        rows = await self._knowledge.list_namespaces(viewer.place.knowledge.id)
         if viewer.is_admin:
             return rows
         readable = {ns.id for ns in await self._places.readable(viewer.place)}
-        public = await self._places.public_namespace_ids(viewer.place.workspace)
-        bound = {ns_id for ns_id, _ in await self._knowledge.bindings(viewer.place.workspace.id)}
+        public = await self._places.public_namespace_ids(viewer.place.knowledge)
+        bound = {ns_id for ns_id, _ in await self._knowledge.bindings(viewer.place.knowledge.id)}
         return [
             (ns, n) for ns, n in rows if ns.id in readable or ns.id in public or ns.id not in bound
         ]
@@ -73,8 +73,7 @@ class Documents:
         channels = await self._knowledge.namespace_channels(ns.id)
         if viewer.is_admin:
             return channels
-        workspace = viewer.place.workspace
-        return [ch for ch in channels if not await self._places.is_private(workspace, ch)]
+        return [ch for ch in channels if not await self._places.is_private(ch)]
 
     async def listing(
         self, viewer: Viewer, name: str | None
@@ -91,7 +90,7 @@ class Documents:
         admin); others' documents they cannot read do not exist for them."""
         doc = await self._knowledge.document(document_id)
         ns = await self._knowledge.namespace_by_id(doc.namespace_id) if doc else None
-        if doc is None or ns is None or ns.workspace_id != viewer.place.workspace.id:
+        if doc is None or ns is None or ns.workspace_id != viewer.place.knowledge.id:
             raise DocumentNotFound(str(document_id))
         if viewer.is_admin or doc.uploaded_by == viewer.user.id:
             return doc

@@ -61,6 +61,17 @@ class RateLimited(LorekeeperError):
         self.retry_after = retry_after
 
 
+class NotEnabled(LorekeeperError):
+    """The workspace does not belong to the organisation this install serves."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Lorekeeper is not enabled here. It answers only in the workspaces of the "
+            "organisation that runs it; ask its admins if this one should be added.",
+            reason="workspace not in the organisation",
+        )
+
+
 class StoreLocked(LorekeeperError):
     """Another process holds the embedded vector store."""
 

@@ -48,13 +48,20 @@ class PrivacyChecker(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where a question or command comes from, as core's rows."""
+    """Where a question or command comes from, as core's rows. ``owner`` owns the knowledge
+    read here (the organisation's workspace, or with per-workspace tenancy ``workspace``);
+    a DM reads the public knowledge of ``dm_owners``."""
 
     workspace: WorkspaceRecord
     channel: ChannelRecord
     is_direct: bool = False
-    # for a DM: the workspaces whose public knowledge it reads (empty: its own)
-    dm_workspaces: tuple[WorkspaceRecord, ...] = ()
+    owner: WorkspaceRecord | None = None  # None: ``workspace``
+    dm_owners: tuple[WorkspaceRecord, ...] = ()
+
+    @property
+    def knowledge(self) -> WorkspaceRecord:
+        """The workspace whose namespaces this place reads and manages."""
+        return self.owner or self.workspace
 
 
 class Places:
@@ -94,18 +101,21 @@ class Places:
         self._readable.clear()
         return _with_privacy(channel, is_private, now)
 
-    async def is_private(self, workspace: WorkspaceRecord, channel: ChannelRecord) -> bool:
+    async def is_private(self, channel: ChannelRecord) -> bool:
         """Whether the channel is private (asking the platform when the stored answer is
         missing or stale); True when nobody can tell."""
-        fresh = await self.refresh(workspace, channel)
+        fresh = await self.refresh(channel)
         return fresh.is_private is not False
 
-    async def refresh(self, workspace: WorkspaceRecord, channel: ChannelRecord) -> ChannelRecord:
+    async def refresh(self, channel: ChannelRecord) -> ChannelRecord:
+        """The channel with its privacy as the platform says now (when the stored answer is
+        missing or stale)."""
         now = self._clock()
         if self._fresh(channel, now):
             return channel
-        checker = self._checkers.get(workspace.platform)
-        if checker is None:
+        workspace = await self._identity.workspace_by_id(channel.workspace_id)
+        checker = self._checkers.get(workspace.platform) if workspace else None
+        if workspace is None or checker is None:
             return channel
         try:
             found = await checker.is_private(workspace.external_id, channel.external_id)
@@ -143,36 +153,37 @@ class Places:
         bound = await self._knowledge.channel_namespaces(place.channel.id)
         if bound:
             return bound
-        return [await self._knowledge.ensure_namespace(place.workspace.id, DEFAULT_NAMESPACE)]
+        return [await self._knowledge.ensure_namespace(place.knowledge.id, DEFAULT_NAMESPACE)]
 
     async def _dm_shared(self, place: Place) -> list[NamespaceRecord]:
         out: list[NamespaceRecord] = []
-        for workspace in place.dm_workspaces or (place.workspace,):
-            out.extend(await self.public_namespaces(workspace))
+        for owner in place.dm_owners or (place.knowledge,):
+            out.extend(await self.public_namespaces(owner))
         return out
 
-    async def public_namespaces(self, workspace: WorkspaceRecord) -> list[NamespaceRecord]:
+    async def public_namespaces(self, owner: WorkspaceRecord) -> list[NamespaceRecord]:
         """``general`` and the namespaces bound to at least one public channel, by name."""
-        public = await self.public_namespace_ids(workspace)
-        general = await self._knowledge.ensure_namespace(workspace.id, DEFAULT_NAMESPACE)
-        rows = [ns for ns, _ in await self._knowledge.list_namespaces(workspace.id)]
+        public = await self.public_namespace_ids(owner)
+        general = await self._knowledge.ensure_namespace(owner.id, DEFAULT_NAMESPACE)
+        rows = [ns for ns, _ in await self._knowledge.list_namespaces(owner.id)]
         return [ns for ns in rows if ns.id in public or ns.id == general.id]
 
-    async def public_namespace_ids(self, workspace: WorkspaceRecord) -> set[uuid.UUID]:
-        """Namespaces bound to at least one channel the platform says is public."""
-        bindings = await self._knowledge.bindings(workspace.id)
+    async def public_namespace_ids(self, owner: WorkspaceRecord) -> set[uuid.UUID]:
+        """Namespaces of ``owner`` bound to at least one channel (of any of the workspaces
+        that share them) that its platform says is public."""
+        bindings = await self._knowledge.bindings(owner.id)
         channels = {ch.id: ch for _, ch in bindings}
-        fresh = await self._refresh_all(workspace, list(channels.values()))
+        fresh = await self._refresh_all(list(channels.values()))
         return {ns_id for ns_id, ch in bindings if fresh[ch.id].is_private is False}
 
     async def _refresh_all(
-        self, workspace: WorkspaceRecord, channels: Sequence[ChannelRecord]
+        self, channels: Sequence[ChannelRecord]
     ) -> dict[uuid.UUID, ChannelRecord]:
         gate = asyncio.Semaphore(_REFRESH_AT_ONCE)
 
         async def one(channel: ChannelRecord) -> ChannelRecord:
             async with gate:
-                return await self.refresh(workspace, channel)
+                return await self.refresh(channel)
 
         done = await asyncio.gather(*(one(ch) for ch in channels))
         return {ch.id: ch for ch in done}
@@ -189,5 +200,5 @@ def _with_privacy(channel: ChannelRecord, is_private: bool | None, at: datetime)
 
 def _place_key(place: Place) -> tuple[object, ...]:
     if place.is_direct:
-        return ("dm", place.channel.id, *(w.id for w in place.dm_workspaces))
-    return ("channel", place.channel.id)
+        return ("dm", place.channel.id, *(w.id for w in place.dm_owners))
+    return ("channel", place.channel.id, place.knowledge.id)

@@ -1,4 +1,7 @@
-"""Usage reports: totals and a breakdown by day, user, channel, namespace or model.
+"""Usage reports: totals and a breakdown by day, user, channel, namespace, model or operation.
+
+A request is one answered question, extractive or LLM (each has exactly one query embedding);
+broken down by operation, the count is of calls (embedding, condense, chat, ingest).
 
 Whole UTC days that the rollup has covered are read from daily_usage; the rest of the window
 (today, a partial first day, days not rolled up yet) from the raw token_usage rows. The text
@@ -21,8 +24,9 @@ from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import Channel, DailyUsage, Namespace, TokenUsage, User, Workspace
+from core.db.usage import is_request
 
-DIMENSIONS = ("day", "user", "channel", "namespace", "model")
+DIMENSIONS = ("day", "user", "channel", "namespace", "model", "operation")
 BAR_COLORS = ("#4c72b0", "#dd8452", "#55a868")  # prompt, completion, embedding
 
 
@@ -58,32 +62,38 @@ class UsageReport:
             sum((r.cost for r in self.rows), Decimal(0)),
         )
 
+    @property
+    def counted(self) -> str:
+        """What the count column counts: answered questions, or calls by operation."""
+        return "calls" if self.by == "operation" else "requests"
+
     def table(self) -> str:
         """A fixed-width text table (monospace in chat code blocks and terminals)."""
+        width = max([24, *(len(r.key) for r in self.rows)]) if self.by != "day" else 24
+        width = min(width, 48)
         head = (
-            f"{self.by:<24} {'requests':>8} {'prompt':>10} {'completion':>10} "
+            f"{self.by:<{width}} {self.counted:>8} {'prompt':>10} {'completion':>10} "
             f"{'embed':>8} {'cost USD':>10}"
         )
         lines = [head, "-" * len(head)]
         for r in (*self.rows, self.total):
             lines.append(
-                f"{r.key[:24]:<24} {r.requests:>8,} {r.prompt_tokens:>10,} "
+                f"{r.key[:width]:<{width}} {r.requests:>8,} {r.prompt_tokens:>10,} "
                 f"{r.completion_tokens:>10,} {r.embedding_tokens:>8,} {r.cost:>10.4f}"
             )
         return "\n".join(lines)
 
 
-_Sums = list[Any]  # requests, prompt, completion, embedding, cost
+_Sums = list[Any]  # requests (or calls), prompt, completion, embedding, cost
 
 
-def _measures(model: Any) -> list[Any]:
-    requests = (
-        func.sum(case((TokenUsage.operation == "chat", 1), else_=0))
-        if model is TokenUsage
-        else func.sum(DailyUsage.requests)
-    )
+def _measures(model: Any, by: str) -> list[Any]:
+    if model is TokenUsage:
+        count = func.count() if by == "operation" else func.sum(case((is_request(), 1), else_=0))
+    else:
+        count = func.sum(DailyUsage.calls if by == "operation" else DailyUsage.requests)
     return [
-        requests,
+        count,
         func.sum(model.prompt_tokens),
         func.sum(model.completion_tokens),
         func.sum(model.embedding_tokens),
@@ -98,6 +108,8 @@ def _raw_key(by: str, dialect: str) -> Any:
         return func.date(TokenUsage.created_at)
     if by == "model":
         return func.coalesce(TokenUsage.model, "")
+    if by == "operation":
+        return TokenUsage.operation
     return getattr(TokenUsage, f"{by}_id")
 
 
@@ -106,6 +118,8 @@ def _daily_key(by: str) -> Any:
         return DailyUsage.day
     if by == "model":
         return DailyUsage.model
+    if by == "operation":
+        return DailyUsage.operation
     return getattr(DailyUsage, f"{by}_id")
 
 
@@ -146,8 +160,10 @@ class ReportService:
         since: datetime,
         until: datetime,
         by: str = "day",
+        ids: bool = False,
     ) -> UsageReport:
-        """Usage in [since, until) (UTC) broken down ``by`` one of ``DIMENSIONS``."""
+        """Usage in [since, until) (UTC) broken down ``by`` one of ``DIMENSIONS``; users,
+        channels and namespaces by name, with their platform ids too when ``ids``."""
         if by not in DIMENSIONS:
             raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
         since, until = since.astimezone(UTC), until.astimezone(UTC)
@@ -159,7 +175,7 @@ class ReportService:
             raw = [(since, until)]
             if span is not None:
                 key = _daily_key(by)
-                stmt = select(key, *_measures(DailyUsage)).where(
+                stmt = select(key, *_measures(DailyUsage, by)).where(
                     DailyUsage.day >= span[0], DailyUsage.day < span[1]
                 )
                 if workspace_id is not None:
@@ -170,13 +186,13 @@ class ReportService:
             for start, end in raw:
                 if start >= end:
                     continue
-                stmt = select(key, *_measures(TokenUsage)).where(
+                stmt = select(key, *_measures(TokenUsage, by)).where(
                     TokenUsage.created_at >= start, TokenUsage.created_at < end
                 )
                 if workspace_id is not None:
                     stmt = stmt.where(TokenUsage.workspace_id == workspace_id)
                 _add(totals, (await db.execute(stmt.group_by(key))).all(), by=by)
-            labels = await _labels(db, by, list(totals))
+            labels = await _labels(db, by, list(totals), ids=ids)
         rows = [
             ReportRow(labels[k], s[0], s[1], s[2], s[3], s[4].quantize(Decimal("1e-8")))
             for k, s in totals.items()
@@ -206,25 +222,34 @@ class ReportService:
         return await asyncio.to_thread(render_chart, report)
 
 
-async def _labels(db: AsyncSession, by: str, keys: list[Any]) -> dict[Any, str]:
+async def _labels(db: AsyncSession, by: str, keys: list[Any], *, ids: bool) -> dict[Any, str]:
     if by == "day":
         return {k: k.isoformat() for k in keys}
-    if by == "model":
+    if by in ("model", "operation"):
         return {k: k or "(none)" for k in keys}
     model: Any = {"user": User, "channel": Channel, "namespace": Namespace}[by]
-    name = {
-        "user": func.coalesce(User.display_name, User.external_id),
-        "channel": func.coalesce(Channel.name, Channel.external_id),
-        "namespace": Namespace.name,
+    name, external = {
+        "user": (User.display_name, User.external_id),
+        "channel": (Channel.name, Channel.external_id),
+        "namespace": (Namespace.name, None),
     }[by]
-    ids = [k for k in keys if k is not None]
+    wanted = [k for k in keys if k is not None]
     found: dict[Any, str] = {}
-    for start in range(0, len(ids), 1000):
-        rows = await db.execute(
-            select(model.id, name).where(model.id.in_(ids[start : start + 1000]))
-        )
-        found.update({i: str(n) for i, n in rows})
+    for start in range(0, len(wanted), 1000):
+        columns = [model.id, name] if external is None else [model.id, name, external]
+        rows = await db.execute(select(*columns).where(model.id.in_(wanted[start : start + 1000])))
+        for row in rows:
+            found[row[0]] = _label(by, row[1], row[2] if external is not None else None, ids=ids)
     return {k: "(none)" if k is None else found.get(k, f"(deleted {by})") for k in keys}
+
+
+def _label(by: str, name: str | None, external_id: str | None, *, ids: bool) -> str:
+    """A name as people know it ('#' before a channel's), its platform id when asked or when
+    the platform never gave a name."""
+    if not name:
+        return str(external_id or "(unnamed)")
+    shown = f"#{name}" if by == "channel" else str(name)
+    return f"{shown} ({external_id})" if ids and external_id else shown
 
 
 def render_chart(report: UsageReport, *, width: float = 9.0, height: float = 4.5) -> bytes:

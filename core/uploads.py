@@ -12,7 +12,7 @@ from core.db.audit import AuditStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.records import DocumentRecord, NamespaceRecord
-from core.errors import LorekeeperError, UnsupportedFile
+from core.errors import LorekeeperError, NotEnabled, UnsupportedFile
 from core.ingestion.service import IngestionService, IngestResult, Uploader
 from core.types import IncomingFile, IncomingMessage, Progress, Reply
 from core.wording import count
@@ -58,10 +58,13 @@ class UploadService:
         self._audit = audit
 
     async def claim(self, message: IncomingMessage) -> bool:
-        """True the first time a message's files arrive; False when a platform redelivers it."""
-        return await self._identity.record_event(
-            message.platform.value, f"upload:{message.event_id}"
-        )
+        """True when this delivery of a message's files is to be indexed: the first, or a
+        redelivery after its claimant died (``IdentityStore.claim_event``); False otherwise."""
+        return await self._identity.claim_event(message.platform.value, _upload_event(message))
+
+    async def finished(self, message: IncomingMessage) -> None:
+        """Every file of a claimed message is handled (indexed or refused)."""
+        await self._identity.complete_event(message.platform.value, _upload_event(message))
 
     def precheck(self, file: IncomingFile) -> str | None:
         """Why a file will be refused, judged from its name and size before downloading it."""
@@ -77,12 +80,17 @@ class UploadService:
         chosen = await self._knowledge.upload_namespace(ctx.channel.id)
         if chosen is not None:
             return chosen
-        return await self._knowledge.ensure_conversation_namespace(ctx.workspace.id, ctx.channel.id)
+        return await self._knowledge.ensure_conversation_namespace(
+            ctx.place.knowledge.id, ctx.channel.id
+        )
 
     async def ingest(
         self, message: IncomingMessage, file: IncomingFile, data: bytes, reply: Reply
     ) -> UploadOutcome:
-        ctx = await self._resolver.resolve(message)
+        try:
+            ctx = await self._resolver.resolve(message)
+        except NotEnabled as exc:
+            return UploadOutcome(file.filename, False, exc.user_message)
         namespace = await self.target(ctx)
         upload_id = await self._knowledge.create_upload(
             {
@@ -160,7 +168,7 @@ class UploadService:
         shared = [
             ns.name
             for ns in ctx.namespaces
-            if not ns.is_conversation and ns.workspace_id == ctx.workspace.id
+            if not ns.is_conversation and ns.workspace_id == ctx.place.knowledge.id
         ]
         return tuple(shared[:SHARE_CHOICES])
 
@@ -258,6 +266,10 @@ class UploadService:
             outcome="ok",
             detail="deleted on the platform",
         )
+
+
+def _upload_event(message: IncomingMessage) -> str:
+    return f"upload:{message.event_id}"
 
 
 def _message(filename: str, namespace: NamespaceRecord, result: IngestResult) -> str:

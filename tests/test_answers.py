@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 import pytest
 from sqlalchemy import func, select
 
 from core.db.models import Citation as CitationRow
 from core.db.models import Message, Session, TokenUsage
-from tests.fakes.groq_server import FakeGroq, Reply, quoting_responder
+from tests.fakes.groq_server import FakeGroq, Reply, Trickle, quoting_responder
 from tests.harness import BotHarness
 
 HANDBOOK = b"""# Lorekeeper handbook
@@ -161,6 +163,86 @@ async def test_groq_outage_falls_back_to_extractive_with_a_notice(
     assert answer.mode == "extractive" and "25 days" in answer.text
     assert answer.notice and "Showing what the sources say instead" in answer.notice
     assert "Traceback" not in answer.text
+
+
+# GROQ_TIMEOUT is the budget of a question's LLM work, retries and both calls of a follow-up
+# included. A per-call timeout with the SDK's retries would make a hung Groq cost a question
+# about 3.4 x GROQ_TIMEOUT and a follow-up about 7 x (4.3 s and 8.6 s here at 1 s); SLACK
+# leaves room for a loaded 2-core machine and still fails either.
+BUDGET = 1.0
+SLACK = 1.5
+
+
+async def _timed(bot, text: str, **where: object):
+    started = time.perf_counter()
+    answer = await asyncio.wait_for(bot.say(text, **where), BUDGET * 10)
+    return answer, time.perf_counter() - started
+
+
+@contextlib.asynccontextmanager
+async def _budgeted_bot(database_url, tmp_path, embedder, fake: FakeGroq):
+    """A bot on ``fake`` with a GROQ_TIMEOUT of BUDGET, the handbook indexed."""
+    bot = await BotHarness.start(
+        database_url, tmp_path, embedder=embedder, groq_base_url=fake.base_url, GROQ_TIMEOUT=BUDGET
+    )
+    try:
+        await bot.upload("handbook.md", HANDBOOK)
+        yield bot
+    finally:
+        await bot.close()
+
+
+async def test_a_hung_groq_costs_a_question_one_budget(database_url, tmp_path, embedder) -> None:
+    async with FakeGroq() as fake:
+        fake.hang(times=10)
+        async with _budgeted_bot(database_url, tmp_path, embedder, fake) as bot:
+            answer, elapsed = await _timed(bot, "How many days of paid vacation do employees get?")
+    assert elapsed < BUDGET * SLACK
+    assert len(fake.requests) == 1  # the answer's one attempt: no retry after the budget
+    assert answer.mode == "extractive" and "25 days" in answer.text
+    assert answer.notice == (
+        "The language model is not responding. Please try again shortly. "
+        "Showing what the sources say instead."
+    )
+
+
+async def test_a_hung_groq_costs_a_follow_up_one_budget_not_two(
+    database_url, tmp_path, embedder
+) -> None:
+    async with (
+        FakeGroq(responder=quoting_responder) as fake,
+        _budgeted_bot(database_url, tmp_path, embedder, fake) as bot,
+    ):
+        first = await bot.say("What is the vacation policy?", thread="T-hung")
+        asked = len(fake.requests)
+        fake.hang(times=10)
+        follow, elapsed = await _timed(bot, "When do unused days expire?", thread="T-hung")
+    assert first.mode == "llm"
+    assert elapsed < BUDGET * SLACK
+    # the condensation hung through the budget; the answer was not even requested
+    assert len(fake.requests) - asked == 1
+    assert "standalone question" in fake.last_messages[0]["content"]
+    assert follow.mode == "extractive" and "March 31" in follow.text
+    assert follow.notice and follow.notice.startswith("The language model is not responding.")
+
+
+async def test_a_trickling_stream_ends_at_the_budget_with_the_sources_answer(
+    database_url, tmp_path, embedder
+) -> None:
+    async with FakeGroq() as fake:
+        fake.enqueue(Trickle(interval=0.2))  # a token every 0.2 s, forever
+        async with _budgeted_bot(database_url, tmp_path, embedder, fake) as bot:
+            answer, elapsed = await _timed(bot, "How many days of paid vacation do employees get?")
+    assert elapsed < BUDGET * SLACK
+    assert bot.last_reply.streamed  # the reader saw the slow text arrive ...
+    # ... and then the sources' answer in its place, saying why
+    assert (
+        answer.mode == "extractive" and "25 days" in answer.text and "slow slow" not in answer.text
+    )
+    assert answer.notice == (
+        "The language model was too slow to finish its answer. Please try again shortly. "
+        "Showing what the sources say instead."
+    )
 
 
 async def test_uncited_llm_answer_is_marked_not_grounded(database_url, tmp_path, embedder) -> None:

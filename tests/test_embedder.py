@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -130,13 +133,16 @@ async def test_concurrent_queries_share_batches_and_keep_their_order(embedder) -
     assert len({tuple(round(x, 4) for x in v[:8]) for v in together}) == 40
 
 
-def test_counting_tokens_leaves_the_encoding_tokenizer_alone(embedder) -> None:
+def test_counting_tokens_leaves_the_encoding_tokenizer_alone() -> None:
     """Counting runs in one thread while another encodes (two uploads at once, a question
     during an upload): it must not switch off the padding of the tokenizer an encode uses,
     or that encode's batch of uneven texts fails to become a tensor."""
+    embedder = SentenceTransformerEmbedder(backend="torch", trace=False)  # the model's tokenizer
     texts = [f"word{i} " * (3 + 7 * i) for i in range(4)]
     embedder.encode_sync(texts)
-    backend = embedder._load().tokenizer.backend_tokenizer
+    model = embedder._load().model
+    assert model is not None
+    backend = model.tokenizer.backend_tokenizer
     before = (backend.padding, backend.truncation)
     assert before[0] is not None  # encoding pads its batches
     assert embedder.count_tokens(texts) == embedder.count_tokens(texts[:2]) + embedder.count_tokens(
@@ -185,3 +191,42 @@ def test_a_model_the_graph_does_not_reproduce_stays_eager(
     assert "mean pooling does not reproduce" in caplog.text
     with pytest.raises(ValueError, match="precision"):
         trace_encoder(cls_model, precision="float16")
+
+
+# A later start, in a process of its own: what it runs, embeds and imports.
+_LATER_START = """
+import json, sys
+from pathlib import Path
+from core.retrieval.embedder import SentenceTransformerEmbedder
+embedder = SentenceTransformerEmbedder(backend="torch-bf16", cache_dir=Path(sys.argv[1]))
+texts = json.loads(sys.argv[2])
+print(json.dumps({
+    "engine": embedder.engine,
+    "vectors": embedder.encode_sync(texts, batch_size=3),
+    "tokens": [embedder.count_tokens([t]) for t in texts],
+    "heavy": sorted(set(sys.modules) & {"sentence_transformers", "transformers"}),
+}))
+"""
+
+
+def test_the_traced_graph_is_saved_once_and_loaded_at_later_starts(tmp_path: Path) -> None:
+    """Tracing takes seconds: the first start saves the graph beside a manifest, a later one
+    loads it with the tokenizer file (no sentence-transformers) and embeds the same."""
+    first = SentenceTransformerEmbedder(backend="torch-bf16", cache_dir=tmp_path)
+    assert first.engine == "torchscript"
+    saved = list(tmp_path.glob("*-bfloat16.pt"))
+    assert len(saved) == 1 and saved[0].with_suffix(".json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
+    done = subprocess.run(
+        [sys.executable, "-c", _LATER_START, str(tmp_path), json.dumps(VARIED_TEXTS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    later = json.loads(done.stdout)
+    assert later["engine"] == "torchscript" and later["heavy"] == []
+    assert later["tokens"] == [first.count_tokens([t]) for t in VARIED_TEXTS]
+    for a, b in zip(later["vectors"], first.encode_sync(VARIED_TEXTS, batch_size=3), strict=True):
+        assert cos(a, b) > 0.9999
+    assert saved[0].stat().st_mtime_ns == next(tmp_path.glob("*-bfloat16.pt")).stat().st_mtime_ns

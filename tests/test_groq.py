@@ -11,9 +11,16 @@ import pytest
 
 from core.errors import LLMUnavailable
 from core.generation.base import LLM, ChatMessage
-from core.generation.groq import KEY_REFUSED, GroqLLM
+from core.generation.groq import KEY_REFUSED, NOT_RESPONDING, TOO_SLOW, GroqLLM
 from core.generation.prompt import Source, build_messages
-from tests.fakes.groq_server import BreakStream, FakeGroq, Reply, quoting_responder, split_deltas
+from tests.fakes.groq_server import (
+    BreakStream,
+    FakeGroq,
+    Reply,
+    Trickle,
+    quoting_responder,
+    split_deltas,
+)
 
 KEY = "gsk_test_secret_key_0123456789"
 MESSAGES = [ChatMessage("system", "Be brief."), ChatMessage("user", "What is the capital?")]
@@ -157,6 +164,75 @@ async def test_stalled_stream_is_unavailable() -> None:
             await llm.complete(MESSAGES, on_delta=_ignore)
         await llm.close()
     assert "not responding" in info.value.user_message
+
+
+# The budget (``timeout``) covers a call's retries: the SDK's default two retries of a timeout
+# would make a hung Groq cost about 3.4 budgets (4.4 s for a 1 s budget, measured).
+BUDGET = 1.0
+SLACK = 1.5  # a loaded 2-core machine; still far below the old 3.4 x
+
+
+async def test_a_hung_server_costs_one_budget_and_one_request(fake: FakeGroq) -> None:
+    fake.hang(times=3)
+    llm = GroqLLM(KEY, base_url=fake.base_url, timeout=BUDGET)  # max_retries: the default 2
+    for on_delta in (None, _ignore):
+        started = time.perf_counter()
+        with pytest.raises(LLMUnavailable) as info:
+            await llm.complete(MESSAGES, on_delta=on_delta)
+        elapsed = time.perf_counter() - started
+        assert info.value.user_message == NOT_RESPONDING
+        assert BUDGET * 0.9 <= elapsed < BUDGET * SLACK
+    await llm.close()
+    assert len(fake.requests) == 2  # one per call: no retry after the budget ran out
+
+
+async def test_a_call_past_its_deadline_fails_without_a_request(fake: FakeGroq) -> None:
+    llm = make_llm(fake)
+    with pytest.raises(LLMUnavailable) as info:
+        await llm.complete(MESSAGES, deadline=time.monotonic())
+    await llm.close()
+    assert info.value.user_message == NOT_RESPONDING
+    assert fake.requests == []
+
+
+async def test_a_deadline_shortens_the_call_and_bounds_a_retry_wait(fake: FakeGroq) -> None:
+    fake.fail(429, retry_after_ms=10_000)  # the SDK would wait 10 s before retrying
+    llm = make_llm(fake)  # timeout 30 s
+    started = time.perf_counter()
+    with pytest.raises(LLMUnavailable):
+        await llm.complete(MESSAGES, deadline=time.monotonic() + 0.5)
+    await llm.close()
+    assert time.perf_counter() - started < 0.5 * SLACK
+    assert len(fake.requests) == 1
+
+
+async def test_a_trickling_stream_ends_at_the_budget(fake: FakeGroq) -> None:
+    fake.enqueue(Trickle(interval=0.2))  # no single read ever waits long enough to time out
+    llm = GroqLLM(KEY, base_url=fake.base_url, timeout=BUDGET)
+    deltas: list[str] = []
+
+    async def on_delta(delta: str) -> None:
+        deltas.append(delta)
+
+    started = time.perf_counter()
+    with pytest.raises(LLMUnavailable) as info:  # wait_for: fail, not hang, if it never ends
+        await asyncio.wait_for(llm.complete(MESSAGES, on_delta=on_delta), BUDGET * 5)
+    elapsed = time.perf_counter() - started
+    await llm.close()
+    assert info.value.user_message == TOO_SLOW
+    assert BUDGET * 0.9 <= elapsed < BUDGET * SLACK
+    assert 2 <= len(deltas) <= 6 and len(fake.requests) == 1
+
+
+async def test_a_trickling_plain_response_ends_at_the_budget(fake: FakeGroq) -> None:
+    fake.enqueue(Trickle(interval=0.2))  # a JSON body that never ends
+    llm = GroqLLM(KEY, base_url=fake.base_url, timeout=BUDGET)
+    started = time.perf_counter()
+    with pytest.raises(LLMUnavailable) as info:
+        await asyncio.wait_for(llm.complete(MESSAGES), BUDGET * 5)
+    await llm.close()
+    assert info.value.user_message == NOT_RESPONDING
+    assert time.perf_counter() - started < BUDGET * SLACK
 
 
 async def test_stream_error_event_is_unavailable(fake: FakeGroq) -> None:

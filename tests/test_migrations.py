@@ -191,3 +191,80 @@ async def test_0005_keeps_every_row_and_backfills_owners(database_url: str) -> N
         await engine.dispose()
     assert (uuid.UUID(str(doc[0])), doc[1]) == (ids["user"], "F1")
     assert plan == 2_000_000
+
+
+async def test_0007_keeps_usage_days_without_raw_rows_and_rerolls_the_rest(
+    database_url: str,
+) -> None:
+    """daily_usage gains an operation key: days whose raw rows are gone keep their totals;
+    days whose raw rows are all here are rolled up again, by operation."""
+    import uuid
+    from datetime import UTC, date, datetime
+
+    from core.jobs.rollup import UsageRollup
+    from core.reports import ReportService
+
+    await asyncio.to_thread(migrate.downgrade, database_url, "0006")
+    ws = uuid.uuid4()
+    purged, first_raw, later = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                Base.metadata.tables["workspaces"]
+                .insert()
+                .values(id=ws, platform="slack", external_id="T1", created_at=datetime.now(UTC))
+            )
+            for day, requests in ((purged, 5), (first_raw, 1), (later, 1)):
+                await conn.execute(
+                    text(
+                        "INSERT INTO daily_usage (id, day, workspace_id, model, requests, "
+                        "prompt_tokens, completion_tokens, embedding_tokens, cost) VALUES "
+                        "(:id, :day, :ws, 'llama', :requests, 10, 1, 0, 0)"
+                    ),
+                    {"id": uuid.uuid4().hex, "day": day, "ws": ws.hex, "requests": requests},
+                )
+            for day in (first_raw, later):
+                await conn.execute(
+                    Base.metadata.tables["token_usage"]
+                    .insert()
+                    .values(
+                        id=uuid.uuid4(),
+                        workspace_id=ws,
+                        operation="chat",
+                        model="llama",
+                        prompt_tokens=10,
+                        completion_tokens=1,
+                        embedding_tokens=0,
+                        cost=0,
+                        created_at=datetime.combine(day, datetime.min.time(), tzinfo=UTC),
+                    )
+                )
+        await asyncio.to_thread(migrate.upgrade, database_url)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(text("SELECT day, operation, requests FROM daily_usage"))
+            ).all()
+        # the purged day and the first raw day (maybe partly purged) stay; the later goes
+        assert sorted((str(d), o, r) for d, o, r in rows) == [
+            (str(purged), "", 5),
+            (str(first_raw), "", 1),
+        ]
+        from sqlalchemy.ext.asyncio import async_sessionmaker
+
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        clock = lambda: datetime(2026, 3, 5, tzinfo=UTC)  # noqa: E731
+        assert await UsageRollup(sessions, clock=clock).pending_days() == [
+            later,
+            date(2026, 3, 4),
+        ]
+        await UsageRollup(sessions, clock=clock).backfill()
+        report = await ReportService(sessions).usage(
+            None,
+            since=datetime(2026, 3, 1, tzinfo=UTC),
+            until=datetime(2026, 3, 5, tzinfo=UTC),
+            by="operation",
+        )
+        assert {r.key: r.prompt_tokens for r in report.rows} == {"(none)": 20, "chat": 10}
+    finally:
+        await engine.dispose()

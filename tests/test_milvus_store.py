@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,7 +11,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from core.errors import StoreLocked
 from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.embedder import SentenceTransformerEmbedder
 from core.retrieval.milvus import (
@@ -24,7 +21,6 @@ from core.retrieval.milvus import (
     truncate_utf8,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 TEXTS = {
@@ -341,51 +337,6 @@ async def test_delete_by_document_namespace_and_chunk(
         assert [h.chunk_id for h in hits] == [records[1].chunk_id]
     finally:
         await store.close()
-
-
-async def test_second_process_gets_store_locked_and_reopen_works(
-    tmp_path: Path, embedder: SentenceTransformerEmbedder
-) -> None:
-    path = tmp_path / "locked.db"
-    store = MilvusVectorStore(str(path), dimension=embedder.dimension)
-    await store.open()
-    ws, ns, doc = _id(), _id(), _id()
-    [record] = await _records(embedder, [(ws, ns, doc, TEXTS["vacation"])])
-    await store.upsert([record])
-    script = (
-        "import asyncio, sys\n"
-        "from core.errors import StoreLocked\n"
-        "from core.retrieval.milvus import MilvusVectorStore\n"
-        "s = MilvusVectorStore(sys.argv[1], dimension=384)\n"
-        "try:\n"
-        "    asyncio.run(s.open())\n"
-        "except StoreLocked as e:\n"
-        "    print('LOCKED', e.reason)\n"
-        "else:\n"
-        "    print('OPENED')\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, str(path), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
-        out = stdout.decode()
-        assert proc.returncode == 0, stderr.decode()[-2000:]
-        assert out.startswith("LOCKED")
-        assert f"pid {os.getpid()}" in out
-        assert "MILVUS_URI=http://" in out
-        with pytest.raises(StoreLocked):  # the same process, a second store: also refused
-            await MilvusVectorStore(str(path), dimension=384).open()
-    finally:
-        await store.close()
-    again = MilvusVectorStore(str(path), dimension=embedder.dimension)
-    await again.open()
-    try:
-        assert await again.chunk_ids() == {record.chunk_id}
-    finally:
-        await again.close()
 
 
 def _legacy_collection(path: Path, records: list[VectorRecord]) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -15,26 +14,11 @@ import aiohttp
 
 from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.fakes.slack_server import BOT_USER, FakeSlack
+from tests.replica_harness import folder_env, free_port, until
 from tests.scenarios.suite import HANDBOOK
-from tests.slack.driver import SIGNING_SECRET, SlackDriver, visible_text
+from tests.slack.driver import SlackDriver, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def until(check, *, seconds: float = 120.0, what: str = "the bot"):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = await check()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
@@ -52,21 +36,9 @@ async def test_run_serves_health_metrics_and_drains_on_sigterm(tmp_path: Path) -
         FakeSlack() as slack,
         aiohttp.ClientSession() as http,
     ):
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/lk.db",
-            "MILVUS_URI": str(tmp_path / "milvus.db"),
-            "LOREKEEPER_DATA_DIR": str(tmp_path),
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "SLACK_PORT": str(slack_port),
-            "HTTP_PORT": str(http_port),
-            "GROQ_API_KEY": "gsk_test_key_for_run",
-            "GROQ_BASE_URL": groq.base_url,
-            "LOG_JSON": "true",
-        }
-        env.pop("SLACK_APP_TOKEN", None)
+        env = folder_env(
+            tmp_path, slack, groq, SLACK_PORT=str(slack_port), HTTP_PORT=str(http_port)
+        )
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -175,10 +147,10 @@ async def test_the_model_loads_after_start_and_leaves_the_collectors_generations
     from core.retrieval.embedder import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
-    assert embedder._model is None  # lazy: nothing loaded by building it
+    assert not embedder.loaded  # lazy: nothing loaded by building it
     try:
         await warm_up_model(SimpleNamespace(embedder=embedder))  # type: ignore[arg-type]
-        model = embedder._model
+        model = embedder._engine  # what loading made
         assert model is not None
         assert gc.is_tracked(model)
         assert not any(o is model for o in gc.get_objects())  # in the permanent generation
@@ -215,9 +187,9 @@ async def test_chat_loads_the_model_while_the_user_types(
 
         def readline(self) -> str:
             deadline = time.monotonic() + 60
-            while embedder._model is None and time.monotonic() < deadline:
+            while not embedder.loaded and time.monotonic() < deadline:
                 time.sleep(0.05)
-            loaded_before_input.append(embedder._model is not None)
+            loaded_before_input.append(embedder.loaded)
             return ""
 
     monkeypatch.setattr(sys, "stdin", SlowTypist())

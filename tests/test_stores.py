@@ -108,13 +108,35 @@ async def test_a_new_thread_costs_one_statement_and_racers_see_one_new_session(s
     assert sum(r.is_new for r in racers) == 1
 
 
-async def test_record_event_is_false_for_a_duplicate(sessions) -> None:
+async def test_claim_event_is_false_for_a_duplicate(sessions) -> None:
     ids = IdentityStore(sessions)
-    assert await ids.record_event("slack", "Ev1") is True
-    assert await ids.record_event("slack", "Ev1") is False
-    assert await ids.record_event("discord", "Ev1") is True
-    outcomes = await asyncio.gather(*(ids.record_event("slack", "Ev2") for _ in range(20)))
+    assert await ids.claim_event("slack", "Ev1") is True
+    assert await ids.claim_event("slack", "Ev1") is False
+    assert await ids.claim_event("discord", "Ev1") is True
+    outcomes = await asyncio.gather(*(ids.claim_event("slack", "Ev2") for _ in range(20)))
     assert outcomes.count(True) == 1
+
+
+async def test_a_claim_is_a_lease_until_completed(sessions) -> None:
+    """A claim whose lease ran out uncompleted (its claimant died) is taken over by the next
+    delivery, by one of many racing deliveries only; a completed one never is."""
+    died = IdentityStore(sessions, event_lease=timedelta(seconds=-1))  # expired at once
+    alive = IdentityStore(sessions)
+    assert await died.claim_event("slack", "Ev1") is True
+    racers = await asyncio.gather(*(alive.claim_event("slack", "Ev1") for _ in range(20)))
+    assert racers.count(True) == 1  # taken over, with a running lease now
+    assert await alive.claim_event("slack", "Ev1") is False
+    assert await died.claim_event("slack", "Ev2") is True
+    await died.complete_event("slack", "Ev2")
+    assert await alive.claim_event("slack", "Ev2") is False  # expired, but completed
+    async with sessions() as db:
+        rows = {
+            r.event_id: r
+            for r in (await db.execute(select(ProcessedEvent))).scalars()
+            if r.platform == "slack"
+        }
+    assert rows["Ev1"].completed_at is None and rows["Ev1"].lease_expires_at > utcnow()
+    assert rows["Ev2"].completed_at is not None
 
 
 async def test_message_with_citations_is_one_transaction(sessions) -> None:

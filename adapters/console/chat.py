@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import sys
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,7 +25,9 @@ HELP = """Type a question and press Enter. Commands:
   /upload PATH   index a file for this chat (into --namespace when there is one)
   /new           start a new thread
   /help          this text
-  /quit          leave (Ctrl-D works too)"""
+  /quit          leave (Ctrl-D works too)
+Ctrl-C stops an answer in progress; with none in progress, it leaves."""
+STOPPED = "(stopped: Ctrl-C again, Ctrl-D or /quit leaves)"
 
 
 def _typed_path(text: str) -> str:
@@ -104,6 +108,18 @@ class ConsoleChat:
         # sys.stdout as it is now, not as it was at import (a default argument would be)
         self._out = out or sys.stdout
         self._thread = uuid.uuid4().hex[:12]
+        self._answering: asyncio.Task[bool] | None = None
+        self._reading: asyncio.Future[str] | None = None
+        self._leaving = False
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop the answer in progress; with none in progress, leave."""
+        if self._answering is not None and not self._answering.done():
+            self._answering.cancel()
+            return
+        self._leaving = True
+        if self._reading is not None:
+            self._reading.cancel()
 
     async def handle(self, line: str) -> bool:
         """Handle one input line; False means quit."""
@@ -177,16 +193,63 @@ class ConsoleChat:
         self._out.write(inert(outcome.message) + "\n")
 
     async def run(self, stdin: TextIO | None = None) -> None:
-        """Read lines until end of input (``sys.stdin`` as it is when called, by default:
-        a default argument would keep the one of import time)."""
+        """Read lines until end of input, /quit or ``interrupt()`` with no answer in progress
+        (``sys.stdin`` as it is when called, by default: a default argument would keep the one
+        of import time)."""
         stdin = stdin or sys.stdin
         self._out.write("Lorekeeper terminal chat. /help for commands.\n")
-        while True:
+        while not self._leaving:
             self._out.write("> ")
             self._out.flush()
-            line = await asyncio.to_thread(stdin.readline)
-            if not line:
+            self._reading = read_line(stdin)
+            try:
+                await asyncio.wait({self._reading})
+            finally:
+                self._reading.cancel()  # a no-op once read; else the line is dropped
+            if self._reading.cancelled() or not self._reading.result():
                 self._out.write("\n")
                 return
-            if not await self.handle(line):
+            if not await self._answer(self._reading.result()):
                 return
+
+    async def _answer(self, line: str) -> bool:
+        """Handle one line as a task of its own, which ``interrupt()`` may cancel."""
+        task = asyncio.ensure_future(self.handle(line))
+        self._answering = task
+        try:
+            await asyncio.wait({task})
+        finally:
+            task.cancel()  # a no-op once done; else the chat itself is being stopped
+            self._answering = None
+        if task.cancelled():
+            self._out.write(f"\n{STOPPED}\n")
+            return True
+        return task.result()
+
+
+def read_line(stdin: TextIO) -> asyncio.Future[str]:
+    """``stdin.readline()`` on a daemon thread. A thread blocked reading a terminal can't be
+    stopped, and leaving must not wait for it: asyncio's own worker threads are waited for when
+    the loop closes, a daemon thread is not."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(line or "")
+
+    def read() -> None:
+        line, error = None, None
+        try:
+            line = stdin.readline()
+        except Exception as exc:  # handed to the reader, as asyncio.to_thread would
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for it
+            loop.call_soon_threadsafe(deliver, line, error)
+
+    threading.Thread(target=read, name="console-stdin", daemon=True).start()
+    return future

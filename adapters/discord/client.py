@@ -182,6 +182,7 @@ class LoreClient(discord.Client):
             if incoming.files and await self.uploads.claim(incoming):
                 for attachment, file in zip(message.attachments, incoming.files, strict=True):
                     await self._ingest(incoming, file, attachment, target)
+                await self.uploads.finished(incoming)
             if incoming.text:
                 reply = DiscordReply(target, interval=self._interval)
                 await reply.typing()

@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 
 Runner = Callable[[discord.Interaction], Awaitable[None]]
 _PERIODS = [Choice(name=p, value=p) for p in ("today", "7d", "30d")]
-_BY = [Choice(name=b, value=b) for b in ("day", "user", "channel", "namespace", "model")]
+_BY = [
+    Choice(name=b, value=b) for b in ("day", "user", "channel", "namespace", "model", "operation")
+]
+_IDS = [Choice(name="show platform ids beside names", value="ids")]
 _SCOPES = [
     Choice(name=s, value=s) for s in ("user", "workspace", "user-uploads", "workspace-uploads")
 ]
@@ -47,9 +50,13 @@ class LoreGroup(
         await self._run(interaction)
 
     @app_commands.command(description="Tokens and cost (admins)")
-    @app_commands.choices(period=_PERIODS, by=_BY)
+    @app_commands.choices(period=_PERIODS, by=_BY, ids=_IDS)
     async def usage(
-        self, interaction: discord.Interaction, period: str | None = None, by: str | None = None
+        self,
+        interaction: discord.Interaction,
+        period: str | None = None,
+        by: str | None = None,
+        ids: str | None = None,
     ) -> None:
         await self._run(interaction)
 

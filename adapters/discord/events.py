@@ -37,7 +37,7 @@ _SUBCOMMAND, _GROUP, _CHANNEL = 1, 2, 7
 # A keyword ("by") is written before the option's value.
 COMMAND_SYNTAX: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {
     ("ask",): (("question", ""),),
-    ("usage",): (("period", ""), ("by", "by")),
+    ("usage",): (("period", ""), ("by", "by"), ("ids", "")),
     ("namespace", "info"): (("name", ""),),
     ("namespace", "create"): (("name", ""), ("description", "")),
     ("namespace", "delete"): (("name", ""),),

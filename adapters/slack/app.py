@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import events, render
 from adapters.slack.events import Payload, SlackFile
 from adapters.slack.files import FileFetcher, send_privately
+from adapters.slack.names import SlackNames
 from adapters.slack.reply import SlackReply
 from adapters.slack.verification import hide_rejected_bodies
 from core.admin import AdminService
@@ -76,6 +77,7 @@ class SlackBot:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._team_name: str | None = None
         self.client = AsyncWebClient(
             token=config.bot_token,
             base_url=config.api_url,
@@ -83,6 +85,7 @@ class SlackBot:
                 AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries)
             ],
         )
+        self.names = SlackNames(self.client)
         hide_rejected_bodies()
         self.app = AsyncApp(
             client=self.client,
@@ -112,6 +115,10 @@ class SlackBot:
     async def start(self) -> None:
         self._http = aiohttp.ClientSession()
         self.client.session = self._http  # one connection pool for every Web API call
+        try:  # the team's name, for `lorekeeper workspaces` and `namespaces`
+            self._team_name = (await self.client.auth_test()).get("team")
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("auth.test failed at start: %s", type(exc).__name__)
 
     async def close(self, *, grace: float = 30.0) -> None:
         """Wait up to ``grace`` seconds for work in flight, cancel the rest, release sessions."""
@@ -206,7 +213,7 @@ class SlackBot:
         self, event: Payload, body: Payload, bot_user: str | None, only_known: bool = False
     ) -> None:
         message = events.message_from_event(
-            event, team_id=events.team_of(body), bot_user_id=bot_user
+            event, team_id=events.team_of(body), bot_user_id=bot_user, team_name=self._team_name
         )
         if not message.text:
             return
@@ -215,6 +222,7 @@ class SlackBot:
         try:
             if only_known and not await self._answers.knows_thread(message):
                 return
+            message = await self._named(message)
             early = asyncio.create_task(reply.placeholder_after(self._config.placeholder_after))
             async with self._slots:
                 answer = await self._answers.answer(message, reply)
@@ -238,13 +246,18 @@ class SlackBot:
     ) -> None:
         files = events.files_of(event)
         message = events.message_from_event(
-            event, team_id=events.team_of(body), bot_user_id=bot_user, files=files
+            event,
+            team_id=events.team_of(body),
+            bot_user_id=bot_user,
+            files=files,
+            team_name=self._team_name,
         )
         try:
             if only_known and not await self._answers.knows_thread(message):
                 return
             if not await self._uploads.claim(message):
                 return
+            message = await self._named(message)
             # only its uploader or an admin replaces a file: core needs to know which this is
             admin = await self._is_admin(message.author_id)
             message = replace(message, author_is_admin=admin)
@@ -254,6 +267,7 @@ class SlackBot:
         async with self._slots:
             for file in files:
                 await self._ingest(message, file)
+        await self._uploads.finished(message)
 
     async def _ingest(self, message: IncomingMessage, file: SlackFile) -> None:
         reply = self._reply(message.channel_id, message.thread_id, filename=file.name)
@@ -291,6 +305,15 @@ class SlackBot:
         except Exception:
             log.exception("deleting the documents of file %s failed", file_id)
 
+    async def _named(self, message: IncomingMessage) -> IncomingMessage:
+        """The message with its author's and channel's names (for usage reports)."""
+        author, channel = await self.names.names(message.author_id, message.channel_id)
+        return replace(
+            message,
+            author_name=message.author_name or author,
+            channel_name=message.channel_name or channel,
+        )
+
     async def _is_admin(self, user_id: str) -> bool:
         """A workspace admin or owner (or in SLACK_ADMIN_IDS); False when Slack can't say."""
         if user_id in self._config.admin_ids:
@@ -300,7 +323,9 @@ class SlackBot:
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("users.info for %s failed: %s", user_id, type(exc).__name__)
             return False
-        return events.is_slack_admin(response.get("user") or {})
+        user = response.get("user") or {}
+        self.names.learn_user(user_id, user)
+        return events.is_slack_admin(user)
 
     async def _command(self, body: Payload, respond: Any) -> None:
         try:

@@ -155,6 +155,7 @@ def message_from_event(
     bot_user_id: str | None,
     files: tuple[SlackFile, ...] = (),
     author_is_admin: bool = False,
+    team_name: str | None = None,
 ) -> IncomingMessage:
     """An ``app_mention`` or ``message`` event as core's IncomingMessage."""
     return IncomingMessage(
@@ -167,6 +168,7 @@ def message_from_event(
         event_id=event_key(team_id, event),
         received_at=received_at(event),
         channel_name=event.get("channel_name"),
+        workspace_name=team_name,
         message_id=str(event["ts"]),
         files=tuple(f.incoming() for f in files),
         is_direct=is_direct(event),

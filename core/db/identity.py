@@ -1,8 +1,13 @@
-"""Workspaces, users, channels, sessions and event deduplication.
+"""Workspaces, users, channels, sessions and event claims.
 
 Every get-or-create is safe under concurrency on both databases: the row is inserted with
 ``ON CONFLICT DO NOTHING`` on its natural key and then read back, so fifty concurrent calls for
 one thread key give one row and no error.
+
+A platform event is claimed with a lease (``claim_event``) and marked completed once handled
+(``complete_event``). A delivery of an event that is completed, or whose lease still runs, is
+a duplicate; one whose lease ran out uncompleted takes it over: the replica that claimed it
+died before answering, and the platform's retry must not be ignored.
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql import Insert
@@ -48,7 +53,7 @@ def prepared_insert_ignore(
     """
     module: Any = postgresql if dialect == "postgresql" else sqlite
     # on the Core table: an ORM entity here would take the ORM's bulk path, which reports no
-    # rowcount (record_event needs it to tell a retry)
+    # rowcount (a claim needs it to tell a retry)
     table = model.__table__
     stmt: Insert = module.insert(table).on_conflict_do_nothing(index_elements=list(keys))
     return stmt.returning(*table.c) if returning else stmt
@@ -60,6 +65,38 @@ def _select_by(model: type[Base], keys: tuple[str, ...]) -> Select[Any]:
     Core rows (attributes named as the model's), not ORM objects."""
     table = model.__table__
     return select(table).where(*(table.c[k] == bindparam(k) for k in keys))
+
+
+# Longer than an answer takes (GROQ_TIMEOUT bounds its LLM work, retries included), shorter
+# than Slack's last retry of an unacknowledged event (5 minutes).
+EVENT_LEASE = timedelta(seconds=90)
+
+
+@functools.cache
+def _prepared_claim(dialect: str) -> Insert:
+    """Insert a claim; over an uncompleted claim whose lease ran out, renew the lease instead
+    (the row counts as changed either way, so the rowcount says whether this call claimed)."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    table = ProcessedEvent.__table__
+    stmt = module.insert(table)
+    expired = table.c.completed_at.is_(None) & (
+        table.c.lease_expires_at < stmt.excluded.received_at
+    )
+    claim: Insert = stmt.on_conflict_do_update(
+        index_elements=["platform", "event_id"],
+        set_={"lease_expires_at": stmt.excluded.lease_expires_at},
+        where=expired,
+    )
+    return claim
+
+
+@functools.cache
+def _prepared_completion() -> Update:
+    return (
+        update(ProcessedEvent)
+        .where(ProcessedEvent.platform == bindparam("p"), ProcessedEvent.event_id == bindparam("e"))
+        .values(completed_at=bindparam("done"))
+    )
 
 
 # The rows below are Core rows (``_select_by``, ``RETURNING``), named as the models' attributes.
@@ -136,8 +173,11 @@ class _TtlCache:
 class IdentityStore:
     """Resolves platform ids to rows, creating them on first sight."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, event_lease: timedelta = EVENT_LEASE
+    ) -> None:
         self._sessions = sessions
+        self._event_lease = event_lease
         self._engine = bound_engine(sessions)
         self._cache = _TtlCache()
         # a burst of new threads and events shares transactions (group commit)
@@ -195,10 +235,42 @@ class IdentityStore:
     async def workspace(
         self, platform: str, external_id: str, *, name: str | None = None
     ) -> WorkspaceRecord:
-        row = await self._get_or_create(
-            Workspace, {"platform": platform, "external_id": external_id}, {"name": name}
-        )
-        return _workspace(row)
+        key = {"platform": platform, "external_id": external_id}
+        record = _workspace(await self._get_or_create(Workspace, key, {"name": name}))
+        if name and record.name != name:  # renamed on the platform, or first named now
+            await self._rename(Workspace, record.id, name=name)
+            record = replace(record, name=name)
+        return record
+
+    async def _rename(self, model: Any, record_id: uuid.UUID, **values: str) -> None:
+        """Store a name the platform gave (changed, or first known) and forget cached rows."""
+        async with self._sessions() as db, db.begin():
+            await db.execute(update(model).where(model.id == record_id).values(**values))
+        self._cache.drop(lambda _key, row: getattr(row, "id", None) == record_id)
+
+    async def workspaces(self) -> list[WorkspaceRecord]:
+        """Every workspace seen, by platform and id."""
+        async with self._sessions() as db:
+            rows = (
+                await db.execute(
+                    select(Workspace).order_by(Workspace.platform, Workspace.external_id)
+                )
+            ).scalars()
+            return [_workspace(r) for r in rows]
+
+    async def workspace_by_id(self, workspace_id: uuid.UUID) -> WorkspaceRecord | None:
+        """A workspace row by id (cached like the others)."""
+        cache_key = ("workspace_by_id", workspace_id)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return cast(WorkspaceRecord, cached)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(_select_by(Workspace, ("id",)), {"id": workspace_id})).first()
+        if row is None:
+            return None
+        record = _workspace(row)
+        self._cache.put(cache_key, record)
+        return record
 
     async def user(
         self, workspace_id: uuid.UUID, external_id: str, *, display_name: str | None = None
@@ -208,7 +280,11 @@ class IdentityStore:
             {"workspace_id": workspace_id, "external_id": external_id},
             {"display_name": display_name, "role": "user", "is_active": True},
         )
-        return _user(row)
+        record = _user(row)
+        if display_name and record.display_name != display_name:
+            await self._rename(User, record.id, display_name=display_name)
+            record = replace(record, display_name=display_name)
+        return record
 
     async def channel(
         self, workspace_id: uuid.UUID, external_id: str, *, name: str | None = None
@@ -216,7 +292,11 @@ class IdentityStore:
         row = await self._get_or_create(
             Channel, {"workspace_id": workspace_id, "external_id": external_id}, {"name": name}
         )
-        return channel_record(row)
+        record = channel_record(row)
+        if name and record.name != name:
+            await self._rename(Channel, record.id, name=name)
+            record = replace(record, name=name)
+        return record
 
     async def session(
         self,
@@ -285,15 +365,22 @@ class IdentityStore:
                 update(User).where(User.id == user_id).values(last_seen_at=when or utcnow())
             )
 
-    async def record_event(self, platform: str, event_id: str) -> bool:
-        """Remember a platform event id; False when it was seen before (a retry)."""
+    async def claim_event(self, platform: str, event_id: str) -> bool:
+        """Claim a platform event for handling: True when it is new, or when an earlier claim
+        ran out of lease without completing (its claimant died); False for a delivery of an
+        event being handled or handled already (a retry, a copy)."""
+        now = utcnow()
         values = {
             "id": new_id(),
             "platform": platform,
             "event_id": event_id,
-            "received_at": utcnow(),
+            "received_at": now,
+            "lease_expires_at": now + self._event_lease,
         }
-        stmt = prepared_insert_ignore(
-            self._engine.dialect.name, ProcessedEvent, ("platform", "event_id")
-        )
+        stmt = _prepared_claim(self._engine.dialect.name)
         return await self._writes.rowcount(stmt, values) == 1
+
+    async def complete_event(self, platform: str, event_id: str) -> None:
+        """Mark a claimed event handled: no later delivery takes it over."""
+        params = {"p": platform, "e": event_id, "done": utcnow()}
+        await self._writes.rowcount(_prepared_completion(), params)

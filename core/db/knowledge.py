@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from core.batching import Coalescer
-from core.db.models import Chunk, Document, Namespace, Upload, Workspace, table
+from core.db.models import Chunk, Document, Namespace, Upload, User, Workspace, table
 from core.db.namespaces import NamespaceStore
 from core.db.records import DocumentRecord
 from core.db.types import new_id, utcnow
@@ -321,21 +322,39 @@ class KnowledgeStore(NamespaceStore):
         message_id: str | None = None,
         workspace: str | None = None,
     ) -> list[DocumentRecord]:
-        """Documents made from a platform's file or message (of one workspace, when given)."""
+        """Documents made from a platform's file or message (of one workspace, when given).
+
+        The workspace is the uploader's: in one organisation a document's namespace belongs to
+        the organisation, not to the Slack team or Discord server its file came from."""
         if file_id is None and message_id is None:
             return []
+        owner = aliased(Workspace)
+        uploader = aliased(Workspace)
         stmt = (
             select(Document)
             .join(Namespace, Namespace.id == Document.namespace_id)
-            .join(Workspace, Workspace.id == Namespace.workspace_id)
-            .where(Workspace.platform == platform)
+            .join(owner, owner.id == Namespace.workspace_id)
+            .outerjoin(User, User.id == Document.uploaded_by)
+            .outerjoin(uploader, uploader.id == User.workspace_id)
+            .where(
+                or_(
+                    Document.source_platform == platform,
+                    uploader.platform == platform,
+                    owner.platform == platform,
+                )
+            )
         )
         if file_id is not None:
             stmt = stmt.where(Document.platform_file_id == file_id)
         if message_id is not None:
             stmt = stmt.where(Document.platform_message_id == message_id)
         if workspace is not None:
-            stmt = stmt.where(Workspace.external_id == workspace)
+            stmt = stmt.where(
+                or_(
+                    (uploader.platform == platform) & (uploader.external_id == workspace),
+                    (owner.platform == platform) & (owner.external_id == workspace),
+                )
+            )
         async with self._sessions() as db:
             return [_doc(r) for r in (await db.execute(stmt)).scalars()]
 

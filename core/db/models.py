@@ -365,7 +365,16 @@ class TokenUsageArchive(_UsageColumns, Base):
 class DailyUsage(Base):
     __tablename__ = "daily_usage"
     __table_args__ = (
-        UniqueConstraint("day", "workspace_id", "user_id", "channel_id", "namespace_id", "model"),
+        UniqueConstraint(
+            "day",
+            "workspace_id",
+            "user_id",
+            "channel_id",
+            "namespace_id",
+            "model",
+            "operation",
+            name="uq_daily_usage_key",
+        ),
         Index("ix_daily_usage_workspace_day", "workspace_id", "day"),
     )
     id: Mapped[uuid.UUID] = _pk()
@@ -375,7 +384,9 @@ class DailyUsage(Base):
     channel_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     namespace_id: Mapped[uuid.UUID | None] = mapped_column(Uuid())
     model: Mapped[str] = mapped_column(String(128), default="")
-    requests: Mapped[int] = mapped_column(Integer, default=0)
+    operation: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    requests: Mapped[int] = mapped_column(Integer, default=0)  # answered questions
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     embedding_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -389,6 +400,9 @@ class ProcessedEvent(Base):
     platform: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # a claim: another delivery may take the event over once this passes uncompleted
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditLog(Base):

@@ -20,7 +20,8 @@ from core.errors import NamespaceExists, NamespaceNotFound
 DEFAULT_NAMESPACE = "general"
 
 
-def _ns(row: Namespace) -> NamespaceRecord:
+def namespace_record(row: Namespace) -> NamespaceRecord:
+    """A namespace row as a plain record."""
     return NamespaceRecord(
         row.id,
         row.workspace_id,
@@ -54,14 +55,15 @@ class NamespaceStore:
 
     async def namespace(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord:
         """A shared namespace by name; ``general`` always exists (it is made on first use)."""
-        found = await self._find(workspace_id, name)
+        found = await self.find(workspace_id, name)
         if found is not None:
             return found
         if name == DEFAULT_NAMESPACE:
             return await self.ensure_namespace(workspace_id, name)
         raise NamespaceNotFound(name)
 
-    async def _find(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord | None:
+    async def find(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord | None:
+        """A shared namespace by name, or None."""
         async with self._sessions() as db:
             row = (
                 await db.execute(
@@ -72,17 +74,17 @@ class NamespaceStore:
                     )
                 )
             ).scalar_one_or_none()
-        return _ns(row) if row is not None else None
+        return namespace_record(row) if row is not None else None
 
     async def namespace_by_id(self, namespace_id: uuid.UUID) -> NamespaceRecord | None:
         async with self._sessions() as db:
             row = await db.get(Namespace, namespace_id)
-            return _ns(row) if row is not None else None
+            return namespace_record(row) if row is not None else None
 
     async def ensure_namespace(
         self, workspace_id: uuid.UUID, name: str, *, description: str | None = None
     ) -> NamespaceRecord:
-        found = await self._find(workspace_id, name)
+        found = await self.find(workspace_id, name)
         if found is not None:
             return found
         # first use: create it (racing creators meet in the unique constraint)
@@ -97,7 +99,7 @@ class NamespaceStore:
             }
             dialect = db.get_bind().dialect.name
             await db.execute(insert_ignore(dialect, Namespace, values, ["workspace_id", "name"]))
-        created = await self._find(workspace_id, name)
+        created = await self.find(workspace_id, name)
         assert created is not None
         return created
 
@@ -153,7 +155,7 @@ class NamespaceStore:
                     .order_by(Namespace.name)
                 )
             ).all()
-        return [(_ns(ns), int(n)) for ns, n in rows]
+        return [(namespace_record(ns), int(n)) for ns, n in rows]
 
     async def update_namespace_config(
         self, namespace_id: uuid.UUID, config: dict[str, Any]
@@ -206,7 +208,7 @@ class NamespaceStore:
                     .order_by(ChannelNamespace.receives_uploads.desc(), Namespace.name)
                 )
             ).scalars()
-            return [_ns(r) for r in rows]
+            return [namespace_record(r) for r in rows]
 
     async def upload_namespace(self, channel_id: uuid.UUID) -> NamespaceRecord | None:
         """The namespace an admin chose for the files dropped in the channel, if any."""
@@ -221,7 +223,7 @@ class NamespaceStore:
                     )
                 )
             ).scalar_one_or_none()
-            return _ns(row) if row is not None else None
+            return namespace_record(row) if row is not None else None
 
     async def namespace_channels(self, namespace_id: uuid.UUID) -> list[ChannelRecord]:
         """The channels bound to a namespace, with what is known of their privacy."""
@@ -236,13 +238,15 @@ class NamespaceStore:
             ).scalars()
             return [_channel(r) for r in rows]
 
-    async def bindings(self, workspace_id: uuid.UUID) -> list[tuple[uuid.UUID, ChannelRecord]]:
-        """(namespace id, channel) of every binding in a workspace."""
+    async def bindings(self, owner_id: uuid.UUID) -> list[tuple[uuid.UUID, ChannelRecord]]:
+        """(namespace id, channel) of every binding of the namespaces ``owner_id`` owns (the
+        channels may be in any of the workspaces that share them)."""
         async with self._sessions() as db:
             rows = await db.execute(
                 select(ChannelNamespace.namespace_id, Channel)
                 .join(Channel, Channel.id == ChannelNamespace.channel_id)
-                .where(Channel.workspace_id == workspace_id)
+                .join(Namespace, Namespace.id == ChannelNamespace.namespace_id)
+                .where(Namespace.workspace_id == owner_id)
             )
             return [(ns_id, _channel(ch)) for ns_id, ch in rows]
 
@@ -254,7 +258,7 @@ class NamespaceStore:
             row = (
                 await db.execute(select(Namespace).where(Namespace.channel_id == channel_id))
             ).scalar_one_or_none()
-            return _ns(row) if row is not None else None
+            return namespace_record(row) if row is not None else None
 
     async def ensure_conversation_namespace(
         self, workspace_id: uuid.UUID, channel_id: uuid.UUID

@@ -9,12 +9,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, literal_column, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.batching import Coalescer
 from core.db.engine import bound_engine
-from core.db.models import Plan, User, Workspace, table
+from core.db.models import Plan, TokenUsage, User, Workspace, table
 from core.db.records import UsageInput
 from core.db.types import new_id, new_ids, utcnow
 
@@ -59,6 +59,15 @@ _USAGE = table("token_usage")
 _USAGE_TOKENS = _USAGE.c.prompt_tokens + _USAGE.c.completion_tokens + _USAGE.c.embedding_tokens
 _TOTAL = func.coalesce(func.sum(_USAGE_TOKENS), 0)
 INGEST = "ingest"  # the operation of a file's embedding: an allowance of its own
+QUERY_EMBEDDING = "embedding"  # the operation of a question's embedding: one per answer
+
+
+def is_request() -> Any:
+    """A token_usage row that stands for one answered question, extractive or LLM: its query
+    embedding, recorded with the answer's message."""
+    return and_(TokenUsage.operation == QUERY_EMBEDDING, TokenUsage.message_id.is_not(None))
+
+
 # Today's tokens of a workspace, split by the asking users (one row each) and everyone else
 # (the NULL row): one statement answers every quota check of a burst in that workspace.
 _QUOTA_USER = case(

@@ -31,6 +31,11 @@ class LLM(Protocol):
     @property
     def model(self) -> str: ...
 
+    @property
+    def timeout(self) -> float:
+        """Seconds one question may spend on the model: its calls and their retries together."""
+        ...
+
     async def complete(
         self,
         messages: Sequence[ChatMessage],
@@ -38,6 +43,11 @@ class LLM(Protocol):
         on_delta: OnDelta | None = None,
         max_tokens: int = 1024,
         temperature: float = 0.1,
+        deadline: float | None = None,
     ) -> Completion:
-        """Generate; with ``on_delta`` stream text deltas as they arrive."""
+        """Generate; with ``on_delta`` stream text deltas as they arrive.
+
+        ``deadline`` (a ``time.monotonic()`` instant; default ``timeout`` from now) ends the
+        call, retries and stream included, with ``LLMUnavailable``; past it, a call fails at
+        once."""
         ...

@@ -29,14 +29,21 @@ KEY_REFUSED = "The Groq API key was refused. An admin needs to check the bot's c
 SERVER_ERROR = "The language model had an internal error. Please try again shortly."
 REJECTED = "The language model rejected the request."
 INTERRUPTED = "The language model stopped before finishing its answer. Please try again."
+TOO_SLOW = "The language model was too slow to finish its answer. Please try again shortly."
 
 
 class GroqLLM:
     """A Groq chat model. Streams when ``on_delta`` is given; any failure is ``LLMUnavailable``.
 
-    The SDK retries 408/409/429/5xx and connection errors ``max_retries`` times, honouring
-    ``retry-after-ms`` / ``retry-after``; ``timeout`` is per request in seconds. The key never
-    appears in an error or a log line.
+    ``timeout`` is the budget of one question's LLM work in seconds: its calls, their retries
+    and streams together. Each call runs under ``asyncio.timeout`` until the question's
+    deadline, which ends whatever is in flight then: an attempt that hangs, the SDK's wait
+    before a retry, a stream that trickles. The SDK's own per-attempt timeout is the whole
+    budget, so it never fires first (the SDK never retries a timeout), while its
+    ``max_retries`` retries of 408/409/429/5xx and connection errors, honouring
+    ``retry-after-ms`` / ``retry-after``, go on as long as time is left. A call made after
+    the deadline fails at once, without a request. The key never appears in an error or a
+    log line.
     """
 
     def __init__(
@@ -52,6 +59,7 @@ class GroqLLM:
             raise ConfigError("The Groq API key is not set.")
         self._model = model
         self._secret = api_key
+        self._timeout = timeout
         self._client = groq.AsyncGroq(
             api_key=api_key,
             base_url=base_url,
@@ -64,6 +72,10 @@ class GroqLLM:
     def model(self) -> str:
         return self._model
 
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
     async def close(self) -> None:
         """Release the HTTP connection pool."""
         await self._client.close()
@@ -75,15 +87,31 @@ class GroqLLM:
         on_delta: OnDelta | None = None,
         max_tokens: int = 1024,
         temperature: float = 0.1,
+        deadline: float | None = None,
     ) -> Completion:
         """Generate a reply; with ``on_delta`` each text delta is awaited as it arrives."""
+        left = self._timeout if deadline is None else deadline - time.monotonic()
+        if left <= 0:
+            raise self._out_of_time(NOT_RESPONDING, "budget spent before the call")
         payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
         started = time.perf_counter()
+        parts: list[str] = []
+        budget = asyncio.timeout(left)
         try:
-            if on_delta is None:
-                text, usage = await self._once(payload, max_tokens, temperature)
-            else:
-                text, usage = await self._stream(payload, on_delta, max_tokens, temperature)
+            async with budget:
+                if on_delta is None:
+                    text, usage = await self._once(payload, max_tokens, temperature)
+                else:
+                    text, usage = await self._stream(
+                        payload, on_delta, parts, max_tokens, temperature
+                    )
+        except TimeoutError:
+            if not budget.expired():
+                raise  # not ours (on_delta's, say)
+            # A stream cut at the deadline fails like any broken stream: the caller answers
+            # from the sources, since a cut-off answer may stop mid-sentence or before its
+            # citations. TOO_SLOW tells the reader why the text they saw was replaced.
+            raise self._out_of_time(TOO_SLOW if parts else NOT_RESPONDING, "timeout") from None
         except (groq.GroqError, httpx.HTTPError) as exc:
             raise self._unavailable(exc) from None
         latency_ms = round((time.perf_counter() - started) * 1000)
@@ -106,7 +134,12 @@ class GroqLLM:
         return text, (usage.prompt_tokens, usage.completion_tokens) if usage else None
 
     async def _stream(
-        self, payload: list[Any], on_delta: OnDelta, max_tokens: int, temperature: float
+        self,
+        payload: list[Any],
+        on_delta: OnDelta,
+        parts: list[str],
+        max_tokens: int,
+        temperature: float,
     ) -> tuple[str, tuple[int, int] | None]:
         """Stream through the SDK's own request path (auth, retries with retry-after, status
         errors, timeouts) with its documented ``post`` for raw requests, and read the
@@ -120,7 +153,6 @@ class GroqLLM:
             "temperature": temperature,
             "stream": True,
         }
-        parts: list[str] = []
         usage: tuple[int, int] | None = None
         response = await self._client.post(
             CHAT_PATH, cast_to=httpx.Response, body=body, stream=True, stream_cls=None
@@ -149,6 +181,11 @@ class GroqLLM:
         status = getattr(exc, "status_code", None)
         detail = str(exc).replace(self._secret, "***")[:300]
         reason = f"groq {kind} (model={self._model}, status={status}): {detail}"
+        log.warning("%s", reason)
+        return LLMUnavailable(user_message, reason=reason)
+
+    def _out_of_time(self, user_message: str, kind: str) -> LLMUnavailable:
+        reason = f"groq {kind} (model={self._model}, budget={self._timeout:g} s)"
         log.warning("%s", reason)
         return LLMUnavailable(user_message, reason=reason)
 

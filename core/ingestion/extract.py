@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import UnsupportedFile
-from core.ingestion.formats import csv_lines, json_lines, read_docx, read_pdf
 from core.ingestion.markup import html_to_text
 from core.ingestion.text import (
     ExtractedText,
@@ -91,6 +90,9 @@ def extract(
 ) -> ExtractedText:
     """Extract the text of a file, or raise ``UnsupportedFile`` saying why it can't be indexed:
     unsupported type, damaged, password-protected, empty, too big, or too much text."""
+    # pypdf and python-docx are imported where a file is read, not by every importer of this module
+    from core.ingestion.formats import read_docx, read_pdf
+
     precheck(filename, len(data), limits=limits)
     sniffed = _sniff(data, filename, limits)
     if sniffed.kind == "pdf":
@@ -247,6 +249,8 @@ def _extract_text(sniffed: _Sniffed, filename: str, limits: ExtractLimits) -> Ex
         if kind == "md" and (heading := _FIRST_HEADING.search(text)) is not None:
             title = heading.group(1)
         return ExtractedText(text, kind, (), title)
+    from core.ingestion.formats import csv_lines, json_lines
+
     collector = TextCollector(filename, limits.max_chars)
     if kind == "json":
         json_lines(sniffed.json_value, collector)

@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     options.add_argument("--nice", type=int, default=10)
     args = options.parse_args(argv)
     _die_with_parent(args.parent)
+    # Ctrl-C in a terminal reaches the whole process group: it is the bot's to handle (the
+    # terminal chat stops an answer with it), and the bot ends its workers by closing the pipe
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(args.nice)
     with contextlib.suppress(OSError):  # short of memory, the kernel kills a worker, not the bot
         Path("/proc/self/oom_score_adj").write_text("1000")

@@ -61,8 +61,10 @@ async def reconcile(
 ) -> ReconcileReport:
     """Delete vectors without chunk rows, re-embed chunk rows without vectors, and finish
     replacing documents whose older versions are still indexed beside the newest."""
-    sql_chunks = await knowledge.chunk_ids()
+    # Milvus first: an ingestion in flight (here or in another replica) writes its chunk rows
+    # before its vectors, so no vector read here lacks its row when SQL is read after it
     held = await vectors.chunk_ids()
+    sql_chunks = await knowledge.chunk_ids()
     orphans = [cid for cid in held if _as_uuid(cid) not in sql_chunks]
     if orphans:
         await vectors.delete_chunks(orphans)

@@ -1,9 +1,10 @@
 """Daily usage rollups: token_usage summed into daily_usage per day and key.
 
-The key is day x workspace x user x channel x namespace x model; NULL user, channel and
-namespace are legal key parts, a NULL model is stored as ''. ``requests`` counts chat
-operations. Rolling a day deletes and re-inserts its rows in one transaction, so running a
-day twice gives the same rows and the rollup always equals the raw sum.
+The key is day x workspace x user x channel x namespace x model x operation; NULL user,
+channel and namespace are legal key parts, a NULL model is stored as ''. ``requests`` counts
+answered questions (a question's query embedding), ``calls`` the rows of each operation.
+Rolling a day deletes and re-inserts its rows in one transaction, so running a day twice gives
+the same rows and the rollup always equals the raw sum.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db.models import DailyUsage, TokenUsage
 from core.db.types import new_id
+from core.db.usage import is_request
 from core.jobs.clock import Clock, day_range, system_clock
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,9 @@ def _aggregate(day: date) -> Any:
             TokenUsage.channel_id,
             TokenUsage.namespace_id,
             model,
-            func.sum(case((TokenUsage.operation == "chat", 1), else_=0)),
+            TokenUsage.operation,
+            func.sum(case((is_request(), 1), else_=0)),
+            func.count(),
             func.sum(TokenUsage.prompt_tokens),
             func.sum(TokenUsage.completion_tokens),
             func.sum(TokenUsage.embedding_tokens),
@@ -47,12 +51,14 @@ def _aggregate(day: date) -> Any:
             TokenUsage.channel_id,
             TokenUsage.namespace_id,
             model,
+            TokenUsage.operation,
         )
     )
 
 
 def _daily_row(day: date, row: Any) -> dict[str, Any]:
-    ws, user, channel, namespace, model, requests, prompt, completion, embedding, cost = row
+    ws, user, channel, namespace, model, operation, requests, calls, *tokens = row
+    prompt, completion, embedding, cost = tokens
     return {
         "id": new_id(),
         "day": day,
@@ -61,7 +67,9 @@ def _daily_row(day: date, row: Any) -> dict[str, Any]:
         "channel_id": channel,
         "namespace_id": namespace,
         "model": model,
+        "operation": operation,
         "requests": int(requests or 0),
+        "calls": int(calls or 0),
         "prompt_tokens": int(prompt or 0),
         "completion_tokens": int(completion or 0),
         "embedding_tokens": int(embedding or 0),

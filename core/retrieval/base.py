@@ -79,6 +79,12 @@ class VectorStore(Protocol):
         """Give a document's chunks another namespace; returns how many moved."""
         ...
 
+    async def move_namespace(
+        self, namespace_id: str, *, workspace_id: str, into: str | None = None
+    ) -> int:
+        """Give a namespace's chunks another workspace (and namespace); returns how many."""
+        ...
+
     async def delete_namespace(self, namespace_id: str) -> None: ...
 
     async def chunk_ids(self, *, document_ids: Sequence[str] | None = None) -> set[str]:

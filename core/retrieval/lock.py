@@ -1,4 +1,5 @@
-"""One process per embedded vector store file: milvus-lite corrupts a file two processes open."""
+"""One owner per embedded vector store file: milvus-lite corrupts a file two processes open, so
+only the lock's holder serves it (``core.retrieval.lite_server``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
-
-from core.errors import StoreLocked
 
 
 class StoreLock:
@@ -29,18 +28,17 @@ class StoreLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> None:
-        """Take the lock or raise ``StoreLocked`` naming the process that holds it."""
+    def try_acquire(self) -> bool:
+        """Take the lock if no other holder has it; False when another does."""
         if self._fd is not None:
-            return
+            return True
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_pid(fd)
             os.close(fd)
-            raise self._locked_error(holder) from None
+            return False
         except BaseException:
             os.close(fd)
             raise
@@ -48,6 +46,18 @@ class StoreLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)
         self._fd = fd
+        return True
+
+    def holder(self) -> int | None:
+        """The pid the lock file names: its holder's, when the lock is held."""
+        try:
+            fd = os.open(self._lock_path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            return _read_pid(fd)
+        finally:
+            os.close(fd)
 
     def release(self) -> None:
         """Drop the lock (the file stays; its content no longer matters)."""
@@ -58,20 +68,6 @@ class StoreLock:
             os.ftruncate(fd, 0)
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-    def _locked_error(self, holder: int | None) -> StoreLocked:
-        who = f" (pid {holder})" if holder is not None else ""
-        name = self._db_path.name
-        reason = (
-            f"The embedded vector store {self._db_path} is in use by another Lorekeeper "
-            f"process{who}. Stop it first, or use a Milvus server (MILVUS_URI=http://...) "
-            "for several processes."
-        )
-        user = (
-            f"The vector store {name} is in use by another Lorekeeper process{who}. "
-            "Stop it first, or use a Milvus server for several processes."
-        )
-        return StoreLocked(user, reason=reason)
 
 
 def _read_pid(fd: int) -> int | None:

@@ -5,7 +5,8 @@ fused by reciprocal-rank fusion. Every search is filtered by workspace and names
 
 milvus-lite 2.5.1 defects this code steers around: a partition-key field breaks every filter
 (so tenant ids are plain fields), ``WeightedRanker`` ranks BM25 hits backwards (so RRF),
-and two processes on one file corrupt it (so ``StoreLock``).
+and two processes on one file corrupt it (so one process serves it to every other:
+``core.retrieval.lite_server``).
 
 Measured on milvus-lite at 100k chunks (docs/benchmarks.md, "Search latency"), two choices:
 
@@ -31,7 +32,6 @@ current one (``<collection>_v2``) on ``open()`` and then dropped.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -39,14 +39,13 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from core.batching import Coalescer
 from core.retrieval.base import VectorHit, VectorRecord
-from core.retrieval.lock import StoreLock
+from core.retrieval.connection import CONCURRENT_CALLS, MilvusConnection, is_server_uri
 
 T = TypeVar("T")
 
@@ -58,7 +57,6 @@ MODES = ("hybrid", "dense", "bm25")
 # Milvus caps offset + limit of one query/search at 16384.
 _MAX_LIMIT = 16384
 _ID_BATCH = 1000
-CONCURRENT_CALLS = 4
 SEARCH_BATCH = 64  # queries per coalesced search (Milvus allows 16384)
 _ID_FIELDS: list[str] = []  # the primary key (chunk_id) comes back with every hit anyway
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
@@ -86,8 +84,9 @@ _COPY_FIELDS = ["chunk_id", "workspace_id", "namespace_id", "document_id", "text
 class MilvusVectorStore:
     """Chunks in one Milvus collection; call ``open()`` before use and ``close()`` after.
 
-    ``uri`` is a local file path (milvus-lite; locked to this process with ``StoreLock``) or an
-    ``http(s)://`` server URI. ``candidates`` is how deep each leg of a hybrid search reaches
+    ``uri`` is a local file path (milvus-lite, served over loopback by the one process that
+    holds the file, to every process: ``core.retrieval.lite_server``) or an ``http(s)://``
+    server URI. ``candidates`` is how deep each leg of a hybrid search reaches
     before fusion, ``rrf_k`` the RRF constant, ``index_type`` the dense index ("FLAT" is exact;
     milvus-lite also knows "IVF_FLAT" and "AUTOINDEX"), ``nlist`` / ``nprobe`` the IVF_FLAT
     clusters built and searched (recall grows with ``nprobe / nlist``), ``analyzer`` the BM25
@@ -125,47 +124,27 @@ class MilvusVectorStore:
             tuple[str, str, int, tuple[str, ...]], tuple[str, list[float]], list[list[VectorHit]]
         ] = Coalescer(self._search_many, max_batch=SEARCH_BATCH)
         self._analyzer = analyzer
-        self._client: Any = None
-        self._lock: StoreLock | None = None
-        # A few calls in flight at once (gRPC is thread-safe); close() waits for all of them.
-        self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
+        self._connection = MilvusConnection(uri, self._connect, concurrency=CONCURRENT_CALLS)
         # Whether the collection is known to hold rows (then its BM25 statistics exist).
         self._has_rows = False
 
     @property
     def is_server(self) -> bool:
-        return self._uri.startswith(("http://", "https://"))
+        """Whether the store is a Milvus server named by URI (else an embedded file)."""
+        return is_server_uri(self._uri)
+
+    @property
+    def _client(self) -> Any:
+        return self._connection.client
 
     async def open(self) -> None:
-        """Connect (taking the file lock for milvus-lite) and create the collection if needed."""
-        if self._client is not None:
-            return
-        if not self.is_server:
-            path = Path(self._uri)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = StoreLock(path)
-            lock.acquire()
-            self._lock = lock
-        try:
-            self._client = await asyncio.to_thread(self._connect)
-        except BaseException:
-            self._release_lock()
-            raise
+        """Connect and create the collection if needed. On an embedded file: to the server of
+        the process that holds it, or, when none does, serving it from this process."""
+        await self._connection.open()
 
     async def close(self) -> None:
-        """Disconnect and release the file lock. Safe to call twice."""
-        client, self._client = self._client, None
-        try:
-            if client is not None:
-                for _ in range(CONCURRENT_CALLS):
-                    await self._calls.acquire()
-                try:
-                    await asyncio.to_thread(client.close)
-                finally:
-                    for _ in range(CONCURRENT_CALLS):
-                        self._calls.release()
-        finally:
-            self._release_lock()
+        """Disconnect (after the calls in flight) and stop serving the file. Safe twice."""
+        await self._connection.close()
 
     async def upsert(self, records: Sequence[VectorRecord]) -> None:
         """Insert or replace chunks by ``chunk_id``. Text over 64 KiB is cut on a UTF-8 boundary."""
@@ -290,6 +269,17 @@ class MilvusVectorStore:
         expr = f'document_id == "{_uuid(document_id, "document id")}"'
         return await self._call(lambda c: self._rewrite(c, expr, target))
 
+    async def move_namespace(
+        self, namespace_id: str, *, workspace_id: str, into: str | None = None
+    ) -> int:
+        """Give every chunk of a namespace another owning workspace (and, with ``into``,
+        another namespace: a merge); returns how many chunks moved. Safe to repeat."""
+        target = {"workspace_id": _uuid(workspace_id, "workspace id")}
+        if into is not None:
+            target["namespace_id"] = _uuid(into, "namespace id")
+        expr = f'namespace_id == "{_uuid(namespace_id, "namespace id")}"'
+        return await self._call(lambda c: self._rewrite(c, expr, target))
+
     async def delete_namespace(self, namespace_id: str) -> None:
         """Remove every chunk of one namespace."""
         await self._delete_where(f'namespace_id == "{_uuid(namespace_id, "namespace id")}"')
@@ -336,31 +326,32 @@ class MilvusVectorStore:
     # -- internals ---------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[[Any], T]) -> T:
-        client = self._client
-        if client is None:
-            raise RuntimeError("MilvusVectorStore is not open; await open() first")
-        async with self._calls:
-            return await asyncio.to_thread(fn, client)
+        return await self._connection.call(fn)
 
     async def _delete_where(self, expr: str) -> None:
         await self._call(lambda c: c.delete(self._collection, filter=expr))
 
-    def _connect(self) -> Any:
+    def _connect(self, uri: str) -> Any:
+        """A client of ``uri`` (the store's server, or the embedded file's) with the
+        collection ready."""
         _pymilvus()
         from pymilvus import MilvusClient
 
-        kwargs: dict[str, Any] = {"uri": self._uri}
-        if self._token:
+        kwargs: dict[str, Any] = {"uri": uri}
+        if self._token and self.is_server:
             kwargs["token"] = self._token
         if not self.is_server:
             # pymilvus pings every 10 s even with no call in flight; milvus-lite's gRPC server
             # allows that rarely and answers with a GOAWAY ("too_many_pings") that gRPC prints
-            # to stderr, into the terminal chat. A local socket needs no keepalive at all.
+            # to stderr, into the terminal chat. A loopback channel needs no keepalive at all.
             kwargs["grpc_options"] = LITE_GRPC_OPTIONS
+            # its own channel: after a hand-over no call may reuse one to a stopped server
+            kwargs["dedicated"] = True
+            _LOOPBACK.add(uri.removeprefix("http://"))
         client = MilvusClient(**kwargs)
         try:
             if not client.has_collection(self._collection):
-                self._create_collection(client)
+                self._create_once(client)
             client.load_collection(self._collection)
             if client.has_collection(self._legacy_collection):
                 self._migrate(client)
@@ -368,6 +359,14 @@ class MilvusVectorStore:
             client.close()
             raise
         return client
+
+    def _create_once(self, client: Any) -> None:
+        """Create the collection, unless another process sharing the server just did."""
+        try:
+            self._create_collection(client)
+        except Exception:
+            if not client.has_collection(self._collection):
+                raise
 
     def _create_collection(self, client: Any) -> None:
         _pymilvus()
@@ -476,15 +475,11 @@ class MilvusVectorStore:
         row.update(_keys(row))
         return row
 
-    def _release_lock(self) -> None:
-        lock, self._lock = self._lock, None
-        if lock is not None:
-            lock.release()
-
 
 _EMPTY_BM25 = "NaN or Inf"
 _PYMILVUS_LOCK = threading.Lock()
 _pymilvus_ready = False
+_LOOPBACK: set[str] = set()  # host:port of the embedded stores' servers
 
 
 class _QuietEmptyBm25(logging.Filter):
@@ -493,6 +488,25 @@ class _QuietEmptyBm25(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return _EMPTY_BM25 not in record.getMessage()
+
+
+class _QuietHandover(logging.Filter):
+    """Drops pymilvus' logs (with their tracebacks) of a failure to reach an embedded store's
+    server: its owner went away, and the store reconnects (``core.retrieval.connection``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += str(record.exc_info[1])
+        return not any(address in text for address in _LOOPBACK)
+
+
+class _QuietIteratorTs(logging.Filter):
+    """Drops pymilvus' warning that milvus-lite gives iterators no server timestamp (the
+    client's is used, which is right for one server); it would print into the terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to get mvccTs" not in record.getMessage()
 
 
 def _pymilvus() -> None:
@@ -517,6 +531,9 @@ def _pymilvus() -> None:
                 if hide and uri is not None:
                     os.environ["MILVUS_URI"] = uri
             logging.getLogger("pymilvus.decorators").addFilter(_QuietEmptyBm25())
+            for name in ("pymilvus.decorators", "pymilvus.client.connection_manager"):
+                logging.getLogger(name).addFilter(_QuietHandover())
+            logging.getLogger("pymilvus.orm.iterator").addFilter(_QuietIteratorTs())
             _pymilvus_ready = True
 
 

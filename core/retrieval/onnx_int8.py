@@ -21,34 +21,33 @@ depend on the texts batched with it (and on their padding). Each text therefore 
 vector is the same whatever else is being embedded, and no padding is computed at all.
 
 The built model is checked against the model's own float32 vectors before it is used; a model
-that does not build, load or match is logged and left to the torch path. This module imports
-torch and onnxruntime: import it only where the model is loaded.
+that does not build, load or match is logged and left to the torch path. The check's texts,
+token ids and float32 vectors go into a manifest beside the model, so that later starts load
+and check it without torch (``core.retrieval.int8_model``). This module imports torch: import
+it only where the model is built.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import logging
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from core.retrieval.priority import lower_thread_priority
+from core.retrieval.int8_model import MIN_COSINE, Int8Encoder, int8_path
+from core.retrieval.model_files import CHECK_TEXTS, min_cosine, write_manifest
 from core.retrieval.traced import (
-    _CHECK_TEXTS,
     _TRACE_TEXTS,
     _MeanPooled,
-    _min_cosine,
+    manifest_of,
+    model_tokens,
     pooling_reference,
     transformer_of,
 )
@@ -59,8 +58,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECIPE = "mean-pooled-opset17-smooth0.65-dynamic-qint8-per-channel-v2"  # change: rebuild all
-MIN_COSINE = 0.98  # int8 vectors against the model's float32 ones, on the check texts
 # SmoothQuant's alpha: the share of an input channel's range moved into the weights. Measured on
 # all-MiniLM-L6-v2 (SQuAD questions and paragraphs against float32, docs/benchmarks.md session 17):
 # mean cosine 0.9942 unsmoothed, 0.9969 / 0.9975 / 0.9975 / 0.9969 at 0.6 / 0.65 / 0.7 / 0.8.
@@ -69,7 +66,7 @@ SMOOTHING = 0.65
 # that matter are wide in every text, so a few suffice; none of them is evaluation data.
 _CALIBRATION_TEXTS = (
     *_TRACE_TEXTS,
-    *_CHECK_TEXTS,
+    *CHECK_TEXTS,
     "Who was the first president of the company, and when did she step down?",
     "In 1998 the company reported revenue of $4.2 billion, up 12% from the year before, mostly"
     " from sales in Europe and Asia; its largest plant, near Lyon, employed 3,400 people.",
@@ -82,94 +79,6 @@ _CALIBRATION_TEXTS = (
     "Error 403: the token has expired. Ask an admin to reinstall the app, then try again.",
     "Photosynthesis",
 )
-_MODEL_FILES = (
-    "config.json",
-    "modules.json",
-    "sentence_bert_config.json",
-    "1_Pooling/config.json",
-    "tokenizer.json",
-    "model.safetensors",
-    "pytorch_model.bin",
-)
-
-
-class Int8Encoder:
-    """Embeds texts one per run with the int8 graph; vectors are L2-normalised, in order.
-
-    Each run is single-threaded, and a call spreads its texts over ``threads`` worker threads
-    that run the one session at once (ONNX Runtime sessions may be shared between threads, and
-    a run releases the GIL). Texts side by side beat one text's matrices split across threads:
-    a short question leaves split threads waiting on each other. Measured on two cores
-    (docs/benchmarks.md, session 17): 100 questions in 91-105 ms instead of 184-243 ms, 87
-    paragraphs in 666-691 ms instead of 825-845 ms. No thread spins between runs, so a burst of
-    questions leaves the event loop its core as soon as the last one is embedded. A
-    ``background`` call (a document's chunks) runs on threads of lower CPU priority, so the
-    questions run alongside it get the cores first.
-    """
-
-    def __init__(self, model: SentenceTransformer, path: Path, *, threads: int) -> None:
-        self.path = path
-        self._session = _session(path)
-        self._workers = max(1, threads)
-        self._pool: ThreadPoolExecutor | None = None
-        self._background: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-        # A copy of the tokenizer, configured once: calling the model's own with other
-        # padding/truncation settings would reconfigure it under a concurrent torch encode.
-        tokenizer = copy.deepcopy(model.tokenizer).backend_tokenizer
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=int(model.max_seq_length or 512))
-        self._tokenizer = tokenizer
-
-    def __call__(self, texts: list[str], *, background: bool = False) -> list[list[float]]:
-        # sentence-transformers strips each text before tokenising; so do we.
-        encodings = self._tokenizer.encode_batch([t.strip() for t in texts])
-        k = min(self._workers, len(encodings))
-        if k < 2 and not background:
-            return self._run(encodings)
-        pool = self._background_pool() if background else self._workers_pool()
-        # Interleaved shares: texts arrive sorted by length, so each share gets long and short.
-        shares = pool.map(self._run, [encodings[i::k] for i in range(k)])
-        out: list[list[float]] = [[] for _ in encodings]
-        for i, share in enumerate(shares):
-            out[i::k] = share
-        return out
-
-    def _workers_pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="int8-embed")
-            return self._pool
-
-    def _background_pool(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._background is None:
-                self._background = ThreadPoolExecutor(
-                    self._workers,
-                    thread_name_prefix="int8-embed-background",
-                    initializer=lower_thread_priority,
-                )
-            return self._background
-
-    def _run(self, encodings: list[Any]) -> list[list[float]]:
-        out: list[list[float]] = []
-        for encoding in encodings:
-            ids = np.asarray([encoding.ids], dtype=np.int64)
-            mask = np.asarray([encoding.attention_mask], dtype=np.int64)
-            (vectors,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
-            out.append(vectors[0].tolist())
-        return out
-
-
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # one thread per run: parallel runs use the cores
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: its warnings are about unused initialisers
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def int8_encoder(
@@ -178,8 +87,8 @@ def int8_encoder(
     """The int8 encoder (built or loaded from ``cache_dir``), or None with the reason logged.
 
     Checked twice: before building, that the model is a mean-pooling one (what the graph
-    computes); after, that the int8 vectors match the model's float32 ones. A cached file that
-    no longer loads is built again once."""
+    computes); after, that the int8 vectors match the model's float32 ones, which then go into
+    the manifest for later starts. A cached file that no longer loads is built again once."""
     try:
         transformer = transformer_of(model)
         if transformer is None:
@@ -192,14 +101,15 @@ def int8_encoder(
             )
             return None
         path = build(model, transformer, model_path, cache_dir)
+        tokens = model_tokens(model)
         try:
-            encoder = Int8Encoder(model, path, threads=threads)
+            encoder = Int8Encoder(path, tokens, threads=threads)
         except Exception as exc:
             log.warning("cached int8 ONNX model %s does not load (%s): rebuilding", path, exc)
             path.unlink(missing_ok=True)
             path = build(model, transformer, model_path, cache_dir)
-            encoder = Int8Encoder(model, path, threads=threads)
-        cosine = _min_cosine(torch.tensor(encoder(list(_CHECK_TEXTS))), expected)
+            encoder = Int8Encoder(path, tokens, threads=threads)
+        cosine = min_cosine(encoder(CHECK_TEXTS), expected.tolist())
     except Exception as exc:  # any failure leaves the torch path, which always works
         log.warning("int8 ONNX embedding model not used, running torch: %s", exc)
         return None
@@ -211,30 +121,9 @@ def int8_encoder(
             MIN_COSINE,
         )
         return None
+    write_manifest(path, manifest_of(model, expected))
     log.info("embedding with the int8 ONNX model %s (cosine to float32 %.4f)", path.name, cosine)
     return encoder
-
-
-def cache_key(model_path: str) -> str:
-    """What the built model depends on: the model's files, the libraries, this recipe."""
-    import onnx
-    import onnxruntime
-
-    digest = hashlib.sha256()
-    for part in (RECIPE, torch.__version__, onnx.__version__, onnxruntime.__version__):
-        digest.update(part.encode() + b"\0")
-    root = Path(model_path)
-    for name in _MODEL_FILES:
-        file = root / name
-        if file.is_file():
-            stat = file.stat()
-            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
-    return digest.hexdigest()[:20]
-
-
-def int8_path(model_path: str, cache_dir: Path) -> Path:
-    """Where the int8 model of ``model_path`` (with these libraries and this recipe) is kept."""
-    return cache_dir / f"{Path(model_path).name or 'model'}-{cache_key(model_path)}-int8.onnx"
 
 
 def build(

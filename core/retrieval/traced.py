@@ -8,17 +8,37 @@ released once per batch.
 
 Tracing is an optimisation, never a requirement: a model that does not trace, or whose traced
 vectors differ from sentence-transformers' own (another pooling, say), is used eagerly instead.
-This module imports torch: import it only where the model is loaded.
+Tracing takes seconds, so a traced graph is saved into the model cache directory with a
+manifest (``core.retrieval.model_files``), and later starts load it (``load_built``) with the
+model's tokenizer file instead of sentence-transformers. This module imports torch: import it
+only where the model is loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import os
+import tempfile
 import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from core.retrieval.model_files import (
+    CHECK_TEXTS,
+    Manifest,
+    TextTokens,
+    file_tokens,
+    fingerprint,
+    min_cosine,
+    read_manifest,
+    version,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -31,44 +51,169 @@ _TRACE_TEXTS = (
     "Uploads are split into chunks of about a thousand characters, embedded and indexed so that"
     " a question finds the passages that answer it, with citations a person can check.",
 )
-_CHECK_TEXTS = (
-    "Which namespaces does this channel search?",
-    "Retention",
-    "The scheduler rolls token usage up per day and deletes what the retention policy no longer"
-    " allows, in batches, so that a large workspace never holds a long transaction open.",
-)
-MIN_COSINE = 0.999  # our float32 pooling against the model's own vectors
+MIN_COSINE = 0.999  # our float32 pooling (and a saved graph) against the model's own vectors
 TRACE_COSINE = 0.9999  # the traced graph against the module it was traced from
+RECIPE = "mean-pooled-trace-freeze-v1"  # change: every saved graph is traced again
+PRECISIONS = ("float32", "bfloat16")
+# input_ids and attention_mask of a padded batch
+Features = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
 
 
 class TracedEncoder:
     """Embeds texts with the frozen graph; vectors are L2-normalised, in the texts' order."""
 
-    def __init__(self, model: SentenceTransformer, graph: Any) -> None:
-        self._model = model
-        self._graph = graph
+    def __init__(self, graph: Any, features: Features) -> None:
+        self.graph = graph
+        self._features = features
 
-    def __call__(self, texts: list[str]) -> list[list[float]]:
-        features = self._model.preprocess(texts)
+    def __call__(self, texts: Sequence[str]) -> list[list[float]]:
+        ids, mask = self._features(texts)
         with torch.inference_mode():
-            vectors = self._graph(features["input_ids"], features["attention_mask"])
+            vectors = self.graph(ids, mask)
         out: list[list[float]] = vectors.tolist()
         return out
 
 
-PRECISIONS = ("float32", "bfloat16")
+def model_features(model: SentenceTransformer) -> Features:
+    """Padded features as sentence-transformers prepares them."""
+
+    def features(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        prepared = model.preprocess(list(texts))
+        return prepared["input_ids"], prepared["attention_mask"]
+
+    return features
 
 
-def trace_encoder(model: SentenceTransformer, *, precision: str) -> TracedEncoder | None:
+def token_features(tokens: TextTokens) -> Features:
+    """Padded features from the model's tokenizer file (no sentence-transformers)."""
+
+    def features(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = tokens.padded(texts)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    return features
+
+
+def model_tokens(model: SentenceTransformer) -> TextTokens:
+    """The model's own fast tokenizer, set up as sentence-transformers uses it."""
+    return TextTokens(
+        model.tokenizer.backend_tokenizer,
+        max_length=int(model.max_seq_length or 512),
+        lower_case=bool(getattr(model[0], "do_lower_case", False)),
+    )
+
+
+def manifest_of(model: SentenceTransformer, expected: torch.Tensor) -> Manifest:
+    """What a compiled form of ``model`` is checked against later: the model's token ids and
+    float32 vectors (``expected``, from ``pooling_reference``) of the check texts."""
+    features = model.preprocess(list(CHECK_TEXTS))
+    ids = [
+        row[: int(mask.sum())].tolist()
+        for row, mask in zip(features["input_ids"], features["attention_mask"], strict=True)
+    ]
+    return Manifest(
+        max_seq_length=int(model.max_seq_length or 512),
+        lower_case=bool(getattr(model[0], "do_lower_case", False)),
+        token_ids=ids,
+        vectors=expected.tolist(),
+    )
+
+
+def graph_path(model_path: str, cache_dir: Path, precision: str) -> Path:
+    """Where the traced graph of ``model_path`` at ``precision`` is kept."""
+    parts = [RECIPE, precision, version("torch"), version("transformers")]
+    name = Path(model_path).name or "model"
+    return cache_dir / f"{name}-{fingerprint(model_path, parts)}-{precision}.pt"
+
+
+def load_built(
+    model_path: str, cache_dir: Path, *, precision: str
+) -> tuple[TracedEncoder, TextTokens] | None:
+    """The graph traced at an earlier start, with the model's tokenizer file (returned too, for
+    counting), checked against the manifest's float32 vectors; None when there is none or it
+    does not match."""
+    path = graph_path(model_path, cache_dir, precision)
+    manifest = read_manifest(path)
+    tokens = None if manifest is None else file_tokens(model_path, manifest)
+    if manifest is None or tokens is None:
+        return None
+    try:
+        encoder = TracedEncoder(_load_graph(path), token_features(tokens))
+        cosine = _warmed_cosine(encoder, manifest.vectors)
+    except Exception as exc:  # a damaged file: tracing again replaces it
+        log.warning("saved embedding graph %s does not load (%s)", path, exc)
+        return None
+    if cosine < MIN_COSINE:
+        log.warning("saved embedding graph %s differs from float32 (cosine %.4f)", path, cosine)
+        return None
+    return encoder, tokens
+
+
+def _warmed_cosine(encoder: TracedEncoder, want: list[list[float]]) -> float:
+    for _ in range(3):  # the profiling executor optimises the graph over its first runs
+        got = encoder(CHECK_TEXTS)
+    return min_cosine(got, want)
+
+
+def trace_encoder(
+    model: SentenceTransformer, *, precision: str, cache: tuple[str, Path] | None = None
+) -> TracedEncoder | None:
     """The model traced at ``precision`` ("bfloat16" converts all weights), or None to stay
-    eager (the reason logged)."""
+    eager (the reason logged). With ``cache`` (the model's path and the cache directory), a
+    graph saved there is loaded instead of traced, and a new trace is saved."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     try:
-        return _trace(model, precision)
+        if cache is None:
+            return _trace(model, precision)
+        return _cached_trace(model, precision, graph_path(cache[0], cache[1], precision))
     except Exception as exc:  # any failure leaves the eager model, which always works
         log.warning("embedding model not traced, running eagerly: %s", exc)
         return None
+
+
+def _cached_trace(model: SentenceTransformer, precision: str, path: Path) -> TracedEncoder | None:
+    transformer = transformer_of(model)
+    expected = None if transformer is None else pooling_reference(model, transformer)[0]
+    if expected is not None and path.is_file():
+        try:
+            saved = TracedEncoder(_load_graph(path), model_features(model))
+            if _warmed_cosine(saved, expected.tolist()) >= MIN_COSINE:
+                write_manifest(path, manifest_of(model, expected))
+                return saved
+        except Exception as exc:
+            log.warning("saved embedding graph %s does not load (%s): tracing again", path, exc)
+    encoder = _trace(model, precision)
+    if encoder is None or expected is None:
+        return encoder
+    _save(encoder.graph, path)
+    write_manifest(path, manifest_of(model, expected))
+    return encoder
+
+
+def _load_graph(path: Path) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript, still what traces
+        return torch.jit.load(str(path))  # type: ignore[no-untyped-call]
+
+
+def _save(graph: Any, path: Path) -> None:
+    """Save the graph atomically (a concurrent start loads the old file or the new one); one
+    that can't be saved is traced again at the next start."""
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".trace-", suffix=".pt")
+        os.close(fd)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(graph, tmp)
+        os.replace(tmp, path)
+    except Exception as exc:
+        log.warning("traced embedding graph not saved to %s (%s)", path, exc)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def transformer_of(model: SentenceTransformer) -> torch.nn.Module | None:
@@ -83,7 +228,7 @@ def pooling_reference(
     """The model's own float32 vectors for the check texts, and the lowest cosine of our mean
     pooling (eager, float32) to them: below ``MIN_COSINE`` the model is not a mean-pooling one,
     and neither compiled form (this graph, the int8 ONNX model) reproduces it."""
-    texts = list(_CHECK_TEXTS)
+    texts = list(CHECK_TEXTS)
     check = model.preprocess(texts)
     with torch.inference_mode():
         expected = model.encode(
@@ -115,12 +260,12 @@ def _trace(model: SentenceTransformer, precision: str) -> TracedEncoder | None:
             module, (sample["input_ids"], sample["attention_mask"]), check_trace=False
         )
         graph = torch.jit.freeze(traced.eval())
-    encoder = TracedEncoder(model, graph)
-    check = model.preprocess(list(_CHECK_TEXTS))
+    encoder = TracedEncoder(graph, model_features(model))
+    check = model.preprocess(list(CHECK_TEXTS))
     with torch.inference_mode():
         eager = module(check["input_ids"], check["attention_mask"])
     for _ in range(3):  # the profiling executor optimises the graph over its first runs
-        got = torch.tensor(encoder(list(_CHECK_TEXTS)))
+        got = torch.tensor(encoder(list(CHECK_TEXTS)))
     # 2. The trace generalises to other lengths and batch sizes than the ones it was made on.
     cosine = _min_cosine(got, eager)
     if cosine < TRACE_COSINE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from bot.runtime import bind_console_to_all, console_workspace, container
+from bot.runtime import bind_console_to_all, console_workspace, container, knowledge_owner
 from tests.cli.conftest import HANDBOOK, MONGOLIA, ONCALL, VACATION, VACATION_ANSWER
 from tests.cli.test_chat import BANNER, PARKING, Typist, footnotes, script_the_terminal
 
@@ -90,8 +90,8 @@ async def test_a_deleted_namespace_bound_before_is_dropped_quietly(lorekeeper) -
         "I couldn't find that in handbook, ops."
     )  # the console channel is now bound to both
     async with container(str(lorekeeper.env_file)) as c:
-        ws = await console_workspace(c)
-        await c.ingestion.delete_namespace(await c.knowledge.namespace(ws.id, "ops"))
+        owner = await knowledge_owner(c)
+        await c.ingestion.delete_namespace(await c.knowledge.namespace(owner.id, "ops"))
 
     run = await lorekeeper("ask", ONCALL_QUESTION)
 
@@ -105,8 +105,9 @@ async def test_a_namespace_deleted_while_binding_is_skipped(lorekeeper, monkeypa
     await ingest(lorekeeper, "ops", "oncall.md", ONCALL)
     async with container(str(lorekeeper.env_file)) as c:
         ws = await console_workspace(c)
-        listed = await c.knowledge.list_namespaces(ws.id)
-        await c.ingestion.delete_namespace(await c.knowledge.namespace(ws.id, "ops"))
+        owner = await knowledge_owner(c)
+        listed = await c.knowledge.list_namespaces(owner.id)
+        await c.ingestion.delete_namespace(await c.knowledge.namespace(owner.id, "ops"))
 
         async def stale(workspace_id):  # as listed just before another process deleted "ops"
             return listed

@@ -118,7 +118,8 @@ async def test_search_queries_file_prints_one_json_line_per_query_in_order(
 async def test_namespaces_lists_each_with_its_document_count(lorekeeper) -> None:
     run = await lorekeeper("namespaces")
     assert run.code == 0
-    assert run.out == "No namespaces. Create one with: lorekeeper ingest PATH --namespace NAME\n"
+    assert run.out.startswith("No namespaces in the ")  # data folder, or PostgreSQL database
+    assert run.out.endswith(". Create one with: lorekeeper ingest PATH --namespace NAME\n")
 
     for namespace, files in (("team", ("a.md", "b.md", "c.txt")), ("ops", ("d.md",))):
         for name in files:
@@ -133,5 +134,10 @@ async def test_namespaces_lists_each_with_its_document_count(lorekeeper) -> None
     assert run.code == 0
     assert run.out.splitlines() == ["ops\t1 documents", "team\t3 documents"]
 
+    # every terminal workspace is the organisation's: another one lists the same namespaces
     run = await lorekeeper("namespaces", "--workspace", "elsewhere")
-    assert run.code == 0 and run.out.startswith("No namespaces.")
+    assert run.code == 0 and run.out.splitlines() == ["ops\t1 documents", "team\t3 documents"]
+    # separate tenants: another terminal workspace has none of them
+    lorekeeper.env_file.write_text(lorekeeper.env_file.read_text() + "TENANCY=workspace\n")
+    run = await lorekeeper("namespaces", "--workspace", "elsewhere")
+    assert run.code == 0 and run.out.startswith("No namespaces in the ")

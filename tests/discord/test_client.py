@@ -162,8 +162,8 @@ async def test_whom_the_bot_answers(sqlite_url, tmp_path, embedder) -> None:
         dm = fake.dm_payload("U3", "How are travel expenses reimbursed?")
         await bot._deliver(dm)
         [reply] = fake.messages_in(int(dm["channel_id"]))
-        # U3 shares no server with the bot, and C1's files stay in C1: nothing to answer from.
-        assert "couldn't find that in general" in reply.payload["content"]
+        # U3 shares no server with the bot: not one of the organisation's people.
+        assert "not enabled here" in reply.payload["content"]
         assert "guild_id" not in reply.payload
 
 

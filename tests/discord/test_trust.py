@@ -72,8 +72,10 @@ async def test_a_vote_from_another_workspace_is_refused(sqlite_url, tmp_path, em
     async with running_discord_bot(sqlite_url, tmp_path, embedder) as bot:
         await bot.upload("handbook.md", HANDBOOK)
         thread = await bot.mention("How are travel expenses reimbursed?")
+        bot.fake.join("U3")  # a member of the server: their DMs are answered
         await bot._deliver(bot.fake.dm_payload("U3", "How are travel expenses reimbursed?"))
         dm_answer = await _answer_of_workspace(bot, "dm-")
+        assert dm_answer != "None"
         shown = next(
             m
             for m in reversed(bot.fake.messages_in(int(thread.thread)))

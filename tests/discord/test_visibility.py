@@ -78,15 +78,15 @@ async def test_a_dm_reads_the_public_knowledge_of_the_servers_its_author_shares(
         assert "25 days" in (await bot.bot_messages(member))[-1].text
         asked = await bot.command(f"ask {VACATION}", user="U4", channel="dm:U4")
         assert "25 days" in asked
-        # Its own files stay in it, with no share buttons: the server's namespaces are not the
-        # DM's to share into.
+        # Its own files stay in it; as in a Slack DM, its uploader may share one with the
+        # organisation's namespaces later (the buttons name them).
         await bot._deliver(
             fake.dm_payload("U4", "", attachments=[fake.add_attachment("dm.md", SECRET)])
         )
         indexed = fake.messages_in(fake.dm_channel_id("U4"))[-1]
         assert "Only this conversation can see it." in indexed.payload["content"]
-        assert not custom_ids(indexed)
-        # U3 shares no server with the bot: its DM reads only what was dropped in it.
+        assert sorted(i.rsplit(":", 1)[1] for i in custom_ids(indexed)) == ["general", "team"]
+        # U3 shares no server with the bot: Lorekeeper is not enabled in its DM.
         stranger = fake.dm_payload("U3", VACATION)
         await bot._deliver(stranger)
         [reply] = fake.messages_in(int(stranger["channel_id"]))

@@ -8,7 +8,9 @@
 
 Scripted behaviours are consumed one per request, in order; when the script is empty the
 responder answers. ``latency`` delays every response's first byte, ``chunk_delay`` every
-streamed chunk, so a benchmark can model a 0 s or a 1 s model.
+streamed chunk, so a benchmark can model a 0 s or a 1 s model. ``hang()`` and ``Trickle``
+model an outage: a request that is accepted and never answered, and a response that never
+ends (a token every ``interval`` seconds), so no single read ever times out.
 """
 
 from __future__ import annotations
@@ -60,7 +62,21 @@ class BreakStream:
     message: str = "stream stopped"
 
 
-Behaviour = Reply | Fail | BreakStream
+@dataclass
+class Hang:
+    """Accept the request and never answer it."""
+
+
+@dataclass
+class Trickle:
+    """Never finish: a stream sends a token every ``interval`` seconds, a plain response a
+    byte of JSON whitespace, until the client gives up."""
+
+    interval: float = 0.2
+    token: str = "slow "
+
+
+Behaviour = Reply | Fail | BreakStream | Hang | Trickle
 
 
 def default_responder(messages: Messages) -> str:
@@ -110,10 +126,12 @@ class FakeGroq:
         self.authorizations: list[str] = []
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self._stopping = asyncio.Event()  # releases hung requests
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._stopping.clear()
         app = web.Application()
         app.router.add_post(CHAT_PATH, self._chat)
         app.router.add_get("/openai/v1/models", self._models)
@@ -123,6 +141,7 @@ class FakeGroq:
         self._port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -150,6 +169,9 @@ class FakeGroq:
     def slow(self, delay: float, *, times: int = 1) -> None:
         self.enqueue(*(Reply(delay=delay) for _ in range(times)))
 
+    def hang(self, *, times: int = 1) -> None:
+        self.enqueue(*(Hang() for _ in range(times)))
+
     @property
     def last_messages(self) -> Messages:
         return list(self.requests[-1]["messages"]) if self.requests else []
@@ -167,6 +189,11 @@ class FakeGroq:
         behaviour = self.script.popleft() if self.script else Reply()
         if isinstance(behaviour, Fail):
             return _error_response(behaviour)
+        if isinstance(behaviour, Hang):
+            await self._stopping.wait()
+            return web.Response(status=503)
+        if isinstance(behaviour, Trickle):
+            return await _trickle(request, behaviour, bool(body.get("stream")))
         delay = self.latency + (behaviour.delay if isinstance(behaviour, Reply) else 0.0)
         if delay:
             await asyncio.sleep(delay)
@@ -214,6 +241,25 @@ class FakeGroq:
         await _send(response, {"error": {"message": behaviour.message, "type": "api_error"}})
         await response.write_eof()
         return response
+
+
+async def _trickle(request: web.Request, trickle: Trickle, stream: bool) -> web.StreamResponse:
+    if stream:
+        response = await _open_sse(request)
+        piece = _chunk("chatcmpl-trickle", "trickle", {"content": trickle.token})
+    else:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+    try:
+        while True:
+            if stream:
+                await _send(response, piece)
+            else:
+                await response.write(b" ")
+            await asyncio.sleep(trickle.interval)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass  # the client gave up
+    return response
 
 
 def split_deltas(text: str) -> list[str]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db.identity import IdentityStore
-from core.db.models import ProcessedEvent, TokenUsage
+from core.db.models import Message, ProcessedEvent, TokenUsage
 from core.db.records import UsageInput
 from core.db.types import new_id
 
@@ -85,3 +85,16 @@ async def add_events(sessions, when: list[datetime]) -> None:
 async def raw_usage(sessions, *where) -> list[TokenUsage]:
     async with sessions() as db:
         return list((await db.execute(select(TokenUsage).where(*where))).scalars())
+
+
+async def answers(sessions, w: World, n: int) -> list[uuid.UUID]:
+    """``n`` assistant messages in one session of ``w``'s channel: what a usage row of an
+    answered question points at."""
+    session = await w.ids.session(w.workspace, w.channel, f"answers-{uuid.uuid4().hex}")
+    ids = [new_id() for _ in range(n)]
+    async with sessions() as db, db.begin():
+        await db.execute(
+            insert(Message),
+            [{"id": i, "session_id": session.id, "role": "assistant", "content": "."} for i in ids],
+        )
+    return ids

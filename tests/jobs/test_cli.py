@@ -10,7 +10,7 @@ from bot.ops_commands import jobs_command, usage_command
 from core.db import migrate
 from core.db.engine import create_engine, session_factory
 from core.db.usage import UsageStore
-from tests.jobs.data import usage, world
+from tests.jobs.data import answers, usage, world
 
 
 async def test_usage_prints_the_table_and_jobs_run_rollup_takes_a_date(
@@ -30,8 +30,28 @@ async def test_usage_prints_the_table_and_jobs_run_rollup_takes_a_date(
     yesterday = now - timedelta(days=1)
     try:
         w = await world(sessions)
+        first, second = await answers(sessions, w, 2)
         await UsageStore(sessions).record_many(
-            [usage(w, yesterday, prompt_tokens=1234), usage(w, now, prompt_tokens=5)]
+            [
+                usage(w, yesterday, prompt_tokens=1234, message_id=first),
+                usage(
+                    w,
+                    yesterday,
+                    operation="embedding",
+                    message_id=first,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                ),
+                usage(w, now, prompt_tokens=5, message_id=second),
+                usage(
+                    w,
+                    now,
+                    operation="embedding",
+                    message_id=second,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                ),
+            ]
         )
     finally:
         await engine.dispose()
@@ -41,7 +61,7 @@ async def test_usage_prints_the_table_and_jobs_run_rollup_takes_a_date(
     day = yesterday.date().isoformat()
     code = await jobs_command(parser.parse_args([*env, "jobs", "run", "rollup", "--date", day]))
     out = capsys.readouterr().out
-    assert code == 0 and "rollup: days=1, rows=1" in out
+    assert code == 0 and "rollup: days=1, rows=2" in out  # chat and embedding
 
     chart = tmp_path / "usage.png"
     args = parser.parse_args([*env, "usage", "--days", "3", "--by", "user", "--chart", str(chart)])

@@ -14,33 +14,25 @@ from core.db.models import TokenUsage
 from core.db.usage import UsageStore
 from core.jobs.rollup import UsageRollup
 from core.reports import BAR_COLORS, ReportService, UsageReport, render_chart, window
-from tests.jobs.data import NOW, usage, world
+from tests.jobs.data import NOW, answers, usage, world
 
 
 async def test_report_combines_rollups_and_todays_raw_rows(sessions) -> None:
     w = await world(sessions)
     other = await w.ids.workspace("slack", "T2")
     yesterday = NOW - timedelta(days=1)
+    first, second, third = await answers(sessions, w, 3)
     await UsageStore(sessions).record_many(
         [
-            usage(w, yesterday, prompt_tokens=100, cost=Decimal("0.5")),
-            usage(
-                w,
-                yesterday,
-                operation="embedding",
-                model="minilm",
-                prompt_tokens=0,
-                completion_tokens=0,
-                embedding_tokens=40,
-                cost=Decimal(0),
-                user_id=None,
-            ),
+            usage(w, yesterday, prompt_tokens=100, cost=Decimal("0.5"), message_id=first),
+            _query(w, yesterday, first, user_id=None),
             usage(w, NOW - timedelta(hours=1), prompt_tokens=7, cost=Decimal("0.25")),
+            _query(w, NOW - timedelta(hours=1), second, embedding_tokens=0),
             usage(w, NOW - timedelta(days=10), prompt_tokens=999),  # outside the window
         ]
     )
     await UsageStore(sessions).record(
-        usage(w, yesterday, workspace_id=other.id, user_id=None, channel_id=None)
+        _query(w, yesterday, third, workspace_id=other.id, user_id=None, channel_id=None)
     )
     await UsageRollup(sessions, clock=lambda: NOW).backfill()
     # proof that rolled-up days come from daily_usage: the raw rows of yesterday are gone
@@ -72,6 +64,75 @@ async def test_report_combines_rollups_and_todays_raw_rows(sessions) -> None:
     assert await reports.find_workspace("T2") == other.id
     assert await reports.find_workspace("slack:T1") == w.workspace
     assert await reports.find_workspace("nope") is None
+
+
+def _query(w, when, message_id, **values):
+    """The query embedding of an answered question (what makes it a request)."""
+    base = {
+        "operation": "embedding",
+        "model": "minilm",
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "embedding_tokens": 40,
+        "cost": Decimal(0),
+        "message_id": message_id,
+    }
+    return usage(w, when, **(base | values))
+
+
+async def test_every_answer_is_a_request_and_operations_are_broken_out(sessions) -> None:
+    """An extractive answer (query embedding only) counts like an LLM one (embedding,
+    condensation, generation); an ingested file is a call, never a request."""
+    w = await world(sessions)
+    extractive, llm = await answers(sessions, w, 2)
+    when = NOW - timedelta(days=2)
+    await UsageStore(sessions).record_many(
+        [
+            _query(w, when, extractive),
+            _query(w, when, llm),
+            usage(w, when, operation="condense", message_id=llm, prompt_tokens=30),
+            usage(w, when, message_id=llm),
+            usage(w, when, operation="ingest", model="minilm", embedding_tokens=900),
+        ]
+    )
+    reports = ReportService(sessions)
+    since, until = window("7d", NOW)
+    before = await reports.usage(w.workspace, since=since, until=until, by="operation")
+    await UsageRollup(sessions, clock=lambda: NOW).backfill()
+    for by in ("day", "user", "channel", "model", "operation"):  # rolled up: the same numbers
+        report = await reports.usage(w.workspace, since=since, until=until, by=by)
+        assert report.total.requests == (5 if by == "operation" else 2), by
+    after = await reports.usage(w.workspace, since=since, until=until, by="operation")
+    assert after == before
+    assert {r.key: r.requests for r in after.rows} == {
+        "embedding": 2,
+        "condense": 1,
+        "chat": 1,
+        "ingest": 1,
+    }
+    assert after.table().split()[1] == "calls"
+    assert {r.key: r.embedding_tokens for r in after.rows}["ingest"] == 900
+
+
+async def test_users_and_channels_show_by_name_and_ids_on_request(sessions) -> None:
+    w = await world(sessions)
+    (message,) = await answers(sessions, w, 1)
+    unnamed = await w.ids.user(w.workspace, "U9")
+    await UsageStore(sessions).record_many(
+        [_query(w, NOW, message), _query(w, NOW, None, user_id=unnamed.id)]
+    )
+    reports = ReportService(sessions)
+    since, until = window("today", NOW)
+    by_user = await reports.usage(w.workspace, since=since, until=until, by="user")
+    assert {r.key for r in by_user.rows} == {"Ada", "U9"}  # never named: its id
+    by_channel = await reports.usage(w.workspace, since=since, until=until, by="channel")
+    assert [r.key for r in by_channel.rows] == ["#general"]
+    with_ids = await reports.usage(w.workspace, since=since, until=until, by="user", ids=True)
+    assert {r.key for r in with_ids.rows} == {"Ada (U1)", "U9"}
+    # a person renamed on the platform shows by the new name
+    await w.ids.user(w.workspace, "U1", display_name="Ada L.")
+    renamed = await reports.usage(w.workspace, since=since, until=until, by="user")
+    assert {r.key for r in renamed.rows} == {"Ada L.", "U9"}
 
 
 def _has_color(pixels, hex_color: str) -> int:

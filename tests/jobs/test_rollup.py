@@ -13,10 +13,10 @@ from core.db.models import DailyUsage
 from core.db.usage import UsageStore
 from core.jobs.clock import day_start
 from core.jobs.rollup import UsageRollup
-from tests.jobs.data import NOW, raw_usage, usage, world
+from tests.jobs.data import NOW, answers, raw_usage, usage, world
 
-KEY = ("workspace_id", "user_id", "channel_id", "namespace_id", "model")
-SUMS = ("requests", "prompt_tokens", "completion_tokens", "embedding_tokens", "cost")
+KEY = ("workspace_id", "user_id", "channel_id", "namespace_id", "model", "operation")
+SUMS = ("requests", "calls", "prompt_tokens", "completion_tokens", "embedding_tokens", "cost")
 
 
 async def _daily(sessions, day=None) -> dict:
@@ -34,31 +34,34 @@ async def _daily(sessions, day=None) -> dict:
 
 
 def _expected(raw) -> dict:
-    sums = defaultdict(lambda: [0, 0, 0, 0, Decimal(0)])
+    sums = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal(0)])
     for r in raw:
         key = (r.created_at.date(), r.workspace_id, r.user_id, r.channel_id, r.namespace_id)
-        acc = sums[(*key, r.model or "")]
-        acc[0] += r.operation == "chat"
-        acc[1] += r.prompt_tokens
-        acc[2] += r.completion_tokens
-        acc[3] += r.embedding_tokens
-        acc[4] += r.cost
+        acc = sums[(*key, r.model or "", r.operation)]
+        acc[0] += r.operation == "embedding" and r.message_id is not None  # answered question
+        acc[1] += 1
+        acc[2] += r.prompt_tokens
+        acc[3] += r.completion_tokens
+        acc[4] += r.embedding_tokens
+        acc[5] += r.cost
     return {k: tuple(v) for k, v in sums.items()}
 
 
 async def _seed(sessions, w, days: list[date], n: int = 300) -> None:
     rng = random.Random(7)
     other = await w.ids.user(w.workspace, "U2")
+    messages = await answers(sessions, w, n)
     items = []
     for i in range(n):
         day = days[i % len(days)]
         when = day_start(day) + timedelta(seconds=rng.randrange(86_400))
-        op = rng.choice(["chat", "chat", "condense", "embedding"])
+        op = rng.choice(["chat", "chat", "condense", "embedding", "ingest"])
         items.append(
             usage(
                 w,
                 when,
                 operation=op,
+                message_id=messages[i] if op != "ingest" and rng.random() < 0.8 else None,
                 model=rng.choice(["llama", "mixtral", None]),
                 user_id=rng.choice([w.user, other.id, None]),
                 channel_id=rng.choice([w.channel, None]),
@@ -82,6 +85,8 @@ async def test_rollup_equals_the_raw_sum_and_is_idempotent(sessions) -> None:
     assert first == _expected(await raw_usage(sessions))
     assert any(k[2] is None for k in first) and any(k[3] is None for k in first)
     assert any(k[5] == "" for k in first)  # a NULL model is the '' key part
+    assert sum(v[0] for v in first.values()) > 0  # answered questions counted as requests
+    assert sum(v[1] for v in first.values()) == 300  # every row a call of its operation
     for day in days:  # run every day again: the same rows, nothing doubled
         await rollup.rollup_day(day)
     assert await _daily(sessions) == first
@@ -101,7 +106,7 @@ async def test_a_day_ends_at_midnight_utc(sessions) -> None:
     rollup = UsageRollup(sessions, clock=lambda: NOW)
     await rollup.rollup_day(date(2025, 6, 13))
     await rollup.rollup_day(date(2025, 6, 14))
-    by_day = {k[0]: v[1] for k, v in (await _daily(sessions)).items()}
+    by_day = {k[0]: v[2] for k, v in (await _daily(sessions)).items()}
     assert by_day == {date(2025, 6, 13): 1, date(2025, 6, 14): 110}
 
 
