@@ -14,6 +14,7 @@ import pytest_asyncio
 from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.embedder import SentenceTransformerEmbedder
 from core.retrieval.milvus import (
+    UPSERT_STEP,
     MilvusVectorStore,
     fuse_rrf,
     id_key,
@@ -521,3 +522,43 @@ async def test_a_store_that_never_held_a_row_searches_quietly(
     out, err = capfd.readouterr()
     assert "NaN" not in out + err and "isfinite" not in out + err, out + err
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+async def test_a_search_goes_before_the_rest_of_a_big_upsert(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    """An upload's rows go in small steps; a search asked meanwhile waits for one step at most,
+    not for the whole upload (milvus-lite serves one request at a time)."""
+    store = MilvusVectorStore(str(tmp_path / "steps.db"), dimension=embedder.dimension)
+    await store.open()
+    try:
+        ws, ns, doc = _id(), _id(), _id()
+        [seed] = await _records(embedder, [(ws, ns, doc, TEXTS["vacation"])])
+        await store.upsert([seed])
+        vector = seed.vector
+        many = [
+            VectorRecord(_id(), ws, ns, doc, f"row {i} of a long upload", vector)
+            for i in range(UPSERT_STEP * 12)
+        ]
+        calls: list[str] = []
+        step_started = asyncio.Event()
+        call = store._connection.call
+
+        async def spy(fn):  # which calls reach Milvus, in order
+            calls.append("call")
+            step_started.set()
+            return await call(fn)
+
+        store._connection.call = spy  # type: ignore[method-assign]
+        upload = asyncio.create_task(store.upsert(many))
+        await step_started.wait()
+        hits = await store.search(
+            query_text="vacation days", query_vector=vector, workspace_id=ws, namespace_ids=[ns]
+        )
+        searched_at = len(calls)
+        await upload
+        assert hits
+        # the search was the second or third call of the thirteen, not the last
+        assert searched_at <= 3 < len(calls) == 13
+    finally:
+        await store.close()

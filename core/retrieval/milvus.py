@@ -46,6 +46,7 @@ import numpy as np
 from core.batching import Coalescer
 from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.connection import CONCURRENT_CALLS, MilvusConnection, is_server_uri
+from core.retrieval.priority import QueriesFirst
 
 T = TypeVar("T")
 
@@ -58,6 +59,7 @@ MODES = ("hybrid", "dense", "bm25")
 _MAX_LIMIT = 16384
 _ID_BATCH = 1000
 SEARCH_BATCH = 64  # queries per coalesced search (Milvus allows 16384)
+UPSERT_STEP = 16  # rows per upsert call: what a search may wait behind
 _ID_FIELDS: list[str] = []  # the primary key (chunk_id) comes back with every hit anyway
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
 # Milvus' "standard" analyzer (Unicode word breaks, lower case) plus accent folding, so that
@@ -125,6 +127,8 @@ class MilvusVectorStore:
         ] = Coalescer(self._search_many, max_batch=SEARCH_BATCH)
         self._analyzer = analyzer
         self._connection = MilvusConnection(uri, self._connect, concurrency=CONCURRENT_CALLS)
+        # Searches go before upsert steps (``upsert``).
+        self._writes = QueriesFirst()
         # Whether the collection is known to hold rows (then its BM25 statistics exist).
         self._has_rows = False
 
@@ -147,11 +151,16 @@ class MilvusVectorStore:
         await self._connection.close()
 
     async def upsert(self, records: Sequence[VectorRecord]) -> None:
-        """Insert or replace chunks by ``chunk_id``. Text over 64 KiB is cut on a UTF-8 boundary."""
+        """Insert or replace chunks by ``chunk_id``. Text over 64 KiB is cut on a UTF-8 boundary.
+
+        Questions first: the rows go in steps of ``UPSERT_STEP``, one step at a time across
+        every upload, each started only while no search is waiting (milvus-lite serves one
+        request at a time, so a search would otherwise queue behind a whole document)."""
         rows = [self._row(r) for r in records]
-        for start in range(0, len(rows), _ID_BATCH):
-            batch = rows[start : start + _ID_BATCH]
-            await self._call(lambda c, b=batch: c.upsert(self._collection, b))  # type: ignore[misc]
+        for start in range(0, len(rows), UPSERT_STEP):
+            batch = rows[start : start + UPSERT_STEP]
+            async with self._writes.document():
+                await self._call(lambda c, b=batch: c.upsert(self._collection, b))  # type: ignore[misc]
             self._has_rows = True
 
     async def search(
@@ -180,7 +189,8 @@ class MilvusVectorStore:
         depth = min(max(limit, self._candidates), _MAX_LIMIT) if mode == "hybrid" else limit
         fields = _ID_FIELDS if ids_only else _OUTPUT_FIELDS
         key = (mode, expr, depth, tuple(fields))
-        legs = await self._searches.submit(key, (query_text, unit(query_vector)))
+        async with self._writes.query():
+            legs = await self._searches.submit(key, (query_text, unit(query_vector)))
         if mode != "hybrid":
             return legs[0][:limit]
         return fuse_rrf(legs, k=self._rrf_k, limit=limit)
