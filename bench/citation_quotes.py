@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.generation.citations import QUOTE_CHARS, best_quote
-from core.generation.extractive import split_sentences, terms
 from core.ingestion.chunking import chunk_text
+from core.text import split_sentences, terms
 
 DATA = Path("/work/shared/eval/squad-v2-dev-2-articles.json")
 

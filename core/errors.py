@@ -78,7 +78,3 @@ class StoreLocked(LorekeeperError):
 
 class LLMUnavailable(LorekeeperError):
     """The language model could not be reached or refused the call."""
-
-
-class DatabaseUnavailable(LorekeeperError):
-    """The database could not be reached."""

@@ -55,10 +55,6 @@ class IncomingMessage:
     # Discord, the servers the author shares with the bot.
     dm_workspaces: tuple[str, ...] = ()
 
-    @property
-    def session_key(self) -> str:
-        return f"{self.platform}:{self.workspace_id}:{self.channel_id}:{self.thread_id}"
-
 
 @dataclass(frozen=True, slots=True)
 class Citation:

@@ -12,12 +12,12 @@ import pytest
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.usage import UsageStore
-from core.generation.extractive import STOPWORDS, split_sentences, stem, words
 from core.ingestion.extract import ExtractLimits
 from core.ingestion.service import IngestionService, Uploader
 from core.retrieval.milvus import MilvusVectorStore
 from core.retrieval.rerank import SentenceReranker
 from core.retrieval.retriever import Retriever
+from core.text import STOPWORDS, split_sentences, stem, words
 
 # Chunk 0 mentions every query word, but in different sentences; chunk 1 answers in one.
 SPREAD = (
@@ -74,7 +74,7 @@ def test_the_stem_memo_is_bounded() -> None:
     reranker = SentenceReranker()
     for _ in range(3):
         reranker.rerank("castles fiefdom", [SPREAD, ANSWER, OTHER])
-    memo = stem.cache_info()  # the reranker's stems come from extractive.stem's memo
+    memo = stem.cache_info()  # the reranker's stems come from core.text.stem's memo
     assert memo.hits > 0 and memo.maxsize == 1 << 16 and memo.currsize <= memo.maxsize
     assert [i for i, _ in reranker.rerank("castles fiefdom", [OTHER, SPREAD])] == [1, 0]
 

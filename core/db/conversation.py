@@ -223,25 +223,6 @@ class ConversationStore:
                 for r in rows
             ]
 
-    async def set_platform_message_id(self, message_id: uuid.UUID, platform_id: str) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(
-                update(Message)
-                .where(Message.id == message_id)
-                .values(platform_message_id=platform_id)
-            )
-
-    async def message_by_platform_id(self, platform_id: str) -> uuid.UUID | None:
-        async with self._sessions() as db:
-            return (
-                await db.execute(
-                    select(Message.id)
-                    .where(Message.platform_message_id == platform_id)
-                    .order_by(Message.created_at.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-
     async def nth_recent_question(
         self, user_id: uuid.UUID, *, n: int, since: datetime
     ) -> datetime | None:

@@ -359,12 +359,6 @@ class IdentityStore:
             await db.execute(update(User).where(User.id == user_id).values(role=role))
         self._cache.drop(lambda key, row: key[0] == User.__tablename__ and row.id == user_id)
 
-    async def touch_user(self, user_id: uuid.UUID, *, when: datetime | None = None) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(
-                update(User).where(User.id == user_id).values(last_seen_at=when or utcnow())
-            )
-
     async def claim_event(self, platform: str, event_id: str) -> bool:
         """Claim a platform event for handling: True when it is new, or when an earlier claim
         ran out of lease without completing (its claimant died); False for a delivery of an

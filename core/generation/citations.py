@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from core.generation.extractive import split_sentences, terms
 from core.generation.prompt import Source
+from core.text import split_sentences, terms
 from core.types import Citation
 
 _NUMBER = r"\^?\s*-?\d+"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from core.generation.base import ChatMessage
-from core.generation.extractive import content_words
+from core.text import content_words
 
 NO_ANSWER = "The sources don't say."
 """What the model is asked to reply when the sources do not hold the answer."""

@@ -29,7 +29,6 @@ ReplaceOlder = Callable[[DocumentRecord, str], Awaitable[Versions]]
 class ReconcileReport:
     orphan_vectors_deleted: int
     missing_vectors_restored: int
-    stuck_documents_failed: int
     # older versions left beside their replacement (deleting them failed after it was indexed)
     old_versions_deleted: int = 0
 
@@ -81,7 +80,7 @@ async def reconcile(
                 old_versions += len((await replace_older(newest(versions), identity)).replaced)
     if old_versions:
         log.warning("deleted %d older document version(s) left indexed", old_versions)
-    return ReconcileReport(len(orphans), restored, 0, old_versions)
+    return ReconcileReport(len(orphans), restored, old_versions)
 
 
 async def _restore(

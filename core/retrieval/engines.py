@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +90,8 @@ def _model_engine(name: str, backend: str, encode: Encode, model: SentenceTransf
 
 
 def load_model(path: str, max_seq_length: int | None = None) -> SentenceTransformer:
-    """The sentence-transformers model at ``path``, on the CPU, from local files only."""
-    # Never reach for a model hub, whatever the environment says.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    """The sentence-transformers model at ``path``, on the CPU, from local files only (never a
+    model hub; the process's offline settings are the command line's, ``bot.cli``)."""
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(path, device="cpu", local_files_only=True)

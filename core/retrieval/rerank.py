@@ -19,7 +19,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from core.generation.extractive import split_sentences, terms
+from core.text import split_sentences, terms
 
 RRF_K = 60
 _K1, _B = 1.2, 0.75
@@ -30,7 +30,7 @@ class SentenceReranker:
 
     Holds a bounded memo of each candidate text's sentences as an inverted index of stemmed
     terms (chunk texts never change, and the same chunks come back query after query), so a
-    warm rerank only looks up the query's own terms; ``extractive.stem`` memoises the stems.
+    warm rerank only looks up the query's own terms; ``core.text.stem`` memoises the stems.
     """
 
     def __init__(self, *, rrf_k: int = RRF_K, text_memo_size: int = 20_000) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from core.generation.citations import parse_and_validate, quote_sentences
-from core.generation.extractive import extractive_answer, split_sentences, stem, terms
+from core.generation.extractive import extractive_answer
 from core.generation.prompt import Source
+from core.text import split_sentences, stem, terms
 
 HANDBOOK = (
     "Our office is in Lisbon. New employees receive a laptop on their first day. "
@@ -193,7 +194,7 @@ def test_accents_fold_so_a_question_typed_without_them_still_matches() -> None:
 
 
 def test_headings_tables_and_code_are_not_answer_sentences() -> None:
-    from core.generation.extractive import split_sentences
+    from core.text import split_sentences
 
     text = (
         "# Setup\nCreate the app from the manifest. Then install it.\n\n"
