@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.console.chat import ConsoleChat, ConsoleReply, channel_for, console_message
+from adapters.console.chat import (
+    ConsoleChat,
+    ConsoleReply,
+    channel_for,
+    console_message,
+    styling,
+)
 from adapters.console.render import answer_json, render_answer
 from bot.knowledge_commands import ingest_into
 from bot.runtime import (
@@ -76,11 +82,11 @@ def _print_answer(
         print(json.dumps({"question": question, **shown} if args.questions else shown))
     elif args.questions:  # a block per question, headed by it
         print(("\n" if i else "") + f"Q: {question}")
-        print(render_answer(answer))
+        print(render_answer(answer, **styling(sys.stdout)))
     else:
         if streamed:
             print("\n")
-        print(render_answer(answer))
+        print(render_answer(answer, **styling(sys.stdout)))
 
 
 async def _documents(c: Container, namespaces: list[str] | None) -> int:

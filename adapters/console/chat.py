@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import shutil
 import sys
 import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from adapters.console.render import inert, render_answer
 from core.answer import AnswerService
@@ -62,6 +63,15 @@ def console_message(
         workspace_name="local",
         files=files,
     )
+
+
+def styling(out: TextIO) -> dict[str, Any]:
+    """How to render for ``out``: styled Markdown at the terminal's width (at most 100
+    columns) when it is a terminal; plain text for a pipe or a file."""
+    isatty = getattr(out, "isatty", None)
+    if not (callable(isatty) and isatty()):
+        return {"styled": False}
+    return {"styled": True, "width": min(100, shutil.get_terminal_size().columns)}
 
 
 class ConsoleReply:
@@ -149,7 +159,7 @@ class ConsoleChat:
         answer = await self._answers.answer(message, reply)
         if reply.streamed:
             self._out.write("\n\n")
-        self._out.write(render_answer(answer) + "\n\n")
+        self._out.write(render_answer(answer, **styling(self._out)) + "\n\n")
 
     async def _upload(self, raw: str) -> None:
         path = Path(raw).expanduser()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 from typing import Any
@@ -24,11 +25,15 @@ def footnote(c: Citation) -> str:
     return f'  [{c.n}] {inert(c.title)}{where}\n      "{quote}"'
 
 
-def render_answer(answer: Answer) -> str:
+def render_answer(answer: Answer, *, styled: bool = False, width: int = 88) -> str:
+    """The answer, its notes and its numbered footnotes. ``styled`` (a terminal): the text's
+    Markdown drawn with ``rich`` (bold, code, lists, quotes; a link as its text and its URL,
+    never hidden) and wrapped at word boundaries to ``width``; else plain text as written, for
+    pipes and scripts."""
     parts = []
     if answer.notice:
         parts.append(f"({answer.notice})")
-    parts.append(inert(answer.text))
+    parts.append(markdown(inert(answer.text), width) if styled else inert(answer.text))
     if answer.mode == "extractive" and answer.citations:
         parts.append("(quoted from the sources; set GROQ_API_KEY for written answers)")
     if not answer.grounded and not answer.abstained and answer.mode == "llm":
@@ -36,6 +41,23 @@ def render_answer(answer: Answer) -> str:
     if answer.citations:
         parts.append("Sources:\n" + "\n".join(footnote(c) for c in answer.citations))
     return "\n\n".join(parts)
+
+
+# what rich pads a line with: spaces inside or outside its style codes, up to the line's end
+_PADDING = re.compile(r"(?:[ \t]|\x1b\[[0-9;]*m)+$", re.MULTILINE)
+
+
+def markdown(text: str, width: int) -> str:
+    """``text``'s Markdown as terminal text with ANSI styles, wrapped at word boundaries."""
+    from rich.console import Console  # the styled path only: plain output never pays for it
+    from rich.markdown import Markdown
+
+    out = io.StringIO()
+    console = Console(
+        file=out, force_terminal=True, width=width, color_system="standard", highlight=False
+    )
+    console.print(Markdown(text, hyperlinks=False))
+    return _PADDING.sub("\x1b[0m", out.getvalue()).strip("\n")
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:
