@@ -105,7 +105,7 @@ async def answer_all(bot, questions: Sequence[Question]) -> list[Outcome]:
     out = []
     for q in questions:
         retrieval = await c.retriever.search(
-            q.text, workspace_id=ctx.workspace.id, namespace_ids=ns_ids, limit=top_k
+            q.text, workspace_id=ctx.workspace_ids, namespace_ids=ns_ids, limit=top_k
         )
         sources = to_sources(retrieval.chunks)
         result = extractive_answer(q.text, sources)
@@ -264,8 +264,10 @@ async def verify(bot, outcomes: Sequence[Outcome], sample: int, threshold: float
     support >= MIN_EXTRACTIVE_SCORE)."""
     c = bot.container
     ctx = await default_context(bot)
-    ns = ctx.namespaces[0]
-    await c.knowledge.update_namespace_config(ns.id, {**ns.config, "answer_threshold": threshold})
+    for ns in ctx.namespaces:  # general and the channel's own files: whichever sets it
+        await c.knowledge.update_namespace_config(
+            ns.id, {**ns.config, "answer_threshold": threshold}
+        )
     chosen = random.Random(7).sample(list(outcomes), min(sample, len(outcomes)))
     mismatches = []
     for i, o in enumerate(chosen):
@@ -273,7 +275,7 @@ async def verify(bot, outcomes: Sequence[Outcome], sample: int, threshold: float
         # the product's rule: the similarity threshold and the answerer's own support floor
         expect_answer = answered(o, SIGNALS["best_similarity"], threshold)
         expect_answer = expect_answer and o.extractive_score >= MIN_EXTRACTIVE_SCORE
-        text = o.text if expect_answer else abstain_text(ctx.namespace_names)
+        text = o.text if expect_answer else abstain_text(ctx.namespace_labels)
         cited = tuple(str(x.chunk_id) for x in got.citations)
         quotes = tuple(x.quote for x in got.citations)
         if (
@@ -282,7 +284,8 @@ async def verify(bot, outcomes: Sequence[Outcome], sample: int, threshold: float
             or (expect_answer and (cited != o.cited_chunks or quotes != o.quotes))
         ):
             mismatches.append(o.question.qid)
-    await c.knowledge.update_namespace_config(ns.id, ns.config)
+    for ns in ctx.namespaces:
+        await c.knowledge.update_namespace_config(ns.id, ns.config)
     return (
         f"{len(chosen) - len(mismatches)}/{len(chosen)} sampled questions identical through "
         f"AnswerService.answer at threshold {threshold:.2f}"

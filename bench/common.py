@@ -144,6 +144,8 @@ async def bot_with_articles(
     ``llm`` (an in-process ``core.generation.base.LLM``) goes straight into the container, as
     ``bot.container.build`` allows; ``groq_base_url`` makes the real groq SDK talk to a fake.
     """
+    # a benchmark asks as one person, far faster than the per-person question rate allows
+    settings.setdefault("QUESTION_RATE_LIMIT", "off")
     async with (
         scratch_folder(f"lk-bench-{kind}-") as folder,
         temp_database(kind, folder) as url,
@@ -181,7 +183,13 @@ async def bot_with_articles(
 async def default_context(bot: BotHarness) -> ConversationContext:
     """The workspace, channel and namespaces the harness asks in (thread "bench-probe")."""
     c = bot.container
-    resolver = ContextResolver(c.identity, c.knowledge, embedding_model=c.embedder.model_name)
+    resolver = ContextResolver(
+        c.identity,
+        c.knowledge,
+        embedding_model=c.embedder.model_name,
+        places=c.places,
+        organisation=c.organisation,
+    )
     return await resolver.resolve(bot.message("probe", thread="bench-probe"))
 
 

@@ -162,7 +162,7 @@ async def _retrievals(bot, questions: Sequence[str]) -> list[float]:
     out = []
     for q in questions:
         t0 = time.perf_counter()
-        await bot.container.retriever.search(q, workspace_id=ctx.workspace.id, namespace_ids=ns)
+        await bot.container.retriever.search(q, workspace_id=ctx.workspace_ids, namespace_ids=ns)
         out.append((time.perf_counter() - t0) * 1000)
     return out
 

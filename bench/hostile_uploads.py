@@ -157,9 +157,7 @@ async def run(n: int) -> tuple[list[float], list[float], list[Upload], Peaks, fl
     questions = [q.text for a in articles for q in a.questions if not q.impossible]
     words = sorted({w for a in articles for w in re.findall(r"[A-Za-z]{3,}", a.text)})
     files = hostile_set(words)
-    async with bot_with_articles(
-        "sqlite", embedder=real_embedder(), articles=articles, QUESTION_RATE_LIMIT="off"
-    ) as bot:
+    async with bot_with_articles("sqlite", embedder=real_embedder(), articles=articles) as bot:
         await lift_quotas(bot)
         await ask(bot, questions[-20:], None, 20)  # warm up
         finished, uploaded, peaks = asyncio.Event(), asyncio.Event(), Peaks()

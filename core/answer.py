@@ -17,7 +17,7 @@ from core.db.types import utcnow
 from core.db.usage import UsageStore
 from core.errors import LLMUnavailable, NotAllowed, NotEnabled, QuotaExceeded, RateLimited
 from core.generation.base import LLM, ChatMessage, Completion
-from core.generation.citations import parse_and_validate, quote_sentences
+from core.generation.citations import parse_and_validate, preview, quote_sentences
 from core.generation.extractive import extractive_answer
 from core.generation.prompt import Source, build_messages, condense_heuristic, condense_messages
 from core.observability import Metrics, NullMetrics, bind_log_context
@@ -292,7 +292,7 @@ class AnswerService:
 
         async def on_delta(delta: str) -> None:
             streamed.append(delta)
-            await reply.stream("".join(streamed))
+            await reply.stream(preview("".join(streamed)))
 
         try:
             completion = await self._llm.complete(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 
 import pytest
@@ -346,3 +347,46 @@ async def test_the_question_is_embedded_while_the_database_work_runs(
     assert "March 31" in follow.text
     assert asked[0] == "When do they expire?"
     assert len(asked) == 2 and asked[1].startswith("When do they expire? ")
+
+
+ONCALL = b"# On-call\n\nThe on-call engineer hands over to the next one every Monday at 10:00.\n"
+
+
+async def test_a_claim_cited_to_the_wrong_source_is_re_pointed(
+    database_url, tmp_path, embedder
+) -> None:
+    """A model that cites the vacation policy for the on-call handover time: the final answer
+    cites the on-call page for it, and no streamed preview showed a marker."""
+
+    def responder(messages):
+        prompt = messages[-1]["content"]
+        numbers = {
+            title.strip(): n for n, title in re.findall(r"^\[(\d+)\] ([^\n]*)$", prompt, re.M)
+        }
+        handbook = next(n for title, n in numbers.items() if "handbook" in title)
+        assert any("oncall" in title for title in numbers), numbers  # both were retrieved
+        return (
+            f"The on-call engineer hands over every Monday at 10:00 [{handbook}]. "
+            f"Employees receive 25 days of paid vacation per year [{handbook}]."
+        )
+
+    async with FakeGroq(responder=responder) as fake:
+        bot = await BotHarness.start(
+            database_url, tmp_path, embedder=embedder, groq_base_url=fake.base_url
+        )
+        try:
+            await bot.admin("namespace uploads general")
+            await bot.upload("handbook.md", HANDBOOK)
+            await bot.upload("oncall.md", ONCALL)
+            answer = await bot.say(
+                "When does the on-call engineer hand over, and how many vacation days are there?"
+            )
+            streamed = list(bot.last_reply.streamed)
+        finally:
+            await bot.close()
+    assert answer.mode == "llm" and answer.grounded
+    by_n = {c.n: c.title for c in answer.citations}
+    handover, vacation = (int(n) for n in re.findall(r"\[(\d+)\]", answer.text))
+    assert by_n[handover] == "oncall.md" and "10:00" in answer.citations[handover - 1].quote
+    assert by_n[vacation] == "handbook.md"
+    assert streamed and not any("[" in s for s in streamed)

@@ -58,6 +58,10 @@ def parse_and_validate(text: str, sources: Sequence[Source]) -> tuple[str, list[
             _drop_marker(out, text[end : end + 1])
             continue
         claim = _claim_of(text, start, end)
+        valid = _supporting(valid, claim, sources)
+        if not valid:
+            _drop_marker(out, text[end : end + 1])
+            continue
         for n in valid:
             renumber.setdefault(n, len(renumber) + 1)
             claims.setdefault(n, []).append(claim)
@@ -68,6 +72,66 @@ def parse_and_validate(text: str, sources: Sequence[Source]) -> tuple[str, list[
         for old, new in sorted(renumber.items(), key=lambda item: item[1])
     ]
     return "".join(out).strip(), citations
+
+
+def preview(text: str) -> str:
+    """A streamed answer as it may be shown before it is checked: without citation markers
+    (the final text keeps those that hold, renumbered), a marker still being written included;
+    brackets in code stay."""
+    protected = [m.span() for m in _CODE.finditer(text)]
+    out: list[str] = []
+    cursor = 0
+    for match in _BLANKS_AND_GROUP.finditer(text):
+        start, end = match.span()
+        if not any(a < end and start < b for a, b in protected):
+            out.append(text[cursor:start])
+            cursor = end
+    out.append(text[cursor:])
+    return _PARTIAL.sub("", "".join(out))
+
+
+# How much of a claim (its content terms, stemmed) its cited sources must hold together, and
+# how much one of them must hold to keep its marker.
+SUPPORTED = 0.5
+UNSUPPORTED = 0.2
+_BLANKS_AND_GROUP = re.compile(rf"[ \t]*{_GROUP.pattern}")
+_PARTIAL = re.compile(r"[ \t]*\[\^?\s*\d*\s*$")
+# numbers that make a claim checkable: times, amounts, years (not a lone digit: list items)
+_DIGITS = re.compile(r"\d+[.:,]\d+(?:[.:,]\d+)*|\d{2,}")
+
+
+def _share(claim: str, held: Sequence[Source]) -> float:
+    """The share of the claim's content terms that the sources' titles and texts hold."""
+    wanted = set(terms(claim))
+    if not wanted:
+        return 1.0
+    text = " ".join(f"{source.title} {source.text}" for source in held)
+    return len(wanted & set(terms(text))) / len(wanted)
+
+
+def support(claim: str, held: Sequence[Source]) -> float:
+    """How far the sources, together, hold the claim: the share of its content terms they
+    hold, or 0 when a number of the claim (a time, an amount, a year) is in none of them."""
+    numbers = set(_DIGITS.findall(claim))
+    if numbers and not numbers <= {n for s in held for n in _DIGITS.findall(s.text)}:
+        return 0.0
+    return _share(claim, held)
+
+
+def _supporting(cited: list[int], claim: str, sources: Sequence[Source]) -> list[int]:
+    """The markers a claim keeps. When the cited sources together hold the claim, each that
+    holds a part of it stays. Otherwise the claim is re-pointed to the given source that holds
+    it; when none does, the cited sources that hold a part of it stay (nothing better exists)
+    and the others go. A claim of fewer than two content terms ("It is old") is not judged."""
+    if len(set(terms(claim))) < 2:
+        return cited
+    by_n = {source.n: source for source in sources}
+    if support(claim, [by_n[n] for n in cited]) >= SUPPORTED:
+        return [n for n in cited if _share(claim, [by_n[n]]) >= UNSUPPORTED]
+    best = max(sources, key=lambda source: (support(claim, [source]), -source.n))
+    if support(claim, [best]) >= SUPPORTED:
+        return [best.n]  # cited to the wrong source: the one that holds it
+    return [n for n in cited if support(claim, [by_n[n]]) >= UNSUPPORTED]
 
 
 def is_grounded(citations: Sequence[Citation]) -> bool:

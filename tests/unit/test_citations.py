@@ -7,7 +7,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from core.generation.citations import QUOTE_CHARS, best_quote, is_grounded, parse_and_validate
+from core.generation.citations import (
+    QUOTE_CHARS,
+    best_quote,
+    is_grounded,
+    parse_and_validate,
+    preview,
+)
 from core.generation.prompt import Source
 from core.types import Citation
 
@@ -96,15 +102,15 @@ def test_footnote_and_nested_forms() -> None:
 
 def test_brackets_inside_code_are_left_alone() -> None:
     answer = (
-        "Index with `items[2]` in Python [2].\n\n"
+        "The Eiffel Tower, `items[2]` in Python, is 330 metres tall [2].\n\n"
         "```python\nvalues[1] = values[3]\n```\n"
-        "Then read `[1]` once more [3]."
+        "Then read `[1]`: Berlin is the capital of Germany [3]."
     )
     text, citations = parse_and_validate(answer, SOURCES)
     assert "`items[2]`" in text
     assert "values[1] = values[3]" in text
     assert "`[1]`" in text
-    assert text.endswith("once more [2].")
+    assert text.endswith("capital of Germany [2].")
     assert numbers(citations) == [(1, "Atlas"), (2, "Guide")]
 
 
@@ -136,7 +142,10 @@ def test_marker_leading_a_line_quotes_the_following_claim() -> None:
 
 
 def test_markdown_links_and_words_in_brackets_are_not_citations() -> None:
-    answer = "See [the docs](https://x.test) and [1](https://y.test) [citation needed] [2]."
+    answer = (
+        "The Eiffel Tower is 330 metres tall; see [the docs](https://x.test) and "
+        "[1](https://y.test) [citation needed] [2]."
+    )
     text, citations = parse_and_validate(answer, SOURCES)
     assert "[the docs](https://x.test)" in text
     assert "[1](https://y.test)" in text
@@ -193,3 +202,41 @@ def test_the_window_over_a_long_sentence_keeps_the_rare_terms() -> None:
 def test_source_references_are_stripped_from_quotes() -> None:
     quote = best_quote("Rome was founded in 753 BC.[12] It grew.", "Rome was founded")
     assert quote == "Rome was founded in 753 BC."
+
+
+def test_a_claim_cited_to_the_wrong_source_is_re_pointed_to_the_one_that_holds_it() -> None:
+    text, citations = parse_and_validate(
+        "Paris is the capital of France [1]. The Eiffel Tower was completed in 1889 [1].",
+        SOURCES,
+    )
+    assert text == (
+        "Paris is the capital of France [1]. The Eiffel Tower was completed in 1889 [2]."
+    )
+    assert numbers(citations) == [(1, "Handbook"), (2, "Atlas")]
+    assert citations[1].quote == "It was completed in 1889 for a fair."
+
+
+def test_a_claim_no_source_holds_loses_its_marker() -> None:
+    text, citations = parse_and_validate(
+        "The on-call engineer hands over every Monday at 10:00 [2].", SOURCES
+    )
+    assert text == "The on-call engineer hands over every Monday at 10:00."
+    assert citations == [] and not is_grounded(citations)
+
+
+def test_a_wrong_number_is_not_supported_by_a_source_with_the_same_words() -> None:
+    text, citations = parse_and_validate("The Eiffel Tower is 500 metres tall [2].", SOURCES)
+    assert "[" not in text and citations == []
+
+
+def test_a_claim_two_sources_hold_together_keeps_both() -> None:
+    text, citations = parse_and_validate(
+        "Paris is the capital of France and the tower is 330 metres tall [1][2].", SOURCES
+    )
+    assert text.endswith("tall [1][2].")
+    assert numbers(citations) == [(1, "Handbook"), (2, "Atlas")]
+
+
+def test_a_streamed_preview_never_shows_a_marker() -> None:
+    assert preview("Paris is big [1]. It is old [7][2") == "Paris is big. It is old"
+    assert preview("Berlin [^3] and `x[1]`") == "Berlin and `x[1]`"
