@@ -73,6 +73,12 @@ class Outcome:
     closing_quote_holds_answer: bool = False  # the same with the marker's closing sentence
 
 
+def _leads(o: Outcome) -> bool:
+    """The answer's first quoted line (after the header) holds a gold answer."""
+    lines = [line for line in o.text.splitlines() if line.startswith(">")]
+    return bool(lines) and any(a in lines[0].lower() for a in o.question.answers)
+
+
 Signal = Callable[[Outcome], float]
 SIGNALS: dict[str, Signal] = {
     "best_similarity": lambda o: o.best_similarity,
@@ -393,6 +399,9 @@ def render(
         f"- Never abstaining: {evaluate(outcomes, SIGNALS['best_similarity'], 0).correct:.1%} "
         f"correct on answerable; the answerer itself finds no sentence on {empty_pos:.1%}.",
         f"- Checks: {'; '.join(checks)}.",
+        f"- Answer form: median {statistics.median(len(o.text) for o in outcomes if o.text):.0f}"
+        " characters per answer (never abstaining); the first quoted line holds the gold answer"
+        f" in {sum(_leads(o) for o in right) / len(right):.1%} of the correct answers.",
         f"- Citation quotes: of the {len(right)} correct answers (never abstaining), "
         f"{sum(o.quote_holds_answer for o in right) / len(right):.1%} show the answer in the "
         "quote of a cited chunk that holds it (quote from the answer's best sentence of that "

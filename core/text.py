@@ -92,8 +92,24 @@ def content_words(text: str) -> list[str]:
 
 
 def terms(text: str) -> list[str]:
-    """Stemmed, lower-cased content terms of ``text`` with repeats (for scoring)."""
-    return [stem(w) for w in words(text) if w.lower() not in STOPWORDS]
+    """Stemmed, lower-cased content terms of ``text`` with repeats (for scoring). A capital
+    letter standing alone inside a sentence ("team A", "plan B", "Building C") is a name,
+    kept as written, not the article or pronoun it would be in lower case."""
+    out = []
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if _is_letter_name(text, match.start(), word):
+            out.append(word)
+        elif word.lower() not in STOPWORDS:
+            out.append(stem(word))
+    return out
+
+
+def _is_letter_name(text: str, start: int, word: str) -> bool:
+    if len(word) != 1 or not word.isupper() or word == "I":
+        return False
+    before = text[:start].rstrip()
+    return bool(before) and before[-1] not in ".!?:;\n\"'“‘(>*-•"
 
 
 def split_sentences(text: str) -> list[str]:

@@ -131,7 +131,12 @@ def _select(
             continue
         if all(_jaccard(c.terms, o.terms) < _REDUNDANT_JACCARD for o in chosen):
             chosen.append(c)
-    return sorted(chosen, key=lambda c: (c.source_index, c.position))
+    # The answer leads: the best sentence (with the one completing it) first, the rest after
+    # it in document order.
+    lead = {(top.source_index, top.position), (top.source_index, top.position + 1)}
+    return sorted(
+        chosen, key=lambda c: ((c.source_index, c.position) not in lead, c.source_index, c.position)
+    )
 
 
 def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
@@ -203,7 +208,8 @@ def extractive_answer(
     Sentences are scored by BM25-weighted overlap with the question, idf-weighted keyword
     coverage, shared bigrams and the expected answer type (a date for "when", a number for
     "how many"); retrieval rank breaks ties. Up to ``max_sentences`` non-redundant ones are
-    kept in document order, each followed by its source's [n]. Nothing relevant gives an
+    kept, the best one (with the sentence completing it) first and the others after it in
+    document order, each followed by its source's [n]. Nothing relevant gives an
     empty text and score 0. The work is small (a few chunks); no thread is needed.
     """
     candidates = _candidates(sources)

@@ -227,3 +227,16 @@ def test_the_citation_quotes_the_answering_sentence_not_the_last_of_its_run() ->
     assert quoted[0].chunk_id == citations[0].chunk_id and quoted[0].n == 1
     # a citation of a chunk the answer did not quote from keeps its quote
     assert quote_sentences(citations, {}, question) == citations
+
+
+def test_the_sentence_that_answers_leads() -> None:
+    """'When is team A standup?' opens with team A's time, not team B's that comes first in
+    retrieval order: "A" there is a name, not an article."""
+    sources = make(  # team B's page ranked first by retrieval
+        "Team B holds its daily standup at 9:30 in the small room.",
+        "Team A holds its daily standup at 10:15 in the big room.",
+    )
+    result = extractive_answer("When is the team A daily standup?", sources)
+    lines = quoted_lines(result.text)
+    assert "10:15" in lines[0], lines
+    assert not any("9:30" in line for line in lines)  # team B's is no answer at all
