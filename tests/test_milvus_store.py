@@ -14,6 +14,7 @@ import pytest_asyncio
 from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.embedder import SentenceTransformerEmbedder
 from core.retrieval.milvus import (
+    BULK_STEP,
     UPSERT_STEP,
     MilvusVectorStore,
     fuse_rrf,
@@ -536,6 +537,10 @@ async def test_a_search_goes_before_the_rest_of_a_big_upsert(
         [seed] = await _records(embedder, [(ws, ns, doc, TEXTS["vacation"])])
         await store.upsert([seed])
         vector = seed.vector
+        # people are asking: uploads go in small steps
+        assert await store.search(
+            query_text="vacation", query_vector=vector, workspace_id=ws, namespace_ids=[ns]
+        )
         many = [
             VectorRecord(_id(), ws, ns, doc, f"row {i} of a long upload", vector)
             for i in range(UPSERT_STEP * 12)
@@ -560,5 +565,32 @@ async def test_a_search_goes_before_the_rest_of_a_big_upsert(
         assert hits
         # the search was the second or third call of the thirteen, not the last
         assert searched_at <= 3 < len(calls) == 13
+    finally:
+        await store.close()
+
+
+async def test_with_nobody_asking_an_upload_goes_in_big_steps(
+    tmp_path: Path, embedder: SentenceTransformerEmbedder
+) -> None:
+    store = MilvusVectorStore(str(tmp_path / "bulk.db"), dimension=embedder.dimension)
+    await store.open()
+    try:
+        ws, ns, doc = _id(), _id(), _id()
+        [seed] = await _records(embedder, [(ws, ns, doc, TEXTS["vacation"])])
+        rows = [
+            VectorRecord(_id(), ws, ns, doc, f"row {i}", seed.vector) for i in range(BULK_STEP * 2)
+        ]
+        calls = 0
+        call = store._connection.call
+
+        async def count(fn):
+            nonlocal calls
+            calls += 1
+            return await call(fn)
+
+        store._connection.call = count  # type: ignore[method-assign]
+        await store.upsert(rows)
+        assert calls == 2  # not BULK_STEP * 2 / UPSERT_STEP
+        assert len(await store.chunk_ids()) == BULK_STEP * 2
     finally:
         await store.close()

@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -59,7 +60,9 @@ MODES = ("hybrid", "dense", "bm25")
 _MAX_LIMIT = 16384
 _ID_BATCH = 1000
 SEARCH_BATCH = 64  # queries per coalesced search (Milvus allows 16384)
-UPSERT_STEP = 16  # rows per upsert call: what a search may wait behind
+UPSERT_STEP = 16  # rows per upsert call while questions are asked: what one may wait behind
+BULK_STEP = 256  # rows per upsert call when nobody asked for QUIET_SECONDS (bulk loads)
+QUIET_SECONDS = 5.0
 _ID_FIELDS: list[str] = []  # the primary key (chunk_id) comes back with every hit anyway
 _OUTPUT_FIELDS = ["chunk_id", "document_id", "namespace_id", "text"]
 # Milvus' "standard" analyzer (Unicode word breaks, lower case) plus accent folding, so that
@@ -129,6 +132,7 @@ class MilvusVectorStore:
         self._connection = MilvusConnection(uri, self._connect, concurrency=CONCURRENT_CALLS)
         # Searches go before upsert steps (``upsert``).
         self._writes = QueriesFirst()
+        self._last_search = float("-inf")  # time.monotonic() of the latest search
         # Whether the collection is known to hold rows (then its BM25 statistics exist).
         self._has_rows = False
 
@@ -153,12 +157,18 @@ class MilvusVectorStore:
     async def upsert(self, records: Sequence[VectorRecord]) -> None:
         """Insert or replace chunks by ``chunk_id``. Text over 64 KiB is cut on a UTF-8 boundary.
 
-        Questions first: the rows go in steps of ``UPSERT_STEP``, one step at a time across
-        every upload, each started only while no search is waiting (milvus-lite serves one
-        request at a time, so a search would otherwise queue behind a whole document)."""
+        Questions first: the rows go in steps, one step at a time across every upload, each
+        started only while no search is waiting (milvus-lite serves one request at a time, so
+        a search would otherwise queue behind a whole document). A step is ``UPSERT_STEP``
+        rows while people are asking (a search in the last ``QUIET_SECONDS``), ``BULK_STEP``
+        when nobody is: each call costs milvus-lite ~20 ms whatever its size, so 20,000 rows
+        take 33 s in steps of 16 and 7 s in steps of 256 (docs/benchmarks.md)."""
         rows = [self._row(r) for r in records]
-        for start in range(0, len(rows), UPSERT_STEP):
-            batch = rows[start : start + UPSERT_STEP]
+        start = 0
+        while start < len(rows):
+            asked = time.monotonic() - self._last_search < QUIET_SECONDS
+            batch = rows[start : start + (UPSERT_STEP if asked else BULK_STEP)]
+            start += len(batch)
             async with self._writes.document():
                 await self._call(lambda c, b=batch: c.upsert(self._collection, b))  # type: ignore[misc]
             self._has_rows = True
@@ -189,6 +199,7 @@ class MilvusVectorStore:
         depth = min(max(limit, self._candidates), _MAX_LIMIT) if mode == "hybrid" else limit
         fields = _ID_FIELDS if ids_only else _OUTPUT_FIELDS
         key = (mode, expr, depth, tuple(fields))
+        self._last_search = time.monotonic()
         async with self._writes.query():
             legs = await self._searches.submit(key, (query_text, unit(query_vector)))
         if mode != "hybrid":
