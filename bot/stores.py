@@ -27,6 +27,7 @@ from core.db.usage import UsageStore
 from core.errors import ConfigError
 from core.organisation import Membership, Organisation
 from core.retrieval.base import Embedder, VectorHit, VectorRecord, VectorStore
+from core.retrieval.connection import is_server_uri
 from core.retrieval.milvus import MilvusVectorStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def embedder_for(settings: Settings) -> Embedder:
 
 def vector_store(settings: Settings, *, dimension: int) -> MilvusVectorStore:
     uri = settings.milvus_uri
-    if not uri.startswith(("http://", "https://")):
+    if not is_server_uri(uri):
         uri = str(Path(uri).expanduser())
     return MilvusVectorStore(
         uri,
@@ -177,14 +178,16 @@ class OnDemandVectors(VectorStore):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._store: MilvusVectorStore | None = None
+        self._opening = asyncio.Lock()  # two first calls at once open one store
 
     async def _open(self) -> MilvusVectorStore:
-        if self._store is None:
-            dimension = embedder_for(self._settings).dimension
-            store = vector_store(self._settings, dimension=dimension)
-            await _open(store, self._settings)
-            self._store = store
-        return self._store
+        async with self._opening:
+            if self._store is None:
+                dimension = embedder_for(self._settings).dimension
+                store = vector_store(self._settings, dimension=dimension)
+                await _open(store, self._settings)
+                self._store = store
+            return self._store
 
     async def close(self) -> None:
         store, self._store = self._store, None

@@ -330,7 +330,10 @@ class SlackBot:
     async def _command(self, body: Payload, respond: Any) -> None:
         try:
             is_admin = await self._is_admin(str(body.get("user_id") or ""))
-            result = await self._admin.execute(events.command_from_payload(body, is_admin=is_admin))
+            cmd = events.command_from_payload(body, is_admin=is_admin)
+            # the name events give (not the payload's legacy handle): one name per person
+            cmd = replace(cmd, user_name=await self.names.user(cmd.user_id) or cmd.user_name)
+            result = await self._admin.execute(cmd)
             shown = render.command_response(result)
             if result.chart_png is not None:
                 shown = render.with_note(shown, await self._send_chart(body, result.chart_png))

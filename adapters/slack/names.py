@@ -64,10 +64,11 @@ class SlackNames:
 
     async def names(self, user_id: str, channel_id: str) -> tuple[str | None, str | None]:
         """(user name, channel name), each None when Slack could not say in time."""
-        user, channel = await asyncio.gather(self._user(user_id), self._channel(channel_id))
+        user, channel = await asyncio.gather(self.user(user_id), self.channel(channel_id))
         return user, channel
 
-    async def _user(self, user_id: str) -> str | None:
+    async def user(self, user_id: str) -> str | None:
+        """A person's name; None when Slack could not say in time."""
         key = ("user", user_id)
         if not user_id:
             return None
@@ -80,7 +81,8 @@ class SlackNames:
             self._put(key, _UNKNOWN)
         return self._get(key) or None
 
-    async def _channel(self, channel_id: str) -> str | None:
+    async def channel(self, channel_id: str) -> str | None:
+        """A channel's name; None for a DM, or when Slack could not say in time."""
         key = ("channel", channel_id)
         if not channel_id:
             return None

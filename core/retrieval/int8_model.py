@@ -62,7 +62,7 @@ class Int8Encoder:
     that run the one session at once (ONNX Runtime sessions may be shared between threads, and
     a run releases the GIL). Texts side by side beat one text's matrices split across threads:
     a short question leaves split threads waiting on each other. Measured on two cores
-    (docs/benchmarks.md, session 17): 100 questions in 91-105 ms instead of 184-243 ms, 87
+    (docs/benchmarks.md): 100 questions in 91-105 ms instead of 184-243 ms, 87
     paragraphs in 666-691 ms instead of 825-845 ms. No thread spins between runs, so a burst of
     questions leaves the event loop its core as soon as the last one is embedded. A
     ``background`` call (a document's chunks) runs on threads of lower CPU priority, so the

@@ -543,7 +543,7 @@ def _pymilvus() -> None:
         if not _pymilvus_ready:
             uri = os.environ.get("MILVUS_URI")
             hide = "pymilvus" not in sys.modules and uri is not None
-            hide = hide and not str(uri).startswith(("http://", "https://"))
+            hide = hide and not is_server_uri(str(uri))
             if hide:
                 del os.environ["MILVUS_URI"]
             try:
