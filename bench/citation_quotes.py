@@ -13,7 +13,7 @@ right when it holds the answer (case-insensitive).
 Also checked: in extractive mode the claim is a sentence of the chunk itself, and its quote
 must be that sentence ("self-quotes").
 
-Baseline in the same run: the earlier rule (the sentence sharing the most distinct terms with
+Baseline in the same run: a simpler rule (the sentence sharing the most distinct terms with
 the claim, the window holding the most of them).
 """
 
@@ -38,7 +38,7 @@ Quote = Callable[[str, str], str]
 
 
 def baseline_quote(source_text: str, claim: str, limit: int = QUOTE_CHARS) -> str:
-    """The rule before session 19: most distinct shared terms; window with most matches."""
+    """The baseline rule: most distinct shared terms; window with most matches."""
     sentences = split_sentences(source_text)
     if not sentences:
         return ""

@@ -15,8 +15,8 @@ event loop thread's CPU time and, of it, the collector's: on a 2-core machine th
 what the wall time is made of.
 
 The fake Groq runs in its own process (``python -m tests.fakes.groq_server``), as the real
-one is remote: in-process, its HTTP serving and streaming shared the bot's event loop and CPU.
-``--in-process-llm`` measures the old way.
+one is remote: in-process, its HTTP serving and streaming would share the bot's event loop and
+CPU. ``--in-process-llm`` runs it in the bot's process instead.
 
 Two rounds on one bot, with fresh questions each: "real embedder" (all-MiniLM-L6-v2 at query
 time, as in production) and "precomputed vectors" (the same vectors looked up, to tell the

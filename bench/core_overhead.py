@@ -150,7 +150,7 @@ async def _select1(bot, n: int) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             await db.execute(text("SELECT 1"))
         out.append((time.perf_counter() - t0) * 1000)
     return out
@@ -202,7 +202,7 @@ async def measure(
             def count(*_args) -> None:
                 statements["n"] += 1
 
-            event.listen(bot.container.engine.sync_engine, "before_cursor_execute", count)
+            event.listen(bot.container.database.engine.sync_engine, "before_cursor_execute", count)
             totals: dict[str, float] = defaultdict(float)
             calls: Counter[str] = Counter()
             c = bot.container
@@ -227,7 +227,7 @@ async def measure(
                 k: (v * 1000 / len(questions), calls[k] / len(questions))
                 for k, v in sorted(totals.items(), key=lambda kv: -kv[1])
             }
-            event.remove(bot.container.engine.sync_engine, "before_cursor_execute", count)
+            event.remove(bot.container.database.engine.sync_engine, "before_cursor_execute", count)
             retrieval = await _retrievals(bot, questions)
             select1 = await _select1(bot, len(questions))
             prof = await _profile(bot, questions[:100], llm) if profile else ""

@@ -6,7 +6,8 @@ here), inserts ``--rows`` messages and ``--rows`` token_usage rows through
 the same rows (same columns, same values, prebuilt tuples) through aiosqlite / asyncpg
 ``executemany``, one transaction per batch in both. ``--per-row`` rows also go through
 ``add_message`` / ``record`` (one call, one transaction per row) for information.
-``--prototype`` adds the proposed bulk path (Core ``insert(Table)``, ids made per batch).
+``--prototype`` adds the "proposed bulk" mode: the same Core ``insert(Table)`` with ids made
+per batch that the stores run, written out in the bench without the stores around it.
 
 Rows look like real traffic: user and assistant messages alternate (a user message has a user
 and a platform id, an assistant message a model, tokens and timing), and so do chat and
@@ -38,11 +39,11 @@ import aiosqlite
 import asyncpg
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.db import migrate
+from core.db.access import Database
 from core.db.conversation import ConversationStore, _message_values
-from core.db.engine import SQLITE_PRAGMAS, create_engine, session_factory
+from core.db.engine import SQLITE_PRAGMAS, create_engine
 from core.db.identity import IdentityStore
 from core.db.models import Base
 from core.db.records import MessageInput, UsageInput
@@ -298,20 +299,20 @@ async def _clock(fn: Callable[[], Awaitable[None]]) -> float:
 
 
 @asynccontextmanager
-async def _sessions(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+async def _database(url: str) -> AsyncIterator[Database]:
     engine = create_engine(url)
     try:
         async with engine.connect():
             pass  # the pooled connection is open before any clock starts
-        yield session_factory(engine)
+        yield Database(engine)
     finally:
         await engine.dispose()
 
 
 async def build_ids(url: str, sessions: int) -> Ids:
     """A workspace, channel, user and ``sessions`` threads, made through IdentityStore."""
-    async with _sessions(url) as factory:
-        ids = IdentityStore(factory)
+    async with _database(url) as database:
+        ids = IdentityStore(database)
         ws = await ids.workspace("slack", "TBENCH", name="Bench")
         ch = await ids.channel(ws.id, "CBENCH", name="general")
         user = await ids.user(ws.id, "UBENCH", display_name="Ada")
@@ -347,8 +348,8 @@ async def _time(items: Sequence[Any], size: int, call: Callable[[Any], Awaitable
 
 
 async def store_bulk(_backend: Backend, url: str, work: Workload) -> Timings:
-    async with _sessions(url) as factory:
-        conv, usage = ConversationStore(factory), UsageStore(factory)
+    async with _database(url) as database:
+        conv, usage = ConversationStore(database), UsageStore(database)
         m = await _time(work.messages, work.batch, conv.add_messages)
         u = await _time(work.usage, work.batch, usage.record_many)
     return {
@@ -359,14 +360,14 @@ async def store_bulk(_backend: Backend, url: str, work: Workload) -> Timings:
 
 async def store_per_row(_backend: Backend, url: str, work: Workload) -> Timings:
     k = work.per_row
-    async with _sessions(url) as factory:
-        conv, usage = ConversationStore(factory), UsageStore(factory)
+    async with _database(url) as database:
+        conv, usage = ConversationStore(database), UsageStore(database)
         m = await _time(work.messages[:k], 1, lambda chunk: conv.add_message(chunk[0]))
         u = await _time(work.usage[:k], 1, lambda chunk: usage.record(chunk[0]))
     return {"messages": (k, 1, m), "token_usage": (k, 1, u)}
 
 
-# --- prototype of the proposed bulk path (see docs/benchmarks.md) ---------------------------
+# --- the "proposed bulk" mode: Core insert(Table), ids per batch, without the stores ---------
 
 
 def _new_ids(n: int) -> list[uuid.UUID]:
@@ -388,12 +389,12 @@ async def proto_bulk(_backend: Backend, url: str, work: Workload) -> Timings:
     one executemany per call; the ORM insert drops None keys and splits on each change."""
     messages: Table = Base.metadata.tables["messages"]
     token_usage: Table = Base.metadata.tables["token_usage"]
-    async with _sessions(url) as factory:
+    async with _database(url) as database:
 
         async def add_messages(items: Sequence[MessageInput]) -> None:
             ids = _new_ids(len(items))
             rows = [_message_values(m, i) for m, i in zip(items, ids, strict=True)]
-            async with factory() as db, db.begin():
+            async with database.session() as db, db.begin():
                 await db.execute(insert(messages), rows)
 
         async def record_many(items: Sequence[UsageInput]) -> None:
@@ -402,7 +403,7 @@ async def proto_bulk(_backend: Backend, url: str, work: Workload) -> Timings:
                 dict(zip(USAGE_COLUMNS, (i, *_USAGE_FIELDS(u)), strict=True))
                 for u, i in zip(items, ids, strict=True)
             ]
-            async with factory() as db, db.begin():
+            async with database.session() as db, db.begin():
                 await db.execute(insert(token_usage), rows)
 
         m = await _time(work.messages, work.batch, add_messages)
@@ -428,7 +429,7 @@ COMPARED = ("store bulk", "proposed bulk")  # against raw executemany, target TA
 async def snapshot(url: str) -> tuple[Any, ...]:
     """Per table: the row count and the first two rows without their ids, read through SA."""
     out: list[Any] = []
-    async with _sessions(url) as factory, factory() as db:
+    async with _database(url) as database, database.session() as db:
         for table in TABLES:
             t = Base.metadata.tables[table]
             cols = [c for c in t.c if c.name != "id"]

@@ -40,8 +40,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
 from core.db import migrate
+from core.db.access import Database
 from core.db.conversation import ConversationStore
-from core.db.engine import create_engine, session_factory
+from core.db.engine import create_engine
 from core.db.identity import IdentityStore
 from core.db.models import Message, TokenUsage
 from core.db.records import MessageInput, UsageInput
@@ -82,8 +83,8 @@ async def _pg_database(url: str) -> tuple[str, str, Callable[[], Awaitable[None]
 class Setup:
     def __init__(self, url: str) -> None:
         self.engine = create_engine(url, echo=False)
-        self.sessions = session_factory(self.engine)
-        self.ids = IdentityStore(self.sessions)
+        self.database = Database(self.engine)
+        self.ids = IdentityStore(self.database)
 
     async def prepare(self) -> None:
         async with self.engine.begin() as conn:
@@ -98,7 +99,7 @@ class Setup:
 
     async def insert(self, model: Any, rows: list[dict[str, Any]]) -> None:
         for start in range(0, len(rows), CHUNK):
-            async with self.sessions() as db, db.begin():
+            async with self.database.session() as db, db.begin():
                 await db.execute(insert(model), rows[start : start + CHUNK])
 
     def usage_rows(self, n: int) -> list[dict[str, Any]]:
@@ -144,7 +145,7 @@ async def answer_work(s: Setup, n: int) -> float:
     channel = await s.ids.channel(ws.id, f"C{n % 10}")
     user = await s.ids.user(ws.id, f"U{n % 50}")
     session = await s.ids.session(ws.id, channel.id, f"live-{n % 200}")
-    store = ConversationStore(s.sessions)
+    store = ConversationStore(s.database)
     question = await store.add_message(
         MessageInput(session.id, "user", "how do I file expenses?", user.id)
     )
@@ -152,7 +153,7 @@ async def answer_work(s: Setup, n: int) -> float:
     await store.add_message(
         MessageInput(session.id, "assistant", "Use the form.", model="llama", parent_id=question.id)
     )
-    await UsageStore(s.sessions).record_many(
+    await UsageStore(s.database).record_many(
         [
             UsageInput(
                 ws.id,
@@ -178,11 +179,11 @@ async def bench_backend(
     try:
         await s.prepare()
         await s.insert(TokenUsage, s.usage_rows(rows))
-        async with s.sessions() as db:
+        async with s.database.session() as db:
             started = time.perf_counter()
             groups = len((await db.execute(_aggregate(DAY))).all())
             out["aggregate_s"] = time.perf_counter() - started
-        rollup = UsageRollup(s.sessions)
+        rollup = UsageRollup(s.database)
         started = time.perf_counter()
         written = await rollup.rollup_day(DAY)
         out["rollup_s"] = time.perf_counter() - started
@@ -193,7 +194,7 @@ async def bench_backend(
             await answer_work(s, i)
         idle = [await answer_work(s, i) for i in range(idle_ops)]
         retention = Retention(
-            s.sessions,
+            s.database,
             clock=lambda: NOW,
             policy=RetentionPolicy(batch_size=batch, pause_ratio=pause),
         )
@@ -205,7 +206,7 @@ async def bench_backend(
         deleted = await task
         out["retention_s"] = time.perf_counter() - started
         assert deleted == rows, (deleted, rows)
-        async with s.sessions() as db:
+        async with s.database.session() as db:
             left = (await db.execute(select(func.count()).select_from(Message))).scalar_one()
         assert left == 2 * (20 + idle_ops + len(busy)), left
         out |= {
@@ -218,7 +219,7 @@ async def bench_backend(
         }
         out["p99_ratio"] = out["busy_p99_ms"] / out["idle_p99_ms"]
     finally:
-        await s.engine.dispose()
+        await s.database.engine.dispose()
     return out
 
 

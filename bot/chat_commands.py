@@ -35,10 +35,16 @@ from bot.runtime import (
     warm_up_model,
 )
 from bot.stores import data_location
+from core.conversation import ConversationPipeline
 from core.types import Answer
 
 if TYPE_CHECKING:
     from bot.container import Container
+
+
+def conversations(c: Container) -> ConversationPipeline:
+    """The terminal's conversation pipeline over the container's services."""
+    return ConversationPipeline(answers=c.answers, uploads=c.uploads)
 
 
 async def bind_chat(c: Container, channel: str, namespaces: list[str] | None) -> None:
@@ -64,14 +70,22 @@ async def ask_command(args: argparse.Namespace) -> int:
         questions = read_lines(args.questions, "--questions") if args.questions else [args.question]
         if not await _documents(c, args.namespace):
             print(f"lorekeeper ask: {_nothing_to_search(c)}", file=sys.stderr)
+        pipeline = conversations(c)
+        failed = 0
         for i, question in enumerate(questions):
             quiet = args.json or args.questions
-            reply = ConsoleReply(io.StringIO() if quiet else sys.stdout, stream=not quiet)
+            out = io.StringIO() if quiet else sys.stdout
+            reply = ConsoleReply(out, stream=not quiet, show_answer=False, errors=sys.stderr)
             # a thread of its own: a run's questions never share one, nor do two runs
             message = console_message(question, channel=channel, thread=f"ask-{uuid.uuid4().hex}")
-            answer = await c.answers.answer(message, reply)
-            _print_answer(args, i, question, answer, streamed=reply.streamed)
-        return 0
+            answer = await pipeline.ask(message, reply)
+            if reply.gone:
+                raise BrokenPipeError  # the reader left: end as a pipe's writer does
+            if answer is None:
+                failed += 1
+            else:
+                _print_answer(args, i, question, answer, streamed=reply.streamed)
+        return 1 if failed else 0
 
 
 def _print_answer(
@@ -113,7 +127,7 @@ async def chat_command(args: argparse.Namespace) -> int:
 async def _chat(c: Container, namespaces: list[str] | None) -> bool:
     """Chat until the user leaves; whether the embedding model was still loading then."""
     channel = channel_for(namespaces)
-    chat = ConsoleChat(c.answers, c.uploads, channel=channel)
+    chat = ConsoleChat(conversations(c), channel=channel)
     with _ctrl_c(chat.interrupt):
         await bind_chat(c, channel, namespaces)
         # the model loads while the user types the first question, not after it

@@ -7,11 +7,11 @@ import asyncio
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import process
 from core.errors import LorekeeperError
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
@@ -198,20 +198,6 @@ def _handler(command: str) -> Handler | None:
     return commands.handler(command)
 
 
-def _quiet_libraries() -> None:
-    """Offline and quiet: no hub look-ups, no download bars, no deprecation chatter."""
-    for name, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("TRANSFORMERS_OFFLINE", "1"),
-        ("TQDM_DISABLE", "1"),
-        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
-        ("TRANSFORMERS_VERBOSITY", "error"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-    ):
-        os.environ.setdefault(name, value)
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-
-
 # A command whose output is cut short (`| head`) exits as tools killed by SIGPIPE do.
 BROKEN_PIPE = 128 + 13
 
@@ -229,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    _quiet_libraries()
+    process.quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

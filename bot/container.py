@@ -6,17 +6,15 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from bot.settings import Settings
-from bot.stores import database_engine, embedder_for, open_vectors, vector_store
+from bot.stores import embedder_for, open_database, open_vectors, vector_store
 from core.admin import AdminService
 from core.answer import AnswerConfig, AnswerService
 from core.context import ContextResolver
+from core.db.access import Database
 from core.db.adoption import AdoptionStore
 from core.db.audit import AuditStore
 from core.db.conversation import ConversationStore
-from core.db.engine import session_factory
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.usage import UsageStore
@@ -29,6 +27,7 @@ from core.organisation import Membership, Organisation
 from core.places import Places
 from core.pricing import PriceTable
 from core.quota import QuestionRate, QuotaService
+from core.reports import ReportService
 from core.retrieval.base import Embedder
 from core.retrieval.milvus import MilvusVectorStore
 from core.retrieval.retriever import Retriever
@@ -42,8 +41,7 @@ class Container:
     """Everything the adapters need, built once. ``close()`` releases it in reverse order."""
 
     settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: Database
     identity: IdentityStore
     knowledge: KnowledgeStore
     usage: UsageStore
@@ -70,7 +68,7 @@ class Container:
             if isinstance(self.llm, GroqLLM):
                 await self.llm.close()
         await self.vectors.close()
-        await self.engine.dispose()
+        await self.database.dispose()
 
 
 def _llm(settings: Settings) -> LLM | None:
@@ -115,17 +113,17 @@ async def build(
 ) -> Container:
     """Build and open everything (with ``load_model``, the embedding model too, while the
     vector store opens); the caller must ``await container.close()``."""
-    engine = database_engine(settings)
-    sessions = session_factory(engine)
-    identity = IdentityStore(sessions, event_lease=timedelta(seconds=settings.event_lease_seconds))
-    knowledge = KnowledgeStore(sessions)
-    usage, conversation = UsageStore(sessions), ConversationStore(sessions)
+    database = open_database(settings)
+    identity = IdentityStore(database, event_lease=timedelta(seconds=settings.event_lease_seconds))
+    knowledge = KnowledgeStore(database)
+    usage, conversation = UsageStore(database), ConversationStore(database)
+    audit = AuditStore(database)
     embedder = embedder or embedder_for(settings)
     vectors = vector_store(settings, dimension=embedder.dimension)
     try:
         await open_vectors(vectors, settings, embedder=embedder if load_model else None)
     except BaseException:
-        await engine.dispose()
+        await database.dispose()
         raise
     retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
     parsers = WorkerPool(  # workers start with the first upload
@@ -153,7 +151,7 @@ async def build(
     organisation = Organisation(
         identity,
         knowledge,
-        AdoptionStore(sessions),
+        AdoptionStore(database),
         vectors,
         Membership(
             tenancy=settings.tenancy,
@@ -200,7 +198,7 @@ async def build(
         knowledge=knowledge,
         ingestion=ingestion,
         resolver=resolver,
-        audit=AuditStore(sessions),
+        audit=audit,
     )
     admin = AdminService(
         identity=identity,
@@ -209,13 +207,13 @@ async def build(
         usage=usage,
         quota=quota,
         resolver=resolver,
-        sessions=sessions,
+        audit=audit,
+        reports=ReportService(database),
         answers=answers,
     )
     return Container(
         settings=settings,
-        engine=engine,
-        sessions=sessions,
+        database=database,
         identity=identity,
         knowledge=knowledge,
         usage=usage,

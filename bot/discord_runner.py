@@ -7,28 +7,34 @@ import contextlib
 import logging
 from typing import Any
 
-from adapters.discord.client import LoreClient, point_at
+from adapters.discord.client import LoreClient
 from bot.container import Container
 from bot.settings import Settings
+from core.conversation import ConversationPipeline, PipelineConfig
 from core.errors import ConfigError
 from core.types import Platform
 
 log = logging.getLogger(__name__)
-DRAIN_SECONDS = 10.0
 
 
 def build_discord_client(container: Container, settings: Settings) -> LoreClient:
-    """The client, with REST and gateway pointed where the settings say."""
-    point_at(settings.discord_api_url, settings.discord_gateway_url)
+    """The client, with the settings' server and admin role (``bot.process`` points
+    discord.py at the settings' REST and gateway addresses)."""
     return discord_client(
         container, guild_id=settings.discord_guild_id, admin_role=settings.discord_admin_role
     )
 
 
-def discord_client(container: Container, **options: Any) -> LoreClient:
-    """The client wired to the container: core asks it whether Discord channels are private."""
+def discord_client(
+    container: Container, *, pipeline_config: PipelineConfig | None = None, **options: Any
+) -> LoreClient:
+    """The client wired to the container: core asks it whether Discord channels are private.
+    ``pipeline_config``: how many answers run at once (default: core's)."""
+    pipeline = ConversationPipeline(
+        answers=container.answers, uploads=container.uploads, config=pipeline_config
+    )
     client = LoreClient(
-        answers=container.answers, uploads=container.uploads, admin=container.admin, **options
+        conversations=pipeline, answers=container.answers, admin=container.admin, **options
     )
     container.places.register(Platform.DISCORD.value, client.privacy)
     return client
@@ -36,7 +42,7 @@ def discord_client(container: Container, **options: Any) -> LoreClient:
 
 async def run_discord(container: Container, settings: Settings, *, stop: asyncio.Event) -> None:
     """Connect, serve until ``stop`` is set (or the connection fails for good), then let
-    running answers finish (up to 10 s) and close the client."""
+    running answers finish (up to core's drain budget) and close the client."""
     token = settings.secret("discord_token")
     if not token:
         raise ConfigError("DISCORD_TOKEN: required to run on Discord (see docs/discord.md)")
@@ -55,7 +61,7 @@ async def run_discord(container: Container, settings: Settings, *, stop: asyncio
         finally:
             stopper.cancel()
             if not runner.done():
-                await client.drain(DRAIN_SECONDS)
+                await client.drain()
                 await client.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner  # re-raises a login or gateway failure

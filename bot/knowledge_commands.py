@@ -22,7 +22,6 @@ from bot.runtime import (
 from bot.stores import Stores, data_location
 from core.errors import UnsupportedFile
 from core.ingestion.extract import SUPPORTED_EXTENSIONS
-from core.ingestion.service import Uploader
 from core.organisation import ORG_PLATFORM
 from core.retrieval.retriever import Retrieval
 from core.types import Progress
@@ -76,7 +75,6 @@ async def ingest_into(c: Container, paths: list[str], namespace: str, workspace:
     file and a summary; 0 when at least one file was indexed (or was already)."""
     ws = await console_workspace(c, workspace)
     ns = await c.knowledge.ensure_namespace((await knowledge_owner(c, workspace)).id, namespace)
-    uploader = Uploader(workspace_id=ws.id, author="cli", platform="console", is_admin=True)
     files = chunks = tokens = duplicates = replaced = 0
     failures: list[str] = []
     skipped: list[Path] = []
@@ -88,13 +86,13 @@ async def ingest_into(c: Container, paths: list[str], namespace: str, workspace:
             continue
         location = path.resolve().as_uri()
         try:
-            result = await c.ingestion.ingest(
+            result = await c.uploads.load(
                 path,
                 path.name,
                 namespace=ns,
-                uploader=uploader,
-                source_url=location,
-                identity=location,  # an edited file replaces its own older version only
+                workspace_id=ws.id,
+                actor="cli",
+                identity=location,
                 progress=_Bar(path.name),
             )
         except UnsupportedFile as exc:

@@ -8,10 +8,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.runtime import container, stores
 from bot.stores import data_location
+from core.db.access import Database
 from core.db.types import utcnow
 from core.jobs.lock import AdvisoryLock
 from core.jobs.retention import Retention
@@ -33,7 +32,7 @@ async def usage_command(args: argparse.Namespace) -> int:
         print("lorekeeper usage: --days is between 1 and 3660", file=sys.stderr)
         return 2
     async with stores(args.env_file) as c:
-        reports = ReportService(c.sessions)
+        reports = ReportService(c.database)
         workspace_id = None
         if args.workspace:
             workspace_id = await reports.find_workspace(args.workspace)
@@ -53,16 +52,14 @@ async def usage_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sql_job(
-    sessions: async_sessionmaker[AsyncSession], name: str, day: date | None
-) -> JobFunction:
+def _sql_job(db: Database, name: str, day: date | None) -> JobFunction:
     if name == "retention":
 
         async def retention() -> dict[str, int]:
-            return (await Retention(sessions).run()).counts()
+            return (await Retention(db).run()).counts()
 
         return retention
-    rollup = UsageRollup(sessions)
+    rollup = UsageRollup(db)
     if day is None:
         return rollup.daily
 
@@ -97,10 +94,10 @@ async def jobs_command(args: argparse.Namespace) -> int:
             return 2
     if args.job == "reconcile":  # the vector store and the embedding model: the container
         async with container(args.env_file, offline_llm=True) as c:
-            run = await JobRunner(AdvisoryLock(c.engine)).run(args.job, _reconcile(c))
+            run = await JobRunner(AdvisoryLock(c.database.engine)).run(args.job, _reconcile(c))
     else:
         async with stores(args.env_file) as s:
-            job = _sql_job(s.sessions, args.job, day)
-            run = await JobRunner(AdvisoryLock(s.engine)).run(args.job, job)
+            job = _sql_job(s.database, args.job, day)
+            run = await JobRunner(AdvisoryLock(s.database.engine)).run(args.job, job)
     print(run.summary())
     return EXIT_CODES[run.status]

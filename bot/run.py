@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
@@ -14,26 +13,18 @@ from typing import Any
 
 from sqlalchemy import text
 
+from bot import process
 from bot.container import Container, build
 from bot.health import HealthServer
 from bot.observability import PrometheusMetrics, configure_logging
 from bot.runtime import prepare_database, warm_up_model
 from bot.scheduler import ScheduleConfig, Scheduler
 from bot.settings import Settings, load_settings
-from core.db.engine import is_sqlite
 from core.jobs.lock import AdvisoryLock
 from core.jobs.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
-SECRET_FIELDS = (
-    "groq_api_key",
-    "slack_bot_token",
-    "slack_signing_secret",
-    "slack_app_token",
-    "discord_token",
-    "milvus_token",
-)
 DRAIN_SECONDS = 30  # all platforms together; deploy/ gives the process 75 s to stop
 Runner = Callable[[Container, Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -55,7 +46,7 @@ def _checks(
     container: Container, tasks: dict[str, asyncio.Task[None]], stop: asyncio.Event
 ) -> dict[str, Callable[[], Awaitable[bool]]]:
     async def database() -> bool:
-        async with container.engine.connect() as conn:
+        async with container.database.read() as conn:
             await conn.execute(text("SELECT 1"))
         return True
 
@@ -100,14 +91,14 @@ async def serve(
     if recovered:
         log.warning("marked %d interrupted ingestion(s) as failed", recovered)
     scheduler = Scheduler.standard(
-        container.sessions,
+        container.database,
         ingestion=container.ingestion,
-        lock=AdvisoryLock(container.engine),
+        lock=AdvisoryLock(container.database.engine),
         config=schedule,
         # SQLite has one writer: smaller batches and longer pauses keep answers flowing
         # (bench/jobs.py: answer p99 2.41x idle with 1000/1.0, 1.73x with 500/2.0).
         policy=RetentionPolicy(batch_size=500, pause_ratio=2.0)
-        if is_sqlite(container.engine)
+        if container.database.is_sqlite
         else None,
         metrics=metrics,
     )
@@ -120,9 +111,7 @@ async def serve(
     )
     await health.start()
     await scheduler.start()
-    # Everything built at start-up lives until exit: keep it out of the cyclic collector's
-    # generations, so collections during a burst of events stay short (bench/slack_ack.py).
-    gc.freeze()
+    process.freeze_heap()  # everything built at start-up lives until exit
     warm_up = asyncio.create_task(warm_up_model(container), name="warm-up")
     code = 0
     waiter = asyncio.create_task(stop.wait())
@@ -153,7 +142,7 @@ async def run_command(args: argparse.Namespace) -> int:
     configure_logging(
         level=settings.log_level,
         json_logs=settings.log_json,
-        secrets=[s for f in SECRET_FIELDS if (s := settings.secret(f))],
+        secrets=settings.secret_values(),
     )
     if not (args.slack or args.discord):
         print("lorekeeper run: choose --slack and/or --discord")
@@ -175,6 +164,8 @@ async def run_command(args: argparse.Namespace) -> int:
     if missing:
         print(f"lorekeeper run: {', '.join(missing)} not set")
         return 2
+    if args.discord:
+        process.point_discord_at(settings.discord_api_url, settings.discord_gateway_url)
     await prepare_database(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -7,9 +7,7 @@ build it: a command that needs SQL alone opens ``stores`` and starts in a fracti
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
+from bot import process
 from bot.settings import Settings, load_settings
 from bot.stores import Stores, open_stores
 from core.db import migrate
@@ -61,8 +60,7 @@ async def container(
     env_file: str | None, *, offline_llm: bool = False, load_model: bool = False
 ) -> AsyncIterator[Container]:
     """Everything, built from the settings; ``load_model`` for a command about to embed."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    process.quiet_libraries()
     settings = load_settings(env_file)
     await prepare_database(settings)
     built = await build(settings, use_llm_from_settings=not offline_llm, load_model=load_model)
@@ -157,13 +155,11 @@ def read_lines(path: str, what: str) -> list[str]:
 async def warm_up_model(container: Container) -> None:
     """Load the embedding model now, in the background, rather than on the first question
     (which would wait seconds for it; `run` starts this after start-up, `chat` while the user
-    types the first question), then freeze again: the model's objects, created after
-    the start-up freeze, would otherwise be scanned by every full collection. One such
-    collection took 0.6 s of the event loop during a burst of 100 questions
-    (docs/benchmarks.md, concurrency)."""
+    types the first question), then freeze the heap again (``bot.process.freeze_heap``): the
+    model's objects live until exit too."""
     try:
         await container.embedder.embed_query("warm up")
     except Exception:
         log.warning("embedding model warm-up failed; it loads on first use", exc_info=True)
         return
-    gc.freeze()
+    process.freeze_heap()

@@ -24,8 +24,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.access import Database
 from core.ingestion.service import IngestionService
 from core.jobs.clock import Clock, system_clock
 from core.jobs.lock import JobLock
@@ -129,7 +129,7 @@ class Scheduler:
     @classmethod
     def standard(
         cls,
-        sessions: async_sessionmaker[AsyncSession],
+        db: Database,
         *,
         ingestion: IngestionService,
         lock: JobLock,
@@ -140,9 +140,9 @@ class Scheduler:
     ) -> Scheduler:
         """The production schedule: the four jobs, and the rollup backfill on start."""
         cfg = config or ScheduleConfig()
-        rollup = UsageRollup(sessions, clock=clock)
+        rollup = UsageRollup(db, clock=clock)
         jobs = standard_jobs(
-            retention=Retention(sessions, policy=policy, clock=clock),
+            retention=Retention(db, policy=policy, clock=clock),
             rollup=rollup,
             ingestion=ingestion,
             config=cfg,

@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -186,9 +186,23 @@ class Settings(BaseSettings):
         """Where built model variants (the int8 ONNX model) are kept."""
         return self.embedding_cache_dir or self.data_dir / "models"
 
+    @classmethod
+    def secret_fields(cls) -> tuple[str, ...]:
+        """The settings held as ``SecretStr``: tokens, keys and signing secrets."""
+        return tuple(
+            name
+            for name, field in cls.model_fields.items()
+            if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+        )
+
     def secret(self, name: str) -> str | None:
+        """The value of the secret setting ``name``, or None when it is not set."""
         value = getattr(self, name)
         return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting that is set: what no log line may show."""
+        return [value for name in self.secret_fields() if (value := self.secret(name))]
 
 
 _RATE = re.compile(r"^\s*(\d{1,6})\s*/\s*(\d{1,5})\s*([smh])\s*$")

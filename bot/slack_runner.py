@@ -14,6 +14,7 @@ from adapters.slack.app import EVENTS_PATH, SlackBot, SlackConfig
 from adapters.slack.privacy import SlackPrivacy
 from bot.container import Container
 from bot.settings import Settings
+from core.conversation import ConversationPipeline, PipelineConfig
 from core.errors import ConfigError
 from core.types import Platform
 
@@ -43,11 +44,16 @@ def slack_config(settings: Settings) -> SlackConfig:
 def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> SlackBot:
     """The adapter wired to the container (core asks it whether channels are private);
     ``tuning`` overrides SlackConfig fields."""
-    bot = SlackBot(
+    config = replace(slack_config(settings), **tuning)
+    pipeline = ConversationPipeline(
         answers=container.answers,
         uploads=container.uploads,
-        admin=container.admin,
-        config=replace(slack_config(settings), **tuning),
+        config=PipelineConfig(
+            concurrency=config.concurrency, placeholder_after=config.placeholder_after
+        ),
+    )
+    bot = SlackBot(
+        conversations=pipeline, answers=container.answers, admin=container.admin, config=config
     )
     container.places.register(Platform.SLACK.value, SlackPrivacy(bot.client, bot.names))
     return bot

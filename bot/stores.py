@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
+from bot import process
 from bot.settings import Settings
+from core.db.access import Database
 from core.db.adoption import AdoptionStore
-from core.db.engine import PoolOptions, create_engine, parse_database_url, session_factory
+from core.db.engine import PoolOptions, create_engine, parse_database_url
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.usage import UsageStore
@@ -33,8 +33,9 @@ from core.retrieval.milvus import MilvusVectorStore
 log = logging.getLogger(__name__)
 
 
-def database_engine(settings: Settings) -> AsyncEngine:
-    return create_engine(
+def open_database(settings: Settings) -> Database:
+    """The database the settings name (connections open on first use)."""
+    engine = create_engine(
         settings.database_url,
         pool=PoolOptions(
             size=settings.db_pool_size,
@@ -43,6 +44,7 @@ def database_engine(settings: Settings) -> AsyncEngine:
             recycle_seconds=settings.db_pool_recycle,
         ),
     )
+    return Database(engine)
 
 
 def embedder_for(settings: Settings) -> Embedder:
@@ -92,6 +94,7 @@ async def open_vectors(
 
 
 async def _open(vectors: MilvusVectorStore, settings: Settings) -> None:
+    await asyncio.to_thread(process.import_vector_client)  # a worker: it takes a while
     try:
         await vectors.open()
     except Exception as exc:
@@ -139,8 +142,7 @@ class Stores:
     """The SQL stores and the organisation over them; ``close()`` releases them."""
 
     settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: Database
     identity: IdentityStore
     knowledge: KnowledgeStore
     usage: UsageStore
@@ -149,24 +151,22 @@ class Stores:
 
     async def close(self) -> None:
         await self.vectors.close()
-        await self.engine.dispose()
+        await self.database.dispose()
 
 
 def open_stores(settings: Settings) -> Stores:
-    engine = database_engine(settings)
-    sessions = session_factory(engine)
-    identity, knowledge = IdentityStore(sessions), KnowledgeStore(sessions)
+    database = open_database(settings)
+    identity, knowledge = IdentityStore(database), KnowledgeStore(database)
     vectors = OnDemandVectors(settings)
     organisation = Organisation(
-        identity, knowledge, AdoptionStore(sessions), vectors, membership(settings)
+        identity, knowledge, AdoptionStore(database), vectors, membership(settings)
     )
     return Stores(
         settings=settings,
-        engine=engine,
-        sessions=sessions,
+        database=database,
         identity=identity,
         knowledge=knowledge,
-        usage=UsageStore(sessions),
+        usage=UsageStore(database),
         organisation=organisation,
         vectors=vectors,
     )

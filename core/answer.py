@@ -15,20 +15,20 @@ from core.db.identity import IdentityStore
 from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
 from core.db.types import utcnow
 from core.db.usage import UsageStore
+from core.enums import AnswerMode, MessageRole, UsageOperation
 from core.errors import LLMUnavailable, NotAllowed, NotEnabled, QuotaExceeded, RateLimited
-from core.generation.base import LLM, ChatMessage, Completion
+from core.generation.base import LLM, ChatMessage, Completion, Source
 from core.generation.citations import parse_and_validate, preview, quote_sentences
 from core.generation.extractive import extractive_answer
-from core.generation.prompt import Source, build_messages, condense_heuristic, condense_messages
+from core.generation.prompt import build_messages, condense_heuristic, condense_messages
 from core.observability import Metrics, NullMetrics, bind_log_context
 from core.pricing import PriceTable
 from core.quota import QuestionRate, QuotaService
 from core.retrieval.retriever import Lookahead, Retrieval, RetrievedChunk, Retriever
-from core.types import Answer, Citation, IncomingMessage, Reply, Usage
+from core.types import Answer, Citation, IncomingMessage, Status, Usage
 
 log = logging.getLogger(__name__)
 
-EXTRACTIVE_LABEL = "extractive"
 # The bot abstains when the best chunk's cosine similarity is below DEFAULT_THRESHOLD, or (when
 # it answers extractively) when the best sentence's support score is below MIN_EXTRACTIVE_SCORE.
 # Both were picked from the answer benchmark's sweep as the most accurate rule whose wrong
@@ -52,7 +52,7 @@ class AnswerConfig:
 class _Draft:
     text: str
     citations: tuple[Citation, ...]
-    mode: str
+    mode: AnswerMode
     completion: Completion | None = None
     notice: str | None = None
 
@@ -113,7 +113,7 @@ class AnswerService:
             conversation, limit=None, window=timedelta(minutes=5), clock=clock
         )
 
-    async def answer(self, message: IncomingMessage, reply: Reply) -> Answer:
+    async def answer(self, message: IncomingMessage, reply: Status) -> Answer:
         """Answer one question in its thread. Never raises for expected failures."""
         started = time.perf_counter()
         with bind_log_context(
@@ -129,18 +129,18 @@ class AnswerService:
                 log.info("answered mode=%s citations=%d", answer.mode, len(answer.citations))
             return answer
 
-    async def _answer(self, message: IncomingMessage, reply: Reply, started: float) -> Answer:
+    async def _answer(self, message: IncomingMessage, reply: Status, started: float) -> Answer:
         # The model embeds the question while the database work below goes on.
         ahead = self._retriever.embed_ahead(message.text)
         try:
             if not await self._identity.claim_event(message.platform.value, message.event_id):
                 log.info("duplicate event ignored")
-                return Answer(text="", duplicate=True, mode="duplicate")
+                return Answer(text="", duplicate=True, mode=AnswerMode.DUPLICATE)
             try:
                 ctx = await self._resolver.resolve(message)
             except NotEnabled as exc:
                 log.info("question from a workspace outside the organisation")
-                return Answer(text=exc.user_message, mode="refused")
+                return Answer(text=exc.user_message, mode=AnswerMode.REFUSED)
             with bind_log_context(session=str(ctx.session.id)):
                 try:
                     async with self._rate.admit(ctx.user.id):
@@ -149,7 +149,7 @@ class AnswerService:
                     log.info("question refused by the rate limit (%d s)", exc.retry_after)
                     return Answer(
                         text=exc.user_message,
-                        mode="refused",
+                        mode=AnswerMode.REFUSED,
                         namespaces=ctx.namespace_labels,
                         session_id=ctx.session.id,
                     )
@@ -160,7 +160,7 @@ class AnswerService:
         self,
         ctx: ConversationContext,
         message: IncomingMessage,
-        reply: Reply,
+        reply: Status,
         started: float,
         ahead: Lookahead,
     ) -> Answer:
@@ -179,7 +179,7 @@ class AnswerService:
         # stored with the answer, in one transaction, when the answer is ready
         question = MessageInput(
             ctx.session.id,
-            "user",
+            MessageRole.USER,
             message.text,
             user_id=ctx.user.id,
             platform_message_id=message.message_id,
@@ -191,7 +191,7 @@ class AnswerService:
             return await self._finish(
                 ctx,
                 question,
-                _Draft(exc.user_message, (), "refused"),
+                _Draft(exc.user_message, (), AnswerMode.REFUSED),
                 started=started,
                 usage_rows=[],
             )
@@ -200,13 +200,13 @@ class AnswerService:
         usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
         if not retrieval.chunks or retrieval.best_similarity < threshold:
-            draft = _Draft(abstain_text(ctx.namespace_labels), (), "abstain")
+            draft = _Draft(abstain_text(ctx.namespace_labels), (), AnswerMode.ABSTAIN)
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         draft = await self._generate(
             ctx, history, message.text, retrieval, reply, deadline=deadline
         )
         if draft.completion is not None:
-            usage_rows.append(self._chat_usage(ctx, draft.completion, "chat"))
+            usage_rows.append(self._chat_usage(ctx, draft.completion, UsageOperation.CHAT))
         return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
 
     async def _standalone(
@@ -218,11 +218,15 @@ class AnswerService:
         deadline: float,
     ) -> tuple[str, list[UsageInput]]:
         """Turn a follow-up into a standalone query (LLM when available, else heuristics)."""
-        previous = [m.content for m in history if m.role == "user"]
+        previous = [m.content for m in history if m.role == MessageRole.USER]
         if not previous:
             return text, []
         if self._llm is not None:
-            turns = [ChatMessage(m.role, m.content) for m in history if m.role != "system"]
+            turns = [
+                ChatMessage(MessageRole(m.role), m.content)
+                for m in history
+                if m.role != MessageRole.SYSTEM
+            ]
             try:
                 done = await self._llm.complete(
                     condense_messages(turns, text),
@@ -235,7 +239,7 @@ class AnswerService:
             else:
                 query = done.text.strip().splitlines()[0] if done.text.strip() else ""
                 if query:
-                    return query, [self._chat_usage(ctx, done, "condense")]
+                    return query, [self._chat_usage(ctx, done, UsageOperation.CONDENSE)]
         return condense_heuristic(previous, text), []
 
     async def _retrieve(
@@ -274,7 +278,7 @@ class AnswerService:
         history: Sequence[MessageRecord],
         question: str,
         retrieval: Retrieval,
-        reply: Reply,
+        reply: Status,
         *,
         deadline: float,
     ) -> _Draft:
@@ -284,7 +288,11 @@ class AnswerService:
         built = build_messages(
             question,
             sources,
-            history=[ChatMessage(m.role, m.content) for m in history if m.role != "system"],
+            history=[
+                ChatMessage(MessageRole(m.role), m.content)
+                for m in history
+                if m.role != MessageRole.SYSTEM
+            ],
             system_prompt=ctx.prompt,
             context_tokens=self._config.context_tokens,
         )
@@ -306,21 +314,23 @@ class AnswerService:
             self._metrics.error("llm_unavailable")
             return self._extractive(question, sources, notice=exc.user_message)
         text, citations = parse_and_validate(completion.text, built.included_sources)
-        return _Draft(text, tuple(citations), "llm", completion=completion)
+        return _Draft(text, tuple(citations), AnswerMode.LLM, completion=completion)
 
     def _extractive(
         self, question: str, sources: Sequence[Source], *, notice: str | None
     ) -> _Draft:
         result = extractive_answer(question, sources)
         if not result.text or result.score < self._config.min_extractive_score:
-            return _Draft("", (), "abstain", notice=notice)
+            return _Draft("", (), AnswerMode.ABSTAIN, notice=notice)
         text, citations = parse_and_validate(result.text, sources)
         citations = quote_sentences(citations, result.best_sentences, question)
         if notice:
             notice = f"{notice} Showing what the sources say instead."
-        return _Draft(text, tuple(citations), EXTRACTIVE_LABEL, notice=notice)
+        return _Draft(text, tuple(citations), AnswerMode.EXTRACTIVE, notice=notice)
 
-    def _chat_usage(self, ctx: ConversationContext, done: Completion, operation: str) -> UsageInput:
+    def _chat_usage(
+        self, ctx: ConversationContext, done: Completion, operation: UsageOperation
+    ) -> UsageInput:
         return UsageInput(
             workspace_id=ctx.workspace.id,
             operation=operation,
@@ -338,7 +348,7 @@ class AnswerService:
     def _embedding_usage(self, ctx: ConversationContext, retrieval: Retrieval) -> UsageInput:
         return UsageInput(
             workspace_id=ctx.workspace.id,
-            operation="embedding",
+            operation=UsageOperation.EMBEDDING,
             model=ctx.embedding_model,
             user_id=ctx.user.id,
             channel_id=ctx.channel.id,
@@ -358,20 +368,20 @@ class AnswerService:
         usage_rows: list[UsageInput],
     ) -> Answer:
         text = draft.text or abstain_text(ctx.namespace_labels)
-        mode = draft.mode if draft.text else "abstain"
+        mode = draft.mode if draft.text else AnswerMode.ABSTAIN
         grounded = bool(draft.citations)
         done = draft.completion
         _, answer_id = await self._conversation.add_exchange(
             question,
             MessageInput(
                 ctx.session.id,
-                "assistant",
+                MessageRole.ASSISTANT,
                 text,
                 prompt_tokens=done.prompt_tokens if done else 0,
                 completion_tokens=done.completion_tokens if done else 0,
                 model=done.model
                 if done
-                else (EXTRACTIVE_LABEL if mode == EXTRACTIVE_LABEL else None),
+                else (AnswerMode.EXTRACTIVE.value if mode == AnswerMode.EXTRACTIVE else None),
                 processing_time_ms=int((time.perf_counter() - started) * 1000),
                 grounded=grounded,
                 citations=tuple(
@@ -392,7 +402,7 @@ class AnswerService:
         return Answer(
             text=text,
             citations=draft.citations,
-            abstained=mode == "abstain",
+            abstained=mode == AnswerMode.ABSTAIN,
             grounded=grounded,
             mode=mode,
             notice=draft.notice,
@@ -437,5 +447,5 @@ def _total(rows: Sequence[UsageInput], prices: PriceTable) -> Usage:
         completion_tokens=sum(r.completion_tokens for r in rows),
         embedding_tokens=sum(r.embedding_tokens for r in rows),
         cost_usd=sum((r.cost for r in rows), start=prices.cost("", 0, 0)),
-        model=next((r.model for r in rows if r.operation == "chat"), None),
+        model=next((r.model for r in rows if r.operation == UsageOperation.CHAT), None),
     )

@@ -1,8 +1,9 @@
 """Coalescing: requests that arrive while a call is in flight share the next call.
 
 Used where one call for many requests costs little more than a call for one: the query
-embedder (one model batch for every question waiting) and the vector store's search (one
-Milvus search with many query vectors for every question waiting on the same filter). Nothing
+embedder (one model batch for every question waiting), the vector store's search (one Milvus
+search with many query vectors for every question waiting on the same filter), and the
+database's group commit and coalesced reads (``core.db.access``, which the stores use). Nothing
 waits on purpose: the first request goes out at once, and what arrives during that call goes
 out together as soon as it returns, so a lone request pays nothing and a burst pays one call per
 batch instead of one per request.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from core.db.knowledge import KnowledgeStore
 from core.db.records import ChannelRecord, DocumentRecord, NamespaceRecord, UserRecord
+from core.enums import DocumentStatus
 from core.errors import DocumentNotFound, LorekeeperError, NamespaceNotFound, NotAllowed
 from core.ingestion.service import IngestionService, IngestResult, Uploader
 from core.places import Place, Places
@@ -111,7 +112,7 @@ class Documents:
         if source is None or not source.is_conversation:
             where = source.name if source else "a namespace"
             raise LorekeeperError(f"{doc.title} is already shared: it is in {where}.")
-        if doc.status != "indexed":
+        if doc.status != DocumentStatus.INDEXED:
             raise LorekeeperError(f"{doc.title} is not indexed ({doc.status}); share it again.")
         target = await self.namespace(viewer, name)
         uploader = Uploader(

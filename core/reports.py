@@ -21,8 +21,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.db.access import Database
 from core.db.models import Channel, DailyUsage, Namespace, TokenUsage, User, Workspace
 from core.db.usage import is_request
 
@@ -150,8 +151,8 @@ def _add(totals: dict[Any, _Sums], rows: Iterable[Any], *, by: str) -> None:
 class ReportService:
     """Reads token usage for one workspace (or all of them) over a window."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def usage(
         self,
@@ -168,7 +169,7 @@ class ReportService:
             raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
         since, until = since.astimezone(UTC), until.astimezone(UTC)
         totals: dict[Any, _Sums] = {}
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             dialect = db.get_bind().dialect.name
             last = (await db.execute(select(func.max(DailyUsage.day)))).scalar_one_or_none()
             span = _rolled_span(since, until, last)
@@ -213,7 +214,7 @@ class ReportService:
             )
         with contextlib.suppress(ValueError):
             conditions.append(Workspace.id == uuid.UUID(ref))
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             found = (await db.execute(select(Workspace.id).where(or_(*conditions)))).scalars().all()
         return found[0] if len(found) == 1 else None
 

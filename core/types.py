@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from core.enums import AnswerMode
+
 
 class Platform(enum.StrEnum):
     SLACK = "slack"
@@ -88,7 +90,7 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     abstained: bool = False
     grounded: bool = True
-    mode: str = "llm"  # "llm" | "extractive" | "abstain" | "refused"
+    mode: AnswerMode = AnswerMode.LLM
     notice: str | None = None
     namespaces: tuple[str, ...] = ()
     usage: Usage = field(default_factory=Usage)
@@ -106,8 +108,25 @@ class Progress:
     detail: str = ""
 
 
-class Reply(Protocol):
-    """How core talks back while it works; each adapter implements it for its platform."""
+@dataclass(frozen=True, slots=True)
+class UploadOutcome:
+    """What happened to one file, in words a chat can show."""
+
+    filename: str
+    ok: bool
+    message: str
+    chunks: int = 0
+    duplicate: bool = False
+    namespace: str | None = None
+    replaced: int = 0  # older versions of the file that this upload deleted
+    document_id: uuid.UUID | None = None
+    # the file stayed in the conversation: the namespaces its uploader (or an admin) may
+    # share it with from there, offered as buttons
+    share_with: tuple[str, ...] = ()
+
+
+class Status(Protocol):
+    """How core says what it is doing while it works (the services take this)."""
 
     async def thinking(self, namespaces: Sequence[str]) -> None:
         """Say that a search has started (the placeholder)."""
@@ -117,3 +136,21 @@ class Reply(Protocol):
 
     async def progress(self, progress: Progress) -> None:
         """Show a stage of file ingestion."""
+
+
+class Reply(Status, Protocol):
+    """One reply on a platform, as each adapter implements it: the status while core works,
+    then exactly one ending (``finish``, ``done``, ``fail`` or ``discard``). The conversation
+    pipeline calls it one call at a time."""
+
+    async def finish(self, answer: Answer) -> None:
+        """Show the answer in place of whatever was shown (more messages if it is long)."""
+
+    async def done(self, outcome: UploadOutcome) -> None:
+        """Show an upload's outcome (with its share buttons where the platform has them)."""
+
+    async def fail(self, text: str) -> None:
+        """Show ``text`` (plain words from core, possibly naming a file) as the ending."""
+
+    async def discard(self) -> None:
+        """Remove what was shown: there is nothing to say (a repeated delivery)."""

@@ -5,37 +5,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from pathlib import Path
 
 from core.context import ContextResolver, ConversationContext
 from core.db.audit import AuditStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
-from core.db.records import DocumentRecord, NamespaceRecord
+from core.db.records import DocumentRecord, NamespaceRecord, UploadInput
 from core.errors import LorekeeperError, NotEnabled, UnsupportedFile
-from core.ingestion.service import IngestionService, IngestResult, Uploader
-from core.types import IncomingFile, IncomingMessage, Progress, Reply
-from core.wording import count
+from core.ingestion.service import IngestionService, IngestResult, ProgressCallback, Uploader
+from core.types import IncomingFile, IncomingMessage, Progress, Status, UploadOutcome
+from core.wording import UPLOAD_FAILED, count
 
 log = logging.getLogger(__name__)
 SHARE_CHOICES = 3  # namespaces offered as buttons under a conversation's file
-
-
-@dataclass(frozen=True, slots=True)
-class UploadOutcome:
-    """What happened to one file, in words a chat can show."""
-
-    filename: str
-    ok: bool
-    message: str
-    chunks: int = 0
-    duplicate: bool = False
-    namespace: str | None = None
-    replaced: int = 0  # older versions of the file that this upload deleted
-    document_id: uuid.UUID | None = None
-    # the file stayed in the conversation: the namespaces its uploader (or an admin) may
-    # share it with from there, offered as buttons
-    share_with: tuple[str, ...] = ()
 
 
 class UploadService:
@@ -85,7 +68,7 @@ class UploadService:
         )
 
     async def ingest(
-        self, message: IncomingMessage, file: IncomingFile, data: bytes, reply: Reply
+        self, message: IncomingMessage, file: IncomingFile, data: bytes, reply: Status
     ) -> UploadOutcome:
         try:
             ctx = await self._resolver.resolve(message)
@@ -93,14 +76,13 @@ class UploadService:
             return UploadOutcome(file.filename, False, exc.user_message)
         namespace = await self.target(ctx)
         upload_id = await self._knowledge.create_upload(
-            {
-                "user_id": ctx.user.id,
-                "original_filename": file.filename[:512],
-                "platform_file_id": file.file_id,
-                "size_bytes": len(data),
-                "mime_type": file.mime_type,
-                "status": "processing",
-            }
+            UploadInput(
+                original_filename=file.filename[:512],
+                user_id=ctx.user.id,
+                platform_file_id=file.file_id,
+                size_bytes=len(data),
+                mime_type=file.mime_type,
+            )
         )
         uploader = Uploader(
             workspace_id=ctx.workspace.id,
@@ -140,7 +122,7 @@ class UploadService:
             return UploadOutcome(
                 file.filename,
                 False,
-                f"Something went wrong while indexing {file.filename}; it was not added.",
+                UPLOAD_FAILED.format(name=file.filename),
                 namespace=namespace.label,
             )
         # finish_upload links the document only if it still exists (a newer version may have
@@ -231,6 +213,59 @@ class UploadService:
             outcome=outcome,
             detail=detail,
         )
+
+    async def load(
+        self,
+        source: bytes | Path,
+        filename: str,
+        *,
+        namespace: NamespaceRecord,
+        workspace_id: uuid.UUID,
+        actor: str,
+        identity: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> IngestResult:
+        """An operator's load into a namespace (``lorekeeper ingest``): indexed as an admin's,
+        versioned by ``identity`` (an edited file replaces its own older version only) and
+        audited like a chat upload. Raises what ingestion raises, after auditing it."""
+        uploader = Uploader(
+            workspace_id=workspace_id, author=actor, platform="console", is_admin=True
+        )
+        arguments = {"filename": filename[:512], "namespace": namespace.name, "source": identity}
+        try:
+            result = await self._ingestion.ingest(
+                source,
+                filename,
+                namespace=namespace,
+                uploader=uploader,
+                source_url=identity,
+                identity=identity,
+                progress=progress,
+            )
+        except LorekeeperError as exc:
+            await self._audit.record(
+                workspace_id=namespace.workspace_id,
+                user_id=None,
+                actor=actor,
+                command="ingest",
+                arguments=arguments,
+                outcome="failed",
+                detail=exc.reason,
+            )
+            raise
+        for command, document_id in [
+            ("ingest", result.document.id),
+            *(("replace", old) for old in result.replaced),
+        ]:
+            await self._audit.record(
+                workspace_id=namespace.workspace_id,
+                user_id=None,
+                actor=actor,
+                command=command,
+                arguments={**arguments, "document_id": str(document_id)},
+                outcome="duplicate" if result.duplicate else "ok",
+            )
+        return result
 
     async def deleted_on_platform(
         self,

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db.engine import create_engine, session_factory
+from core.db.access import Database
+from core.db.engine import create_engine
 from core.retrieval.embedder import default_cache_dir
 from tests.databases import PostgresDatabases, SqliteDatabases, postgres_reachable, postgres_url
 
@@ -76,8 +77,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return session_factory(engine)
+def database(engine: AsyncEngine) -> Database:
+    return Database(engine)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +89,7 @@ def embedder():
     return SentenceTransformerEmbedder()
 
 
-def ingestion_service(sessions, embedder, vectors, *, usage=None) -> IngestionService:
+def ingestion_service(database, embedder, vectors, *, usage=None) -> IngestionService:
     """An IngestionService with small chunks and limits (one per simulated process)."""
     from core.db.knowledge import KnowledgeStore
     from core.db.usage import UsageStore
@@ -96,8 +97,8 @@ def ingestion_service(sessions, embedder, vectors, *, usage=None) -> IngestionSe
     from core.ingestion.service import IngestionService
 
     return IngestionService(
-        knowledge=KnowledgeStore(sessions),
-        usage=usage or UsageStore(sessions),
+        knowledge=KnowledgeStore(database),
+        usage=usage or UsageStore(database),
         embedder=embedder,
         vectors=vectors,
         limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
@@ -107,7 +108,7 @@ def ingestion_service(sessions, embedder, vectors, *, usage=None) -> IngestionSe
 
 
 @pytest.fixture
-async def world(sessions, tmp_path, embedder):
+async def world(database, tmp_path, embedder):
     """Ingestion on real milvus-lite: namespaces a1, a2 (workspace a) and b1 (workspace b)."""
     from core.db.identity import IdentityStore
     from core.db.knowledge import KnowledgeStore
@@ -116,9 +117,9 @@ async def world(sessions, tmp_path, embedder):
 
     vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
     await vectors.open()
-    knowledge = KnowledgeStore(sessions)
-    service = ingestion_service(sessions, embedder, vectors)
-    ids = IdentityStore(sessions)
+    knowledge = KnowledgeStore(database)
+    service = ingestion_service(database, embedder, vectors)
+    ids = IdentityStore(database)
     ws_a = await ids.workspace("slack", "TA")
     ws_b = await ids.workspace("slack", "TB")
     ns = {
@@ -127,5 +128,5 @@ async def world(sessions, tmp_path, embedder):
         "b1": await knowledge.ensure_namespace(ws_b.id, "one"),
     }
     retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
-    yield service, knowledge, vectors, retriever, ns, {"a": ws_a, "b": ws_b}, sessions
+    yield service, knowledge, vectors, retriever, ns, {"a": ws_a, "b": ws_b}, database
     await vectors.close()

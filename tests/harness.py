@@ -19,9 +19,9 @@ from typing import Any
 from bot.container import Container, build
 from bot.settings import Settings
 from core.admin import AdminCommand, CommandResult
+from core.commands import parse_text
 from core.retrieval.base import Embedder
-from core.types import Answer, IncomingFile, IncomingMessage, Platform, Progress
-from core.uploads import UploadOutcome
+from core.types import Answer, IncomingFile, IncomingMessage, Platform, Progress, UploadOutcome
 
 _events = itertools.count(1)
 
@@ -126,14 +126,15 @@ class BotHarness:
         workspace: str | None = None,
         **place: Any,
     ) -> CommandResult:
-        """``place``: AdminCommand's other fields (is_direct, place_private, ...)."""
+        """`/lore <text>` (channels written ``#ID``); ``place``: AdminCommand's other fields
+        (is_direct, place_private, ...)."""
         return await self.container.admin.execute(
             AdminCommand(
                 platform=self.platform,
                 workspace_id=workspace or self.workspace,
                 channel_id=channel or self.channel,
                 user_id=user or self.user,
-                text=text,
+                request=parse_text(text),
                 is_platform_admin=is_admin,
                 event_id=f"cmd-{next(_events)}",
                 **place,

@@ -37,7 +37,7 @@ async def bot(database_url, tmp_path, embedder):
 
 
 async def _count(bot, model, *where):
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         return (
             await db.execute(select(func.count()).select_from(model).where(*where))
         ).scalar_one()
@@ -69,7 +69,7 @@ async def test_an_extractive_citation_quotes_the_sentence_that_answers(bot) -> N
     assert "install it to your workspace. Copy the bot token" in answer.text
     quote = answer.citations[0].quote
     assert quote.startswith("To add Lorekeeper to Slack, create an app")
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         stored = (
             await db.execute(
                 select(CitationRow.quoted_text).where(CitationRow.message_id == answer.message_id)
@@ -255,7 +255,7 @@ async def test_uncited_llm_answer_is_marked_not_grounded(database_url, tmp_path,
         try:
             await bot.upload("handbook.md", HANDBOOK)
             answer = await bot.say("How many vacation days?")
-            async with bot.container.sessions() as db:
+            async with bot.container.database.session() as db:
                 grounded = (
                     await db.execute(
                         select(Message.grounded).where(Message.id == answer.message_id)
@@ -283,7 +283,7 @@ async def test_follow_up_is_condensed_by_the_llm_and_counted(
             await bot.upload("handbook.md", HANDBOOK)
             await bot.say("What is the vacation policy?", thread="T-c")
             follow = await bot.say("and when do they expire?", thread="T-c")
-            async with bot.container.sessions() as db:
+            async with bot.container.database.session() as db:
                 ops = sorted(
                     (
                         await db.execute(

@@ -22,7 +22,7 @@ async def bot(database_url, tmp_path, embedder):
 
 
 async def _count(bot: BotHarness, model: type, *where: object) -> int:
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         stmt = select(func.count()).select_from(model).where(*where)  # type: ignore[arg-type]
         return int((await db.execute(stmt)).scalar_one())
 
@@ -31,7 +31,7 @@ async def test_only_the_answers_own_workspace_may_vote(bot, caplog) -> None:
     await bot.upload("handbook.md", HANDBOOK)
     answer = await bot.say("How many days of paid vacation do employees get?")
     assert answer.message_id is not None
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         question = (await db.execute(select(Message.id).where(Message.role == "user"))).scalar()
     vote = bot.container.answers.feedback
     here = {"platform": bot.platform.value, "workspace_id": bot.workspace}

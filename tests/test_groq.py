@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.errors import LLMUnavailable
-from core.generation.base import LLM, ChatMessage
+from core.generation.base import LLM, ChatMessage, Source
 from core.generation.groq import KEY_REFUSED, NOT_RESPONDING, TOO_SLOW, GroqLLM
-from core.generation.prompt import Source, build_messages
+from core.generation.prompt import build_messages
 from tests.fakes.groq_server import (
     BreakStream,
     FakeGroq,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from core.db.knowledge import ChunkRow
 from core.db.models import Chunk, Document, TokenUsage
+from core.db.records import DocumentInput
 from core.db.types import new_id
 from core.errors import UnsupportedFile
 from core.ingestion.service import Uploader
@@ -26,15 +27,15 @@ GUIDE = (
 ).encode()
 
 
-async def _count(sessions, model, *where):
-    async with sessions() as db:
+async def _count(database, model, *where):
+    async with database.session() as db:
         return (
             await db.execute(select(func.count()).select_from(model).where(*where))
         ).scalar_one()
 
 
 async def test_ingest_reports_progress_and_indexes(world) -> None:
-    service, _knowledge, vectors, retriever, ns, ws, sessions = world
+    service, _knowledge, vectors, retriever, ns, ws, database = world
     stages: list[Progress] = []
 
     async def progress(p: Progress) -> None:
@@ -49,9 +50,9 @@ async def test_ingest_reports_progress_and_indexes(world) -> None:
     assert names[0] == "reading" and names[-1] == "indexed" and "embedding" in names
     fractions = [p.fraction for p in stages]
     assert fractions == sorted(fractions)
-    assert await _count(sessions, Chunk) == result.chunks
+    assert await _count(database, Chunk) == result.chunks
     assert len(await vectors.chunk_ids()) == result.chunks
-    assert await _count(sessions, TokenUsage, TokenUsage.operation == "ingest") == 1
+    assert await _count(database, TokenUsage, TokenUsage.operation == "ingest") == 1
     found = await retriever.search(
         "which port does service 17 listen on?",
         workspace_id=ws["a"].id,
@@ -64,7 +65,7 @@ async def test_ingest_reports_progress_and_indexes(world) -> None:
 
 
 async def test_same_bytes_are_a_duplicate(world) -> None:
-    service, _, _vectors, _, ns, ws, sessions = world
+    service, _, _vectors, _, ns, ws, database = world
     first = await service.ingest(
         GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
     )
@@ -72,7 +73,7 @@ async def test_same_bytes_are_a_duplicate(world) -> None:
         GUIDE, "copy.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
     )
     assert again.duplicate and again.document.id == first.document.id
-    assert await _count(sessions, Document) == 1
+    assert await _count(database, Document) == 1
     racing = await asyncio.gather(
         *(
             service.ingest(
@@ -100,21 +101,21 @@ async def test_same_bytes_are_a_duplicate(world) -> None:
     ],
 )
 async def test_refusals_leave_nothing_half_written(world, data, name, why) -> None:
-    service, _, vectors, _, ns, ws, sessions = world
+    service, _, vectors, _, ns, ws, database = world
     with pytest.raises(UnsupportedFile) as err:
         await service.ingest(data, name, namespace=ns["a1"], uploader=Uploader(ws["a"].id))
     assert name in err.value.user_message and why in err.value.user_message
-    assert await _count(sessions, Chunk) == 0
+    assert await _count(database, Chunk) == 0
     assert await vectors.chunk_ids() == set()
-    async with sessions() as db:
+    async with database.session() as db:
         statuses = (await db.execute(select(Document.status, Document.error))).all()
     assert all(s == "failed" and e for s, e in statuses)
 
 
 async def test_failed_document_can_be_retried(world) -> None:
-    service, _, _, _, ns, ws, sessions = world
+    service, _, _, _, ns, ws, database = world
     bad_then_good = io.BytesIO(b"A fine text about retries. " * 20).getvalue()
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(update(Document).values(status="failed"))
     result = await service.ingest(
         bad_then_good, "t.txt", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
@@ -123,13 +124,13 @@ async def test_failed_document_can_be_retried(world) -> None:
 
 
 async def test_delete_document_and_namespace(world) -> None:
-    service, knowledge, vectors, _retriever, ns, ws, sessions = world
+    service, knowledge, vectors, _retriever, ns, ws, database = world
     doc = await service.ingest(GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id))
     keep = await service.ingest(
         b"Other namespace text. " * 30, "o.txt", namespace=ns["a2"], uploader=Uploader(ws["a"].id)
     )
     await service.delete_document(doc.document.id)
-    assert await _count(sessions, Chunk, Chunk.document_id == doc.document.id) == 0
+    assert await _count(database, Chunk, Chunk.document_id == doc.document.id) == 0
     assert await vectors.chunk_ids(document_ids=[str(doc.document.id)]) == set()
     await service.delete_namespace(ns["a2"])
     assert await vectors.chunk_ids() == set()
@@ -156,7 +157,7 @@ async def test_isolation_between_namespaces_and_workspaces(world) -> None:
 async def test_recover_fails_documents_left_processing(world) -> None:
     service, knowledge, _, _, ns, _ws, _sessions = world
     stuck = await knowledge.create_document(
-        {"namespace_id": ns["a1"].id, "title": "stuck.txt", "file_hash": "h-stuck"}
+        DocumentInput(namespace_id=ns["a1"].id, title="stuck.txt", file_hash="h-stuck")
     )
     assert stuck is not None and stuck.status == "processing"
     assert await service.recover() == 1

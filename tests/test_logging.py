@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from bot.observability import SecretFilter, configure_logging
+from bot.settings import Settings, load_settings
 from core.observability import bind_log_context
 
 SLACK = "xoxb-2048-4096-Zq8vLrT3mN1pQ7sW9yX2aB4c"
@@ -63,3 +64,23 @@ def test_scrub_keeps_ordinary_text() -> None:
     f = SecretFilter(["short", "a-long-secret-value"])
     assert f.scrub("a normal sentence about tokens") == "a normal sentence about tokens"
     assert f.scrub("x a-long-secret-value y") == "x [redacted] y"
+
+
+def test_every_secret_setting_is_scrubbed(captured, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redaction list comes from the settings' ``SecretStr`` fields, so a secret setting
+    added later is scrubbed without anyone listing it (values shaped like no known token)."""
+    values = {}
+    for name in Settings.secret_fields():
+        alias = Settings.model_fields[name].alias
+        assert alias is not None
+        values[name] = f"plain-{name}-value-0451"
+        monkeypatch.setenv(alias, values[name])
+    settings = load_settings(env_file=None)
+    assert sorted(settings.secret_values()) == sorted(values.values())
+    configure_logging(level="DEBUG", json_logs=False, secrets=settings.secret_values())
+    logging.getLogger().handlers[0].setStream(captured)  # type: ignore[attr-defined]
+    for value in values.values():
+        logging.getLogger("lorekeeper.test").info("configured with %s", value)
+    out = captured.getvalue()
+    assert out.count("[redacted]") == len(values)
+    assert not [v for v in values.values() if v in out]

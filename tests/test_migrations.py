@@ -250,16 +250,16 @@ async def test_0007_keeps_usage_days_without_raw_rows_and_rerolls_the_rest(
             (str(purged), "", 5),
             (str(first_raw), "", 1),
         ]
-        from sqlalchemy.ext.asyncio import async_sessionmaker
+        from core.db.access import Database
 
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        database = Database(engine)
         clock = lambda: datetime(2026, 3, 5, tzinfo=UTC)  # noqa: E731
-        assert await UsageRollup(sessions, clock=clock).pending_days() == [
+        assert await UsageRollup(database, clock=clock).pending_days() == [
             later,
             date(2026, 3, 4),
         ]
-        await UsageRollup(sessions, clock=clock).backfill()
-        report = await ReportService(sessions).usage(
+        await UsageRollup(database, clock=clock).backfill()
+        report = await ReportService(database).usage(
             None,
             since=datetime(2026, 3, 1, tzinfo=UTC),
             until=datetime(2026, 3, 5, tzinfo=UTC),

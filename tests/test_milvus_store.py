@@ -13,15 +13,10 @@ import pytest_asyncio
 
 from core.retrieval.base import VectorHit, VectorRecord
 from core.retrieval.embedder import SentenceTransformerEmbedder
-from core.retrieval.milvus import (
-    BULK_STEP,
-    UPSERT_STEP,
-    MilvusVectorStore,
-    fuse_rrf,
-    id_key,
-    tenant_filter,
-    truncate_utf8,
-)
+from core.retrieval.fusion import fuse_rrf
+from core.retrieval.milvus import BULK_STEP, UPSERT_STEP, MilvusVectorStore
+from core.retrieval.milvus_filters import id_key, tenant_filter
+from core.retrieval.milvus_schema import truncate_utf8
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

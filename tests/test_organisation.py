@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from core.db.models import ChannelNamespace, Document, Namespace, TokenUsage
-from core.ingestion.service import Uploader
 from core.types import Platform
 from tests.harness import BotHarness
 
@@ -23,8 +22,7 @@ async def _cli_ingest(bot: BotHarness, namespace: str, name: str, data: bytes) -
     local = await c.identity.workspace("console", "local", name="local")
     owner = await c.organisation.owner(local)
     ns = await c.knowledge.ensure_namespace(owner.id, namespace)
-    uploader = Uploader(workspace_id=local.id, author="cli", platform="console", is_admin=True)
-    await c.ingestion.ingest(data, name, namespace=ns, uploader=uploader)
+    await c.uploads.load(data, name, namespace=ns, workspace_id=local.id, actor="cli")
 
 
 def _on(bot: BotHarness, platform: Platform, workspace: str) -> BotHarness:
@@ -46,7 +44,7 @@ async def test_a_namespace_filled_from_the_cli_answers_in_slack_and_discord(
             assert "25 days" in answer.text and answer.citations
             listed = await bot.admin("namespace list", is_admin=False, channel="C-help")
             assert "handbook" in listed.text
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             namespaces = (await db.execute(select(Namespace.name))).scalars().all()
         assert sorted(namespaces).count("handbook") == 1  # one, shared
     finally:
@@ -80,7 +78,7 @@ async def test_a_workspace_outside_the_organisation_is_told_and_sees_nothing(
         _on(bot, Platform.SLACK, "T1")
         assert (await bot.admin("namespace bind handbook")).ok
         assert "25 days" in (await bot.say(VACATION, thread="T2")).text
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             docs = (await db.execute(select(Document.title))).scalars().all()
         assert docs == ["handbook.md"]  # the refused upload stored nothing
     finally:
@@ -118,7 +116,7 @@ async def test_an_existing_database_is_adopted_without_losing_anything(
         _on(before, Platform.CONSOLE, "local")
         await before.admin("namespace uploads general", channel="console")
         await before.upload("parking.md", b"Parking is behind building B.\n", channel="console")
-        async with before.container.sessions() as db:
+        async with before.container.database.session() as db:
             counts = await _counts(db)
     finally:
         await before.close()
@@ -130,7 +128,7 @@ async def test_an_existing_database_is_adopted_without_losing_anything(
         assert "25 days" in (await after.say(VACATION, thread="T3")).text
         parking = await after.say("Where is parking?", thread="T4")
         assert "building B" in parking.text  # the terminal's general merged into the same one
-        async with after.container.sessions() as db:
+        async with after.container.database.session() as db:
             names = sorted((await db.execute(select(Namespace.name))).scalars().all())
             adopted = await _counts(db)
         assert names.count("general") == 1 and names.count("hr") == 1

@@ -199,7 +199,7 @@ async def test_a_refusal_is_stored_and_close_leaves_no_worker(
         outcome = await bot.upload("soup.html", b"<b>x</b>" * 5000)
         assert not outcome.ok
         assert outcome.message == "I can't index soup.html: it has more than 1,000 HTML elements."
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             document = (await db.execute(select(Document))).scalar_one()
             upload = (await db.execute(select(Upload))).scalar_one()
         assert (document.status, document.error) == (

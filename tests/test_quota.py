@@ -16,19 +16,19 @@ from core.quota import QuotaService
 NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
-async def _setup(sessions, clock):
-    ids = IdentityStore(sessions)
+async def _setup(database, clock):
+    ids = IdentityStore(database)
     ws = await ids.workspace("slack", "Tq")
     user = await ids.user(ws.id, "Uq")
     other = await ids.user(ws.id, "Uother")
-    usage = UsageStore(sessions)
+    usage = UsageStore(database)
     await usage.set_workspace_limits(ws.id, user_daily_tokens=100, workspace_daily_tokens=250)
     return usage, QuotaService(usage, clock=clock), ws, user, other
 
 
-async def test_user_limit_boundary_and_reset_at_midnight_utc(sessions) -> None:
+async def test_user_limit_boundary_and_reset_at_midnight_utc(database) -> None:
     now = [NOON]
-    usage, quota, ws, user, _ = await _setup(sessions, lambda: now[0])
+    usage, quota, ws, user, _ = await _setup(database, lambda: now[0])
     await usage.record(
         UsageInput(ws.id, "chat", user_id=user.id, prompt_tokens=99, created_at=NOON)
     )
@@ -47,8 +47,8 @@ async def test_user_limit_boundary_and_reset_at_midnight_utc(sessions) -> None:
     await quota.check(ws.id, user.id)
 
 
-async def test_workspace_limit_counts_every_user(sessions) -> None:
-    usage, quota, ws, user, other = await _setup(sessions, lambda: NOON)
+async def test_workspace_limit_counts_every_user(database) -> None:
+    usage, quota, ws, user, other = await _setup(database, lambda: NOON)
     await usage.record(
         UsageInput(ws.id, "chat", user_id=other.id, prompt_tokens=90, created_at=NOON)
     )
@@ -60,8 +60,8 @@ async def test_workspace_limit_counts_every_user(sessions) -> None:
     assert "This workspace has used 250 of its 250" in err.value.user_message
 
 
-async def test_yesterday_does_not_count(sessions) -> None:
-    usage, quota, ws, user, _ = await _setup(sessions, lambda: NOON)
+async def test_yesterday_does_not_count(database) -> None:
+    usage, quota, ws, user, _ = await _setup(database, lambda: NOON)
     midnight = NOON.replace(hour=0)
     await usage.record(
         UsageInput(
@@ -80,11 +80,11 @@ async def test_yesterday_does_not_count(sessions) -> None:
         await quota.check(ws.id, user.id)
 
 
-async def test_checks_that_arrive_together_each_get_their_own_counts(sessions) -> None:
+async def test_checks_that_arrive_together_each_get_their_own_counts(database) -> None:
     """A burst of checks shares one statement per workspace: every user still gets their own
     tokens, a check without a user gets none, and another workspace's usage never counts."""
-    usage, quota, ws, user, other = await _setup(sessions, lambda: NOON)
-    elsewhere = await IdentityStore(sessions).workspace("slack", "Tq-other")
+    usage, quota, ws, user, other = await _setup(database, lambda: NOON)
+    elsewhere = await IdentityStore(database).workspace("slack", "Tq-other")
     for ws_id, user_id, tokens in (
         (ws.id, user.id, 100),
         (ws.id, other.id, 40),
@@ -106,10 +106,10 @@ async def test_checks_that_arrive_together_each_get_their_own_counts(sessions) -
     assert not isinstance(outcomes[1], BaseException)
 
 
-async def test_ingest_tokens_never_count_against_questions(sessions) -> None:
+async def test_ingest_tokens_never_count_against_questions(database) -> None:
     """One member's uploads draw on the upload allowance, not on everyone's question quota."""
     now = [NOON]
-    usage, quota, ws, user, other = await _setup(sessions, lambda: now[0])
+    usage, quota, ws, user, other = await _setup(database, lambda: now[0])
     await usage.set_workspace_limits(
         ws.id, user_daily_upload_tokens=1_000, workspace_daily_upload_tokens=1_500
     )
@@ -182,7 +182,7 @@ async def test_an_upload_over_the_allowance_is_refused_before_embedding(
         assert not refused.ok
         assert refused.message.startswith("I can't index big.md: it needs about ")
         assert "upload tokens left today" in refused.message
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             status = dict((await db.execute(select(Document.title, Document.status))).all())
             uploads = dict(
                 (await db.execute(select(Upload.original_filename, Upload.status))).all()

@@ -80,20 +80,20 @@ def test_the_stem_memo_is_bounded() -> None:
 
 
 @pytest.fixture
-async def indexed(sessions, tmp_path, embedder):
+async def indexed(database, tmp_path, embedder):
     vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
     await vectors.open()
-    knowledge = KnowledgeStore(sessions)
+    knowledge = KnowledgeStore(database)
     service = IngestionService(
         knowledge=knowledge,
-        usage=UsageStore(sessions),
+        usage=UsageStore(database),
         embedder=embedder,
         vectors=vectors,
         limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
         chunk_size=200,
         chunk_overlap=40,
     )
-    ws = await IdentityStore(sessions).workspace("slack", "TR")
+    ws = await IdentityStore(database).workspace("slack", "TR")
     ns = await knowledge.ensure_namespace(ws.id, "history")
     text = "\n\n".join([SPREAD, ANSWER, OTHER] * 3)
     await service.ingest(text.encode(), "normandy.txt", namespace=ns, uploader=Uploader(ws.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,13 @@ def test_embedding_cache_dir_defaults_to_the_data_dir(
     env.write_text(f"EMBEDDING_CACHE_DIR={tmp_path / 'm'}\n")
     assert load_settings(env_file=str(env)).embedding_cache_dir == tmp_path / "m"
     assert load_settings(env_file=str(env)).model_cache_dir == tmp_path / "m"
+
+
+def test_every_credential_setting_is_a_secret() -> None:
+    """A setting named like a credential must be a ``SecretStr``: only those are redacted from
+    the logs (``Settings.secret_values``) and hidden from the settings' repr."""
+    credential = re.compile(r"_TOKEN$|_KEY$|SECRET|PASSWORD")
+    named = {n for n, f in Settings.model_fields.items() if credential.search(f.alias or "")}
+    assert named and named <= set(Settings.secret_fields())
+    assert {"groq_api_key", "slack_signing_secret", "discord_token"} <= named
+    assert load_settings(env_file=None).secret("log_level") is None  # not a secret

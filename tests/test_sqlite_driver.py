@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import sqlite_driver
-from core.db.engine import create_engine, session_factory
+from core.db.access import Database
+from core.db.engine import create_engine
 
 _META = MetaData()
 _ITEMS = Table(
@@ -104,8 +105,8 @@ async def test_sql_errors_surface_as_sqlalchemy_errors(engine: AsyncEngine) -> N
 
 
 async def test_orm_sessions_work_through_it(engine: AsyncEngine) -> None:
-    sessions = session_factory(engine)
-    async with sessions() as db, db.begin():
+    database = Database(engine)
+    async with database.session() as db, db.begin():
         await db.execute(insert(_ITEMS).values(name="orm"))
-    async with sessions() as db:
+    async with database.session() as db:
         assert (await db.execute(select(_ITEMS.c.name))).scalar_one() == "orm"

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db.batch import StatementBatcher
 from core.db.conversation import ConversationStore
-from core.db.identity import IdentityStore, prepared_insert_ignore
+from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.models import (
     ChannelNamespace,
@@ -33,15 +32,15 @@ from core.db.types import new_id, utcnow
 from core.db.usage import UsageStore
 
 
-async def _count(sessions, model, *where) -> int:
-    async with sessions() as db:
+async def _count(database, model, *where) -> int:
+    async with database.session() as db:
         return (
             await db.execute(select(func.count()).select_from(model).where(*where))
         ).scalar_one()
 
 
-async def _thread(sessions):
-    ids = IdentityStore(sessions)
+async def _thread(database):
+    ids = IdentityStore(database)
     ws = await ids.workspace("slack", "T1", name="Acme")
     ch = await ids.channel(ws.id, "C1", name="general")
     user = await ids.user(ws.id, "U1", display_name="Ada")
@@ -49,8 +48,8 @@ async def _thread(sessions):
     return ids, ws, ch, user, sess
 
 
-async def test_get_or_create_returns_the_same_rows(sessions) -> None:
-    ids, ws, ch, user, sess = await _thread(sessions)
+async def test_get_or_create_returns_the_same_rows(database) -> None:
+    ids, ws, ch, user, sess = await _thread(database)
     assert (await ids.workspace("slack", "T1")).id == ws.id
     assert (await ids.channel(ws.id, "C1")).id == ch.id
     assert (await ids.user(ws.id, "U1")).id == user.id
@@ -60,29 +59,29 @@ async def test_get_or_create_returns_the_same_rows(sessions) -> None:
     assert user.role == "user" and user.is_active
 
 
-async def test_a_role_change_is_seen_at_once_despite_the_cache(sessions) -> None:
-    ids, ws, _, user, _ = await _thread(sessions)
+async def test_a_role_change_is_seen_at_once_despite_the_cache(database) -> None:
+    ids, ws, _, user, _ = await _thread(database)
     assert (await ids.user(ws.id, "U1")).role == "user"  # now cached
     await ids.set_role(user.id, "admin")
     assert (await ids.user(ws.id, "U1")).role == "admin"
     assert (await ids.workspace("slack", "T1")).id == ws.id  # other entries stay
 
 
-async def test_fifty_concurrent_calls_for_one_thread_give_one_row(sessions) -> None:
-    ids = IdentityStore(sessions)
+async def test_fifty_concurrent_calls_for_one_thread_give_one_row(database) -> None:
+    ids = IdentityStore(database)
     ws = await ids.workspace("slack", "T9")
     ch = await ids.channel(ws.id, "C9")
     results = await asyncio.gather(*(ids.session(ws.id, ch.id, "thread-42") for _ in range(50)))
     assert len({r.id for r in results}) == 1
-    assert await _count(sessions, Session, Session.thread_key == "thread-42") == 1
+    assert await _count(database, Session, Session.thread_key == "thread-42") == 1
     users = await asyncio.gather(*(ids.user(ws.id, "U-same") for _ in range(50)))
     assert len({u.id for u in users}) == 1
 
 
-async def test_a_new_thread_costs_one_statement_and_racers_see_one_new_session(sessions) -> None:
+async def test_a_new_thread_costs_one_statement_and_racers_see_one_new_session(database) -> None:
     """A new thread's session is a single INSERT ... RETURNING; when the row exists (another
     process, or a racer) it is read back, and only the caller that inserted it sees it new."""
-    ids = IdentityStore(sessions)
+    ids = IdentityStore(database)
     ws = await ids.workspace("slack", "T8")
     ch = await ids.channel(ws.id, "C8")
     statements: list[str] = []
@@ -90,26 +89,26 @@ async def test_a_new_thread_costs_one_statement_and_racers_see_one_new_session(s
     def record(_conn, _cursor, statement, *_rest) -> None:
         statements.append(statement.split()[0])
 
-    engine = sessions.kw["bind"].sync_engine
+    engine = database.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         first = await ids.session(ws.id, ch.id, "thread-new")
         assert statements == ["INSERT"] and first.is_new
         statements.clear()
-        again = await IdentityStore(sessions).session(ws.id, ch.id, "thread-new")  # no cache
+        again = await IdentityStore(database).session(ws.id, ch.id, "thread-new")  # no cache
         assert statements == ["INSERT", "SELECT"]
         assert again.id == first.id and not again.is_new
     finally:
         event.remove(engine, "before_cursor_execute", record)
     racers = await asyncio.gather(
-        *(IdentityStore(sessions).session(ws.id, ch.id, "thread-race") for _ in range(20))
+        *(IdentityStore(database).session(ws.id, ch.id, "thread-race") for _ in range(20))
     )
     assert len({r.id for r in racers}) == 1
     assert sum(r.is_new for r in racers) == 1
 
 
-async def test_claim_event_is_false_for_a_duplicate(sessions) -> None:
-    ids = IdentityStore(sessions)
+async def test_claim_event_is_false_for_a_duplicate(database) -> None:
+    ids = IdentityStore(database)
     assert await ids.claim_event("slack", "Ev1") is True
     assert await ids.claim_event("slack", "Ev1") is False
     assert await ids.claim_event("discord", "Ev1") is True
@@ -117,11 +116,11 @@ async def test_claim_event_is_false_for_a_duplicate(sessions) -> None:
     assert outcomes.count(True) == 1
 
 
-async def test_a_claim_is_a_lease_until_completed(sessions) -> None:
+async def test_a_claim_is_a_lease_until_completed(database) -> None:
     """A claim whose lease ran out uncompleted (its claimant died) is taken over by the next
     delivery, by one of many racing deliveries only; a completed one never is."""
-    died = IdentityStore(sessions, event_lease=timedelta(seconds=-1))  # expired at once
-    alive = IdentityStore(sessions)
+    died = IdentityStore(database, event_lease=timedelta(seconds=-1))  # expired at once
+    alive = IdentityStore(database)
     assert await died.claim_event("slack", "Ev1") is True
     racers = await asyncio.gather(*(alive.claim_event("slack", "Ev1") for _ in range(20)))
     assert racers.count(True) == 1  # taken over, with a running lease now
@@ -129,7 +128,7 @@ async def test_a_claim_is_a_lease_until_completed(sessions) -> None:
     assert await died.claim_event("slack", "Ev2") is True
     await died.complete_event("slack", "Ev2")
     assert await alive.claim_event("slack", "Ev2") is False  # expired, but completed
-    async with sessions() as db:
+    async with database.session() as db:
         rows = {
             r.event_id: r
             for r in (await db.execute(select(ProcessedEvent))).scalars()
@@ -139,9 +138,9 @@ async def test_a_claim_is_a_lease_until_completed(sessions) -> None:
     assert rows["Ev2"].completed_at is not None
 
 
-async def test_message_with_citations_is_one_transaction(sessions) -> None:
-    _, _ws, _, user, sess = await _thread(sessions)
-    store = ConversationStore(sessions)
+async def test_message_with_citations_is_one_transaction(database) -> None:
+    _, _ws, _, user, sess = await _thread(database)
+    store = ConversationStore(database)
     q = await store.add_message(MessageInput(sess.id, "user", "What is X?", user_id=user.id))
     cites = (
         CitationInput(position=1, title="Doc A", quoted_text="X is a letter."),
@@ -165,36 +164,36 @@ async def test_message_with_citations_is_one_transaction(sessions) -> None:
     bad = (CitationInput(1, "A", "q"), CitationInput(1, "B", "q"))
     with pytest.raises(IntegrityError):
         await store.add_message(MessageInput(sess.id, "assistant", "dup", citations=bad))
-    assert await _count(sessions, Message, Message.content == "dup") == 0
+    assert await _count(database, Message, Message.content == "dup") == 0
 
 
-async def test_session_delete_cascades_to_messages_and_citations(sessions) -> None:
-    _, _, _, _user, sess = await _thread(sessions)
-    store = ConversationStore(sessions)
+async def test_session_delete_cascades_to_messages_and_citations(database) -> None:
+    _, _, _, _user, sess = await _thread(database)
+    store = ConversationStore(database)
     await store.add_message(
         MessageInput(sess.id, "assistant", "a", citations=(CitationInput(1, "t", "q"),))
     )
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(delete(Session).where(Session.id == sess.id))
-    assert await _count(sessions, Message) == 0
-    assert await _count(sessions, Citation) == 0
+    assert await _count(database, Message) == 0
+    assert await _count(database, Citation) == 0
 
 
-async def test_user_delete_keeps_messages_with_null_user(sessions) -> None:
-    _, _, _, user, sess = await _thread(sessions)
-    store = ConversationStore(sessions)
+async def test_user_delete_keeps_messages_with_null_user(database) -> None:
+    _, _, _, user, sess = await _thread(database)
+    store = ConversationStore(database)
     m = await store.add_message(MessageInput(sess.id, "user", "hello", user_id=user.id))
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(delete(User).where(User.id == user.id))
-    async with sessions() as db:
+    async with database.session() as db:
         row = (await db.execute(select(Message).where(Message.id == m.id))).scalar_one()
     assert row.user_id is None
 
 
-async def test_namespace_delete_takes_documents_chunks_and_links(sessions) -> None:
-    _, ws, ch, _, _ = await _thread(sessions)
+async def test_namespace_delete_takes_documents_chunks_and_links(database) -> None:
+    _, ws, ch, _, _ = await _thread(database)
     ns_id, doc_id = new_id(), new_id()
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(
             insert(Namespace),
             [
@@ -241,16 +240,16 @@ async def test_namespace_delete_takes_documents_chunks_and_links(sessions) -> No
                 }
             ],
         )
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(delete(Namespace).where(Namespace.id == ns_id))
     for model in (Document, Chunk, ChannelNamespace):
-        assert await _count(sessions, model) == 0
+        assert await _count(database, model) == 0
 
 
-async def test_uniqueness_rules(sessions) -> None:
-    _, ws, _, _, _ = await _thread(sessions)
+async def test_uniqueness_rules(database) -> None:
+    _, ws, _, _, _ = await _thread(database)
     ns_id = new_id()
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(
             insert(Namespace),
             [
@@ -264,7 +263,7 @@ async def test_uniqueness_rules(sessions) -> None:
             ],
         )
     with pytest.raises(IntegrityError):
-        async with sessions() as db, db.begin():
+        async with database.session() as db, db.begin():
             await db.execute(
                 insert(Namespace),
                 [
@@ -287,21 +286,21 @@ async def test_uniqueness_rules(sessions) -> None:
         "token_count": 0,
         "created_at": utcnow(),
     }
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(insert(Document), [{"id": new_id(), **doc}])
     with pytest.raises(IntegrityError):
-        async with sessions() as db, db.begin():
+        async with database.session() as db, db.begin():
             await db.execute(insert(Document), [{"id": new_id(), **doc}])
     with pytest.raises(IntegrityError):  # status outside the allowed set
-        async with sessions() as db, db.begin():
+        async with database.session() as db, db.begin():
             await db.execute(
                 insert(Document), [{"id": new_id(), **doc, "file_hash": "o", "status": "weird"}]
             )
 
 
-async def test_feedback_is_one_vote_per_user_and_changeable(sessions) -> None:
-    ids, ws, _, user, sess = await _thread(sessions)
-    store = ConversationStore(sessions)
+async def test_feedback_is_one_vote_per_user_and_changeable(database) -> None:
+    ids, ws, _, user, sess = await _thread(database)
+    store = ConversationStore(database)
     m = await store.add_message(MessageInput(sess.id, "assistant", "answer"))
     other = await ids.user(ws.id, "U2")
     await store.set_feedback(m.id, user.id, 1)
@@ -314,9 +313,9 @@ async def test_feedback_is_one_vote_per_user_and_changeable(sessions) -> None:
         await store.set_feedback(m.id, user.id, 5)
 
 
-async def test_usage_counts_and_limits(sessions) -> None:
-    _, ws, _ch, user, _ = await _thread(sessions)
-    usage = UsageStore(sessions)
+async def test_usage_counts_and_limits(database) -> None:
+    _, ws, _ch, user, _ = await _thread(database)
+    usage = UsageStore(database)
     now = utcnow()
     await usage.record_many(
         [
@@ -339,7 +338,7 @@ async def test_usage_counts_and_limits(sessions) -> None:
     day_start = now - timedelta(hours=1)
     assert await usage.tokens_since(workspace_id=ws.id, since=day_start, user_id=user.id) == 127
     assert await usage.tokens_since(workspace_id=ws.id, since=now - timedelta(days=3)) == 1127
-    async with sessions() as db:
+    async with database.session() as db:
         cost = (await db.execute(select(func.sum(TokenUsage.cost)))).scalar_one()
     assert Decimal(cost) == Decimal("0.0001234")
     limits = await usage.limits(ws.id, user.id)
@@ -349,18 +348,18 @@ async def test_usage_counts_and_limits(sessions) -> None:
     assert (await usage.limits(ws.id, user.id)).user_daily_tokens == 42
     assert (await usage.limits(ws.id, None)).user_daily_tokens == 500
     # another workspace still has the default plan
-    other = await IdentityStore(sessions).workspace("slack", "T-other")
+    other = await IdentityStore(database).workspace("slack", "T-other")
     assert (await usage.limits(other.id, None)).user_daily_tokens == 200_000
 
 
-async def test_workspace_delete_cascades_everywhere(sessions) -> None:
-    _, ws, _, user, sess = await _thread(sessions)
-    await ConversationStore(sessions).add_message(MessageInput(sess.id, "user", "x"))
-    await UsageStore(sessions).record(UsageInput(ws.id, "chat", user_id=user.id))
-    async with sessions() as db, db.begin():
+async def test_workspace_delete_cascades_everywhere(database) -> None:
+    _, ws, _, user, sess = await _thread(database)
+    await ConversationStore(database).add_message(MessageInput(sess.id, "user", "x"))
+    await UsageStore(database).record(UsageInput(ws.id, "chat", user_id=user.id))
+    async with database.session() as db, db.begin():
         await db.execute(delete(Workspace).where(Workspace.id == ws.id))
     for model in (User, Session, Message, TokenUsage):
-        assert await _count(sessions, model) == 0
+        assert await _count(database, model) == 0
 
 
 def test_new_ids_are_time_ordered_uuid7() -> None:
@@ -371,16 +370,16 @@ def test_new_ids_are_time_ordered_uuid7() -> None:
 
 
 async def test_exchanges_finishing_together_commit_together_and_a_bad_one_fails_alone(
-    sessions,
+    database,
 ) -> None:
     """add_exchange group-commits a burst of answers; an exchange that breaks a constraint
     (here: duplicate citation positions) fails on its own and takes no other answer with it."""
-    ids, ws, ch, user, _ = await _thread(sessions)
-    store = ConversationStore(sessions)
+    ids, ws, ch, user, _ = await _thread(database)
+    store = ConversationStore(database)
     threads = [await ids.session(ws.id, ch.id, f"burst-{i}") for i in range(12)]
     commits: list[int] = []
 
-    @event.listens_for(sessions.kw["bind"].sync_engine, "commit")
+    @event.listens_for(database.engine.sync_engine, "commit")
     def _on_commit(_conn) -> None:
         commits.append(1)
 
@@ -400,7 +399,7 @@ async def test_exchanges_finishing_together_commit_together_and_a_bad_one_fails_
             *(exchange(i, s) for i, s in enumerate(threads)), return_exceptions=True
         )
     finally:
-        event.remove(sessions.kw["bind"].sync_engine, "commit", _on_commit)
+        event.remove(database.engine.sync_engine, "commit", _on_commit)
     assert isinstance(outcomes[5], IntegrityError)
     good = [o for i, o in enumerate(outcomes) if i != 5]
     assert all(isinstance(o, tuple) for o in good) and len({a for _, a in good}) == 11
@@ -408,22 +407,22 @@ async def test_exchanges_finishing_together_commit_together_and_a_bad_one_fails_
         history = await store.history(sess.id)
         expected = [] if i == 5 else [f"question {i}", f"answer {i} [1]"]
         assert [m.content for m in history] == expected
-    assert await _count(sessions, Message, Message.content.like("%5%")) == 0
-    assert await _count(sessions, TokenUsage, TokenUsage.prompt_tokens == 6) == 0
-    assert await _count(sessions, TokenUsage, TokenUsage.workspace_id == ws.id) == 11
+    assert await _count(database, Message, Message.content.like("%5%")) == 0
+    assert await _count(database, TokenUsage, TokenUsage.prompt_tokens == 6) == 0
+    assert await _count(database, TokenUsage, TokenUsage.workspace_id == ws.id) == 11
     _, answer_id = good[0]
     assert [c.title for c in await store.citations(answer_id)] == ["Doc 0"]
     # shared transactions: fewer commits than answers even with the failed one retried alone
     assert 0 < len(commits) < len(threads)
 
 
-async def test_chunk_reads_that_arrive_together_each_get_their_own_chunks(sessions) -> None:
+async def test_chunk_reads_that_arrive_together_each_get_their_own_chunks(database) -> None:
     """KnowledgeStore.chunks coalesces concurrent reads into shared statements; each caller
     still gets exactly its ids (overlapping or not), and only chunks of indexed documents."""
-    _, ws, _, _, _ = await _thread(sessions)
+    _, ws, _, _, _ = await _thread(database)
     ns_id, indexed, failed = new_id(), new_id(), new_id()
     chunk_ids = [new_id() for _ in range(30)]
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(
             insert(Namespace),
             [
@@ -468,7 +467,7 @@ async def test_chunk_reads_that_arrive_together_each_get_their_own_chunks(sessio
                 for i, cid in enumerate(chunk_ids)
             ],
         )
-    knowledge = KnowledgeStore(sessions)
+    knowledge = KnowledgeStore(database)
     asks = [chunk_ids[i : i + 8] for i in range(0, 30, 3)] + [[new_id()], chunk_ids[::-1]]
     results = await asyncio.gather(*(knowledge.chunks(ids) for ids in asks))
     for ids, found in zip(asks, results, strict=True):
@@ -480,42 +479,9 @@ async def test_chunk_reads_that_arrive_together_each_get_their_own_chunks(sessio
         assert all(v.workspace_id == ws.id and v.title == "doc indexed" for v in found.values())
 
 
-async def test_writes_that_arrive_together_share_a_transaction_and_fail_alone(sessions) -> None:
-    """StatementBatcher: a burst of single-statement writes is one transaction, each write keeps
-    its own result in arrival order; a write that fails (NOT NULL here) fails alone, also on
-    PostgreSQL, where the first error aborts the shared transaction."""
-    engine = sessions.kw["bind"]
-    batcher = StatementBatcher(engine)
-    stmt = prepared_insert_ignore(engine.dialect.name, ProcessedEvent, ("platform", "event_id"))
-
-    def write(event_id: str | None):
-        values = {"id": new_id(), "platform": "grp", "event_id": event_id, "received_at": utcnow()}
-        return batcher.rowcount(stmt, values)
-
-    commits: list[int] = []
-
-    def on_commit(_conn) -> None:
-        commits.append(1)
-
-    event.listen(engine.sync_engine, "commit", on_commit)
-    try:
-        clean = await asyncio.gather(*(write(f"e{i % 5}") for i in range(10)))
-        shared = len(commits)
-        mixed = await asyncio.gather(
-            write("f1"), write(None), write("f2"), write("f1"), return_exceptions=True
-        )
-    finally:
-        event.remove(engine.sync_engine, "commit", on_commit)
-    assert clean == [1] * 5 + [0] * 5  # the second of each id is a duplicate
-    assert 0 < shared < 10
-    assert mixed[0] == 1 and mixed[2] == 1 and mixed[3] == 0
-    assert isinstance(mixed[1], IntegrityError)
-    assert await _count(sessions, ProcessedEvent, ProcessedEvent.platform == "grp") == 7
-
-
-async def test_a_channel_has_at_most_one_upload_namespace_and_it_comes_first(sessions) -> None:
-    _, ws, ch, _, _ = await _thread(sessions)
-    knowledge = KnowledgeStore(sessions)
+async def test_a_channel_has_at_most_one_upload_namespace_and_it_comes_first(database) -> None:
+    _, ws, ch, _, _ = await _thread(database)
+    knowledge = KnowledgeStore(database)
     archive = await knowledge.create_namespace(ws.id, "archive")
     team = await knowledge.create_namespace(ws.id, "team")
     wiki = await knowledge.create_namespace(ws.id, "wiki")
@@ -534,9 +500,9 @@ async def test_a_channel_has_at_most_one_upload_namespace_and_it_comes_first(ses
         "archive",
         "team",
     ]
-    assert await _count(sessions, ChannelNamespace, ChannelNamespace.receives_uploads) == 1
+    assert await _count(database, ChannelNamespace, ChannelNamespace.receives_uploads) == 1
     await knowledge.set_upload_namespace(ch.id, wiki.id)  # again: nothing changes
-    assert await _count(sessions, ChannelNamespace, ChannelNamespace.receives_uploads) == 1
+    assert await _count(database, ChannelNamespace, ChannelNamespace.receives_uploads) == 1
     # unbinding it leaves the channel without one: by name again
     await knowledge.unbind(ch.id, wiki.id)
     assert [n.name for n in await knowledge.channel_namespaces(ch.id)] == ["archive", "team"]

@@ -13,11 +13,12 @@ from bot.cli import build_parser
 from bot.container import build
 from bot.knowledge_commands import ingest_command
 from core.db import migrate
-from core.db.engine import create_engine, session_factory
+from core.db.access import Database
+from core.db.engine import create_engine
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.models import Chunk, Document, TokenUsage, Upload, table
-from core.db.records import NamespaceRecord
+from core.db.records import NamespaceRecord, UploadInput
 from core.db.types import utcnow
 from core.db.usage import UsageStore
 from core.errors import UnsupportedFile
@@ -43,15 +44,15 @@ OLD, NEW = handbook(25, "March 31"), handbook(30, "April 30")
 QUESTION = "How many days of paid vacation do employees get?"
 
 
-async def _count(sessions, model, *where) -> int:
-    async with sessions() as db:
+async def _count(database, model, *where) -> int:
+    async with database.session() as db:
         return (
             await db.execute(select(func.count()).select_from(model).where(*where))
         ).scalar_one()
 
 
-async def _titled(sessions, title: str, namespace_id: uuid.UUID) -> list[Document]:
-    async with sessions() as db:
+async def _titled(database, title: str, namespace_id: uuid.UUID) -> list[Document]:
+    async with database.session() as db:
         return list(
             (
                 await db.execute(
@@ -66,14 +67,14 @@ async def _titled(sessions, title: str, namespace_id: uuid.UUID) -> list[Documen
 async def _assert_only(world, survivor: uuid.UUID, *gone: uuid.UUID) -> None:
     """The survivor is indexed with chunks and vectors; the others left nothing behind."""
     service, knowledge, vectors, *_ = world
-    sessions = world[-1]
+    database = world[-1]
     kept = await knowledge.document(survivor)
     assert kept is not None and kept.status == "indexed"
-    assert await _count(sessions, Chunk, Chunk.document_id == survivor) == kept.chunk_count > 0
+    assert await _count(database, Chunk, Chunk.document_id == survivor) == kept.chunk_count > 0
     assert len(await vectors.chunk_ids(document_ids=[str(survivor)])) == kept.chunk_count
     for doc_id in gone:
         assert await knowledge.document(doc_id) is None
-        assert await _count(sessions, Chunk, Chunk.document_id == doc_id) == 0
+        assert await _count(database, Chunk, Chunk.document_id == doc_id) == 0
         assert await vectors.chunk_ids(document_ids=[str(doc_id)]) == set()
     report = await service.reconcile()
     assert (report.orphan_vectors_deleted, report.missing_vectors_restored) == (0, 0)
@@ -106,7 +107,7 @@ async def test_a_changed_file_replaces_its_old_version(world) -> None:
 
 @pytest.mark.parametrize("how", ["corrupt pdf", "crash while embedding"])
 async def test_a_failing_new_version_keeps_the_old_one(world, how) -> None:
-    service, knowledge, _, retriever, ns, ws, sessions = world
+    service, knowledge, _, retriever, ns, ws, database = world
     up = Uploader(ws["a"].id)
     old = await service.ingest(
         make_pdf([["Employees receive 25 days of paid vacation per year."]]),
@@ -128,7 +129,7 @@ async def test_a_failing_new_version_keeps_the_old_one(world, how) -> None:
             await service.ingest(
                 data, "handbook.pdf", namespace=ns["a1"], uploader=up, progress=crash
             )
-    statuses = sorted(d.status for d in await _titled(sessions, "handbook.pdf", ns["a1"].id))
+    statuses = sorted(d.status for d in await _titled(database, "handbook.pdf", ns["a1"].id))
     assert statuses == ["failed", "indexed"]
     await _assert_only(world, old.document.id)
     found = await retriever.search(QUESTION, workspace_id=ws["a"].id, namespace_ids=[ns["a1"].id])
@@ -138,7 +139,7 @@ async def test_a_failing_new_version_keeps_the_old_one(world, how) -> None:
 
 async def test_a_retried_version_is_newer_than_what_was_indexed_meanwhile(world) -> None:
     """v2 fails, v3 is indexed, then v2's bytes succeed on a retry: the retry is the newest."""
-    service, _, _, _, ns, ws, sessions = world
+    service, _, _, _, ns, ws, database = world
     up = Uploader(ws["a"].id)
 
     async def crash(p: Progress) -> None:
@@ -152,13 +153,13 @@ async def test_a_retried_version_is_newer_than_what_was_indexed_meanwhile(world)
     retried = await service.ingest(NEW, "handbook.md", namespace=ns["a1"], uploader=up)
     assert retried.replaced == (meanwhile.document.id,) and retried.superseded_by is None
     await _assert_only(world, retried.document.id, meanwhile.document.id)
-    assert len(await _titled(sessions, "handbook.md", ns["a1"].id)) == 1
+    assert len(await _titled(database, "handbook.md", ns["a1"].id)) == 1
 
 
 async def test_reconcile_finishes_a_replacement_whose_clean_up_failed(world, monkeypatch) -> None:
     """Milvus fails while the old version is deleted: the new one is indexed and answers, the
     old one is left beside it, and the nightly reconcile() deletes it."""
-    service, _, vectors, retriever, ns, ws, sessions = world
+    service, _, vectors, retriever, ns, ws, database = world
     up = Uploader(ws["a"].id)
     old = await service.ingest(OLD, "handbook.md", namespace=ns["a1"], uploader=up)
 
@@ -170,7 +171,7 @@ async def test_reconcile_finishes_a_replacement_whose_clean_up_failed(world, mon
     monkeypatch.undo()
     assert new.document.status == "indexed"
     # SQL went first: the old rows are gone and its vectors are orphans, which search skips
-    assert [d.id for d in await _titled(sessions, "handbook.md", ns["a1"].id)] == [new.document.id]
+    assert [d.id for d in await _titled(database, "handbook.md", ns["a1"].id)] == [new.document.id]
     assert len(await vectors.chunk_ids(document_ids=[str(old.document.id)])) == old.chunks
     found = await retriever.search(QUESTION, workspace_id=ws["a"].id, namespace_ids=[ns["a1"].id])
     assert {c.chunk.document_id for c in found.chunks} == {new.document.id}
@@ -182,7 +183,7 @@ async def test_reconcile_finishes_a_replacement_whose_clean_up_failed(world, mon
 async def test_reconcile_deletes_older_versions_left_indexed(world, monkeypatch) -> None:
     """Two indexed versions of one file (the clean-up after the newer one failed in SQL):
     reconcile() keeps the newest and says how many it deleted; other files are untouched."""
-    service, knowledge, _, _, ns, ws, sessions = world
+    service, knowledge, _, _, ns, ws, database = world
     up = Uploader(ws["a"].id)
     other = await service.ingest(
         b"# Other\n\nUnrelated notes.\n", "other.md", namespace=ns["a1"], uploader=up
@@ -196,7 +197,7 @@ async def test_reconcile_deletes_older_versions_left_indexed(world, monkeypatch)
     monkeypatch.setattr(service._knowledge, "versions", unavailable)
     new = await service.ingest(NEW, "handbook.md", namespace=ns["a1"], uploader=up)
     monkeypatch.undo()
-    statuses = [d.status for d in await _titled(sessions, "handbook.md", ns["a1"].id)]
+    statuses = [d.status for d in await _titled(database, "handbook.md", ns["a1"].id)]
     assert statuses == ["indexed", "indexed"]
     report = await service.reconcile()
     assert report.old_versions_deleted == 1
@@ -206,7 +207,7 @@ async def test_reconcile_deletes_older_versions_left_indexed(world, monkeypatch)
 
 
 async def test_the_same_bytes_stay_a_duplicate(world) -> None:
-    service, _, vectors, _, ns, ws, sessions = world
+    service, _, vectors, _, ns, ws, database = world
     up = Uploader(ws["a"].id)
     first = await service.ingest(OLD, "handbook.md", namespace=ns["a1"], uploader=up)
     held = await vectors.chunk_ids()
@@ -214,7 +215,7 @@ async def test_the_same_bytes_stay_a_duplicate(world) -> None:
     assert again.duplicate and again.replaced == () and again.document.id == first.document.id
     assert again.document.indexed_at == first.document.indexed_at
     assert await vectors.chunk_ids() == held
-    assert await _count(sessions, TokenUsage) == 1  # embedded once
+    assert await _count(database, TokenUsage) == 1  # embedded once
     await _assert_only(world, first.document.id)
 
 
@@ -235,7 +236,7 @@ async def test_other_namespaces_and_workspaces_are_untouched(world) -> None:
 
 async def test_a_given_identity_wins_over_the_filename(world) -> None:
     """Two README.md from two folders are two documents; a chat upload replaces neither."""
-    service, _, _, _, ns, ws, sessions = world
+    service, _, _, _, ns, ws, database = world
     up = Uploader(ws["a"].id)
     readme = "README.md"
     a, b = "file:///team/a/README.md", "file:///team/b/README.md"
@@ -269,7 +270,7 @@ async def test_a_given_identity_wins_over_the_filename(world) -> None:
     await _assert_only(world, a2.document.id, a1.document.id)
     await _assert_only(world, b1.document.id)
     await _assert_only(world, chat.document.id)
-    assert len(await _titled(sessions, readme, ns["a1"].id)) == 3
+    assert len(await _titled(database, readme, ns["a1"].id)) == 3
 
 
 # --- versions racing: two processes (two services, one database, one vector store) ----------
@@ -278,7 +279,7 @@ async def test_a_given_identity_wins_over_the_filename(world) -> None:
 async def _race(world, embedder, *, first_done: str) -> tuple[IngestResult, IngestResult]:
     """v1 starts first, v2 second; both wait before storing until both document rows exist,
     then ``first_done`` finishes while the other waits, then the other finishes."""
-    _, _, vectors, _, ns, ws, sessions = world
+    _, _, vectors, _, ns, ws, database = world
     names = ("v1", "v2")
     created = {n: asyncio.Event() for n in names}
     go = {n: asyncio.Event() for n in names}
@@ -295,7 +296,7 @@ async def _race(world, embedder, *, first_done: str) -> tuple[IngestResult, Inge
     up = Uploader(ws["a"].id)
     tasks = {}
     for name, data in zip(names, (OLD, NEW), strict=True):
-        process = ingestion_service(sessions, embedder, vectors)
+        process = ingestion_service(database, embedder, vectors)
         tasks[name] = asyncio.create_task(
             process.ingest(data, "h.md", namespace=ns["a1"], uploader=up, progress=gate(name))
         )
@@ -324,7 +325,7 @@ async def test_racing_versions_the_newer_finishing_last_survives(world, embedder
 
 async def test_a_version_replaced_right_after_it_was_indexed_says_so(world, embedder) -> None:
     """v1 is indexed but, before it looks for older versions, v2 is indexed and deletes it."""
-    _, _, vectors, _, ns, ws, sessions = world
+    _, _, vectors, _, ns, ws, database = world
     indexed, release = asyncio.Event(), asyncio.Event()
 
     class HeldUsage(UsageStore):  # recording usage comes between "indexed" and the clean-up
@@ -334,10 +335,10 @@ async def test_a_version_replaced_right_after_it_was_indexed_says_so(world, embe
             await super().record(usage)
 
     up = Uploader(ws["a"].id)
-    slow = ingestion_service(sessions, embedder, vectors, usage=HeldUsage(sessions))
+    slow = ingestion_service(database, embedder, vectors, usage=HeldUsage(database))
     v1 = asyncio.create_task(slow.ingest(OLD, "h.md", namespace=ns["a1"], uploader=up))
     await indexed.wait()
-    fast = ingestion_service(sessions, embedder, vectors)
+    fast = ingestion_service(database, embedder, vectors)
     v2 = await fast.ingest(NEW, "h.md", namespace=ns["a1"], uploader=up)
     release.set()
     superseded = await v1
@@ -347,7 +348,7 @@ async def test_a_version_replaced_right_after_it_was_indexed_says_so(world, embe
 
 
 async def test_versions_racing_freely_end_with_the_newest(world) -> None:
-    service, _, _, _, ns, ws, sessions = world
+    service, _, _, _, ns, ws, database = world
     up = Uploader(ws["a"].id)
     versions = [handbook(days, "May 1") for days in (21, 22, 23, 24)]
     results = await asyncio.gather(
@@ -356,7 +357,7 @@ async def test_versions_racing_freely_end_with_the_newest(world) -> None:
     newest = max(results, key=lambda r: (r.document.created_at, r.document.id))
     others = [r.document.id for r in results if r is not newest]
     await _assert_only(world, newest.document.id, *others)
-    assert len(await _titled(sessions, "h.md", ns["a1"].id)) == 1
+    assert len(await _titled(database, "h.md", ns["a1"].id)) == 1
 
 
 # --- the chat message, the CLI summary and documents stored before the migration -----------
@@ -379,7 +380,7 @@ async def test_the_upload_message_says_what_it_replaced(database_url, tmp_path, 
         assert again.duplicate and again.message.startswith("handbook.md is already indexed")
         answer = await harness.say(QUESTION)
         assert "30 days" in answer.text and "25 days" not in answer.text
-        async with harness.container.sessions() as db:
+        async with harness.container.database.session() as db:
             rows = await db.execute(select(Upload.document_id).order_by(Upload.created_at))
             links = [row[0] for row in rows]
         assert links[0] is None  # the replaced document is gone; its upload record stays
@@ -422,7 +423,7 @@ async def test_an_upload_superseded_while_indexing_says_so(
             f"Indexed handbook.md: {n} chunks. {here} "
             "A newer handbook.md, uploaded at the same time, then replaced it."
         )
-        async with harness.container.sessions() as db:
+        async with harness.container.database.session() as db:
             uploads = (await db.execute(select(Upload.platform_file_id, Upload.document_id))).all()
             docs = (await db.execute(select(Document.id))).scalars().all()
         assert len(docs) == 1
@@ -436,16 +437,16 @@ async def test_an_upload_superseded_while_indexing_says_so(
 async def test_an_upload_finishing_after_its_document_was_replaced_links_nothing(world) -> None:
     """Between ingest() returning and the upload being recorded, a newer version may delete
     the document; the upload record must not point at it (a foreign key error on PostgreSQL)."""
-    service, knowledge, _, _, ns, ws, sessions = world
+    service, knowledge, _, _, ns, ws, database = world
     up = Uploader(ws["a"].id)
     old = await service.ingest(OLD, "handbook.md", namespace=ns["a1"], uploader=up)
-    late = await knowledge.create_upload({"original_filename": "handbook.md"})
+    late = await knowledge.create_upload(UploadInput(original_filename="handbook.md"))
     new = await service.ingest(NEW, "handbook.md", namespace=ns["a1"], uploader=up)
     assert new.replaced == (old.document.id,)
     await knowledge.finish_upload(late, document_id=old.document.id, error=None)
-    fine = await knowledge.create_upload({"original_filename": "handbook.md"})
+    fine = await knowledge.create_upload(UploadInput(original_filename="handbook.md"))
     await knowledge.finish_upload(fine, document_id=new.document.id, error=None)
-    async with sessions() as db:
+    async with database.session() as db:
         rows = dict((await db.execute(select(Upload.id, Upload.document_id))).all())
         statuses = set((await db.execute(select(Upload.status))).scalars())
     assert rows == {late: None, fine: new.document.id} and statuses == {"completed"}
@@ -482,7 +483,7 @@ async def test_cli_summary_counts_replaced_files(
 
     engine = create_engine(database_url)
     try:
-        async with session_factory(engine)() as db:
+        async with Database(engine).session() as db:
             rows = (await db.execute(select(Document.title, Document.source_url))).all()
             content = (await db.execute(select(Chunk.content))).scalars().all()
     finally:
@@ -497,18 +498,18 @@ async def test_documents_stored_before_0003_get_their_identity(
 ) -> None:
     await asyncio.to_thread(migrate.downgrade, database_url, "0002")
     engine = create_engine(database_url)
-    sessions = session_factory(engine)
+    database = Database(engine)
     cli_url = "file:///srv/docs/handbook.md"
     legacy = {
         "cli": ("handbook.md", cli_url, "console", "cli"),
         "chat": ("handbook.md", "https://lore.slack.com/files/U1/F1/handbook.md", "slack", "Ada"),
     }
     try:
-        ws = await IdentityStore(sessions).workspace("slack", "T1")
+        ws = await IdentityStore(database).workspace("slack", "T1")
         # the schema of 0002: written column by column, as the code of then did
         ns = NamespaceRecord(uuid.uuid4(), ws.id, "general", None, {})
         ids = {}
-        async with sessions() as db, db.begin():
+        async with database.session() as db, db.begin():
             await db.execute(
                 insert(table("namespaces")).values(
                     id=ns.id, workspace_id=ws.id, name="general", config={}, created_at=utcnow()
@@ -537,19 +538,19 @@ async def test_documents_stored_before_0003_get_their_identity(
     await asyncio.to_thread(migrate.upgrade, database_url)
 
     engine = create_engine(database_url)
-    sessions = session_factory(engine)
+    database = Database(engine)
     vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
     await vectors.open()
     try:
-        async with sessions() as db:
+        async with database.session() as db:
             stored = dict((await db.execute(select(Document.id, Document.identity_hash))).all())
         assert stored[ids["cli"]] == identity_hash("handbook.md", cli_url)
         assert stored[ids["chat"]] == identity_hash("handbook.md")
         # a chat upload of a new handbook.md now replaces the chat-uploaded one only
-        service = ingestion_service(sessions, embedder, vectors)
+        service = ingestion_service(database, embedder, vectors)
         new = await service.ingest(NEW, "handbook.md", namespace=ns, uploader=Uploader(ws.id))
         assert new.replaced == (ids["chat"],)
-        remaining = await KnowledgeStore(sessions).documents([ns.id])
+        remaining = await KnowledgeStore(database).documents([ns.id])
         assert {d.id for d in remaining} == {ids["cli"], new.document.id}
     finally:
         await vectors.close()

@@ -59,7 +59,7 @@ async def test_a_file_dropped_in_a_private_channel_stays_there(bot) -> None:
         answer = await bot.say(QUESTION, thread="T9", **elsewhere)
         assert "February 3" not in answer.text and not answer.citations, elsewhere
         assert answer.abstained
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         general = (
             await db.execute(select(Namespace.id).where(Namespace.name == "general"))
         ).scalar_one()
@@ -116,7 +116,7 @@ async def test_only_the_uploader_or_an_admin_replaces_a_document(bot) -> None:
         "handbook.md", HANDBOOK.replace(b"25", b"30"), user="U-boss", author_is_admin=True
     )
     assert admin.replaced == 2  # an admin replaces anyone's
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         docs = (await db.execute(select(Document.id))).scalars().all()
         audit = (await db.execute(select(AuditLog.command, AuditLog.outcome))).all()
     assert docs == [admin.document_id]
@@ -141,10 +141,10 @@ async def test_an_uploader_promotes_a_conversation_file_and_others_cannot(bot) -
         user="U-ada",
         channel="C-public",
     )
-    assert done.ok and "Shared handbook.md with *general*" in done.text, done.text
+    assert done.ok and "Shared handbook.md with general:" in done.text, done.text
     answer = await bot.say(VACATION, channel="C-other", thread="T2")
     assert "25 days" in answer.text and answer.citations
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         audit = (await db.execute(select(AuditLog.command, AuditLog.outcome))).all()
     assert ("docs promote", "refused") in audit or ("docs promote", "failed") in audit
     assert ("docs promote", "ok") in audit
@@ -172,7 +172,7 @@ async def test_non_admins_list_only_what_their_place_may_read(bot) -> None:
 
 async def test_a_platform_deletion_removes_the_document_at_any_age(bot) -> None:
     dropped = await bot.upload("handbook.md", HANDBOOK, file_id="F123", channel="C-public")
-    async with bot.container.sessions() as db, db.begin():  # upload retention ran
+    async with bot.container.database.session() as db, db.begin():  # upload retention ran
         from core.db.models import Upload
 
         await db.execute(Upload.__table__.delete())

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from adapters.console.render import inert, render_answer
-from core.answer import AnswerService
+from core.conversation import ConversationPipeline
 from core.errors import LorekeeperError
-from core.types import IncomingFile, IncomingMessage, Platform, Progress
-from core.uploads import UploadService
+from core.types import Answer, IncomingFile, IncomingMessage, Platform, Progress, UploadOutcome
 
 WORKSPACE = "local"
 USER = "console-user"
@@ -47,14 +46,22 @@ def channel_for(namespaces: Sequence[str] | None) -> str:
 
 
 def console_message(
-    text: str, *, channel: str, thread: str, files: tuple[IncomingFile, ...] = ()
+    text: str,
+    *,
+    channel: str,
+    thread: str,
+    files: tuple[IncomingFile, ...] = (),
+    author: str = USER,
+    is_direct: bool = False,
 ) -> IncomingMessage:
+    """A line typed at the terminal (``author`` and ``is_direct``: as another person would
+    send it, or in a DM, where a test plays several people)."""
     return IncomingMessage(
         platform=Platform.CONSOLE,
         workspace_id=WORKSPACE,
         channel_id=channel,
         thread_id=thread,
-        author_id=USER,
+        author_id=author,
         text=text,
         event_id=uuid.uuid4().hex,
         received_at=datetime.now(UTC),
@@ -62,6 +69,7 @@ def console_message(
         channel_name=channel,
         workspace_name="local",
         files=files,
+        is_direct=is_direct,
     )
 
 
@@ -75,45 +83,108 @@ def styling(out: TextIO) -> dict[str, Any]:
 
 
 class ConsoleReply:
-    """Prints progress and the streamed answer as it grows."""
+    """Prints progress and the streamed answer as it grows, then the answer with its sources
+    (``show_answer=False``: keep it in :attr:`answer` for the caller to print) or the reason it
+    failed (to ``errors``, default ``out``). When the reader of ``out`` is gone (a closed pipe)
+    it goes quiet and says so in :attr:`gone`: the caller decides how to end."""
 
-    def __init__(self, out: TextIO, *, stream: bool = True) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        stream: bool = True,
+        show_answer: bool = True,
+        errors: TextIO | None = None,
+    ) -> None:
         self._out = out
+        self._errors = errors or out
         self._shown = 0
         self._stream = stream
+        self._show_answer = show_answer
+        self.answer: Answer | None = None
+        self.gone = False
+
+    def _write(self, text: str, *, to: TextIO | None = None) -> None:
+        if self.gone:
+            return
+        where = to or self._out
+        try:
+            where.write(text)
+            where.flush()
+        except BrokenPipeError:
+            self.gone = True
 
     async def thinking(self, namespaces: Sequence[str]) -> None:
-        self._out.write(f"(searching {', '.join(namespaces) or 'the knowledge base'}…)\n")
-        self._out.flush()
+        self._write(f"(searching {', '.join(namespaces) or 'the knowledge base'}…)\n")
 
     async def stream(self, text_so_far: str) -> None:
         if self._stream:
-            self._out.write(inert(text_so_far[self._shown :]))
-            self._out.flush()
+            self._write(inert(text_so_far[self._shown :]))
         self._shown = len(text_so_far)
 
     async def progress(self, progress: Progress) -> None:
-        self._out.write(
-            f"  {progress.stage:<10} {progress.fraction:>4.0%} {inert(progress.detail)}\n"
-        )
-        self._out.flush()
+        self._write(f"  {progress.stage:<10} {progress.fraction:>4.0%} {inert(progress.detail)}\n")
+
+    async def finish(self, answer: Answer) -> None:
+        self.answer = answer
+        if not self._show_answer:
+            return
+        if self.streamed:
+            self._write("\n\n")
+        self._write(render_answer(answer, **styling(self._out)) + "\n\n")
+
+    async def done(self, outcome: UploadOutcome) -> None:
+        self._write(inert(outcome.message) + "\n")
+
+    async def fail(self, text: str) -> None:
+        self._write(inert(text) + "\n", to=self._errors)
+
+    async def discard(self) -> None:
+        return None
 
     @property
     def streamed(self) -> bool:
         return self._shown > 0
 
 
+class ConsoleThread:
+    """The replies to one line of the chat: printed where the chat prints."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+
+    async def prepare(self, message: IncomingMessage) -> IncomingMessage:
+        return message
+
+    def reply(self, file: IncomingFile | None = None) -> ConsoleReply:
+        return ConsoleReply(self._out)
+
+
+class LocalFiles:
+    """Files named by path on this machine (``file_id`` is the resolved path)."""
+
+    async def resolve(self, file: IncomingFile) -> IncomingFile:
+        return file
+
+    async def download(self, file: IncomingFile) -> bytes:
+        path = Path(file.file_id)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise LorekeeperError(
+                f"Can't read {path.name}: {exc.strerror}", reason=f"read failed: {exc.strerror}"
+            ) from exc
+
+
 class ConsoleChat:
     def __init__(
         self,
-        answers: AnswerService,
-        uploads: UploadService,
+        conversations: ConversationPipeline,
         *,
         channel: str,
         out: TextIO | None = None,
     ) -> None:
-        self._answers = answers
-        self._uploads = uploads
+        self._conversations = conversations
         self._channel = channel
         # sys.stdout as it is now, not as it was at import (a default argument would be)
         self._out = out or sys.stdout
@@ -154,12 +225,8 @@ class ConsoleChat:
         return True
 
     async def _ask(self, text: str) -> None:
-        reply = ConsoleReply(self._out)
         message = console_message(text, channel=self._channel, thread=self._thread)
-        answer = await self._answers.answer(message, reply)
-        if reply.streamed:
-            self._out.write("\n\n")
-        self._out.write(render_answer(answer, **styling(self._out)) + "\n\n")
+        await self._conversations.handle(message, ConsoleThread(self._out), addressed=True)
 
     async def _upload(self, raw: str) -> None:
         path = Path(raw).expanduser()
@@ -183,24 +250,10 @@ class ConsoleChat:
             size=size,
             url=path.resolve().as_uri(),
         )
-        refused = self._uploads.precheck(file)  # size and type, before reading it all
-        if refused is not None:
-            self._out.write(inert(refused) + "\n")
-            return
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except OSError as exc:
-            self._out.write(f"Can't read {path.name}: {exc.strerror}\n")
-            return
-        message = console_message(
-            f"/upload {path.name}", channel=self._channel, thread=self._thread, files=(file,)
+        message = console_message("", channel=self._channel, thread=self._thread, files=(file,))
+        await self._conversations.handle(
+            message, ConsoleThread(self._out), addressed=True, files=LocalFiles()
         )
-        try:
-            outcome = await self._uploads.ingest(message, file, data, ConsoleReply(self._out))
-        except LorekeeperError as exc:
-            self._out.write(inert(exc.user_message) + "\n")
-            return
-        self._out.write(inert(outcome.message) + "\n")
 
     async def run(self, stdin: TextIO | None = None) -> None:
         """Read lines until end of input, /quit or ``interrupt()`` with no answer in progress

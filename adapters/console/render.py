@@ -7,6 +7,7 @@ import re
 import textwrap
 from typing import Any
 
+from core.enums import AnswerMode
 from core.types import Answer, Citation
 
 # C0 and C1 controls but newline and tab: an escape sequence in a document must not drive the
@@ -34,9 +35,9 @@ def render_answer(answer: Answer, *, styled: bool = False, width: int = 88) -> s
     if answer.notice:
         parts.append(f"({answer.notice})")
     parts.append(markdown(inert(answer.text), width) if styled else inert(answer.text))
-    if answer.mode == "extractive" and answer.citations:
+    if answer.mode == AnswerMode.EXTRACTIVE and answer.citations:
         parts.append("(quoted from the sources; set GROQ_API_KEY for written answers)")
-    if not answer.grounded and not answer.abstained and answer.mode == "llm":
+    if not answer.grounded and not answer.abstained and answer.mode == AnswerMode.LLM:
         parts.append("Warning: this answer cites no source; check it before relying on it.")
     if answer.citations:
         parts.append("Sources:\n" + "\n".join(footnote(c) for c in answer.citations))

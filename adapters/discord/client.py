@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -17,38 +18,32 @@ from adapters.discord.events import (
     Place,
     admin_command,
     admin_grant,
-    command_parts,
-    command_text,
+    command_request,
     incoming_message,
     mentions_user,
     place_of,
-    promote_text,
     strip_mentions,
     thread_name,
 )
 from adapters.discord.privacy import DiscordPrivacy, SharedServers
 from adapters.discord.render import (
-    FAILURE,
-    UPLOAD_FAILURE,
     FeedbackButton,
     ShareButton,
     chart_file,
     feedback_view,
     render_answer,
+    render_rich,
     render_text,
-    share_view,
 )
 from adapters.discord.reply import DiscordReply
 from core.admin import AdminCommand, AdminService, CommandResult
 from core.answer import AnswerService
-from core.errors import LorekeeperError
-from core.types import IncomingFile, IncomingMessage, Platform, Progress
-from core.uploads import UploadService
+from core.commands import Request, promotion
+from core.conversation import DRAIN_SECONDS, ConversationPipeline
+from core.types import IncomingFile, IncomingMessage, Platform
 
 log = logging.getLogger(__name__)
 THREAD_ALREADY_EXISTS = 160004  # Discord error code: a thread was already started from it
-VOTE_FAILED = "Sorry, I couldn't save that vote; please try again."
-SHARE_FAILED = "Sorry, I couldn't share that file; please try again."
 
 
 def point_at(api_url: str, gateway_url: str | None = None) -> None:
@@ -74,8 +69,8 @@ class LoreClient(discord.Client):
     def __init__(
         self,
         *,
+        conversations: ConversationPipeline,
         answers: AnswerService,
-        uploads: UploadService,
         admin: AdminService,
         guild_id: int | None = None,
         admin_role: str | None = None,
@@ -85,8 +80,9 @@ class LoreClient(discord.Client):
         # Answers quote documents and progress lines name files: nothing the bot sends may ping.
         options["allowed_mentions"] = discord.AllowedMentions.none()
         super().__init__(intents=intents(), **options)
+        self.conversations = conversations
         self.answers = answers
-        self.uploads = uploads
+        self.uploads = conversations.uploads
         self.admin = admin
         self._guild_id = guild_id
         self._admin_role = admin_role
@@ -124,7 +120,7 @@ class LoreClient(discord.Client):
         """Handlers still running (answers, uploads, commands, clicks)."""
         return len(self._work)
 
-    async def drain(self, within: float) -> None:
+    async def drain(self, within: float = DRAIN_SECONDS) -> None:
         """Wait (up to ``within`` seconds) for running handlers to finish."""
         pending = {t for t in self._work if t is not asyncio.current_task()}
         if pending:
@@ -139,9 +135,18 @@ class LoreClient(discord.Client):
                 return
             channel = await self._resolved_channel(message)
             place = place_of(channel, guild=message.guild, user_id=message.author.id)
-            if not await self._addressed(message, place, me.id):
-                return
-            await self._handle(message, channel, place, me.id)
+            addressed = place.is_direct or mentions_user(message, me.id)
+            if not addressed and place.thread_id is None:
+                return  # neither for the bot nor in a thread it may know
+            # A thread started from a message has the message's id.
+            thread_id = place.thread_id or str(message.id)
+            incoming = incoming_message(message, place, thread_id=thread_id, bot_id=me.id)
+            await self.conversations.handle(
+                incoming,
+                _DiscordThread(self, message, channel, place),
+                addressed=addressed,
+                files=_Attachments(message.attachments),
+            )
 
     async def _resolved_channel(self, message: discord.Message) -> Any:
         """The message's channel with its type and parent (fetched if not cached)."""
@@ -153,56 +158,7 @@ class LoreClient(discord.Client):
                 log.warning("could not fetch channel %s", channel.id)
         return channel
 
-    async def _addressed(self, message: discord.Message, place: Place, bot_id: int) -> bool:
-        """A mention, a DM, or any message in a thread the bot has answered in."""
-        if place.is_direct or mentions_user(message, bot_id):
-            return True
-        if place.thread_id is None:
-            return False
-        probe = incoming_message(message, place, thread_id=place.thread_id, bot_id=bot_id)
-        return await self.answers.knows_thread(probe)
-
-    async def _handle(
-        self, message: discord.Message, channel: Any, place: Place, bot_id: int
-    ) -> None:
-        target, thread_id = channel, place.thread_id
-        reply: DiscordReply | None = None
-        try:
-            if thread_id is None:
-                target, thread_id = await self._start_thread(message, channel)
-            admin = bool(message.attachments) and self._author_is_admin(message)
-            incoming = incoming_message(
-                message,
-                place,
-                thread_id=thread_id,
-                bot_id=bot_id,
-                author_is_admin=admin,
-                dm_workspaces=await self._dm_workspaces(place, message.author.id),
-            )
-            if incoming.files and await self.uploads.claim(incoming):
-                for attachment, file in zip(message.attachments, incoming.files, strict=True):
-                    await self._ingest(incoming, file, attachment, target)
-                await self.uploads.finished(incoming)
-            if incoming.text:
-                reply = DiscordReply(target, interval=self._interval)
-                await reply.typing()
-                answer = await self.answers.answer(incoming, reply)
-                if not answer.duplicate:
-                    await reply.answer(answer)
-        except Exception:
-            log.exception("answering message %s failed", message.id)
-            await self._tell_failure(reply, target)
-
-    async def _tell_failure(self, reply: DiscordReply | None, target: Any) -> None:
-        try:
-            if reply is not None:
-                await reply.fail()
-            else:
-                await target.send(FAILURE)
-        except Exception:
-            log.exception("could not even post the failure notice")
-
-    async def _start_thread(self, message: discord.Message, channel: Any) -> tuple[Any, str]:
+    async def start_thread(self, message: discord.Message, channel: Any) -> Any:
         """A thread from the mention (on a repeated delivery, the one already started).
 
         Without permission to create threads, answer in the channel itself.
@@ -211,37 +167,15 @@ class LoreClient(discord.Client):
         first_file = message.attachments[0].filename if message.attachments else "Lorekeeper"
         name = thread_name(strip_mentions(message.content, bot_id), fallback=first_file)
         try:
-            thread = await message.create_thread(name=name)
-            return thread, str(thread.id)
+            return await message.create_thread(name=name)
         except discord.HTTPException as exc:
             if exc.code != THREAD_ALREADY_EXISTS:
                 log.warning("failed to create thread (%s): answering in the channel", exc.status)
-                return channel, str(message.id)
-        # A thread started from a message has the message's id.
-        existing = self.get_channel(message.id) or await self.fetch_channel(message.id)
-        return existing, str(message.id)
+                return channel
+        return self.get_channel(message.id) or await self.fetch_channel(message.id)
 
-    async def _ingest(
-        self,
-        incoming: IncomingMessage,
-        file: IncomingFile,
-        attachment: discord.Attachment,
-        target: Any,
-    ) -> None:
-        reply = DiscordReply(target, label=file.filename, interval=self._interval)
-        refusal = self.uploads.precheck(file)
-        if refusal is not None:
-            await reply.finish_upload(refusal)
-            return
-        try:
-            await reply.progress(Progress("downloading", 0.0))
-            data = await attachment.read()
-            outcome = await self.uploads.ingest(incoming, file, data, reply)
-            buttons = share_view(outcome.document_id, outcome.share_with) if outcome.ok else None
-            await reply.finish_upload(outcome.message, buttons=buttons)
-        except Exception:
-            log.exception("upload of attachment %s failed", file.file_id)
-            await reply.fail(UPLOAD_FAILURE.format(name=file.filename))
+    def reply(self, target: Any, *, label: str = "") -> DiscordReply:
+        return DiscordReply(target, label=label, interval=self._interval)
 
     # --- /lore ---------------------------------------------------------------------------
 
@@ -249,36 +183,34 @@ class LoreClient(discord.Client):
         """Defer at once (ephemeral), run the command in core, show its result."""
         with self._tracked():
             await interaction.response.defer(ephemeral=True, thinking=True)
+            result = await self.admin.execute(await self._admin_command(interaction))
             try:
-                result = await self.admin.execute(await self._admin_command(interaction))
                 await self._show_result(interaction, result)
-            except Exception:
-                log.exception("/lore failed (interaction %s)", interaction.id)
-                with contextlib.suppress(discord.HTTPException):
-                    await interaction.edit_original_response(content=FAILURE, embeds=[], view=None)
+            except discord.HTTPException as exc:
+                log.warning("showing /lore's result failed (%s)", exc.status)
 
     async def _admin_command(
-        self, interaction: discord.Interaction, *, text: str | None = None
+        self, interaction: discord.Interaction, *, request: Request | None = None
     ) -> AdminCommand:
-        """The `/lore` command of an interaction (``text``: what a button stands for)."""
+        """The `/lore` command of an interaction (``request``: what a button stands for)."""
         user = interaction.user
         place = place_of(interaction.channel, guild=interaction.guild, user_id=user.id)
-        if text is None:
-            text = command_text(*command_parts(interaction.data or {}))
+        if request is None:
+            request = command_request(interaction.data or {})
         admin = interaction.guild is not None and self._grants_admin(
             user, manage_guild=interaction.permissions.manage_guild
         )
         return admin_command(
             place=place,
             user=user,
-            text=text,
+            request=request,
             admin=admin,
             event_id=str(interaction.id),
             received_at=interaction.created_at,
-            dm_workspaces=await self._dm_workspaces(place, user.id),
+            dm_workspaces=await self.dm_workspaces(place, user.id),
         )
 
-    def _author_is_admin(self, message: discord.Message) -> bool:
+    def author_is_admin(self, message: discord.Message) -> bool:
         """Whether a guild message's author is an admin, by the rule `/lore` uses (Manage
         Server is a server-wide permission: no channel overwrite grants or denies it)."""
         author = message.author
@@ -298,11 +230,11 @@ class LoreClient(discord.Client):
             )
         return grant is not None
 
-    async def _dm_workspaces(self, place: Place, user_id: int) -> tuple[str, ...]:
+    async def dm_workspaces(self, place: Place, user_id: int) -> tuple[str, ...]:
         return await self.shared_servers.of(user_id) if place.is_direct else ()
 
     async def _show_result(self, interaction: discord.Interaction, result: CommandResult) -> None:
-        pieces = render_answer(result.answer) if result.answer else render_text(result.text)
+        pieces = render_answer(result.answer) if result.answer else render_rich(result.body)
         first, rest = pieces[0], pieces[1:]
         view = feedback_view(first.feedback_for) if first.feedback_for and not rest else None
         extra: dict[str, Any] = {}
@@ -327,23 +259,20 @@ class LoreClient(discord.Client):
             await interaction.response.defer()
             user = interaction.user
             place = place_of(interaction.channel, guild=interaction.guild, user_id=user.id)
-            try:
-                up, down = await self.answers.feedback(
-                    platform=Platform.DISCORD.value,
-                    workspace_id=place.workspace_id,
-                    user_id=str(user.id),
-                    message_id=message_id,
-                    value=value,
-                )
+            vote = await self.conversations.vote(
+                platform=Platform.DISCORD.value,
+                workspace_id=place.workspace_id,
+                user_id=str(user.id),
+                message_id=message_id,
+                value=value,
+            )
+            if vote.refusal is not None:
+                await self._tell_clicker(interaction, vote.refusal)
+                return
+            with contextlib.suppress(discord.HTTPException):
                 await interaction.edit_original_response(
-                    view=feedback_view(message_id, up=up, down=down)
+                    view=feedback_view(message_id, up=vote.up, down=vote.down)
                 )
-            except LorekeeperError as exc:
-                log.warning("vote on %s refused: %s", message_id, exc.reason)
-                await self._tell_clicker(interaction, exc.user_message)
-            except Exception:
-                log.exception("storing feedback for %s failed", message_id)
-                await self._tell_clicker(interaction, VOTE_FAILED)
 
     async def _tell_clicker(self, interaction: discord.Interaction, text: str) -> None:
         with contextlib.suppress(discord.HTTPException):
@@ -359,17 +288,15 @@ class LoreClient(discord.Client):
         the share buttons away once the file is shared."""
         with self._tracked():
             await interaction.response.defer()
-            try:
-                command = await self._admin_command(
-                    interaction, text=promote_text(document_id, namespace)
-                )
-                result = await self.admin.execute(command)
+            command = await self._admin_command(
+                interaction, request=promotion(document_id, namespace)
+            )
+            result = await self.admin.execute(command)  # every failure comes back as words
+            with contextlib.suppress(discord.HTTPException):
                 if result.ok:
                     await interaction.edit_original_response(view=None)
-                await self._tell_clicker(interaction, result.text)
-            except Exception:
-                log.exception("sharing %s with %s failed", document_id, namespace)
-                await self._tell_clicker(interaction, SHARE_FAILED)
+                for piece in render_rich(result.body):
+                    await interaction.followup.send(piece.content, ephemeral=True)
 
     # --- deletions on Discord ----------------------------------------------------------------
 
@@ -381,20 +308,52 @@ class LoreClient(discord.Client):
 
     async def _forget_messages(self, message_ids: list[int], *, guild_id: int | None) -> None:
         """Delete the documents made from the attachments of deleted messages."""
-        with self._tracked():
-            # A DM's delete event names no user, so it cannot name the DM's workspace; message
-            # ids are unique across Discord anyway.
-            workspace = str(guild_id) if guild_id is not None else None
-            for message_id in message_ids:
-                try:
-                    gone = await self.uploads.deleted_on_platform(
-                        Platform.DISCORD.value, message_id=str(message_id), workspace=workspace
-                    )
-                except Exception:
-                    log.exception("forgetting the files of deleted message %s failed", message_id)
-                    continue
-                if gone:
-                    log.info("message %s was deleted: %d document(s) removed", message_id, gone)
+        # A DM's delete event names no user, so it cannot name the DM's workspace; message
+        # ids are unique across Discord anyway.
+        await self.conversations.forget(
+            Platform.DISCORD.value,
+            message_ids=[str(m) for m in message_ids],
+            workspace=str(guild_id) if guild_id is not None else None,
+        )
 
 
 __all__ = ["LoreClient", "intents", "point_at"]
+
+
+class _DiscordThread:
+    """The replies to one Discord message: in its thread (started from a mention in a plain
+    channel when the bot may create threads), with the typing indicator while it works."""
+
+    def __init__(
+        self, client: LoreClient, message: discord.Message, channel: Any, place: Place
+    ) -> None:
+        self._client = client
+        self._message = message
+        self._target = channel
+        self._place = place
+
+    async def prepare(self, message: IncomingMessage) -> IncomingMessage:
+        if self._place.thread_id is None:
+            self._target = await self._client.start_thread(self._message, self._target)
+        if message.text:
+            with contextlib.suppress(discord.HTTPException):
+                await self._target.typing()
+        workspaces = await self._client.dm_workspaces(self._place, self._message.author.id)
+        admin = bool(message.files) and self._client.author_is_admin(self._message)
+        return replace(message, author_is_admin=admin, dm_workspaces=workspaces)
+
+    def reply(self, file: IncomingFile | None = None) -> DiscordReply:
+        return self._client.reply(self._target, label=file.filename if file else "")
+
+
+class _Attachments:
+    """A message's attachments as core's FileSource (Discord describes them in full)."""
+
+    def __init__(self, attachments: list[discord.Attachment]) -> None:
+        self._by_id = {str(a.id): a for a in attachments}
+
+    async def resolve(self, file: IncomingFile) -> IncomingFile:
+        return file
+
+    async def download(self, file: IncomingFile) -> bytes:
+        return await self._by_id[file.file_id].read()

@@ -1,142 +1,102 @@
-"""The `/lore` application command: the same subcommands as `/lore` on Slack.
+"""The `/lore` application command tree, generated from core's command registry.
 
-The options only shape what Discord shows; every callback hands the interaction to one
-runner, which rebuilds core's `/lore` text from the interaction's options
-(:func:`adapters.discord.events.command_text`), so core parses one grammar.
+Each registry command becomes a subcommand (of ``/lore``, or of its group: ``/lore namespace
+bind``) whose options are the command's typed parameters, with their choices and limits.
+Every callback hands the interaction to one runner, which reads the typed options straight
+into core's arguments (:func:`adapters.discord.events.command_request`).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.app_commands import Choice
 
+from core.commands import REGISTRY, Command, Kind, Param, Registry
+
 log = logging.getLogger(__name__)
 
 Runner = Callable[[discord.Interaction], Awaitable[None]]
-_PERIODS = [Choice(name=p, value=p) for p in ("today", "7d", "30d")]
-_BY = [
-    Choice(name=b, value=b) for b in ("day", "user", "channel", "namespace", "model", "operation")
-]
-_IDS = [Choice(name="show platform ids beside names", value="ids")]
-_SCOPES = [
-    Choice(name=s, value=s) for s in ("user", "workspace", "user-uploads", "workspace-uploads")
-]
+DESCRIPTION = "Ask Lorekeeper and manage its knowledge"
+_TYPES: dict[Kind, Any] = {
+    Kind.TEXT: str,
+    Kind.NAMESPACE: str,
+    Kind.DOCUMENT: str,
+    Kind.CHOICE: str,
+    Kind.CHANNEL: discord.TextChannel,
+    Kind.FLAG: bool,
+}
 
 
-class LoreGroup(
-    app_commands.Group, name="lore", description="Ask Lorekeeper and manage its knowledge"
-):
-    """`/lore ask|help|usage` and the `namespace`, `docs` and `quota` subgroups."""
+def option_type(param: Param) -> Any:
+    """The annotation discord.py turns into the option's type (and its limits)."""
+    if param.kind is Kind.INTEGER:
+        if param.minimum is None and param.maximum is None:
+            return int
+        return app_commands.Range[int, param.minimum, param.maximum]
+    return _TYPES[param.kind]
 
-    namespace = app_commands.Group(name="namespace", description="Knowledge collections")
-    docs = app_commands.Group(name="docs", description="Documents in a namespace")
-    quota = app_commands.Group(name="quota", description="Daily token use and limits")
 
-    def __init__(self, run: Runner) -> None:
-        super().__init__()
-        self._run = run
+def _callback(command: Command, run: Runner) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A callback whose signature is the command's options; the values are read again from
+    the interaction by the runner, so the callback only hands it over."""
 
-    @app_commands.command(description="Answer a question privately")
-    @app_commands.describe(question="What you want to know")
-    async def ask(self, interaction: discord.Interaction, question: str) -> None:
-        await self._run(interaction)
+    async def callback(interaction: discord.Interaction, **_: Any) -> None:
+        await run(interaction)
 
-    @app_commands.command(name="help", description="What Lorekeeper can do")
-    async def help_(self, interaction: discord.Interaction) -> None:
-        await self._run(interaction)
-
-    @app_commands.command(description="Tokens and cost (admins)")
-    @app_commands.choices(period=_PERIODS, by=_BY, ids=_IDS)
-    async def usage(
-        self,
-        interaction: discord.Interaction,
-        period: str | None = None,
-        by: str | None = None,
-        ids: str | None = None,
-    ) -> None:
-        await self._run(interaction)
-
-    @namespace.command(name="list", description="The namespaces of this server")
-    async def namespace_list(self, interaction: discord.Interaction) -> None:
-        await self._run(interaction)
-
-    @namespace.command(name="info", description="Documents and channels of a namespace")
-    async def namespace_info(self, interaction: discord.Interaction, name: str) -> None:
-        await self._run(interaction)
-
-    @namespace.command(name="create", description="Create a namespace (admins)")
-    async def namespace_create(
-        self, interaction: discord.Interaction, name: str, description: str | None = None
-    ) -> None:
-        await self._run(interaction)
-
-    @namespace.command(name="delete", description="Delete a namespace and its documents (admins)")
-    async def namespace_delete(self, interaction: discord.Interaction, name: str) -> None:
-        await self._run(interaction)
-
-    @namespace.command(name="bind", description="Make a channel search a namespace (admins)")
-    async def namespace_bind(
-        self,
-        interaction: discord.Interaction,
-        name: str,
-        channel: discord.TextChannel | None = None,
-    ) -> None:
-        await self._run(interaction)
-
-    @namespace.command(name="unbind", description="Stop a channel searching a namespace (admins)")
-    async def namespace_unbind(
-        self,
-        interaction: discord.Interaction,
-        name: str,
-        channel: discord.TextChannel | None = None,
-    ) -> None:
-        await self._run(interaction)
-
-    @namespace.command(
-        name="uploads", description="Index files dropped in a channel into a namespace (admins)"
+    first = inspect.Parameter(
+        "interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=discord.Interaction
     )
-    async def namespace_uploads(
-        self,
-        interaction: discord.Interaction,
-        name: str,
-        channel: discord.TextChannel | None = None,
-    ) -> None:
-        await self._run(interaction)
+    options = [
+        inspect.Parameter(
+            p.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=option_type(p),
+            default=inspect.Parameter.empty if p.required else None,
+        )
+        for p in command.params
+    ]
+    callback.__signature__ = inspect.Signature([first, *options])  # type: ignore[attr-defined]
+    described = app_commands.describe(**{p.name: p.help[:100] for p in command.params})
+    chosen = {
+        p.name: [Choice(name=c, value=c) for c in p.choices[:25]]
+        for p in command.params
+        if p.choices and p.kind is Kind.CHOICE
+    }
+    decorated = described(callback)
+    return app_commands.choices(**chosen)(decorated) if chosen else decorated
 
-    @docs.command(name="list", description="Documents in a namespace (default: this channel's)")
-    async def docs_list(
-        self, interaction: discord.Interaction, namespace: str | None = None
-    ) -> None:
-        await self._run(interaction)
 
-    @docs.command(name="delete", description="Delete a document by id (its uploader or admins)")
-    async def docs_delete(self, interaction: discord.Interaction, id: str) -> None:
-        await self._run(interaction)
-
-    @docs.command(
-        name="promote",
-        description="Share a file of this conversation with a namespace (its uploader or admins)",
+def subcommand(command: Command, run: Runner) -> app_commands.Command[Any, ..., None]:
+    """One registry command as a discord.py command (``extras["lore"]`` is the definition)."""
+    return app_commands.Command(
+        name=command.path[-1],
+        description=command.description,
+        callback=_callback(command, run),
+        extras={"lore": command},
     )
-    @app_commands.describe(
-        id="The document's id (from /lore docs list)", namespace="The namespace to share it with"
-    )
-    async def docs_promote(self, interaction: discord.Interaction, id: str, namespace: str) -> None:
-        await self._run(interaction)
 
-    @quota.command(name="show", description="Today's token use and limits")
-    async def quota_show(self, interaction: discord.Interaction) -> None:
-        await self._run(interaction)
 
-    @quota.command(name="set", description="Set a daily token limit (admins)")
-    @app_commands.choices(scope=_SCOPES)
-    async def quota_set(
-        self, interaction: discord.Interaction, scope: str, limit: app_commands.Range[int, 0]
-    ) -> None:
-        await self._run(interaction)
+class LoreGroup(app_commands.Group):
+    """`/lore`: every command of the registry, grouped as its paths say."""
+
+    def __init__(self, run: Runner, registry: Registry = REGISTRY) -> None:
+        super().__init__(name="lore", description=DESCRIPTION)
+        groups: dict[str, app_commands.Group] = {}
+        for command in registry:
+            if len(command.path) == 1:
+                self.add_command(subcommand(command, run))
+                continue
+            name = command.path[0]
+            if name not in groups:
+                groups[name] = app_commands.Group(name=name, description=registry.groups[name])
+                self.add_command(groups[name])
+            groups[name].add_command(subcommand(command, run))
 
 
 class LoreTree(app_commands.CommandTree):

@@ -7,8 +7,6 @@ discord.py model (or fields of an interaction's ``data``) and returns a frozen c
 from __future__ import annotations
 
 import re
-import shlex
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +15,7 @@ from typing import Any
 import discord
 
 from core.admin import AdminCommand
+from core.commands import REGISTRY, ChannelArg, Registry, Request, Unknown, bind, words_of
 from core.types import IncomingFile, IncomingMessage, Platform
 
 _MENTION = re.compile(r"<@!?(\d+)>")
@@ -33,22 +32,6 @@ _ALWAYS_PRIVATE = {
 }
 # Option types of application commands (Discord API): sub-command, sub-command group, channel.
 _SUBCOMMAND, _GROUP, _CHANNEL = 1, 2, 7
-# How each /lore subcommand's options become the words core parses (`/lore` on Slack).
-# A keyword ("by") is written before the option's value.
-COMMAND_SYNTAX: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {
-    ("ask",): (("question", ""),),
-    ("usage",): (("period", ""), ("by", "by"), ("ids", "")),
-    ("namespace", "info"): (("name", ""),),
-    ("namespace", "create"): (("name", ""), ("description", "")),
-    ("namespace", "delete"): (("name", ""),),
-    ("namespace", "bind"): (("name", ""), ("channel", "")),
-    ("namespace", "unbind"): (("name", ""), ("channel", "")),
-    ("namespace", "uploads"): (("name", ""), ("channel", "")),
-    ("docs", "list"): (("namespace", ""),),
-    ("docs", "delete"): (("id", ""),),
-    ("docs", "promote"): (("id", ""), ("namespace", "")),
-    ("quota", "set"): (("scope", ""), ("limit", "")),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +164,9 @@ def thread_name(text: str, *, fallback: str = "Lorekeeper") -> str:
 # --- application commands -------------------------------------------------------------
 
 
-def command_parts(data: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Walk an interaction's nested options: the subcommand path and the leaf values."""
+def command_parts(data: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Walk an interaction's nested options: the subcommand path and the leaf values (as
+    Discord typed them: strings, integers, booleans; a channel as a :class:`ChannelArg`)."""
     path: list[str] = []
     options: Sequence[Mapping[str, Any]] = data.get("options") or []
     while True:
@@ -191,32 +175,29 @@ def command_parts(data: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, s
             break
         path.append(str(nested["name"]))
         options = nested.get("options") or []
-    values = {str(o["name"]): option_value(o) for o in options if o.get("value") is not None}
+    channels = (data.get("resolved") or {}).get("channels") or {}
+    values = {
+        str(o["name"]): _option_value(o, channels) for o in options if o.get("value") is not None
+    }
     return tuple(path), values
 
 
-def option_value(option: Mapping[str, Any]) -> str:
-    if option.get("type") == _CHANNEL:
-        return f"<#{option['value']}>"
-    return str(option["value"])
+def _option_value(option: Mapping[str, Any], channels: Mapping[str, Any]) -> Any:
+    if option.get("type") != _CHANNEL:
+        return option["value"]
+    channel_id = str(option["value"])
+    name = (channels.get(channel_id) or {}).get("name")
+    return ChannelArg(channel_id, str(name) if name else None)
 
 
-def command_text(path: Sequence[str], options: Mapping[str, str]) -> str:
-    """The `/lore` text core parses, e.g. ("namespace", "create") + {name, description}."""
-    words = list(path)
-    syntax = COMMAND_SYNTAX.get(tuple(path))
-    if syntax is None:
-        words += list(options.values())
-    else:
-        for name, keyword in syntax:
-            if options.get(name):
-                words += [keyword, options[name]] if keyword else [options[name]]
-    return shlex.join(w for w in words if w)
-
-
-def promote_text(document_id: uuid.UUID, namespace: str) -> str:
-    """The `/lore` text that a "Share with NAMESPACE" button stands for."""
-    return shlex.join(["docs", "promote", str(document_id), namespace])
+def command_request(data: Mapping[str, Any], registry: Registry = REGISTRY) -> Request:
+    """An interaction's `/lore` command as core's request: the options are already typed, so
+    they go straight into the command's arguments (a path the registry lacks is unknown)."""
+    path, values = command_parts(data)
+    command = registry.get(path)
+    if command is None:
+        return Unknown(words_of(path, values))
+    return bind(command, values)
 
 
 def admin_grant(
@@ -249,19 +230,19 @@ def admin_command(
     *,
     place: Place,
     user: Any,
-    text: str,
+    request: Request,
     admin: bool,
     event_id: str,
     received_at: datetime,
     dm_workspaces: tuple[str, ...] = (),
 ) -> AdminCommand:
-    """`/lore <text>` (or a button standing for it) by ``user`` in ``place``."""
+    """A `/lore` command (or a button standing for one) by ``user`` in ``place``."""
     return AdminCommand(
         platform=Platform.DISCORD,
         workspace_id=place.workspace_id,
         channel_id=place.channel_id,
         user_id=str(user.id),
-        text=text,
+        request=request,
         is_platform_admin=admin,
         user_name=getattr(user, "display_name", None),
         channel_name=place.channel_name,

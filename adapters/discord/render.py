@@ -20,19 +20,32 @@ from typing import Any
 
 import discord
 
+from core.commands.rich import (
+    ChannelRef,
+    Code,
+    Line,
+    Link,
+    Plain,
+    Preformatted,
+    RichText,
+    Span,
+    Strong,
+    UserRef,
+)
+from core.enums import AnswerMode
 from core.types import Answer, Citation, Progress
 
 LIMIT = 2000
 EMBED_LIMIT = 4096
 QUOTE_CHARS = 150
-FAILURE = "Something went wrong while answering; please try again."
-UPLOAD_FAILURE = "Something went wrong while indexing {name}; it was not added."
 CHART_FILENAME = "lorekeeper-usage.png"
 _SENTENCE_END = re.compile(r"((?<=[.!?])[ \t]+|[ \t]*\n[ \t]*)")
 _SCHEME = r"[a-zA-Z][a-zA-Z0-9+.-]*:"
 _MASKED_LINK = re.compile(rf"\[([^\[\]\n]*)\]\(\s*<?({_SCHEME}[^()<>\s]+)>?[^()\n]*\)")
 _LEFTOVER_LINK = re.compile(rf"\[(?=[^\n]*\]\(\s*<?{_SCHEME})")
 _BRACKET = re.compile(r"(?<!\\)([\[\]])")  # not yet escaped
+_SNOWFLAKE = re.compile(r"[0-9]{1,20}")
+_FENCE_BREAK = "`\u200b``"  # three backticks in a table cannot close its code block
 
 
 @dataclass
@@ -146,9 +159,9 @@ def answer_body(answer: Answer) -> str:
     if answer.notice:
         parts.append(f"-# ⚠️ {unmask(answer.notice)}")
     parts.append(unmask(answer.text))
-    if answer.mode == "extractive" and answer.citations:
+    if answer.mode == AnswerMode.EXTRACTIVE and answer.citations:
         parts.append("-# Quoted from the sources (no language model was used).")
-    if answer.mode == "llm" and not answer.grounded and not answer.abstained:
+    if answer.mode == AnswerMode.LLM and not answer.grounded and not answer.abstained:
         parts.append("⚠️ This answer is not grounded in the sources; check it before relying on it.")
     return "\n\n".join(parts)
 
@@ -198,8 +211,43 @@ def render_answer(answer: Answer) -> list[Outgoing]:
 
 
 def render_text(text: str) -> list[Outgoing]:
-    """A command result (it names documents and namespaces): links shown, never masked."""
+    """A line from core (a refusal, a failure) that may name documents: links shown, never
+    masked."""
     return [Outgoing(p) for p in split_content(unmask(text)) or ["Done."]]
+
+
+def render_rich(text: RichText) -> list[Outgoing]:
+    """A command's result as messages of at most 2,000 characters."""
+    return [Outgoing(p) for p in split_content(markdown(text)) or ["Done."]]
+
+
+def markdown(text: RichText) -> str:
+    """Core's rich text as Discord Markdown: every word it holds is escaped, so only core's
+    own markup (``**strong**``, code, ``<#channel>``) is markup and no link is masked."""
+    return "\n".join(_markdown_block(b) for b in text.blocks)
+
+
+def _markdown_block(block: Line | Preformatted) -> str:
+    if isinstance(block, Preformatted):
+        return "```\n" + block.text.replace("```", _FENCE_BREAK) + "\n```"
+    return "".join(markdown_span(s) for s in block.spans)
+
+
+def markdown_span(span: Span) -> str:
+    match span:
+        case Plain(text):
+            return plain(text)
+        case Strong(text):
+            return f"**{plain(text)}**"
+        case Code(text):
+            return "`" + text.replace("`", "'") + "`"
+        case ChannelRef(id=channel_id):
+            return f"<#{channel_id}>" if _SNOWFLAKE.fullmatch(channel_id) else plain(span.label)
+        case UserRef(id=user_id):
+            return f"<@{user_id}>" if _SNOWFLAKE.fullmatch(user_id) else plain(span.label)
+        case Link(url, label):
+            safe = link_url(url)
+            return f"{plain(label)} (<{safe}>)" if safe else plain(label)
 
 
 def chart_file(png: bytes) -> discord.File:

@@ -1,8 +1,8 @@
-"""DiscordReply: core's Reply protocol on a Discord channel or thread.
+"""DiscordReply: core's Reply port on a Discord channel or thread.
 
-A placeholder is posted when the search starts, edited with the streamed text at most once
-per ``interval`` (edits never block the model's stream), and finally replaced by the
-rendered answer. Uploads get one progress message edited through the stages.
+One message per reply: posted at the first call, edited with the streamed text or the upload's
+stages at most once per ``interval`` (edits never block the model's stream), and finally
+replaced by the rendered answer, the upload's outcome or a failure notice.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any
 import discord
 
 from adapters.discord.render import (
-    FAILURE,
     Outgoing,
     placeholder,
     plain,
     preview,
     progress_line,
     render_answer,
+    share_view,
 )
-from core.types import Answer, Progress
+from core.types import Answer, Progress, UploadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -104,53 +104,47 @@ class DiscordReply:
     def __init__(self, channel: Any, *, label: str = "", interval: float = 1.0) -> None:
         self._channel = channel
         self._label = label
-        self._answer = LiveMessage(channel, interval=interval)
-        self._progress = LiveMessage(channel, interval=interval)
-
-    async def typing(self) -> None:
-        """Show the typing indicator (best effort: a failure here must not stop the answer)."""
-        try:
-            await self._channel.typing()
-        except discord.HTTPException as exc:
-            log.debug("typing indicator failed: %s", exc.status)
+        self._live = LiveMessage(channel, interval=interval)
 
     async def thinking(self, namespaces: Sequence[str]) -> None:
-        await self._answer.post(placeholder(namespaces))
+        await self._show(placeholder(namespaces))
 
     async def stream(self, text_so_far: str) -> None:
-        self._answer.update(preview(text_so_far))
+        await self._show(preview(text_so_far))
 
     async def progress(self, progress: Progress) -> None:
-        line = progress_line(self._label, progress)
-        if self._progress.message is None:
-            await self._progress.post(line)
-        else:
-            self._progress.update(line)
+        await self._show(progress_line(self._label, progress))
 
-    async def answer(self, answer: Answer) -> None:
+    async def finish(self, answer: Answer) -> None:
         """Replace the placeholder with the answer; extra pieces follow as new messages."""
         pieces = render_answer(answer)
-        await self._answer.replace(pieces[0])
+        await self._live.replace(pieces[0])
         for piece in pieces[1:]:
             await LiveMessage(self._channel, interval=0).replace(piece)
 
-    async def finish_upload(self, text: str, *, buttons: discord.ui.View | None = None) -> None:
-        """The last state of the progress message: the outcome in words (it names the file,
-        so it is shown with its Markdown escaped and its links unmasked), with ``buttons``."""
-        await self._progress.replace(Outgoing(plain(text), view=buttons))
+    async def done(self, outcome: UploadOutcome) -> None:
+        """The outcome in words (it names the file, so it is shown with its Markdown escaped
+        and its links unmasked), with share buttons when the file stayed here."""
+        buttons = share_view(outcome.document_id, outcome.share_with) if outcome.ok else None
+        await self._live.replace(Outgoing(plain(outcome.message), view=buttons))
 
-    async def fail(self, text: str = FAILURE) -> None:
+    async def fail(self, text: str) -> None:
         """End with a plain message: edit whatever was showing, or post a new one."""
-        text = plain(text)
-        for live in (self._answer, self._progress):
-            if live.message is not None:
-                try:
-                    await live.replace(Outgoing(text))
-                    return
-                except discord.HTTPException:
-                    log.warning("could not edit the message into the failure notice")
-        await self._channel.send(text)
+        await self._live.replace(Outgoing(plain(text)))
+
+    async def discard(self) -> None:
+        await self._live.settle()
+        if self._live.message is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await self._live.message.delete()
+            self._live.message = None
+
+    async def _show(self, text: str) -> None:
+        if self._live.message is None:
+            await self._live.post(text)
+        else:
+            self._live.update(text)
 
     @property
     def started(self) -> bool:
-        return self._answer.message is not None
+        return self._live.message is not None

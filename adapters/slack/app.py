@@ -29,17 +29,14 @@ from adapters.slack.reply import SlackReply
 from adapters.slack.verification import hide_rejected_bodies
 from core.admin import AdminService
 from core.answer import AnswerService
-from core.errors import LorekeeperError
-from core.types import IncomingMessage, Platform, Progress
-from core.uploads import UploadService
+from core.conversation import DRAIN_SECONDS, ConversationPipeline
+from core.types import IncomingFile, IncomingMessage, Platform
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/lore"
 EVENTS_PATH = "/slack/events"
 EVENTS = ("app_mention", "message", "file_deleted")  # deploy/slack/manifest.yml subscribes these
-COMMAND_FAILED = "Something went wrong while running that command; please try again."
-VOTE_FAILED = "I couldn't record your vote; please try again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +62,18 @@ class SlackBot:
     def __init__(
         self,
         *,
+        conversations: ConversationPipeline,
         answers: AnswerService,
-        uploads: UploadService,
         admin: AdminService,
         config: SlackConfig,
     ) -> None:
+        self._conversations = conversations
         self._answers = answers
-        self._uploads = uploads
+        self._uploads = conversations.uploads
         self._admin = admin
         self._config = config
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
-        self._slots = asyncio.Semaphore(config.concurrency)
         self._team_name: str | None = None
         self.client = AsyncWebClient(
             token=config.bot_token,
@@ -120,7 +117,7 @@ class SlackBot:
         except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("auth.test failed at start: %s", type(exc).__name__)
 
-    async def close(self, *, grace: float = 30.0) -> None:
+    async def close(self, *, grace: float = DRAIN_SECONDS) -> None:
         """Wait up to ``grace`` seconds for work in flight, cancel the rest, release sessions."""
         pending = set(self._tasks)
         if pending:
@@ -146,18 +143,9 @@ class SlackBot:
         return self.app.web_app(path=path)
 
     def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(job, name=name)
+        task = asyncio.create_task(_logged(job, name), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _reply(self, channel: str, thread_ts: str, **kwargs: Any) -> SlackReply:
-        return SlackReply(
-            self.client,
-            channel=channel,
-            thread_ts=thread_ts,
-            interval=self._config.edit_interval,
-            **kwargs,
-        )
 
     # -- listeners (fast: decide, spawn, return) -----------------------------------------------
 
@@ -165,8 +153,8 @@ class SlackBot:
         if events.is_ignored(event, bot_user_id=context.bot_user_id, bot_id=context.bot_id):
             return
         if event.get("files"):
-            return  # the message/file_share copy of this post carries the upload
-        self._spawn(self._answer(event, body, context.bot_user_id), "slack-answer")
+            return  # the message/file_share copy of this post carries the files and the text
+        self._spawn(self._handle(event, body, context.bot_user_id, addressed=True), "slack-answer")
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
         bot_user = context.bot_user_id
@@ -174,16 +162,11 @@ class SlackBot:
             return
         mentioned = events.mentions(str(event.get("text") or ""), bot_user)
         direct = events.is_direct(event)
-        if event.get("files"):
-            if mentioned or direct or events.is_thread_reply(event):
-                only_known = not (mentioned or direct)
-                self._spawn(self._upload(event, body, bot_user, only_known), "slack-upload")
-        elif direct:
-            self._spawn(self._answer(event, body, bot_user), "slack-answer")
-        elif not mentioned and events.is_thread_reply(event):
-            job = self._answer(event, body, bot_user, only_known=True)
-            self._spawn(job, "slack-follow-up")
-        # A top-level or mentioning message is answered from its app_mention copy.
+        if mentioned and not direct and not event.get("files"):
+            return  # answered from its app_mention copy
+        if mentioned or direct or events.is_thread_reply(event):
+            job = self._handle(event, body, bot_user, addressed=mentioned or direct)
+            self._spawn(job, "slack-message")
 
     async def _on_file_deleted(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         file_id = event.get("file_id") or (event.get("file") or {}).get("id")
@@ -209,40 +192,8 @@ class SlackBot:
 
     # -- background work ------------------------------------------------------------------------
 
-    async def _answer(
-        self, event: Payload, body: Payload, bot_user: str | None, only_known: bool = False
-    ) -> None:
-        message = events.message_from_event(
-            event, team_id=events.team_of(body), bot_user_id=bot_user, team_name=self._team_name
-        )
-        if not message.text:
-            return
-        reply = self._reply(message.channel_id, message.thread_id)
-        early: asyncio.Task[None] | None = None
-        try:
-            if only_known and not await self._answers.knows_thread(message):
-                return
-            message = await self._named(message)
-            early = asyncio.create_task(reply.placeholder_after(self._config.placeholder_after))
-            async with self._slots:
-                answer = await self._answers.answer(message, reply)
-            if answer.duplicate:
-                await reply.discard()
-            else:
-                await reply.finish(answer)
-        except LorekeeperError as exc:
-            log.warning("answering %s failed: %s", message.event_id, exc.reason)
-            await reply.fail(exc.user_message)
-        except Exception:
-            log.exception("answering %s failed", message.event_id)
-            await reply.fail()
-        finally:
-            reply.settle()
-            if early is not None:
-                await asyncio.gather(early, return_exceptions=True)
-
-    async def _upload(
-        self, event: Payload, body: Payload, bot_user: str | None, only_known: bool
+    async def _handle(
+        self, event: Payload, body: Payload, bot_user: str | None, *, addressed: bool
     ) -> None:
         files = events.files_of(event)
         message = events.message_from_event(
@@ -252,60 +203,36 @@ class SlackBot:
             files=files,
             team_name=self._team_name,
         )
-        try:
-            if only_known and not await self._answers.knows_thread(message):
-                return
-            if not await self._uploads.claim(message):
-                return
-            message = await self._named(message)
-            # only its uploader or an admin replaces a file: core needs to know which this is
-            admin = await self._is_admin(message.author_id)
-            message = replace(message, author_is_admin=admin)
-        except Exception:
-            log.exception("checking upload %s failed", message.event_id)
-            return
-        async with self._slots:
-            for file in files:
-                await self._ingest(message, file)
-        await self._uploads.finished(message)
+        source = _SlackFiles(self, files) if files else None
+        await self._conversations.handle(
+            message, _SlackThread(self, message), addressed=addressed, files=source
+        )
 
-    async def _ingest(self, message: IncomingMessage, file: SlackFile) -> None:
-        reply = self._reply(message.channel_id, message.thread_id, filename=file.name)
-        try:
-            await reply.progress(Progress("downloading", 0.0))
-            assert self._http is not None, "SlackBot.start() was not called"
-            fetcher = FileFetcher(
-                self.client,
-                self._http,
-                token=self._config.bot_token,
-                max_bytes=self._config.max_upload_bytes,
-                api_url=self._config.api_url,
-            )
-            resolved = await fetcher.resolve(file)
-            refusal = self._uploads.precheck(resolved.incoming())
-            if refusal is not None:  # judged from name and size: no download needed
-                await reply.done(refusal)
-                return
-            data = await fetcher.download(resolved)
-            outcome = await self._uploads.ingest(message, resolved.incoming(), data, reply)
-            await reply.finish_upload(outcome)
-        except LorekeeperError as exc:
-            log.warning("upload of %s failed: %s", file.file_id, exc.reason)
-            await reply.fail(exc.user_message)
-        except Exception:
-            log.exception("upload of %s failed", file.file_id)
-            await reply.fail(f"Something went wrong while indexing {file.name}; it was not added.")
+    def fetcher(self) -> FileFetcher:
+        assert self._http is not None, "SlackBot.start() was not called"
+        return FileFetcher(
+            self.client,
+            self._http,
+            token=self._config.bot_token,
+            max_bytes=self._config.max_upload_bytes,
+            api_url=self._config.api_url,
+        )
+
+    def reply(self, channel: str, thread_ts: str, *, filename: str = "the file") -> SlackReply:
+        return SlackReply(
+            self.client,
+            channel=channel,
+            thread_ts=thread_ts,
+            interval=self._config.edit_interval,
+            filename=filename,
+        )
 
     async def _delete_file(self, file_id: str, team: str) -> None:
-        try:
-            removed = await self._uploads.deleted_on_platform(
-                Platform.SLACK.value, file_id=file_id, workspace=team or None
-            )
-            log.info("file %s deleted in Slack: %d documents removed", file_id, removed)
-        except Exception:
-            log.exception("deleting the documents of file %s failed", file_id)
+        await self._conversations.forget(
+            Platform.SLACK.value, file_ids=[file_id], workspace=team or None
+        )
 
-    async def _named(self, message: IncomingMessage) -> IncomingMessage:
+    async def named(self, message: IncomingMessage) -> IncomingMessage:
         """The message with its author's and channel's names (for usage reports)."""
         author, channel = await self.names.names(message.author_id, message.channel_id)
         return replace(
@@ -314,7 +241,7 @@ class SlackBot:
             channel_name=message.channel_name or channel,
         )
 
-    async def _is_admin(self, user_id: str) -> bool:
+    async def is_admin(self, user_id: str) -> bool:
         """A workspace admin or owner (or in SLACK_ADMIN_IDS); False when Slack can't say."""
         if user_id in self._config.admin_ids:
             return True
@@ -328,23 +255,16 @@ class SlackBot:
         return events.is_slack_admin(user)
 
     async def _command(self, body: Payload, respond: Any) -> None:
-        try:
-            is_admin = await self._is_admin(str(body.get("user_id") or ""))
-            cmd = events.command_from_payload(body, is_admin=is_admin)
-            # the name events give (not the payload's legacy handle): one name per person
-            cmd = replace(cmd, user_name=await self.names.user(cmd.user_id) or cmd.user_name)
-            result = await self._admin.execute(cmd)
-            shown = render.command_response(result)
-            if result.chart_png is not None:
-                shown = render.with_note(shown, await self._send_chart(body, result.chart_png))
-            kind = "ephemeral" if result.ephemeral else "in_channel"
-            await self._respond(body, respond, shown, kind)
-        except Exception:
-            log.exception("/lore %s failed", str(body.get("text") or "")[:40])
-            try:
-                await self._respond(body, respond, render.SlackMessage(COMMAND_FAILED), "ephemeral")
-            except Exception:
-                log.exception("could not report the /lore failure")
+        is_admin = await self.is_admin(str(body.get("user_id") or ""))
+        cmd = events.command_from_payload(body, is_admin=is_admin)
+        # the name events give (not the payload's legacy handle): one name per person
+        cmd = replace(cmd, user_name=await self.names.user(cmd.user_id) or cmd.user_name)
+        result = await self._admin.execute(cmd)  # every failure comes back as words
+        shown = render.command_response(result)
+        if result.chart_png is not None:
+            shown = render.with_note(shown, await self._send_chart(body, result.chart_png))
+        kind = "ephemeral" if result.ephemeral else "in_channel"
+        await self._respond(body, respond, shown, kind)
 
     async def _send_chart(self, body: Payload, png: bytes) -> str:
         """The usage chart goes to the admin's DM (Slack has no ephemeral files); says where."""
@@ -383,28 +303,24 @@ class SlackBot:
         click = events.feedback_from_action(body)
         if click is None:
             return
-        try:
-            up, down = await self._answers.feedback(
-                platform=Platform.SLACK.value,
-                workspace_id=click.workspace_id,
-                user_id=click.user_id,
-                message_id=click.message_id,
-                value=click.value,
+        vote = await self._conversations.vote(
+            platform=Platform.SLACK.value,
+            workspace_id=click.workspace_id,
+            user_id=click.user_id,
+            message_id=click.message_id,
+            value=click.value,
+        )
+        if vote.refusal is not None:
+            await self._tell_clicker(click, vote.refusal)
+            return
+        shown = body.get("message") or {}
+        if click.channel_id and click.message_ts and shown.get("blocks"):
+            await self.client.chat_update(
+                channel=click.channel_id,
+                ts=click.message_ts,
+                text=str(shown.get("text") or ""),
+                blocks=render.with_feedback_counts(shown["blocks"], vote.up, vote.down),
             )
-            shown = body.get("message") or {}
-            if click.channel_id and click.message_ts and shown.get("blocks"):
-                await self.client.chat_update(
-                    channel=click.channel_id,
-                    ts=click.message_ts,
-                    text=str(shown.get("text") or ""),
-                    blocks=render.with_feedback_counts(shown["blocks"], up, down),
-                )
-        except LorekeeperError as exc:
-            log.warning("vote on %s refused: %s", click.message_id, exc.reason)
-            await self._tell_clicker(click, exc.user_message)
-        except Exception:
-            log.exception("storing feedback on %s failed", click.message_id)
-            await self._tell_clicker(click, VOTE_FAILED)
 
     async def _share(self, body: Payload) -> None:
         """A "Share with" click: `/lore docs promote` as the person who clicked; they alone
@@ -412,24 +328,20 @@ class SlackBot:
         click = events.share_from_action(body)
         if click is None:
             return
-        try:
-            admin = await self._is_admin(click.user_id)
-            result = await self._admin.execute(events.share_command(click, is_admin=admin))
-            shown = render.command_response(result)
-            await self.client.chat_postEphemeral(
-                channel=click.channel_id, user=click.user_id, text=shown.text, blocks=shown.blocks
+        admin = await self.is_admin(click.user_id)
+        result = await self._admin.execute(events.share_command(click, is_admin=admin))
+        shown = render.command_response(result)
+        await self.client.chat_postEphemeral(
+            channel=click.channel_id, user=click.user_id, text=shown.text, blocks=shown.blocks
+        )
+        message = body.get("message") or {}
+        if result.ok and click.message_ts and message.get("blocks"):
+            await self.client.chat_update(
+                channel=click.channel_id,
+                ts=click.message_ts,
+                text=str(message.get("text") or ""),
+                blocks=render.shared(message["blocks"], click.namespace),
             )
-            message = body.get("message") or {}
-            if result.ok and click.message_ts and message.get("blocks"):
-                await self.client.chat_update(
-                    channel=click.channel_id,
-                    ts=click.message_ts,
-                    text=str(message.get("text") or ""),
-                    blocks=render.shared(message["blocks"], click.namespace),
-                )
-        except Exception:
-            log.exception("sharing document %s failed", click.document_id)
-            await self._tell_clicker(click, COMMAND_FAILED)
 
     async def _tell_clicker(
         self, click: events.FeedbackClick | events.ShareClick, text: str
@@ -442,3 +354,47 @@ class SlackBot:
             )
         except Exception:
             log.exception("could not tell %s about their vote", click.user_id)
+
+
+class _SlackThread:
+    """The replies to one Slack message: in its thread, with names learnt from Slack."""
+
+    def __init__(self, bot: SlackBot, message: IncomingMessage) -> None:
+        self._bot = bot
+        self._message = message
+
+    async def prepare(self, message: IncomingMessage) -> IncomingMessage:
+        message = await self._bot.named(message)
+        if message.files:  # only its uploader or an admin replaces a file: core needs to know
+            message = replace(message, author_is_admin=await self._bot.is_admin(message.author_id))
+        self._message = message
+        return message
+
+    def reply(self, file: IncomingFile | None = None) -> SlackReply:
+        name = file.filename if file is not None else "the file"
+        return self._bot.reply(self._message.channel_id, self._message.thread_id, filename=name)
+
+
+class _SlackFiles:
+    """A message's files: stubs resolved with files.info, downloads only from Slack's hosts."""
+
+    def __init__(self, bot: SlackBot, files: tuple[SlackFile, ...]) -> None:
+        self._fetcher = bot.fetcher()
+        self._files = {f.file_id: f for f in files}
+
+    async def resolve(self, file: IncomingFile) -> IncomingFile:
+        resolved = await self._fetcher.resolve(self._files[file.file_id])
+        self._files[file.file_id] = resolved
+        return resolved.incoming()
+
+    async def download(self, file: IncomingFile) -> bytes:
+        return await self._fetcher.download(self._files[file.file_id])
+
+
+async def _logged(job: Coroutine[Any, Any, None], name: str) -> None:
+    """The outermost handler of a listener's work: what core did not turn into words for the
+    user (a Slack API failure while replying) is logged with its traceback."""
+    try:
+        await job
+    except Exception:
+        log.exception("%s failed", name)

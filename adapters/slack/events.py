@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.slack import commands
 from core.admin import AdminCommand
+from core.commands import promotion
 from core.types import IncomingFile, IncomingMessage, Platform
 
 Payload = Mapping[str, Any]
@@ -200,7 +202,7 @@ def command_from_payload(body: Payload, *, is_admin: bool) -> AdminCommand:
         workspace_id=team_of(body),
         channel_id=str(body.get("channel_id") or ""),
         user_id=str(body.get("user_id") or ""),
-        text=str(body.get("text") or ""),
+        request=commands.parse(str(body.get("text") or "")),
         is_platform_admin=is_admin,
         user_name=body.get("user_name"),
         channel_name=None if name in _COMMAND_PLACES else body.get("channel_name"),
@@ -251,7 +253,7 @@ def share_command(click: ShareClick, *, is_admin: bool) -> AdminCommand:
         workspace_id=click.workspace_id,
         channel_id=click.channel_id,
         user_id=click.user_id,
-        text=f"docs promote {click.document_id} {click.namespace}",
+        request=promotion(click.document_id, click.namespace),
         is_platform_admin=is_admin,
         is_direct=click.channel_id.startswith("D"),
     )

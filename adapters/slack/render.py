@@ -20,8 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.admin import CommandResult
-from core.types import Answer, Citation, Progress
-from core.uploads import UploadOutcome
+from core.commands.rich import (
+    ChannelRef,
+    Code,
+    Line,
+    Link,
+    Plain,
+    Preformatted,
+    RichText,
+    Span,
+    Strong,
+    UserRef,
+    plain_text,
+)
+from core.enums import AnswerMode
+from core.types import Answer, Citation, Progress, UploadOutcome
 
 Block = dict[str, Any]
 
@@ -34,7 +47,6 @@ COUNTS_BLOCK = "lore_feedback_counts"
 SOURCE_PREFIX = "lore_source_"
 SHARE_BLOCK = "lore_share"
 SHARE_ACTION = "lore_share"  # + "_<n>": action ids are unique within a message
-ERROR_ANSWER = "Something went wrong while answering; please try again."
 NOT_GROUNDED = "⚠️ This answer is not grounded in the sources; check it before relying on it."
 EXTRACTIVE = "Quoted from the sources (no written answer is available right now)."
 CHART_FILENAME = "lorekeeper-usage.png"
@@ -49,9 +61,10 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _BULLET = re.compile(r"^(\s*)[-*+]\s+")
 _QUOTE = re.compile(r"^(\s*)&gt;\s?")
 _ROOM_MENTION = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
-# The one piece of markup core writes into command results: a channel reference, which links
-# to the channel and cannot notify anyone.
-_CHANNEL_REF = re.compile(r"&lt;#([CG][A-Z0-9]{2,20})&gt;")
+# Ids that may go into <#…> and <@…>: anything else is shown as a plain #name or @name.
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_FENCE_BREAK = "`\u200b``"  # three backticks in a table cannot close its code block
 _BOLD_MARK = "\x00"
 _URL_MARK = "\x01"
 _URL_SLOT = re.compile(r"\x01(\d+)\x01")
@@ -220,9 +233,9 @@ def answer_blocks(answer: Answer, *, buttons: bool = True) -> list[Block]:
     if answer.notice:
         blocks.append(context(f"ℹ️ {plain(answer.notice)}"))
     blocks.extend(section(piece) for piece in split_text(to_mrkdwn(answer.text)))
-    if answer.mode == "extractive" and answer.citations:
+    if answer.mode == AnswerMode.EXTRACTIVE and answer.citations:
         blocks.append(context(EXTRACTIVE))
-    if answer.mode == "llm" and not answer.grounded and not answer.abstained:
+    if answer.mode == AnswerMode.LLM and not answer.grounded and not answer.abstained:
         blocks.append(context(NOT_GROUNDED))
     if answer.citations:
         blocks.append({"type": "divider"})
@@ -314,16 +327,41 @@ def command_response(result: CommandResult) -> SlackMessage:
         first = answer_messages(result.answer, buttons=False)
         blocks = [b for m in first for b in m.blocks][:BLOCK_LIMIT]
         return SlackMessage(first[0].text, blocks)
-    text = command_mrkdwn(result.text)
+    text = mrkdwn(result.body) or "Done."
     blocks = [section(p) for p in split_text(text)][:BLOCK_LIMIT]
-    fallback = command_mrkdwn(shorten(result.text, FALLBACK_LIMIT))
-    return SlackMessage(fallback or "Done.", blocks)
+    if len(text) > FALLBACK_LIMIT:
+        text = plain(shorten(plain_text(result.body), FALLBACK_LIMIT))
+    return SlackMessage(text, blocks)
 
 
-def command_mrkdwn(text: str) -> str:
-    """Core's command text (mrkdwn holding titles, descriptions and channel names) made inert,
-    with only core's own channel references (``<#C123>``) kept as links."""
-    return _CHANNEL_REF.sub(lambda m: f"<#{m.group(1)}>", plain(text))
+def mrkdwn(text: RichText) -> str:
+    """Core's rich text as mrkdwn: every word it holds is escaped, so only core's own markup
+    (emphasis, code, channel links) is markup; no link is masked and nothing notifies."""
+    return "\n".join(_mrkdwn_block(b) for b in text.blocks)
+
+
+def _mrkdwn_block(block: Line | Preformatted) -> str:
+    if isinstance(block, Preformatted):
+        fence_free = plain(block.text).replace("```", _FENCE_BREAK)
+        return f"```\n{fence_free}\n```"
+    return "".join(mrkdwn_span(s) for s in block.spans)
+
+
+def mrkdwn_span(span: Span) -> str:
+    match span:
+        case Plain(text):
+            return plain(text)
+        case Strong(text):
+            return f"*{plain(text).replace('*', '')}*"
+        case Code(text):
+            return "`" + plain(text).replace("`", "'") + "`"
+        case ChannelRef(id=channel_id):
+            return f"<#{channel_id}>" if _CHANNEL_ID.fullmatch(channel_id) else plain(span.label)
+        case UserRef(id=user_id):
+            return f"<@{user_id}>" if _USER_ID.fullmatch(user_id) else plain(span.label)
+        case Link(url, label):
+            safe = link_url(url)
+            return f"{plain(label)} (<{safe}>)" if safe else plain(label)
 
 
 def chart_comment(command_text: str) -> str:

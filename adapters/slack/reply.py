@@ -1,14 +1,13 @@
-"""SlackReply: core's Reply protocol on Slack, one message edited in place.
+"""SlackReply: core's Reply port on Slack, one message edited in place.
 
-``thinking`` posts the placeholder in the thread; ``stream`` and ``progress`` edit it at most once
-per ``interval`` seconds (chat.update is rate limited); ``finish``/``done`` put the final version
-in place. A 429 on any call waits its Retry-After (the client's retry handler does that).
+The first call posts the message in the thread; ``stream`` and ``progress`` edit it at most
+once per ``interval`` seconds (chat.update is rate limited); the ending (``finish``, ``done``,
+``fail``) puts the final version in place. The conversation pipeline calls it one call at a
+time. A 429 on any call waits its Retry-After (the client's retry handler does that).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,10 +15,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import render
-from core.types import Answer, Progress
-from core.uploads import UploadOutcome
-
-log = logging.getLogger(__name__)
+from core.types import Answer, Progress, UploadOutcome
 
 
 class SlackReply:
@@ -43,9 +39,6 @@ class SlackReply:
         self._clock = clock
         self._ts: str | None = None
         self._last_edit = float("-inf")
-        self._first = asyncio.Lock()  # exactly one message is posted, whoever comes first
-        self._closed = False
-        self._settled = asyncio.Event()  # something was posted, or nothing should be
         self.edits = 0
 
     @property
@@ -55,35 +48,6 @@ class SlackReply:
 
     async def thinking(self, namespaces: Sequence[str]) -> None:
         await self._show(render.placeholder(namespaces), force=True)
-
-    async def placeholder_after(self, delay: float) -> None:
-        """Post a generic placeholder unless core's ``thinking`` came first within ``delay``.
-
-        Core calls ``thinking`` once the session is resolved; under load that can take longer
-        than the second Slack users expect, so this guarantees something visible early.
-        """
-        try:
-            await asyncio.wait_for(self._settled.wait(), delay)
-            return
-        except TimeoutError:
-            pass
-        async with self._first:
-            if self._ts is None and not self._closed:
-                self._ts = await self._post(render.placeholder(()), None)
-                self._last_edit = self._clock()
-
-    def settle(self) -> None:
-        """No early placeholder any more (call when the work is over)."""
-        self._settled.set()
-
-    async def discard(self) -> None:
-        """Nothing to show after all (a duplicate delivery): remove an early placeholder."""
-        async with self._first:
-            self._closed = True
-            self._settled.set()
-            if self._ts is not None:
-                await self._client.chat_delete(channel=self._channel, ts=self._ts)
-                self._ts = None
 
     async def stream(self, text_so_far: str) -> None:
         if text_so_far.strip():
@@ -100,32 +64,27 @@ class SlackReply:
         for message in rest:
             await self._post(message.text, message.blocks)
 
-    async def done(self, text: str) -> None:
-        """The final line (an upload's outcome or an error), replacing whatever was shown.
-
-        ``text`` is plain words from core that may name files: it is shown escaped."""
-        shown = render.notice(text)
-        await self._put(shown.text, shown.blocks)
-
-    async def finish_upload(self, outcome: UploadOutcome) -> None:
+    async def done(self, outcome: UploadOutcome) -> None:
         """An upload's outcome, with its share buttons when the file stayed here."""
         shown = render.upload_outcome(outcome)
         await self._put(shown.text, shown.blocks)
 
-    async def fail(self, text: str = render.ERROR_ANSWER) -> None:
-        """Say something went wrong; never raises (it runs in the last-resort handler)."""
-        try:
-            await self.done(text)
-        except Exception:
-            log.exception("could not post the error message to %s", self._channel)
+    async def fail(self, text: str) -> None:
+        """The final line, replacing whatever was shown. ``text`` is plain words from core
+        that may name files: it is shown escaped."""
+        shown = render.notice(text)
+        await self._put(shown.text, shown.blocks)
+
+    async def discard(self) -> None:
+        if self._ts is not None:
+            await self._client.chat_delete(channel=self._channel, ts=self._ts)
+            self._ts = None
 
     async def _show(self, text: str, *, force: bool = False) -> None:
-        async with self._first:
-            if self._ts is None:
-                self._settled.set()
-                self._ts = await self._post(text, None)
-                self._last_edit = self._clock()
-                return
+        if self._ts is None:
+            self._ts = await self._post(text, None)
+            self._last_edit = self._clock()
+            return
         now = self._clock()
         if not force and now - self._last_edit < self._interval:
             return  # throttled: the next edit (or the final one) shows newer text
@@ -133,13 +92,10 @@ class SlackReply:
         await self._update(text, None)
 
     async def _put(self, text: str, blocks: list[dict[str, Any]] | None) -> None:
-        async with self._first:
-            self._closed = True
-            self._settled.set()
-            if self._ts is None:
-                self._ts = await self._post(text, blocks)
-                return
-        await self._update(text, blocks)
+        if self._ts is None:
+            self._ts = await self._post(text, blocks)
+        else:
+            await self._update(text, blocks)
 
     async def _post(self, text: str, blocks: list[dict[str, Any]] | None) -> str:
         kwargs: dict[str, Any] = {"blocks": blocks} if blocks else {}

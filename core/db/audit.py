@@ -6,15 +6,15 @@ import uuid
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.access import Database
 from core.db.models import AuditLog
 from core.db.types import new_id, utcnow
 
 
 class AuditStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def record(
         self,
@@ -27,8 +27,8 @@ class AuditStore:
         outcome: str,
         detail: str | None = None,
     ) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(
+        async with self._db.transaction() as conn:
+            await conn.execute(
                 insert(AuditLog),
                 [
                     {
@@ -46,15 +46,14 @@ class AuditStore:
             )
 
     async def recent(self, workspace_id: uuid.UUID, *, limit: int = 20) -> list[dict[str, Any]]:
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(
-                    select(AuditLog)
-                    .where(AuditLog.workspace_id == workspace_id)
-                    .order_by(AuditLog.created_at.desc())
-                    .limit(limit)
-                )
-            ).scalars()
+        stmt = (
+            select(AuditLog)
+            .where(AuditLog.workspace_id == workspace_id)
+            .order_by(AuditLog.created_at.desc())
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            rows = await conn.execute(stmt)
             return [
                 {
                     "actor": r.actor,

@@ -9,15 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.batching import Coalescer, Failed
-from core.db.engine import bound_engine
-from core.db.identity import insert_ignore
-from core.db.models import Citation, Feedback, Message, Session, Workspace, table
+from core.db.access import Database
+from core.db.models import Feedback, Message, Session, Workspace, table
 from core.db.records import CitationInput, MessageInput, MessageRecord, UsageInput
+from core.db.statements import upsert
 from core.db.types import new_id, new_ids, utcnow
 from core.db.usage import usage_rows
+from core.enums import MessageRole
 
 
 def _message_values(item: MessageInput, message_id: uuid.UUID) -> dict[str, Any]:
@@ -74,7 +74,14 @@ _HISTORY = (
 )
 
 
-_Exchange = tuple[MessageInput, MessageInput, tuple[UsageInput, ...]]
+_C = table("citations").c
+_CITATIONS = (
+    select(
+        _C.position, _C.title, _C.quoted_text, _C.chunk_id, _C.document_id, _C.source_url, _C.score
+    )
+    .where(_C.message_id == bindparam("message_id"))
+    .order_by(_C.position)
+)
 EXCHANGE_BATCH = 64  # answers committed in one transaction at most
 
 
@@ -102,7 +109,9 @@ def _exchange_rows(
     )
 
 
-async def _insert_exchanges(conn: AsyncConnection, rows: Sequence[_ExchangeRows]) -> None:
+async def _insert_exchanges(
+    conn: AsyncConnection, rows: Sequence[_ExchangeRows]
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Every statement once, with the rows of all exchanges (executemany underneath)."""
     await conn.execute(_INSERT_MESSAGES, [m for r in rows for m in r.messages])
     if citations := [c for r in rows for c in r.citations]:
@@ -110,29 +119,28 @@ async def _insert_exchanges(conn: AsyncConnection, rows: Sequence[_ExchangeRows]
     if usage := [u for r in rows for u in r.usage]:
         await conn.execute(_INSERT_USAGE, usage)
     await conn.execute(_TOUCH_SESSION, [r.touch for r in rows])
+    return [r.ids for r in rows]
 
 
 class ConversationStore:
     """Writes and reads the messages of sessions."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._engine = bound_engine(sessions)
-        self._exchanges: Coalescer[tuple[()], _Exchange, tuple[uuid.UUID, uuid.UUID]] = Coalescer(
-            self._write_exchanges, max_batch=EXCHANGE_BATCH
-        )
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        # answers that finish while one is being written are committed together
+        self._exchanges = db.group_commit(_insert_exchanges, max_batch=EXCHANGE_BATCH)
 
     async def add_message(self, item: MessageInput) -> MessageRecord:
         """Store one message and its citations in one transaction; bumps the session."""
         message_id = new_id()
         values = _message_values(item, message_id)
-        async with self._sessions() as db, db.begin():
-            await db.execute(_INSERT_MESSAGES, [values])
+        async with self._db.transaction() as conn:
+            await conn.execute(_INSERT_MESSAGES, [values])
             if item.citations:
-                await db.execute(
+                await conn.execute(
                     _INSERT_CITATIONS, [_citation_values(message_id, c) for c in item.citations]
                 )
-            await db.execute(
+            await conn.execute(
                 _TOUCH_SESSION, {"session_id": item.session_id, "at": values["created_at"]}
             )
         return MessageRecord(
@@ -151,31 +159,9 @@ class ConversationStore:
         self, question: MessageInput, answer: MessageInput, usage: Sequence[UsageInput]
     ) -> tuple[uuid.UUID, uuid.UUID]:
         """A question, its answer (with citations) and the answer's token usage in one
-        transaction. Exchanges that finish while one is being written are committed together
-        (group commit: one transaction for a burst of answers instead of one each); if that
-        transaction fails, each is written on its own, so one bad exchange fails alone."""
-        return await self._exchanges.submit((), (question, answer, tuple(usage)))
-
-    async def _write_exchanges(
-        self, _key: tuple[()], items: list[_Exchange]
-    ) -> list[tuple[uuid.UUID, uuid.UUID] | Failed]:
-        rows = [_exchange_rows(*item) for item in items]
-        try:
-            async with self._engine.begin() as conn:
-                await _insert_exchanges(conn, rows)
-        except Exception as exc:
-            if len(rows) == 1:
-                return [Failed(exc)]
-            return [await self._write_alone(r) for r in rows]
-        return [r.ids for r in rows]
-
-    async def _write_alone(self, rows: _ExchangeRows) -> tuple[uuid.UUID, uuid.UUID] | Failed:
-        try:
-            async with self._engine.begin() as conn:
-                await _insert_exchanges(conn, [rows])
-        except Exception as exc:
-            return Failed(exc)
-        return rows.ids
+        transaction; (question id, answer id). Group commit (``core.db.access``): a burst of
+        answers shares one transaction, and one bad exchange fails alone."""
+        return await self._exchanges.submit(_exchange_rows(question, answer, usage))
 
     async def add_messages(self, items: Sequence[MessageInput]) -> list[uuid.UUID]:
         """Bulk insert (imports, benchmarks): one transaction, executemany underneath."""
@@ -186,15 +172,15 @@ class ConversationStore:
             for item, mid in zip(items, ids, strict=True)
             for c in item.citations
         ]
-        async with self._sessions() as db, db.begin():
-            await db.execute(insert(table("messages")), rows)
+        async with self._db.transaction() as conn:
+            await conn.execute(_INSERT_MESSAGES, rows)
             if cites:
-                await db.execute(insert(table("citations")), cites)
+                await conn.execute(_INSERT_CITATIONS, cites)
         return ids
 
     async def history(self, session_id: uuid.UUID, *, limit: int = 10) -> list[MessageRecord]:
         """The last ``limit`` messages of a session, oldest first."""
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             rows = await conn.execute(_HISTORY, {"session_id": session_id, "limit": limit})
             # the statement's columns are named as MessageRecord's fields
             out = [MessageRecord(**r._mapping) for r in rows]
@@ -202,26 +188,10 @@ class ConversationStore:
         return out
 
     async def citations(self, message_id: uuid.UUID) -> list[CitationInput]:
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(
-                    select(Citation)
-                    .where(Citation.message_id == message_id)
-                    .order_by(Citation.position)
-                )
-            ).scalars()
-            return [
-                CitationInput(
-                    position=r.position,
-                    title=r.title,
-                    quoted_text=r.quoted_text,
-                    chunk_id=r.chunk_id,
-                    document_id=r.document_id,
-                    source_url=r.source_url,
-                    score=r.score,
-                )
-                for r in rows
-            ]
+        async with self._db.read() as conn:
+            rows = await conn.execute(_CITATIONS, {"message_id": message_id})
+            # the statement's columns are named as CitationInput's fields
+            return [CitationInput(**r._mapping) for r in rows]
 
     async def nth_recent_question(
         self, user_id: uuid.UUID, *, n: int, since: datetime
@@ -232,14 +202,14 @@ class ConversationStore:
             select(Message.created_at)
             .where(
                 Message.user_id == user_id,
-                Message.role == "user",
+                Message.role == MessageRole.USER,
                 Message.created_at >= since,
             )
             .order_by(Message.created_at.desc())
             .limit(1)
             .offset(n - 1)
         )
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             return (await conn.execute(stmt)).scalar_one_or_none()
 
     async def answer_workspace(self, message_id: uuid.UUID) -> tuple[str, str] | None:
@@ -249,9 +219,9 @@ class ConversationStore:
             select(Workspace.platform, Workspace.external_id)
             .join(Session, Session.workspace_id == Workspace.id)
             .join(Message, Message.session_id == Session.id)
-            .where(Message.id == message_id, Message.role == "assistant")
+            .where(Message.id == message_id, Message.role == MessageRole.ASSISTANT)
         )
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             row = (await conn.execute(stmt)).first()
         return (str(row.platform), str(row.external_id)) if row is not None else None
 
@@ -260,31 +230,32 @@ class ConversationStore:
         if value not in (-1, 1):
             raise ValueError("feedback is +1 or -1")
         now = utcnow()
-        async with self._sessions() as db, db.begin():
-            dialect = db.get_bind().dialect.name
-            values = {
-                "id": new_id(),
-                "message_id": message_id,
-                "user_id": user_id,
-                "value": value,
-                "created_at": now,
-                "updated_at": now,
-            }
-            result = await db.execute(
-                insert_ignore(dialect, Feedback, values, ["message_id", "user_id"])
-            )
-            if getattr(result, "rowcount", 0) != 1:
-                await db.execute(
-                    update(Feedback)
-                    .where(Feedback.message_id == message_id, Feedback.user_id == user_id)
-                    .values(value=value, updated_at=now)
-                )
+        values = {
+            "id": new_id(),
+            "message_id": message_id,
+            "user_id": user_id,
+            "value": value,
+            "created_at": now,
+            "updated_at": now,
+        }
+        stmt = upsert(
+            self._db.dialect,
+            Feedback,
+            ("message_id", "user_id"),
+            update=("value", "updated_at"),
+        )
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt, values)
 
     async def feedback_totals(self, message_id: uuid.UUID) -> tuple[int, int]:
         """(up votes, down votes) for a message."""
-        async with self._sessions() as db:
+        async with self._db.read() as conn:
             values = (
-                (await db.execute(select(Feedback.value).where(Feedback.message_id == message_id)))
+                (
+                    await conn.execute(
+                        select(Feedback.value).where(Feedback.message_id == message_id)
+                    )
+                )
                 .scalars()
                 .all()
             )

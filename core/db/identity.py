@@ -16,56 +16,22 @@ import functools
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Update, bindparam, select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql import Insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable, Insert
 
-from core.db.batch import StatementBatcher
-from core.db.engine import bound_engine
+from core.db.access import Database
 from core.db.models import Base, Channel, ProcessedEvent, Session, User, Workspace
 from core.db.records import ChannelRecord, SessionRecord, UserRecord, WorkspaceRecord
+from core.db.statements import insert_ignore, select_by
 from core.db.types import new_id, utcnow
-
-
-def insert_ignore(
-    dialect: str, model: type[Base], values: dict[str, Any], keys: list[str]
-) -> Insert:
-    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for SQLite or PostgreSQL."""
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt: Insert = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return stmt
-
-
-@functools.cache
-def prepared_insert_ignore(
-    dialect: str, model: type[Base], keys: tuple[str, ...], *, returning: bool = False
-) -> Insert:
-    """``insert_ignore`` without values, built once: execute it with the row as parameters.
-    ``returning``: the inserted row comes back (none when the key existed).
-
-    Building a statement costs more CPU than sending it (a third of a millisecond per
-    statement on SQLite), and the hot paths of a question run on the event loop.
-    """
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    # on the Core table: an ORM entity here would take the ORM's bulk path, which reports no
-    # rowcount (a claim needs it to tell a retry)
-    table = model.__table__
-    stmt: Insert = module.insert(table).on_conflict_do_nothing(index_elements=list(keys))
-    return stmt.returning(*table.c) if returning else stmt
-
-
-@functools.cache
-def _select_by(model: type[Base], keys: tuple[str, ...]) -> Select[Any]:
-    """``SELECT model's columns WHERE key = :key AND ...``, built once per model and key set;
-    Core rows (attributes named as the model's), not ORM objects."""
-    table = model.__table__
-    return select(table).where(*(table.c[k] == bindparam(k) for k in keys))
-
+from core.enums import UserRole
 
 # Longer than an answer takes (GROQ_TIMEOUT bounds its LLM work, retries included), shorter
 # than Slack's last retry of an unacknowledged event (5 minutes).
@@ -99,7 +65,7 @@ def _prepared_completion() -> Update:
     )
 
 
-# The rows below are Core rows (``_select_by``, ``RETURNING``), named as the models' attributes.
+# The rows below are Core rows (``select_by``, ``RETURNING``), named as the models' attributes.
 def _workspace(row: Any) -> WorkspaceRecord:
     return WorkspaceRecord(row.id, row.platform, row.external_id, row.name, row.plan_id)
 
@@ -170,18 +136,32 @@ class _TtlCache:
             del self._items[key]
 
 
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """One statement of the identity writes' group commit."""
+
+    stmt: Executable
+    params: dict[str, Any]
+    returning: bool = False  # the first row comes back, else the rowcount
+
+
+async def _write_each(conn: AsyncConnection, writes: Sequence[_Write]) -> list[Any]:
+    out: list[Any] = []
+    for write in writes:
+        result = await conn.execute(write.stmt, write.params)
+        out.append(result.first() if write.returning else result.rowcount)
+    return out
+
+
 class IdentityStore:
     """Resolves platform ids to rows, creating them on first sight."""
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, event_lease: timedelta = EVENT_LEASE
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, db: Database, *, event_lease: timedelta = EVENT_LEASE) -> None:
+        self._db = db
         self._event_lease = event_lease
-        self._engine = bound_engine(sessions)
         self._cache = _TtlCache()
-        # a burst of new threads and events shares transactions (group commit)
-        self._writes = StatementBatcher(self._engine)
+        # a burst of new threads and events shares transactions
+        self._writes = db.group_commit(_write_each)
 
     async def _get_or_create(
         self,
@@ -210,26 +190,21 @@ class IdentityStore:
         """The row with this key, inserted if missing. ``usually_new`` (a session: a thread's
         later questions find it in the cache) tries the insert first, so a new row costs one
         ``INSERT ... RETURNING`` instead of a lookup, an insert and a lookup."""
-        lookup = _select_by(model, tuple(key))
+        lookup = select_by(model, tuple(key))
         if not usually_new:
-            async with self._engine.connect() as conn:
+            async with self._db.read() as conn:
                 row = (await conn.execute(lookup, key)).first()
                 if row is not None:
                     return row
         values = {"id": new_id(), **key, **extra}
         if "created_at" in model.__table__.c:
             values.setdefault("created_at", utcnow())
-        dialect = self._engine.dialect
-        if usually_new and dialect.insert_returning:
-            stmt = prepared_insert_ignore(dialect.name, model, tuple(key), returning=True)
-            inserted = await self._writes.first(stmt, values)
-            if inserted is not None:
-                return inserted
-        else:
-            await self._writes.rowcount(
-                prepared_insert_ignore(dialect.name, model, tuple(key)), values
-            )
-        async with self._engine.connect() as conn:  # committed by now: theirs or ours
+        returning = usually_new and self._db.insert_returning
+        stmt = insert_ignore(self._db.dialect, model, tuple(key), returning=returning)
+        inserted = await self._writes.submit(_Write(stmt, values, returning=returning))
+        if returning and inserted is not None:
+            return inserted
+        async with self._db.read() as conn:  # committed by now: theirs or ours
             return (await conn.execute(lookup, key)).one()
 
     async def workspace(
@@ -238,25 +213,22 @@ class IdentityStore:
         key = {"platform": platform, "external_id": external_id}
         record = _workspace(await self._get_or_create(Workspace, key, {"name": name}))
         if name and record.name != name:  # renamed on the platform, or first named now
-            await self._rename(Workspace, record.id, name=name)
+            await self._update(Workspace, record.id, name=name)
             record = replace(record, name=name)
         return record
 
-    async def _rename(self, model: Any, record_id: uuid.UUID, **values: str) -> None:
-        """Store a name the platform gave (changed, or first known) and forget cached rows."""
-        async with self._sessions() as db, db.begin():
-            await db.execute(update(model).where(model.id == record_id).values(**values))
+    async def _update(self, model: Any, record_id: uuid.UUID, **values: Any) -> None:
+        """Change columns of one row (a name the platform gave, a role) and forget its cached
+        copies."""
+        async with self._db.transaction() as conn:
+            await conn.execute(update(model).where(model.id == record_id).values(**values))
         self._cache.drop(lambda _key, row: getattr(row, "id", None) == record_id)
 
     async def workspaces(self) -> list[WorkspaceRecord]:
         """Every workspace seen, by platform and id."""
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(
-                    select(Workspace).order_by(Workspace.platform, Workspace.external_id)
-                )
-            ).scalars()
-            return [_workspace(r) for r in rows]
+        stmt = select(Workspace.__table__).order_by(Workspace.platform, Workspace.external_id)
+        async with self._db.read() as conn:
+            return [_workspace(r) for r in await conn.execute(stmt)]
 
     async def workspace_by_id(self, workspace_id: uuid.UUID) -> WorkspaceRecord | None:
         """A workspace row by id (cached like the others)."""
@@ -264,8 +236,8 @@ class IdentityStore:
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cast(WorkspaceRecord, cached)
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(_select_by(Workspace, ("id",)), {"id": workspace_id})).first()
+        async with self._db.read() as conn:
+            row = (await conn.execute(select_by(Workspace, ("id",)), {"id": workspace_id})).first()
         if row is None:
             return None
         record = _workspace(row)
@@ -278,11 +250,11 @@ class IdentityStore:
         row = await self._get_or_create(
             User,
             {"workspace_id": workspace_id, "external_id": external_id},
-            {"display_name": display_name, "role": "user", "is_active": True},
+            {"display_name": display_name, "role": UserRole.USER, "is_active": True},
         )
         record = _user(row)
         if display_name and record.display_name != display_name:
-            await self._rename(User, record.id, display_name=display_name)
+            await self._update(User, record.id, display_name=display_name)
             record = replace(record, display_name=display_name)
         return record
 
@@ -294,7 +266,7 @@ class IdentityStore:
         )
         record = channel_record(row)
         if name and record.name != name:
-            await self._rename(Channel, record.id, name=name)
+            await self._update(Channel, record.id, name=name)
             record = replace(record, name=name)
         return record
 
@@ -327,13 +299,9 @@ class IdentityStore:
         self, channel_id: uuid.UUID, is_private: bool | None, *, checked_at: datetime
     ) -> None:
         """Record what the platform says of a channel's privacy (None: it could not tell)."""
-        async with self._sessions() as db, db.begin():
-            await db.execute(
-                update(Channel)
-                .where(Channel.id == channel_id)
-                .values(is_private=is_private, privacy_checked_at=checked_at)
-            )
-        self._cache.drop(lambda key, row: key[0] == Channel.__tablename__ and row.id == channel_id)
+        await self._update(
+            Channel, channel_id, is_private=is_private, privacy_checked_at=checked_at
+        )
 
     async def has_session(
         self, platform: str, workspace: str, channel: str, thread_key: str
@@ -351,13 +319,11 @@ class IdentityStore:
             )
             .limit(1)
         )
-        async with self._sessions() as db:
-            return (await db.execute(stmt)).first() is not None
+        async with self._db.read() as conn:
+            return (await conn.execute(stmt)).first() is not None
 
-    async def set_role(self, user_id: uuid.UUID, role: str) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(update(User).where(User.id == user_id).values(role=role))
-        self._cache.drop(lambda key, row: key[0] == User.__tablename__ and row.id == user_id)
+    async def set_role(self, user_id: uuid.UUID, role: UserRole) -> None:
+        await self._update(User, user_id, role=role)
 
     async def claim_event(self, platform: str, event_id: str) -> bool:
         """Claim a platform event for handling: True when it is new, or when an earlier claim
@@ -371,10 +337,10 @@ class IdentityStore:
             "received_at": now,
             "lease_expires_at": now + self._event_lease,
         }
-        stmt = _prepared_claim(self._engine.dialect.name)
-        return await self._writes.rowcount(stmt, values) == 1
+        claimed = await self._writes.submit(_Write(_prepared_claim(self._db.dialect), values))
+        return bool(claimed == 1)
 
     async def complete_event(self, platform: str, event_id: str) -> None:
         """Mark a claimed event handled: no later delivery takes it over."""
         params = {"p": platform, "e": event_id, "done": utcnow()}
-        await self._writes.rowcount(_prepared_completion(), params)
+        await self._writes.submit(_Write(_prepared_completion(), params))

@@ -8,16 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
-from core.batching import Coalescer
+from core.db.access import Database
 from core.db.models import Chunk, Document, Namespace, Upload, User, Workspace, table
 from core.db.namespaces import NamespaceStore
-from core.db.records import DocumentRecord
+from core.db.records import DocumentInput, DocumentRecord, UploadInput
 from core.db.types import new_id, utcnow
+from core.enums import DocumentStatus, UploadStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +71,37 @@ _CHUNK_VIEWS = (
     .select_from(table("chunks"))
     .join(table("documents"), _D.id == _C.document_id)
     .join(table("namespaces"), _N.id == _D.namespace_id)
-    .where(_C.id.in_(bindparam("ids", expanding=True)), _D.status == "indexed")
+    .where(_C.id.in_(bindparam("ids", expanding=True)), _D.status == DocumentStatus.INDEXED)
 )
 CHUNK_READ_BATCH = 64  # chunk reads (questions) that share one statement
 _CHUNK_READ_IDS = 1000  # ids per statement
 _SESSION_DOCUMENTS = select(_D.id).where(
-    _D.session_id == bindparam("session_id"), _D.status == "indexed"
+    _D.session_id == bindparam("session_id"), _D.status == DocumentStatus.INDEXED
 )
+_INSERT_DOCUMENT = insert(table("documents"))
+_INSERT_CHUNKS = insert(table("chunks"))
+_INSERT_UPLOAD = insert(table("uploads"))
 
 
-def _doc(row: Document) -> DocumentRecord:
+def _columns(item: DocumentInput | UploadInput) -> dict[str, Any]:
+    """An input's fields as the row's columns (they are named alike)."""
+    return {name: getattr(item, name) for name in item.__dataclass_fields__}
+
+
+async def _read_chunks(
+    conn: AsyncConnection, _key: None, requests: Sequence[tuple[uuid.UUID, ...]]
+) -> list[dict[uuid.UUID, ChunkView]]:
+    """The chunks of every request, in statements of at most ``_CHUNK_READ_IDS`` ids."""
+    wanted = list(dict.fromkeys(i for ids in requests for i in ids))
+    found: dict[uuid.UUID, ChunkView] = {}
+    for start in range(0, len(wanted), _CHUNK_READ_IDS):
+        rows = await conn.execute(_CHUNK_VIEWS, {"ids": wanted[start : start + _CHUNK_READ_IDS]})
+        # the statement's columns are named as ChunkView's fields
+        found.update((row.id, ChunkView(**row._mapping)) for row in rows)
+    return [{i: found[i] for i in ids if i in found} for ids in requests]
+
+
+def _doc(row: Any) -> DocumentRecord:
     return DocumentRecord(
         id=row.id,
         namespace_id=row.namespace_id,
@@ -104,80 +126,87 @@ class KnowledgeStore(NamespaceStore):
     documents and chunks. SQL is the source of truth for what is indexed; Milvus mirrors the
     chunks."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        super().__init__(sessions)
-        self._chunk_reads: Coalescer[
-            tuple[()], tuple[uuid.UUID, ...], dict[uuid.UUID, ChunkView]
-        ] = Coalescer(self._read_chunks, max_batch=CHUNK_READ_BATCH)
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._chunk_reads = db.coalesced(_read_chunks, max_batch=CHUNK_READ_BATCH)
 
     # --- documents and chunks -------------------------------------------------------------
 
     async def document_by_hash(
         self, namespace_id: uuid.UUID, file_hash: str
     ) -> DocumentRecord | None:
-        async with self._sessions() as db:
-            row = (
-                await db.execute(
-                    select(Document).where(
-                        Document.namespace_id == namespace_id, Document.file_hash == file_hash
-                    )
-                )
-            ).scalar_one_or_none()
-            return _doc(row) if row else None
+        found = await self._documents(
+            select(Document).where(
+                Document.namespace_id == namespace_id, Document.file_hash == file_hash
+            )
+        )
+        return found[0] if found else None
 
     async def versions(self, namespace_id: uuid.UUID, identity_hash: str) -> list[DocumentRecord]:
         """The indexed documents of a namespace with this identity, oldest first."""
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(
-                    select(Document)
-                    .where(
-                        Document.namespace_id == namespace_id,
-                        Document.identity_hash == identity_hash,
-                        Document.status == "indexed",
-                    )
-                    .order_by(Document.created_at, Document.id)
-                )
-            ).scalars()
-            return [_doc(r) for r in rows]
+        return await self._documents(
+            select(Document)
+            .where(
+                Document.namespace_id == namespace_id,
+                Document.identity_hash == identity_hash,
+                Document.status == DocumentStatus.INDEXED,
+            )
+            .order_by(Document.created_at, Document.id)
+        )
 
     async def version_groups(self) -> list[tuple[uuid.UUID, str]]:
         """(namespace, identity) of every document indexed in more than one version."""
-        async with self._sessions() as db:
-            rows = await db.execute(
-                select(Document.namespace_id, Document.identity_hash)
-                .where(Document.status == "indexed", Document.identity_hash.is_not(None))
-                .group_by(Document.namespace_id, Document.identity_hash)
-                .having(func.count() > 1)
-            )
+        stmt = (
+            select(Document.namespace_id, Document.identity_hash)
+            .where(Document.status == DocumentStatus.INDEXED, Document.identity_hash.is_not(None))
+            .group_by(Document.namespace_id, Document.identity_hash)
+            .having(func.count() > 1)
+        )
+        async with self._db.read() as conn:
+            rows = await conn.execute(stmt)
             return [(ns, identity) for ns, identity in rows if identity is not None]
 
     async def document(self, document_id: uuid.UUID) -> DocumentRecord | None:
-        async with self._sessions() as db:
-            row = await db.get(Document, document_id)
-            return _doc(row) if row else None
+        found = await self._documents(select(Document).where(Document.id == document_id))
+        return found[0] if found else None
 
-    async def create_document(self, values: dict[str, Any]) -> DocumentRecord | None:
+    async def _documents(self, stmt: Select[Any]) -> list[DocumentRecord]:
+        async with self._db.read() as conn:
+            return [_doc(r) for r in await conn.execute(stmt)]
+
+    async def create_document(self, new: DocumentInput) -> DocumentRecord | None:
         """Insert a document in ``processing``; None if its hash exists in the namespace."""
-        row = {"id": new_id(), "status": "processing", "created_at": utcnow(), **values}
+        row = {
+            "id": new_id(),
+            "status": DocumentStatus.PROCESSING,
+            "created_at": utcnow(),
+            **_columns(new),
+        }
         try:
-            async with self._sessions() as db, db.begin():
-                await db.execute(insert(Document), [row])
+            async with self._db.transaction() as conn:
+                await conn.execute(_INSERT_DOCUMENT, [row])
         except IntegrityError:
             return None
         return await self.document(row["id"])
 
-    async def restart_document(self, document_id: uuid.UUID, **values: Any) -> None:
-        """Put a failed document back to processing (a retry of the same bytes).
-
-        ``values`` overwrite columns, e.g. the retry's title, identity and ``created_at``.
-        """
-        async with self._sessions() as db, db.begin():
-            await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
-            await db.execute(
+    async def restart_document(self, document_id: uuid.UUID, again: DocumentInput) -> None:
+        """Put a failed document back to processing with the retry's provenance (the same
+        bytes, so the same namespace and hash). A retry is a new version: it competes for
+        "newest" from now, not from its first try."""
+        columns = _columns(again)
+        del columns["namespace_id"], columns["file_hash"]
+        async with self._db.transaction() as conn:
+            await conn.execute(delete(Chunk).where(Chunk.document_id == document_id))
+            await conn.execute(
                 update(Document)
                 .where(Document.id == document_id)
-                .values(status="processing", error=None, chunk_count=0, **values)
+                .values(
+                    status=DocumentStatus.PROCESSING,
+                    error=None,
+                    chunk_count=0,
+                    created_at=utcnow(),
+                    **columns,
+                )
             )
 
     async def add_chunks(self, document_id: uuid.UUID, chunks: Sequence[ChunkRow]) -> None:
@@ -196,19 +225,19 @@ class KnowledgeStore(NamespaceStore):
             }
             for c in chunks
         ]
-        async with self._sessions() as db, db.begin():
+        async with self._db.transaction() as conn:
             for start in range(0, len(rows), 2000):
-                await db.execute(insert(table("chunks")), rows[start : start + 2000])
+                await conn.execute(_INSERT_CHUNKS, rows[start : start + 2000])
 
     async def mark_indexed(
         self, document_id: uuid.UUID, *, chunk_count: int, token_count: int
     ) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(
+        async with self._db.transaction() as conn:
+            await conn.execute(
                 update(Document)
                 .where(Document.id == document_id)
                 .values(
-                    status="indexed",
+                    status=DocumentStatus.INDEXED,
                     chunk_count=chunk_count,
                     token_count=token_count,
                     indexed_at=utcnow(),
@@ -218,40 +247,37 @@ class KnowledgeStore(NamespaceStore):
 
     async def mark_failed(self, document_id: uuid.UUID, reason: str) -> None:
         """Failed documents keep no chunks: SQL never points at vectors that may be absent."""
-        async with self._sessions() as db, db.begin():
-            await db.execute(delete(Chunk).where(Chunk.document_id == document_id))
-            await db.execute(
+        async with self._db.transaction() as conn:
+            await conn.execute(delete(Chunk).where(Chunk.document_id == document_id))
+            await conn.execute(
                 update(Document)
                 .where(Document.id == document_id)
-                .values(status="failed", error=reason[:2000], chunk_count=0)
+                .values(status=DocumentStatus.FAILED, error=reason[:2000], chunk_count=0)
             )
 
     async def delete_document(self, document_id: uuid.UUID) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(delete(Document).where(Document.id == document_id))
+        async with self._db.transaction() as conn:
+            await conn.execute(delete(Document).where(Document.id == document_id))
 
     async def documents(
-        self, namespace_ids: Sequence[uuid.UUID], *, status: str | None = None
+        self, namespace_ids: Sequence[uuid.UUID], *, status: DocumentStatus | None = None
     ) -> list[DocumentRecord]:
         stmt = select(Document).where(Document.namespace_id.in_(namespace_ids))
         if status:
             stmt = stmt.where(Document.status == status)
-        async with self._sessions() as db:
-            rows = (await db.execute(stmt.order_by(Document.created_at))).scalars()
-            return [_doc(r) for r in rows]
+        return await self._documents(stmt.order_by(Document.created_at))
 
     async def documents_in_status(
-        self, status: str, *, older_than: datetime | None = None
+        self, status: DocumentStatus, *, older_than: datetime | None = None
     ) -> list[DocumentRecord]:
         stmt = select(Document).where(Document.status == status)
         if older_than is not None:
             stmt = stmt.where(Document.created_at < older_than)
-        async with self._sessions() as db:
-            return [_doc(r) for r in (await db.execute(stmt)).scalars()]
+        return await self._documents(stmt)
 
     async def session_documents(self, session_id: uuid.UUID) -> list[uuid.UUID]:
         """Indexed documents uploaded into a thread (asked on each of its follow-ups)."""
-        async with self._engine.connect() as conn:
+        async with self._db.read() as conn:
             rows = await conn.execute(_SESSION_DOCUMENTS, {"session_id": session_id})
             return [r[0] for r in rows]
 
@@ -259,41 +285,31 @@ class KnowledgeStore(NamespaceStore):
         """Chunks by id with their document's title and link (only indexed documents).
 
         Reads that arrive while one is running share the next statement: a burst of questions
-        costs a few statements instead of one each (docs/benchmarks.md, "Session 13")."""
+        costs a few statements instead of one each (``core.db.access``, coalesced reads)."""
         if not chunk_ids:
             return {}
-        return await self._chunk_reads.submit((), tuple(chunk_ids))
-
-    async def _read_chunks(
-        self, _key: tuple[()], requests: list[tuple[uuid.UUID, ...]]
-    ) -> list[dict[uuid.UUID, ChunkView]]:
-        wanted = list(dict.fromkeys(i for ids in requests for i in ids))
-        found: dict[uuid.UUID, ChunkView] = {}
-        async with self._engine.connect() as conn:
-            for start in range(0, len(wanted), _CHUNK_READ_IDS):
-                batch = wanted[start : start + _CHUNK_READ_IDS]
-                rows = await conn.execute(_CHUNK_VIEWS, {"ids": batch})
-                # the statement's columns are named as ChunkView's fields
-                found.update((row.id, ChunkView(**row._mapping)) for row in rows)
-        return [{i: found[i] for i in ids if i in found} for ids in requests]
+        return await self._chunk_reads.fetch(None, tuple(chunk_ids))
 
     async def chunk_ids(self) -> dict[uuid.UUID, uuid.UUID]:
         """Every stored chunk id with its document id (for reconciliation)."""
-        async with self._sessions() as db:
-            rows = await db.execute(select(Chunk.id, Chunk.document_id))
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(Chunk.id, Chunk.document_id))
             return {cid: did for cid, did in rows}
 
     async def delete_chunks(self, chunk_ids: Sequence[uuid.UUID]) -> None:
-        async with self._sessions() as db, db.begin():
+        async with self._db.transaction() as conn:
             for start in range(0, len(chunk_ids), 1000):
-                await db.execute(delete(Chunk).where(Chunk.id.in_(chunk_ids[start : start + 1000])))
+                await conn.execute(
+                    delete(Chunk).where(Chunk.id.in_(chunk_ids[start : start + 1000]))
+                )
 
     # --- uploads -------------------------------------------------------------------------
 
-    async def create_upload(self, values: dict[str, Any]) -> uuid.UUID:
+    async def create_upload(self, upload: UploadInput) -> uuid.UUID:
         upload_id = new_id()
-        async with self._sessions() as db, db.begin():
-            await db.execute(insert(Upload), [{"id": upload_id, "created_at": utcnow(), **values}])
+        row = {"id": upload_id, "created_at": utcnow(), **_columns(upload)}
+        async with self._db.transaction() as conn:
+            await conn.execute(_INSERT_UPLOAD, [row])
         return upload_id
 
     async def finish_upload(
@@ -302,12 +318,12 @@ class KnowledgeStore(NamespaceStore):
         """Record how an upload ended; its document link is NULL when that document is gone
         already (a newer version of the file replaced it meanwhile)."""
         link = select(Document.id).where(Document.id == document_id).scalar_subquery()
-        async with self._sessions() as db, db.begin():
-            await db.execute(
+        async with self._db.transaction() as conn:
+            await conn.execute(
                 update(Upload)
                 .where(Upload.id == upload_id)
                 .values(
-                    status="failed" if error else "completed",
+                    status=UploadStatus.FAILED if error else UploadStatus.COMPLETED,
                     error=error,
                     document_id=link if document_id is not None else None,
                     completed_at=utcnow(),
@@ -355,12 +371,11 @@ class KnowledgeStore(NamespaceStore):
                     (owner.platform == platform) & (owner.external_id == workspace),
                 )
             )
-        async with self._sessions() as db:
-            return [_doc(r) for r in (await db.execute(stmt)).scalars()]
+        return await self._documents(stmt)
 
     async def move_document(self, document_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
         """Put a document (with its chunks) into another namespace."""
-        async with self._sessions() as db, db.begin():
-            await db.execute(
+        async with self._db.transaction() as conn:
+            await conn.execute(
                 update(Document).where(Document.id == document_id).values(namespace_id=namespace_id)
             )

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from core.db.types import UTCDateTime, new_id, utcnow
+from core.enums import DocumentStatus, UploadStatus, UserRole
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -109,7 +110,7 @@ class User(Base):
     workspace_id: Mapped[uuid.UUID] = _fk("workspaces.id", "CASCADE")
     external_id: Mapped[str] = mapped_column(String(64))
     display_name: Mapped[str | None] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="user")
+    role: Mapped[str] = mapped_column(String(16), default=UserRole.USER)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     daily_token_limit: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
@@ -182,7 +183,7 @@ class Document(Base):
     identity_hash: Mapped[str | None] = mapped_column(String(64))
     mime_type: Mapped[str | None] = mapped_column(String(128))
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.PENDING)
     error: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     token_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -233,7 +234,7 @@ class Upload(Base):
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     mime_type: Mapped[str | None] = mapped_column(String(128))
     stored_path: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=UploadStatus.PENDING)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

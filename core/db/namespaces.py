@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db.engine import bound_engine
+from core.db.access import Database
 from core.db.identity import channel_record as _channel
-from core.db.identity import insert_ignore
 from core.db.models import Channel, ChannelNamespace, Document, Namespace
 from core.db.records import ChannelRecord, NamespaceRecord
+from core.db.statements import insert_ignore
 from core.db.types import new_id, utcnow
+from core.enums import DocumentStatus
 from core.errors import NamespaceExists, NamespaceNotFound
 
 DEFAULT_NAMESPACE = "general"
 
 
-def namespace_record(row: Namespace) -> NamespaceRecord:
-    """A namespace row as a plain record."""
+def namespace_record(row: Any) -> NamespaceRecord:
+    """A namespace row (its columns, named as the model's attributes) as a plain record."""
     return NamespaceRecord(
         row.id,
         row.workspace_id,
@@ -32,21 +34,30 @@ def namespace_record(row: Namespace) -> NamespaceRecord:
     )
 
 
-async def _add_binding(db: AsyncSession, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
-    """Bind the channel to the namespace in ``db``'s transaction (nothing if it already is)."""
-    values = {"channel_id": channel_id, "namespace_id": namespace_id, "created_at": utcnow()}
-    dialect = db.get_bind().dialect.name
-    await db.execute(
-        insert_ignore(dialect, ChannelNamespace, values, ["channel_id", "namespace_id"])
-    )
+async def add_binding(
+    conn: AsyncConnection,
+    channel_id: uuid.UUID,
+    namespace_id: uuid.UUID,
+    *,
+    receives_uploads: bool = False,
+    created_at: datetime | None = None,
+) -> None:
+    """Bind the channel to the namespace in ``conn``'s transaction (nothing if it already is)."""
+    values = {
+        "channel_id": channel_id,
+        "namespace_id": namespace_id,
+        "receives_uploads": receives_uploads,
+        "created_at": created_at or utcnow(),
+    }
+    stmt = insert_ignore(conn.dialect.name, ChannelNamespace, ("channel_id", "namespace_id"))
+    await conn.execute(stmt, values)
 
 
 class NamespaceStore:
     """Namespaces of a workspace and their channel bindings."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._engine = bound_engine(sessions)
+    def __init__(self, db: Database) -> None:
+        self._db = db
         # Bumped by every change to namespaces or bindings in this process, so that caches of
         # "which namespaces does this channel search" can tell when they went stale.
         self.generation = 0
@@ -64,22 +75,25 @@ class NamespaceStore:
 
     async def find(self, workspace_id: uuid.UUID, name: str) -> NamespaceRecord | None:
         """A shared namespace by name, or None."""
-        async with self._sessions() as db:
-            row = (
-                await db.execute(
-                    select(Namespace).where(
-                        Namespace.workspace_id == workspace_id,
-                        Namespace.name == name,
-                        Namespace.channel_id.is_(None),
-                    )
-                )
-            ).scalar_one_or_none()
-        return namespace_record(row) if row is not None else None
+        return await self._one(
+            select(Namespace).where(
+                Namespace.workspace_id == workspace_id,
+                Namespace.name == name,
+                Namespace.channel_id.is_(None),
+            )
+        )
 
     async def namespace_by_id(self, namespace_id: uuid.UUID) -> NamespaceRecord | None:
-        async with self._sessions() as db:
-            row = await db.get(Namespace, namespace_id)
-            return namespace_record(row) if row is not None else None
+        return await self._one(select(Namespace).where(Namespace.id == namespace_id))
+
+    async def _one(self, stmt: Select[Any]) -> NamespaceRecord | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(stmt)).one_or_none()
+        return namespace_record(row) if row is not None else None
+
+    async def _all(self, stmt: Select[Any]) -> list[NamespaceRecord]:
+        async with self._db.read() as conn:
+            return [namespace_record(r) for r in await conn.execute(stmt)]
 
     async def ensure_namespace(
         self, workspace_id: uuid.UUID, name: str, *, description: str | None = None
@@ -88,17 +102,17 @@ class NamespaceStore:
         if found is not None:
             return found
         # first use: create it (racing creators meet in the unique constraint)
-        async with self._sessions() as db, db.begin():
-            values = {
-                "id": new_id(),
-                "workspace_id": workspace_id,
-                "name": name,
-                "description": description,
-                "config": {},
-                "created_at": utcnow(),
-            }
-            dialect = db.get_bind().dialect.name
-            await db.execute(insert_ignore(dialect, Namespace, values, ["workspace_id", "name"]))
+        values = {
+            "id": new_id(),
+            "workspace_id": workspace_id,
+            "name": name,
+            "description": description,
+            "config": {},
+            "created_at": utcnow(),
+        }
+        stmt = insert_ignore(self._db.dialect, Namespace, ("workspace_id", "name"))
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt, values)
         created = await self.find(workspace_id, name)
         assert created is not None
         return created
@@ -112,8 +126,8 @@ class NamespaceStore:
         config: dict[str, Any] | None = None,
     ) -> NamespaceRecord:
         try:
-            async with self._sessions() as db, db.begin():
-                await db.execute(
+            async with self._db.transaction() as conn:
+                await conn.execute(
                     insert(Namespace),
                     [
                         {
@@ -133,8 +147,8 @@ class NamespaceStore:
 
     async def delete_namespace(self, namespace_id: uuid.UUID) -> None:
         """Deletes the namespace with its documents, chunks and channel links (cascades)."""
-        async with self._sessions() as db, db.begin():
-            await db.execute(delete(Namespace).where(Namespace.id == namespace_id))
+        async with self._db.transaction() as conn:
+            await conn.execute(delete(Namespace).where(Namespace.id == namespace_id))
         self.generation += 1
 
     async def list_namespaces(self, workspace_id: uuid.UUID) -> list[tuple[NamespaceRecord, int]]:
@@ -142,26 +156,25 @@ class NamespaceStore:
         documents."""
         counts = (
             select(Document.namespace_id, func.count().label("n"))
-            .where(Document.status == "indexed")
+            .where(Document.status == DocumentStatus.INDEXED)
             .group_by(Document.namespace_id)
             .subquery()
         )
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(
-                    select(Namespace, func.coalesce(counts.c.n, 0))
-                    .outerjoin(counts, counts.c.namespace_id == Namespace.id)
-                    .where(Namespace.workspace_id == workspace_id, Namespace.channel_id.is_(None))
-                    .order_by(Namespace.name)
-                )
-            ).all()
-        return [(namespace_record(ns), int(n)) for ns, n in rows]
+        stmt = (
+            select(Namespace, func.coalesce(counts.c.n, 0).label("documents"))
+            .outerjoin(counts, counts.c.namespace_id == Namespace.id)
+            .where(Namespace.workspace_id == workspace_id, Namespace.channel_id.is_(None))
+            .order_by(Namespace.name)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [(namespace_record(r), int(r.documents)) for r in rows]
 
     async def update_namespace_config(
         self, namespace_id: uuid.UUID, config: dict[str, Any]
     ) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(
+        async with self._db.transaction() as conn:
+            await conn.execute(
                 update(Namespace).where(Namespace.id == namespace_id).values(config=config)
             )
         self.generation += 1
@@ -169,27 +182,27 @@ class NamespaceStore:
     # --- channel bindings ---------------------------------------------------------------
 
     async def bind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
-        async with self._sessions() as db, db.begin():
-            await _add_binding(db, channel_id, namespace_id)
+        async with self._db.transaction() as conn:
+            await add_binding(conn, channel_id, namespace_id)
         self.generation += 1
 
     async def unbind(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> bool:
-        async with self._sessions() as db, db.begin():
-            result = await db.execute(
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
                 delete(ChannelNamespace).where(
                     ChannelNamespace.channel_id == channel_id,
                     ChannelNamespace.namespace_id == namespace_id,
                 )
             )
         self.generation += 1
-        return bool(getattr(result, "rowcount", 0))
+        return bool(result.rowcount)
 
     async def set_upload_namespace(self, channel_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
         """Files dropped in the channel go to this namespace from now on; the channel is bound
         to it if it was not (a channel searches where its uploads go)."""
-        async with self._sessions() as db, db.begin():
-            await _add_binding(db, channel_id, namespace_id)
-            await db.execute(
+        async with self._db.transaction() as conn:
+            await add_binding(conn, channel_id, namespace_id)
+            await conn.execute(
                 update(ChannelNamespace)
                 .where(ChannelNamespace.channel_id == channel_id)
                 .values(receives_uploads=ChannelNamespace.namespace_id == namespace_id)
@@ -199,66 +212,52 @@ class NamespaceStore:
     async def channel_namespaces(self, channel_id: uuid.UUID) -> list[NamespaceRecord]:
         """The namespaces a channel searches: the one its uploads go to first (the channel's
         own), then the rest by name; without an upload namespace, all by name."""
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(
-                    select(Namespace)
-                    .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
-                    .where(ChannelNamespace.channel_id == channel_id)
-                    .order_by(ChannelNamespace.receives_uploads.desc(), Namespace.name)
-                )
-            ).scalars()
-            return [namespace_record(r) for r in rows]
+        return await self._all(
+            select(Namespace)
+            .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
+            .where(ChannelNamespace.channel_id == channel_id)
+            .order_by(ChannelNamespace.receives_uploads.desc(), Namespace.name)
+        )
 
     async def upload_namespace(self, channel_id: uuid.UUID) -> NamespaceRecord | None:
         """The namespace an admin chose for the files dropped in the channel, if any."""
-        async with self._sessions() as db:
-            row = (
-                await db.execute(
-                    select(Namespace)
-                    .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
-                    .where(
-                        ChannelNamespace.channel_id == channel_id,
-                        ChannelNamespace.receives_uploads.is_(True),
-                    )
-                )
-            ).scalar_one_or_none()
-            return namespace_record(row) if row is not None else None
+        return await self._one(
+            select(Namespace)
+            .join(ChannelNamespace, ChannelNamespace.namespace_id == Namespace.id)
+            .where(
+                ChannelNamespace.channel_id == channel_id,
+                ChannelNamespace.receives_uploads.is_(True),
+            )
+        )
 
     async def namespace_channels(self, namespace_id: uuid.UUID) -> list[ChannelRecord]:
         """The channels bound to a namespace, with what is known of their privacy."""
-        async with self._sessions() as db:
-            rows = (
-                await db.execute(
-                    select(Channel)
-                    .join(ChannelNamespace, ChannelNamespace.channel_id == Channel.id)
-                    .where(ChannelNamespace.namespace_id == namespace_id)
-                    .order_by(Channel.name, Channel.external_id)
-                )
-            ).scalars()
-            return [_channel(r) for r in rows]
+        stmt = (
+            select(Channel)
+            .join(ChannelNamespace, ChannelNamespace.channel_id == Channel.id)
+            .where(ChannelNamespace.namespace_id == namespace_id)
+            .order_by(Channel.name, Channel.external_id)
+        )
+        async with self._db.read() as conn:
+            return [_channel(r) for r in await conn.execute(stmt)]
 
     async def bindings(self, owner_id: uuid.UUID) -> list[tuple[uuid.UUID, ChannelRecord]]:
         """(namespace id, channel) of every binding of the namespaces ``owner_id`` owns (the
         channels may be in any of the workspaces that share them)."""
-        async with self._sessions() as db:
-            rows = await db.execute(
-                select(ChannelNamespace.namespace_id, Channel)
-                .join(Channel, Channel.id == ChannelNamespace.channel_id)
-                .join(Namespace, Namespace.id == ChannelNamespace.namespace_id)
-                .where(Namespace.workspace_id == owner_id)
-            )
-            return [(ns_id, _channel(ch)) for ns_id, ch in rows]
+        stmt = (
+            select(ChannelNamespace.namespace_id.label("bound_to"), Channel)
+            .join(Channel, Channel.id == ChannelNamespace.channel_id)
+            .join(Namespace, Namespace.id == ChannelNamespace.namespace_id)
+            .where(Namespace.workspace_id == owner_id)
+        )
+        async with self._db.read() as conn:
+            return [(r.bound_to, _channel(r)) for r in await conn.execute(stmt)]
 
     # --- conversations' own files -------------------------------------------------------
 
     async def conversation_namespace(self, channel_id: uuid.UUID) -> NamespaceRecord | None:
         """The namespace of the files dropped in one channel or DM (None until the first)."""
-        async with self._sessions() as db:
-            row = (
-                await db.execute(select(Namespace).where(Namespace.channel_id == channel_id))
-            ).scalar_one_or_none()
-            return namespace_record(row) if row is not None else None
+        return await self._one(select(Namespace).where(Namespace.channel_id == channel_id))
 
     async def ensure_conversation_namespace(
         self, workspace_id: uuid.UUID, channel_id: uuid.UUID
@@ -276,9 +275,9 @@ class NamespaceStore:
             "channel_id": channel_id,
             "created_at": utcnow(),
         }
-        async with self._sessions() as db, db.begin():
-            dialect = db.get_bind().dialect.name
-            await db.execute(insert_ignore(dialect, Namespace, values, ["channel_id"]))
+        stmt = insert_ignore(self._db.dialect, Namespace, ("channel_id",))
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt, values)
         self.generation += 1
         created = await self.conversation_namespace(channel_id)
         assert created is not None

@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from core.enums import MessageRole, UploadStatus, UsageOperation
+
 CONVERSATION_LABEL = "the files shared here"
 
 
@@ -67,7 +69,7 @@ class CitationInput:
 @dataclass(frozen=True, slots=True)
 class MessageInput:
     session_id: uuid.UUID
-    role: str
+    role: MessageRole
     content: str
     user_id: uuid.UUID | None = None
     platform_message_id: str | None = None
@@ -97,7 +99,7 @@ class MessageRecord:
 @dataclass(frozen=True, slots=True)
 class UsageInput:
     workspace_id: uuid.UUID
-    operation: str  # chat | condense | embedding (a question's) | ingest (a file's)
+    operation: UsageOperation
     model: str | None = None
     user_id: uuid.UUID | None = None
     channel_id: uuid.UUID | None = None
@@ -128,6 +130,39 @@ class NamespaceRecord:
     def label(self) -> str:
         """How people read the namespace's name ("the files shared here" for a conversation's)."""
         return CONVERSATION_LABEL if self.channel_id is not None else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInput:
+    """A document version to store: the file's bytes (``file_hash``) in a namespace, and where
+    it came from."""
+
+    namespace_id: uuid.UUID
+    file_hash: str
+    title: str
+    identity_hash: str | None = None  # what makes a later file a new version of this one
+    source_url: str | None = None
+    source_platform: str | None = None
+    source_author: str | None = None
+    mime_type: str | None = None
+    size_bytes: int = 0
+    session_id: uuid.UUID | None = None  # uploaded into this thread
+    uploaded_by: uuid.UUID | None = None
+    platform_file_id: str | None = None
+    platform_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UploadInput:
+    """A file someone handed over, recorded before it is indexed."""
+
+    original_filename: str
+    user_id: uuid.UUID | None = None
+    platform_file_id: str | None = None
+    size_bytes: int = 0
+    mime_type: str | None = None
+    status: UploadStatus = UploadStatus.PROCESSING
+    stored_path: str | None = None  # where its bytes are kept, if they are
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ aiosqlite runs every call on its connection's thread and hands the result back t
 loop: SQLAlchemy's adapter makes four such round trips for one SELECT (open a cursor, execute,
 fetch, close) plus one for the commit and one for the rollback when the pooled connection is
 returned. Each round trip wakes the worker thread and the loop and passes the GIL twice, which
-cost more than the statement itself (bench/concurrency.py; docs/benchmarks.md, session 12).
+cost more than the statement itself (bench/concurrency.py).
 
 Here a cursor is a plain object on the loop's side: ``execute`` runs the statement *and* reads
 its rows in one trip, and the cursor, ``fetch*`` and ``close`` calls need none. ``commit`` and

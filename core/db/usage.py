@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, insert, literal_column, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.batching import Coalescer
-from core.db.engine import bound_engine
+from core.db.access import Database
 from core.db.models import Plan, TokenUsage, User, Workspace, table
 from core.db.records import UsageInput
 from core.db.types import new_id, new_ids, utcnow
+from core.enums import UsageOperation
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +58,14 @@ def usage_rows(items: Sequence[UsageInput]) -> list[dict[str, Any]]:
 _USAGE = table("token_usage")
 _USAGE_TOKENS = _USAGE.c.prompt_tokens + _USAGE.c.completion_tokens + _USAGE.c.embedding_tokens
 _TOTAL = func.coalesce(func.sum(_USAGE_TOKENS), 0)
-INGEST = "ingest"  # the operation of a file's embedding: an allowance of its own
-QUERY_EMBEDDING = "embedding"  # the operation of a question's embedding: one per answer
 
 
 def is_request() -> Any:
     """A token_usage row that stands for one answered question, extractive or LLM: its query
     embedding, recorded with the answer's message."""
-    return and_(TokenUsage.operation == QUERY_EMBEDDING, TokenUsage.message_id.is_not(None))
+    return and_(
+        TokenUsage.operation == UsageOperation.EMBEDDING, TokenUsage.message_id.is_not(None)
+    )
 
 
 # Today's tokens of a workspace, split by the asking users (one row each) and everyone else
@@ -78,26 +78,41 @@ _QUOTA_STATE = (
     .where(
         _USAGE.c.workspace_id == bindparam("workspace_id"),
         _USAGE.c.created_at >= bindparam("since"),
-        _USAGE.c.operation != INGEST,
+        _USAGE.c.operation != UsageOperation.INGEST,
     )
     .group_by(literal_column("quota_user"))  # by name: PostgreSQL would not match two binds
 )
 QUOTA_BATCH = 256  # quota checks of one workspace that share one statement at most
+_INSERT_USAGE = insert(_USAGE)
+_QuotaKey = tuple[uuid.UUID, datetime]  # workspace, since
+
+
+async def _read_quota(
+    conn: AsyncConnection, key: _QuotaKey, users: Sequence[uuid.UUID | None]
+) -> list[tuple[int, int]]:
+    """(user's tokens, workspace's tokens) for each of ``users``, in one statement."""
+    workspace_id, since = key
+    params = {
+        "workspace_id": workspace_id,
+        "since": since,
+        "users": sorted({u for u in users if u is not None}),
+    }
+    rows = (await conn.execute(_QUOTA_STATE, params)).all()
+    per_user = {user: int(tokens) for user, tokens in rows if user is not None}
+    total = sum(int(tokens) for _, tokens in rows)
+    return [(per_user.get(u, 0) if u is not None else 0, total) for u in users]
 
 
 class UsageStore:
     """Records what every call costs and answers 'how much today?' from SQL."""
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, limits_ttl: float = 30.0
-    ) -> None:
-        self._sessions = sessions
-        self._engine = bound_engine(sessions)
+    def __init__(self, db: Database, *, limits_ttl: float = 30.0) -> None:
+        self._db = db
         # Plans change rarely: other processes see an admin's change within limits_ttl.
         self._limits_ttl = limits_ttl
         self._limits_cache: dict[tuple[uuid.UUID, uuid.UUID | None], tuple[float, Limits]] = {}
-        self._quota_reads: Coalescer[tuple[uuid.UUID, datetime], uuid.UUID | None, tuple[int, int]]
-        self._quota_reads = Coalescer(self._read_quota, max_batch=QUOTA_BATCH)
+        # the checks of a burst in one workspace share a statement
+        self._quota_reads = db.coalesced(_read_quota, max_batch=QUOTA_BATCH)
 
     async def record(self, item: UsageInput) -> None:
         await self.record_many([item])
@@ -105,8 +120,8 @@ class UsageStore:
     async def record_many(self, items: Sequence[UsageInput]) -> None:
         if not items:
             return
-        async with self._sessions() as db, db.begin():
-            await db.execute(insert(table("token_usage")), usage_rows(items))
+        async with self._db.transaction() as conn:
+            await conn.execute(_INSERT_USAGE, usage_rows(items))
 
     async def tokens_since(
         self,
@@ -118,55 +133,35 @@ class UsageStore:
     ) -> int:
         """Tokens used (prompt + completion + embedding) since ``since``: by questions, or
         with ``uploads`` by indexing uploaded files."""
-        kind = _USAGE.c.operation == INGEST if uploads else _USAGE.c.operation != INGEST
+        ingest = _USAGE.c.operation == UsageOperation.INGEST
+        kind = ingest if uploads else ~ingest
         stmt = select(_TOTAL).where(
             _USAGE.c.workspace_id == workspace_id, _USAGE.c.created_at >= since, kind
         )
         if user_id is not None:
             stmt = stmt.where(_USAGE.c.user_id == user_id)
-        async with self._sessions() as db:
-            return int((await db.execute(stmt)).scalar_one())
+        async with self._db.read() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def quota_state(
         self, workspace_id: uuid.UUID, user_id: uuid.UUID | None, *, since: datetime
     ) -> tuple[Limits, int, int]:
         """Limits, the user's tokens and the workspace's tokens since ``since``: one statement
-        on a Core connection (the limits come from their cache but every ``limits_ttl``)."""
+        (the limits come from their cache but every ``limits_ttl``); the checks that arrive
+        while one runs share the next (``core.db.access``, coalesced reads)."""
         limits = self._cached_limits(workspace_id, user_id)
         if limits is None:
             limits = await self.limits(workspace_id, user_id)
-        user_used, ws_used = await self._quota_reads.submit((workspace_id, since), user_id)
+        user_used, ws_used = await self._quota_reads.fetch((workspace_id, since), user_id)
         return limits, user_used, ws_used
-
-    async def _read_quota(
-        self, key: tuple[uuid.UUID, datetime], users: list[uuid.UUID | None]
-    ) -> list[tuple[int, int]]:
-        """(user's tokens, workspace's tokens) for each of ``users``: checks that arrive while
-        one is running share the next statement (docs/benchmarks.md, "Session 13")."""
-        workspace_id, since = key
-        params = {
-            "workspace_id": workspace_id,
-            "since": since,
-            "users": sorted({u for u in users if u is not None}),
-        }
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(_QUOTA_STATE, params)).all()
-        per_user = {user: int(tokens) for user, tokens in rows if user is not None}
-        total = sum(int(tokens) for _, tokens in rows)
-        return [(per_user.get(u, 0) if u is not None else 0, total) for u in users]
 
     async def limits(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits:
         """The plan of the workspace (or the default plan), with a user's own override."""
-        async with self._sessions() as db:
-            return await self._limits(db, workspace_id, user_id)
-
-    async def _limits(
-        self, db: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID | None
-    ) -> Limits:
         cached = self._cached_limits(workspace_id, user_id)
         if cached is not None:
             return cached
-        limits = await self._load_limits(db, workspace_id, user_id)
+        async with self._db.read() as conn:
+            limits = await _load_limits(conn, workspace_id, user_id)
         if len(self._limits_cache) > 10_000:
             self._limits_cache.clear()
         self._limits_cache[(workspace_id, user_id)] = (time.monotonic() + self._limits_ttl, limits)
@@ -175,33 +170,6 @@ class UsageStore:
     def _cached_limits(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> Limits | None:
         cached = self._limits_cache.get((workspace_id, user_id))
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
-
-    async def _load_limits(
-        self, db: AsyncSession, workspace_id: uuid.UUID, user_id: uuid.UUID | None
-    ) -> Limits:
-        plan = (
-            await db.execute(
-                select(Plan)
-                .join(Workspace, Workspace.plan_id == Plan.id)
-                .where(Workspace.id == workspace_id)
-            )
-        ).scalar_one_or_none()
-        if plan is None:
-            plan = (
-                await db.execute(select(Plan).where(Plan.is_default.is_(True)).limit(1))
-            ).scalar_one_or_none()
-        override = None
-        if user_id is not None:
-            override = (
-                await db.execute(select(User.daily_token_limit).where(User.id == user_id))
-            ).scalar_one_or_none()
-        user_limit = plan.user_daily_tokens if plan else None
-        return Limits(
-            user_daily_tokens=override if override is not None else user_limit,
-            workspace_daily_tokens=plan.workspace_daily_tokens if plan else None,
-            user_daily_upload_tokens=plan.user_daily_upload_tokens if plan else None,
-            workspace_daily_upload_tokens=plan.workspace_daily_upload_tokens if plan else None,
-        )
 
     async def set_workspace_limits(self, workspace_id: uuid.UUID, **changes: int) -> Limits:
         """Give the workspace its own plan (copied from its current one) and change some of its
@@ -212,24 +180,58 @@ class UsageStore:
         self._limits_cache.clear()
         current = await self.limits(workspace_id, None)
         new = replace(current, **changes)
-        async with self._sessions() as db, db.begin():
-            ws = (
-                await db.execute(select(Workspace).where(Workspace.id == workspace_id))
-            ).scalar_one()
-            plan = None
-            if ws.plan_id is not None:
-                plan = (await db.execute(select(Plan).where(Plan.id == ws.plan_id))).scalar_one()
-            if plan is None or plan.is_default:
-                plan = Plan(id=new_id(), name=f"workspace-{workspace_id}", is_default=False)
-                db.add(plan)
-                await db.flush()
-                ws.plan_id = plan.id
-            for name in Limits.__dataclass_fields__:
-                setattr(plan, name, getattr(new, name))
+        values = {name: getattr(new, name) for name in Limits.__dataclass_fields__}
+        own_plan = (
+            select(Plan.id)
+            .select_from(Workspace)
+            .outerjoin(Plan, (Plan.id == Workspace.plan_id) & Plan.is_default.is_(False))
+            .where(Workspace.id == workspace_id)
+        )
+        async with self._db.transaction() as conn:
+            plan_id = (await conn.execute(own_plan)).scalar_one()  # no such workspace: raises
+            if plan_id is None:
+                plan_id = new_id()
+                plan = {"id": plan_id, "name": f"workspace-{workspace_id}", "is_default": False}
+                await conn.execute(insert(Plan), [{**plan, **values}])
+                await conn.execute(
+                    update(Workspace).where(Workspace.id == workspace_id).values(plan_id=plan_id)
+                )
+            else:
+                await conn.execute(update(Plan).where(Plan.id == plan_id).values(**values))
         self._limits_cache.clear()
         return new
 
     async def set_user_limit(self, user_id: uuid.UUID, limit: int | None) -> None:
-        async with self._sessions() as db, db.begin():
-            await db.execute(update(User).where(User.id == user_id).values(daily_token_limit=limit))
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(User).where(User.id == user_id).values(daily_token_limit=limit)
+            )
         self._limits_cache.clear()
+
+
+async def _load_limits(
+    conn: AsyncConnection, workspace_id: uuid.UUID, user_id: uuid.UUID | None
+) -> Limits:
+    plan = (
+        await conn.execute(
+            select(Plan)
+            .join(Workspace, Workspace.plan_id == Plan.id)
+            .where(Workspace.id == workspace_id)
+        )
+    ).one_or_none()
+    if plan is None:
+        plan = (
+            await conn.execute(select(Plan).where(Plan.is_default.is_(True)).limit(1))
+        ).one_or_none()
+    override = None
+    if user_id is not None:
+        override = (
+            await conn.execute(select(User.daily_token_limit).where(User.id == user_id))
+        ).scalar_one_or_none()
+    user_limit = plan.user_daily_tokens if plan else None
+    return Limits(
+        user_daily_tokens=override if override is not None else user_limit,
+        workspace_daily_tokens=plan.workspace_daily_tokens if plan else None,
+        user_daily_upload_tokens=plan.user_daily_upload_tokens if plan else None,
+        workspace_daily_upload_tokens=plan.workspace_daily_upload_tokens if plan else None,
+    )

@@ -1,4 +1,4 @@
-"""Port of generation: a chat model that streams."""
+"""Port of generation: a chat model that streams, and the values generation works on."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from core.enums import MessageRole
+
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: str  # "system" | "user" | "assistant"
+    role: MessageRole
     content: str
 
 
@@ -20,6 +22,21 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One retrieved chunk as an answer numbers it: ``n`` is its [n] marker."""
+
+    n: int
+    chunk_id: str
+    document_id: str
+    title: str
+    text: str
+    source_url: str | None
+    start: int | None
+    end: int | None
+    score: float
 
 
 OnDelta = Callable[[str], Awaitable[None]]

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from core.generation.prompt import Source
+from core.generation.base import Source
 from core.text import split_sentences, terms
 from core.types import Citation
 
@@ -132,11 +132,6 @@ def _supporting(cited: list[int], claim: str, sources: Sequence[Source]) -> list
     if support(claim, [best]) >= SUPPORTED:
         return [best.n]  # cited to the wrong source: the one that holds it
     return [n for n in cited if support(claim, [by_n[n]]) >= UNSUPPORTED]
-
-
-def is_grounded(citations: Sequence[Citation]) -> bool:
-    """An answer is grounded when at least one valid citation survived."""
-    return len(citations) > 0
 
 
 def _numbers(group: str) -> list[int]:

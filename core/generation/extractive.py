@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.generation.prompt import Source
+from core.generation.base import Source
 from core.text import split_sentences, terms, words
 
 _BRACKET_REF = re.compile(r"\s*\[\^?\d+\]")

@@ -93,7 +93,7 @@ class GroqLLM:
         left = self._timeout if deadline is None else deadline - time.monotonic()
         if left <= 0:
             raise self._out_of_time(NOT_RESPONDING, "budget spent before the call")
-        payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
+        payload: list[Any] = [{"role": str(m.role), "content": m.content} for m in messages]
         started = time.perf_counter()
         parts: list[str] = []
         budget = asyncio.timeout(left)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
-from core.generation.base import ChatMessage
+from core.enums import MessageRole
+from core.generation.base import ChatMessage, Source
 from core.text import content_words
 
 NO_ANSWER = "The sources don't say."
@@ -44,24 +44,10 @@ _PRONOUN_LIST = """\
     ones such former latter
 """
 _PRONOUNS = frozenset(_PRONOUN_LIST.split())
+_TURNS = (MessageRole.USER, MessageRole.ASSISTANT)  # the history a prompt replays
 _SHORT_FOLLOW_UP = 4  # content words or fewer: treat as a fragment ("and in 2023?")
 _HEURISTIC_TERMS = 8
 _MIN_BORROWED_TERMS = 2  # a one-word previous follow-up is not context enough
-
-
-@dataclass(frozen=True)
-class Source:
-    """One retrieved chunk as the prompt numbers it: ``n`` is its [n] marker."""
-
-    n: int
-    chunk_id: str
-    document_id: str
-    title: str
-    text: str
-    source_url: str | None
-    start: int | None
-    end: int | None
-    score: float
 
 
 class BuiltPrompt(NamedTuple):
@@ -94,9 +80,9 @@ def build_messages(
     """
     included = _fit_sources(sources, context_tokens)
     system = f"{(system_prompt or DEFAULT_PERSONA).strip()}\n\n{_RULES}"
-    messages = [ChatMessage("system", system)]
-    messages.extend(m for m in history if m.role in ("user", "assistant") and m.content)
-    messages.append(ChatMessage("user", _user_turn(question, included)))
+    messages = [ChatMessage(MessageRole.SYSTEM, system)]
+    messages.extend(m for m in history if m.role in _TURNS and m.content)
+    messages.append(ChatMessage(MessageRole.USER, _user_turn(question, included)))
     return BuiltPrompt(messages, included)
 
 
@@ -150,7 +136,7 @@ def condense_messages(history: Sequence[ChatMessage], follow_up: str) -> list[Ch
     markers removed.
     """
     lines = []
-    for message in [m for m in history if m.role in ("user", "assistant")][-_CONDENSE_TURNS:]:
+    for message in [m for m in history if m.role in _TURNS][-_CONDENSE_TURNS:]:
         text = re.sub(r"\[\^?\d+\]", "", message.content).strip()
         if len(text) > _CONDENSE_CHARS:
             text = text[:_CONDENSE_CHARS].rsplit(" ", 1)[0] + " …"
@@ -160,7 +146,7 @@ def condense_messages(history: Sequence[ChatMessage], follow_up: str) -> list[Ch
         f"Conversation:\n{conversation}\n\nFollow-up question: {follow_up.strip()}\n\n"
         "Standalone question:"
     )
-    return [ChatMessage("system", _CONDENSE_SYSTEM), ChatMessage("user", user)]
+    return [ChatMessage(MessageRole.SYSTEM, _CONDENSE_SYSTEM), ChatMessage(MessageRole.USER, user)]
 
 
 def condense_heuristic(history_user_questions: Sequence[str], follow_up: str) -> str:

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Protocol
 
 from core.db.knowledge import ChunkRow, KnowledgeStore
-from core.db.records import DocumentRecord, NamespaceRecord, UsageInput
+from core.db.records import DocumentInput, DocumentRecord, NamespaceRecord, UsageInput
 from core.db.types import new_id, utcnow
-from core.db.usage import INGEST, UsageStore
+from core.db.usage import UsageStore
+from core.enums import DocumentStatus, UsageOperation
 from core.errors import LorekeeperError, UnsupportedFile
 from core.ingestion.extract import ExtractLimits, precheck
 from core.ingestion.parsing import ParseJob
@@ -44,6 +45,9 @@ from core.wording import count
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
+# A document in these statuses holds its file: the same bytes again are a duplicate (processing:
+# another process is indexing it).
+_HELD = (DocumentStatus.INDEXED, DocumentStatus.PROCESSING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +114,22 @@ class _NewDocument:
     mime_type: str | None
     size: int
 
-    def columns(self) -> dict[str, object]:
-        return {
-            "title": self.filename[:512],
-            "identity_hash": self.identity_hash,
-            "source_url": self.source_url,
-            "source_platform": self.uploader.platform,
-            "source_author": self.uploader.author,
-            "mime_type": self.mime_type,
-            "size_bytes": self.size,
-            "session_id": self.session_id,
-            "uploaded_by": self.uploader.user_id,
-            "platform_file_id": self.uploader.file_id,
-            "platform_message_id": self.uploader.message_id,
-        }
+    def row(self) -> DocumentInput:
+        return DocumentInput(
+            namespace_id=self.namespace.id,
+            file_hash=self.file_hash,
+            title=self.filename[:512],
+            identity_hash=self.identity_hash,
+            source_url=self.source_url,
+            source_platform=self.uploader.platform,
+            source_author=self.uploader.author,
+            mime_type=self.mime_type,
+            size_bytes=self.size,
+            session_id=self.session_id,
+            uploaded_by=self.uploader.user_id,
+            platform_file_id=self.uploader.file_id,
+            platform_message_id=self.uploader.message_id,
+        )
 
 
 async def _noop(_: Progress) -> None:
@@ -198,7 +204,7 @@ class IngestionService:
         self._inflight[key] = future  # claimed before the next await: no second owner
         try:
             existing = await self._knowledge.document_by_hash(namespace.id, file_hash)
-            if existing is not None and existing.status in ("indexed", "processing"):
+            if existing is not None and existing.status in _HELD:
                 # processing here means another process is indexing it (recover() fails leftovers)
                 await report(Progress("duplicate", 1.0, filename))
                 result = IngestResult(existing, True, existing.chunk_count, existing.token_count)
@@ -248,7 +254,7 @@ class IngestionService:
         await self._usage.record(
             UsageInput(
                 workspace_id=new.uploader.workspace_id,
-                operation=INGEST,
+                operation=UsageOperation.INGEST,
                 model=self._embedder.model_name,
                 user_id=new.uploader.user_id,
                 channel_id=new.uploader.channel_id,
@@ -259,7 +265,7 @@ class IngestionService:
         )
         # gone already when a newer version, indexed meanwhile, replaced this one
         done = await self._knowledge.document(document.id) or replace(
-            document, status="indexed", chunk_count=chunks, token_count=tokens
+            document, status=DocumentStatus.INDEXED, chunk_count=chunks, token_count=tokens
         )
         versions = await self._replace_older(done, new.identity_hash, new.uploader)
         detail = count(chunks, "chunk")
@@ -314,16 +320,11 @@ class IngestionService:
         """The document row to index into, and whether this call owns it."""
         if existing is not None:  # failed or deleted before: index the same bytes again
             await self._vectors.delete_documents([str(existing.id)])
-            # a retry is a new version: it competes for "newest" from now, not from its first try
-            await self._knowledge.restart_document(
-                existing.id, created_at=utcnow(), **new.columns()
-            )
+            await self._knowledge.restart_document(existing.id, new.row())
             again = await self._knowledge.document(existing.id)
             assert again is not None
             return again, True
-        created = await self._knowledge.create_document(
-            {"namespace_id": new.namespace.id, "file_hash": new.file_hash, **new.columns()}
-        )
+        created = await self._knowledge.create_document(new.row())
         if created is None:
             raced = await self._knowledge.document_by_hash(new.namespace.id, new.file_hash)
             assert raced is not None
@@ -417,7 +418,7 @@ class IngestionService:
         namespace), applying the version rule there with ``uploader``'s rights. The same bytes
         already indexed there make it a duplicate: the moved copy is deleted instead."""
         there = await self._knowledge.document_by_hash(target.id, document.file_hash)
-        if there is not None and there.status in ("indexed", "processing"):
+        if there is not None and there.status in _HELD:
             await self.delete_document(document.id)
             return IngestResult(there, True, there.chunk_count, there.token_count)
         if there is not None:  # a failed copy of the same bytes holds the name: make room
@@ -445,7 +446,7 @@ class IngestionService:
     async def recover(self, *, stuck_after: timedelta = timedelta(0)) -> int:
         """Fail documents left in ``processing`` (by a crash); returns how many."""
         stuck = await self._knowledge.documents_in_status(
-            "processing", older_than=utcnow() - stuck_after
+            DocumentStatus.PROCESSING, older_than=utcnow() - stuck_after
         )
         for doc in stuck:
             await self._cleanup(

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.access import Database
 from core.db.models import (
     ChannelNamespace,
     Document,
@@ -43,6 +43,7 @@ from core.db.models import (
     TokenUsageArchive,
     Upload,
 )
+from core.enums import UploadStatus
 from core.jobs.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,12 @@ class Retention:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        db: Database,
         *,
         policy: RetentionPolicy | None = None,
         clock: Clock = system_clock,
     ) -> None:
-        self._sessions = sessions
+        self._db = db
         self._policy = policy or RetentionPolicy()
         self._clock = clock
 
@@ -135,7 +136,7 @@ class Retention:
 
     async def _overrides(self) -> tuple[dict[int, list[uuid.UUID]], dict[int, list[uuid.UUID]]]:
         """(days -> channel ids, days -> namespace ids) for namespaces with an override."""
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             spaces = (await db.execute(select(Namespace.id, Namespace.config))).all()
             bindings = (
                 await db.execute(select(ChannelNamespace.channel_id, ChannelNamespace.namespace_id))
@@ -158,7 +159,7 @@ class Retention:
             started = time.perf_counter()
             batch = select(model.id).where(*where).limit(size).scalar_subquery()
             stmt = delete(model).where(model.id.in_(batch))
-            async with self._sessions() as db, db.begin():
+            async with self._db.session() as db, db.begin():
                 result = await (await db.connection()).execute(stmt)
             total += result.rowcount
             if result.rowcount < size:
@@ -176,7 +177,7 @@ class Retention:
         source = TokenUsage.__table__.c
         while True:
             started = time.perf_counter()
-            async with self._sessions() as db, db.begin():
+            async with self._db.session() as db, db.begin():
                 conn = await db.connection()
                 ids = (
                     (
@@ -246,7 +247,7 @@ class Retention:
                 select(Document.id).where(Document.namespace_id.in_(spaces))
             )
 
-        base = [Upload.status == "completed"]
+        base = [Upload.status == UploadStatus.COMPLETED]
         default = [*base, Upload.completed_at < self._cutoff(self._policy.upload_days)]
         if overridden:
             default.append(Upload.document_id.is_(None) | ~in_spaces(overridden))
@@ -262,7 +263,7 @@ class Retention:
         size, rows, files = self._policy.batch_size, 0, 0
         while True:
             started = time.perf_counter()
-            async with self._sessions() as db:
+            async with self._db.session() as db:
                 found = (
                     await db.execute(
                         select(Upload.id, Upload.stored_path).where(*where).limit(size)
@@ -273,7 +274,7 @@ class Retention:
             paths = [p for _, p in found if p]
             files += await asyncio.to_thread(_remove_files, paths)
             ids = [upload_id for upload_id, _ in found]
-            async with self._sessions() as db, db.begin():
+            async with self._db.session() as db, db.begin():
                 await (await db.connection()).execute(delete(Upload).where(Upload.id.in_(ids)))
             rows += len(ids)
             if len(found) < size:

@@ -14,8 +14,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.db.access import Database
 from core.db.models import DailyUsage, TokenUsage
 from core.db.types import new_id
 from core.db.usage import is_request
@@ -82,18 +82,18 @@ class UsageRollup:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        db: Database,
         *,
         clock: Clock = system_clock,
         lookback_days: int = 366,
     ) -> None:
-        self._sessions = sessions
+        self._db = db
         self._clock = clock
         self._lookback = lookback_days
 
     async def rollup_day(self, day: date) -> int:
         """Replace the rows of ``day`` (UTC) with fresh sums; returns how many were written."""
-        async with self._sessions() as db, db.begin():
+        async with self._db.session() as db, db.begin():
             rows = (await db.execute(_aggregate(day))).all()
             await db.execute(delete(DailyUsage).where(DailyUsage.day == day))
             values = [_daily_row(day, row) for row in rows]
@@ -105,7 +105,7 @@ class UsageRollup:
         """Days after the last rolled-up day (or the first raw row) up to yesterday."""
         yesterday = self._clock().date() - timedelta(days=1)
         floor = yesterday - timedelta(days=self._lookback - 1)
-        async with self._sessions() as db:
+        async with self._db.session() as db:
             last = (await db.execute(select(func.max(DailyUsage.day)))).scalar_one_or_none()
             first_raw = (
                 await db.execute(select(func.min(TokenUsage.created_at)))

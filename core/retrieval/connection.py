@@ -58,11 +58,6 @@ class MilvusConnection:
         """The pymilvus client (None before ``open()``)."""
         return self._client
 
-    @property
-    def owns_file(self) -> bool:
-        """Whether this process serves the embedded file."""
-        return self._lite is not None and self._lite.owns
-
     async def open(self) -> None:
         if self._client is not None:
             return

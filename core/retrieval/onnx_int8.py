@@ -2,7 +2,7 @@
 
 Where the CPU has VNNI (int8 dot products) but not AVX512-BF16/AMX, bfloat16 is emulated and runs
 at a third of float32's speed, while int8 matrix products run at about three times float32's
-(docs/benchmarks.md, session 16). This module builds that int8 model from the loaded one:
+(bench/ingest_throughput.py). This module builds that int8 model from the loaded one:
 
 1. the float32 transformer with mean pooling and normalisation (``traced._MeanPooled``) is
    exported to ONNX, attention written out as plain matrix products;
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # SmoothQuant's alpha: the share of an input channel's range moved into the weights. Measured on
-# all-MiniLM-L6-v2 (SQuAD questions and paragraphs against float32, docs/benchmarks.md session 17):
+# all-MiniLM-L6-v2 (cosine to float32 over the SQuAD eval questions and paragraphs):
 # mean cosine 0.9942 unsmoothed, 0.9969 / 0.9975 / 0.9975 / 0.9969 at 0.6 / 0.65 / 0.7 / 0.8.
 SMOOTHING = 0.65
 # Texts whose activations set each channel's range: of several kinds and lengths. The channels

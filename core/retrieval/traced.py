@@ -2,8 +2,8 @@
 
 The eager model runs a few hundred small torch operators per batch, and each one gives the GIL up
 and takes it back. Next to a busy event loop every take-back can wait for the loop's switch
-interval (5 ms), so embedding a burst of 100 questions went from 0.15 s alone to 1-2 s beside the
-loop (docs/benchmarks.md, session 15). The traced graph runs in C++ from one call, with the GIL
+interval (5 ms), so eagerly embedding a burst of 100 questions takes 0.15 s alone and 1-2 s
+beside the loop. The traced graph runs in C++ from one call, with the GIL
 released once per batch.
 
 Tracing is an optimisation, never a requirement: a model that does not trace, or whose traced

@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from bot.cli import main
 from bot.container import build
-from core.db.engine import create_engine, session_factory
+from core.db.access import Database
+from core.db.engine import create_engine
 from core.db.models import Channel, Document, Message, Session
 
 # Settings read from the environment would override the env file the tests write.
@@ -133,7 +134,7 @@ class Lorekeeper:
         """The rows of one query on the test's database (an engine of its own, then disposed)."""
         engine = create_engine(self.database_url)
         try:
-            async with session_factory(engine)() as db:
+            async with Database(engine).session() as db:
                 return list((await db.execute(statement)).all())
         finally:
             await engine.dispose()

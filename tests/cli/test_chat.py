@@ -6,7 +6,7 @@ import io
 import re
 
 from adapters.console.chat import ConsoleChat, channel_for
-from bot.chat_commands import bind_chat
+from bot.chat_commands import bind_chat, conversations
 from bot.runtime import container
 from tests.cli.conftest import VACATION, VACATION_ANSWER
 
@@ -68,7 +68,7 @@ async def chat(lorekeeper, lines: list[str], namespace: str | None) -> tuple[str
     channel = channel_for([namespace] if namespace else None)
     async with container(str(lorekeeper.env_file)) as c:
         await bind_chat(c, channel, [namespace] if namespace else None)
-        await ConsoleChat(c.answers, c.uploads, channel=channel, out=out).run(stdin=typist)
+        await ConsoleChat(conversations(c), channel=channel, out=out).run(stdin=typist)
     return out.getvalue(), typist.replies()
 
 

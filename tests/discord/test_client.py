@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from adapters.discord.render import FAILURE
+from bot import process
 from bot.discord_runner import run_discord
 from bot.settings import Settings
 from core.db.models import Feedback
+from core.wording import ANSWER_FAILED as FAILURE
 from tests.discord.driver import (
     DiscordDriver,
     custom_ids,
@@ -74,7 +75,7 @@ async def test_feedback_buttons_work_after_a_restart(sqlite_url, tmp_path, embed
             answer = fake.messages_in(int(thread.thread))[-1]
             labels = [c["label"] for row in answer.payload["components"] for c in row["components"]]
             assert labels == ["👍 1", "👎 0"]
-    async with harness.container.sessions() as db:
+    async with harness.container.database.session() as db:
         assert list((await db.execute(select(Feedback.value))).scalars()) == [1]
 
 
@@ -101,7 +102,7 @@ async def test_a_failure_after_a_mention_ends_with_a_plain_message(
         running(fake, groq, harness) as bot,
     ):
         await bot.upload("handbook.md", HANDBOOK)
-        async with harness.container.engine.begin() as conn:  # break the usage ledger
+        async with harness.container.database.engine.begin() as conn:  # break the usage ledger
             await conn.execute(text("DROP TABLE token_usage"))
         thread = await bot.mention("How many days of paid vacation do employees get?")
         messages = await bot.bot_messages(thread)
@@ -191,6 +192,7 @@ async def test_run_discord_syncs_commands_and_stops(sqlite_url, tmp_path, embedd
             DISCORD_GUILD_ID=fake.guild_id,
         )
         stop = asyncio.Event()
+        process.point_discord_at(settings.discord_api_url, settings.discord_gateway_url)  # as `run`
         runner = asyncio.create_task(run_discord(harness.container, settings, stop=stop))
         await asyncio.wait_for(fake.ready.wait(), 10)
         for _ in range(200):

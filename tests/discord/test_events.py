@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace as Model
+from typing import Any
 
 import discord
 
@@ -17,15 +18,16 @@ from adapters.discord.events import (
     admin_grant,
     channel_privacy,
     command_parts,
-    command_text,
+    command_request,
     incoming_message,
     is_admin,
     mentions_user,
     place_of,
-    promote_text,
     strip_mentions,
     thread_name,
 )
+from core.commands import ChannelArg, Invalid, Invocation, Unknown, parse_text, promotion
+from core.commands.rich import plain_text
 from core.types import IncomingFile, Platform
 
 BOT = 42
@@ -89,7 +91,7 @@ def test_what_core_needs_for_trust_crosses_only_where_it_means_something() -> No
     command = admin_command(
         place=place_of(DM, guild=None, user_id=5),
         user=msg.author,
-        text="docs list",
+        request=parse_text("docs list"),
         admin=False,
         event_id="9",
         received_at=msg.created_at,
@@ -101,7 +103,9 @@ def test_what_core_needs_for_trust_crosses_only_where_it_means_something() -> No
         ("7", "8"),
     )
     doc = uuid.UUID(int=1)
-    assert promote_text(doc, "hr") == f"docs promote {doc} hr"
+    share = promotion(doc, "hr")
+    assert isinstance(share, Invocation) and share.command.path == ("docs", "promote")
+    assert dict(share.args) == {"id": doc, "namespace": "hr"}
 
 
 def test_mentions() -> None:
@@ -129,66 +133,101 @@ def test_thread_name() -> None:
     assert len(thread_name("x " * 200)) <= 90
 
 
-def test_command_options_become_core_text() -> None:
-    data = {
-        "name": "lore",
-        "options": [
-            {
-                "name": "namespace",
-                "type": 2,
-                "options": [
-                    {
-                        "name": "create",
-                        "type": 1,
-                        "options": [
-                            {"name": "description", "type": 3, "value": "People handbook"},
-                            {"name": "name", "type": 3, "value": "hr"},
-                        ],
-                    }
-                ],
-            }
+def _lore(*path: str, options: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """An interaction's ``data`` for `/lore <path>` with the leaf ``options``."""
+    leaf: list[dict[str, Any]] = options
+    for i, name in reversed(list(enumerate(path))):
+        kind = 1 if i == len(path) - 1 else 2
+        leaf = [{"name": name, "type": kind, "options": leaf}]
+    return {"name": "lore", "options": leaf, **extra}
+
+
+def test_typed_options_become_core_arguments_without_text() -> None:
+    data = _lore(
+        "namespace",
+        "create",
+        options=[
+            {"name": "description", "type": 3, "value": "People 'handbook'"},
+            {"name": "name", "type": 3, "value": "HR"},
         ],
-    }
-    path, options = command_parts(data)
-    assert path == ("namespace", "create")
-    assert command_text(path, options) == "namespace create hr 'People handbook'"
+    )
+    request = command_request(data)
+    assert isinstance(request, Invocation) and request.command.path == ("namespace", "create")
+    assert dict(request.args) == {"name": "hr", "description": "People 'handbook'"}
 
 
-def test_command_text_for_each_shape() -> None:
-    assert command_text(("usage",), {"by": "user", "period": "30d"}) == "usage 30d by user"
-    assert command_text(("usage",), {"by": "model"}) == "usage by model"
-    assert command_text(("ask",), {"question": "what's the policy?"}) == (
-        "ask 'what'\"'\"'s the policy?'"
+def test_a_channel_option_is_its_id_and_name() -> None:
+    data = _lore(
+        "namespace",
+        "bind",
+        options=[
+            {"name": "name", "type": 3, "value": "hr"},
+            {"name": "channel", "type": 7, "value": "123"},
+        ],
+        resolved={"channels": {"123": {"id": "123", "name": "people", "type": 0}}},
     )
-    channel = command_parts(
-        {
-            "options": [
-                {
-                    "name": "namespace",
-                    "type": 2,
-                    "options": [
-                        {
-                            "name": "bind",
-                            "type": 1,
-                            "options": [
-                                {"name": "name", "type": 3, "value": "hr"},
-                                {"name": "channel", "type": 7, "value": "123"},
-                            ],
-                        }
-                    ],
-                }
-            ]
-        }
+    assert command_parts(data)[1]["channel"] == ChannelArg("123", "people")
+    request = command_request(data)
+    assert isinstance(request, Invocation)
+    assert request.args["channel"] == ChannelArg("123", "people")
+
+
+def test_integers_flags_and_choices_keep_their_types() -> None:
+    limit = command_request(
+        _lore(
+            "quota",
+            "set",
+            options=[
+                {"name": "scope", "type": 3, "value": "user"},
+                {"name": "limit", "type": 4, "value": 5000},
+            ],
+        )
     )
-    assert command_text(*channel) == "namespace bind hr '<#123>'"
-    assert (
-        command_text(("quota", "set"), {"scope": "user", "limit": "5000"}) == "quota set user 5000"
+    assert isinstance(limit, Invocation) and dict(limit.args) == {"scope": "user", "limit": 5000}
+    usage = command_request(
+        _lore(
+            "usage",
+            options=[
+                {"name": "by", "type": 3, "value": "model"},
+                {"name": "ids", "type": 5, "value": True},
+            ],
+        )
     )
-    assert command_text(("docs", "promote"), {"namespace": "hr", "id": "abc"}) == (
-        "docs promote abc hr"
+    assert isinstance(usage, Invocation) and dict(usage.args) == {"by": "model", "ids": True}
+    ask = command_request(
+        _lore("ask", options=[{"name": "question", "type": 3, "value": "what's up?"}])
     )
-    assert command_text(("help",), {}) == "help"
-    assert command_text(("frobnicate",), {"text": "now"}) == "frobnicate now"
+    assert isinstance(ask, Invocation) and ask.args["question"] == "what's up?"
+
+
+def test_bad_or_unknown_commands_are_said_so() -> None:
+    stale = command_request(
+        _lore(
+            "quota",
+            "set",
+            options=[
+                {"name": "scope", "type": 3, "value": "everyone"},
+                {"name": "limit", "type": 4, "value": 5},
+            ],
+        )
+    )
+    assert isinstance(stale, Invalid) and "Usage:" in plain_text(stale.message)
+    document = command_request(
+        _lore(
+            "docs",
+            "promote",
+            options=[
+                {"name": "id", "type": 3, "value": "abc"},
+                {"name": "namespace", "type": 3, "value": "hr"},
+            ],
+        )
+    )
+    assert isinstance(document, Invalid) and "/lore docs list" in plain_text(document.message)
+    unknown = command_request(
+        _lore("frobnicate", options=[{"name": "text", "type": 3, "value": "now"}])
+    )
+    assert unknown == Unknown("frobnicate now")
+    assert isinstance(command_request(_lore("help", options=[])), Invocation)
 
 
 def test_admin_is_manage_server_or_the_configured_role() -> None:

@@ -87,7 +87,7 @@ async def test_a_vote_from_another_workspace_is_refused(sqlite_url, tmp_path, em
         click = bot.fake.click_payload(forged, f"lore:fb:up:{dm_answer}", user="U4")
         record = await bot.fake.interact(click)
         await bot.settle()
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             votes = (await db.execute(select(func.count()).select_from(Feedback))).scalar_one()
         fake = bot.fake
     assert votes == 0
@@ -98,7 +98,7 @@ async def test_a_vote_from_another_workspace_is_refused(sqlite_url, tmp_path, em
 
 async def _answer_of_workspace(bot: DiscordDriver, prefix: str) -> str:
     """The id of the answer stored in the (first) workspace whose platform id has ``prefix``."""
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         stmt = (
             select(Message.id)
             .join(Session, Session.id == Message.session_id)

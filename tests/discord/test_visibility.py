@@ -60,7 +60,7 @@ async def test_messages_say_whether_their_channel_is_private(
         await bot.make_private("C9")
         for channel in SCENARIO_CHANNELS:
             await bot.mention("hello", channel=channel)
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             stored = dict((await db.execute(select(Channel.external_id, Channel.is_private))).all())
         ids = {name: str(bot.fake.channel_id(name)) for name in SCENARIO_CHANNELS}
     assert {name: stored[i] for name, i in ids.items()} == {"C1": False, "C2": False, "C9": True}
@@ -121,7 +121,7 @@ async def test_deleting_messages_on_discord_deletes_their_documents(
         assert await _titles(bot) == ["notes.md"]
         await _deleted(bot, fake.delete_message(int(in_dm["id"])), "raw_message_delete")
         assert await _titles(bot) == []
-        async with bot.container.sessions() as db:
+        async with bot.container.database.session() as db:
             audit = (await db.execute(select(AuditLog.command, AuditLog.detail))).all()
     assert audit.count(("delete", "deleted on the platform")) == 4
 
@@ -134,7 +134,7 @@ async def _deleted(bot: DiscordDriver, deletion: Any, event: str) -> None:
 
 
 async def _titles(bot: DiscordDriver) -> list[str]:
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         return sorted((await db.execute(select(Document.title))).scalars())
 
 

@@ -41,8 +41,8 @@ class World:
     user: uuid.UUID
 
 
-async def world(sessions, *, workspace: str = "T1") -> World:
-    ids = IdentityStore(sessions)
+async def world(database, *, workspace: str = "T1") -> World:
+    ids = IdentityStore(database)
     ws = await ids.workspace("slack", workspace, name="Acme")
     ch = await ids.channel(ws.id, "C1", name="general")
     user = await ids.user(ws.id, "U1", display_name="Ada")
@@ -64,15 +64,15 @@ def usage(w: World, when: datetime, **values) -> UsageInput:
     return UsageInput(**(base | values))
 
 
-async def count(sessions, model, *where) -> int:
-    async with sessions() as db:
+async def count(database, model, *where) -> int:
+    async with database.session() as db:
         return (
             await db.execute(select(func.count()).select_from(model).where(*where))
         ).scalar_one()
 
 
-async def add_events(sessions, when: list[datetime]) -> None:
-    async with sessions() as db, db.begin():
+async def add_events(database, when: list[datetime]) -> None:
+    async with database.session() as db, db.begin():
         await db.execute(
             insert(ProcessedEvent),
             [
@@ -82,17 +82,17 @@ async def add_events(sessions, when: list[datetime]) -> None:
         )
 
 
-async def raw_usage(sessions, *where) -> list[TokenUsage]:
-    async with sessions() as db:
+async def raw_usage(database, *where) -> list[TokenUsage]:
+    async with database.session() as db:
         return list((await db.execute(select(TokenUsage).where(*where))).scalars())
 
 
-async def answers(sessions, w: World, n: int) -> list[uuid.UUID]:
+async def answers(database, w: World, n: int) -> list[uuid.UUID]:
     """``n`` assistant messages in one session of ``w``'s channel: what a usage row of an
     answered question points at."""
     session = await w.ids.session(w.workspace, w.channel, f"answers-{uuid.uuid4().hex}")
     ids = [new_id() for _ in range(n)]
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         await db.execute(
             insert(Message),
             [{"id": i, "session_id": session.id, "role": "assistant", "content": "."} for i in ids],

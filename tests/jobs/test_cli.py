@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from bot.cli import build_parser
 from bot.ops_commands import jobs_command, usage_command
 from core.db import migrate
-from core.db.engine import create_engine, session_factory
+from core.db.access import Database
+from core.db.engine import create_engine
 from core.db.usage import UsageStore
 from tests.jobs.data import answers, usage, world
 
@@ -25,13 +26,13 @@ async def test_usage_prints_the_table_and_jobs_run_rollup_takes_a_date(
     )
     await asyncio.to_thread(migrate.upgrade, url)
     engine = create_engine(url)
-    sessions = session_factory(engine)
+    database = Database(engine)
     now = datetime.now(UTC)
     yesterday = now - timedelta(days=1)
     try:
-        w = await world(sessions)
-        first, second = await answers(sessions, w, 2)
-        await UsageStore(sessions).record_many(
+        w = await world(database)
+        first, second = await answers(database, w, 2)
+        await UsageStore(database).record_many(
             [
                 usage(w, yesterday, prompt_tokens=1234, message_id=first),
                 usage(

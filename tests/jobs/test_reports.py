@@ -17,12 +17,12 @@ from core.reports import BAR_COLORS, ReportService, UsageReport, render_chart, w
 from tests.jobs.data import NOW, answers, usage, world
 
 
-async def test_report_combines_rollups_and_todays_raw_rows(sessions) -> None:
-    w = await world(sessions)
+async def test_report_combines_rollups_and_todays_raw_rows(database) -> None:
+    w = await world(database)
     other = await w.ids.workspace("slack", "T2")
     yesterday = NOW - timedelta(days=1)
-    first, second, third = await answers(sessions, w, 3)
-    await UsageStore(sessions).record_many(
+    first, second, third = await answers(database, w, 3)
+    await UsageStore(database).record_many(
         [
             usage(w, yesterday, prompt_tokens=100, cost=Decimal("0.5"), message_id=first),
             _query(w, yesterday, first, user_id=None),
@@ -31,19 +31,19 @@ async def test_report_combines_rollups_and_todays_raw_rows(sessions) -> None:
             usage(w, NOW - timedelta(days=10), prompt_tokens=999),  # outside the window
         ]
     )
-    await UsageStore(sessions).record(
+    await UsageStore(database).record(
         _query(w, yesterday, third, workspace_id=other.id, user_id=None, channel_id=None)
     )
-    await UsageRollup(sessions, clock=lambda: NOW).backfill()
+    await UsageRollup(database, clock=lambda: NOW).backfill()
     # proof that rolled-up days come from daily_usage: the raw rows of yesterday are gone
-    async with sessions() as db, db.begin():
+    async with database.session() as db, db.begin():
         start = NOW.replace(hour=0) - timedelta(days=1)
         await db.execute(
             delete(TokenUsage).where(
                 TokenUsage.created_at >= start, TokenUsage.created_at < NOW.replace(hour=0)
             )
         )
-    reports = ReportService(sessions)
+    reports = ReportService(database)
     since, until = window("7d", NOW)
 
     by_day = await reports.usage(w.workspace, since=since, until=until, by="day")
@@ -80,13 +80,13 @@ def _query(w, when, message_id, **values):
     return usage(w, when, **(base | values))
 
 
-async def test_every_answer_is_a_request_and_operations_are_broken_out(sessions) -> None:
+async def test_every_answer_is_a_request_and_operations_are_broken_out(database) -> None:
     """An extractive answer (query embedding only) counts like an LLM one (embedding,
     condensation, generation); an ingested file is a call, never a request."""
-    w = await world(sessions)
-    extractive, llm = await answers(sessions, w, 2)
+    w = await world(database)
+    extractive, llm = await answers(database, w, 2)
     when = NOW - timedelta(days=2)
-    await UsageStore(sessions).record_many(
+    await UsageStore(database).record_many(
         [
             _query(w, when, extractive),
             _query(w, when, llm),
@@ -95,10 +95,10 @@ async def test_every_answer_is_a_request_and_operations_are_broken_out(sessions)
             usage(w, when, operation="ingest", model="minilm", embedding_tokens=900),
         ]
     )
-    reports = ReportService(sessions)
+    reports = ReportService(database)
     since, until = window("7d", NOW)
     before = await reports.usage(w.workspace, since=since, until=until, by="operation")
-    await UsageRollup(sessions, clock=lambda: NOW).backfill()
+    await UsageRollup(database, clock=lambda: NOW).backfill()
     for by in ("day", "user", "channel", "model", "operation"):  # rolled up: the same numbers
         report = await reports.usage(w.workspace, since=since, until=until, by=by)
         assert report.total.requests == (5 if by == "operation" else 2), by
@@ -114,14 +114,14 @@ async def test_every_answer_is_a_request_and_operations_are_broken_out(sessions)
     assert {r.key: r.embedding_tokens for r in after.rows}["ingest"] == 900
 
 
-async def test_users_and_channels_show_by_name_and_ids_on_request(sessions) -> None:
-    w = await world(sessions)
-    (message,) = await answers(sessions, w, 1)
+async def test_users_and_channels_show_by_name_and_ids_on_request(database) -> None:
+    w = await world(database)
+    (message,) = await answers(database, w, 1)
     unnamed = await w.ids.user(w.workspace, "U9")
-    await UsageStore(sessions).record_many(
+    await UsageStore(database).record_many(
         [_query(w, NOW, message), _query(w, NOW, None, user_id=unnamed.id)]
     )
-    reports = ReportService(sessions)
+    reports = ReportService(database)
     since, until = window("today", NOW)
     by_user = await reports.usage(w.workspace, since=since, until=until, by="user")
     assert {r.key for r in by_user.rows} == {"Ada", "U9"}  # never named: its id
@@ -140,12 +140,12 @@ def _has_color(pixels, hex_color: str) -> int:
     return int((np.abs(pixels[:, :, :3] - rgb).max(axis=2) < 0.02).sum())
 
 
-async def test_chart_is_a_png_with_one_bar_per_row(sessions) -> None:
-    w = await world(sessions)
-    await UsageStore(sessions).record_many(
+async def test_chart_is_a_png_with_one_bar_per_row(database) -> None:
+    w = await world(database)
+    await UsageStore(database).record_many(
         [usage(w, NOW - timedelta(days=d), embedding_tokens=50) for d in range(3)]
     )
-    reports = ReportService(sessions)
+    reports = ReportService(database)
     since, until = window("7d", NOW)
     report = await reports.usage(w.workspace, since=since, until=until, by="day")
     png = await reports.chart(report)

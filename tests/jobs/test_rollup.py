@@ -19,11 +19,11 @@ KEY = ("workspace_id", "user_id", "channel_id", "namespace_id", "model", "operat
 SUMS = ("requests", "calls", "prompt_tokens", "completion_tokens", "embedding_tokens", "cost")
 
 
-async def _daily(sessions, day=None) -> dict:
+async def _daily(database, day=None) -> dict:
     stmt = select(DailyUsage)
     if day is not None:
         stmt = stmt.where(DailyUsage.day == day)
-    async with sessions() as db:
+    async with database.session() as db:
         rows = (await db.execute(stmt)).scalars().all()
     out = {}
     for r in rows:
@@ -47,10 +47,10 @@ def _expected(raw) -> dict:
     return {k: tuple(v) for k, v in sums.items()}
 
 
-async def _seed(sessions, w, days: list[date], n: int = 300) -> None:
+async def _seed(database, w, days: list[date], n: int = 300) -> None:
     rng = random.Random(7)
     other = await w.ids.user(w.workspace, "U2")
-    messages = await answers(sessions, w, n)
+    messages = await answers(database, w, n)
     items = []
     for i in range(n):
         day = days[i % len(days)]
@@ -71,62 +71,62 @@ async def _seed(sessions, w, days: list[date], n: int = 300) -> None:
                 cost=Decimal(rng.randrange(1, 10_000)) / Decimal(1_000_000),
             )
         )
-    await UsageStore(sessions).record_many(items)
+    await UsageStore(database).record_many(items)
 
 
-async def test_rollup_equals_the_raw_sum_and_is_idempotent(sessions) -> None:
-    w = await world(sessions)
+async def test_rollup_equals_the_raw_sum_and_is_idempotent(database) -> None:
+    w = await world(database)
     days = [date(2025, 6, 12), date(2025, 6, 13), date(2025, 6, 14)]
-    await _seed(sessions, w, days)
-    rollup = UsageRollup(sessions, clock=lambda: NOW)
+    await _seed(database, w, days)
+    rollup = UsageRollup(database, clock=lambda: NOW)
     for day in days:
         await rollup.rollup_day(day)
-    first = await _daily(sessions)
-    assert first == _expected(await raw_usage(sessions))
+    first = await _daily(database)
+    assert first == _expected(await raw_usage(database))
     assert any(k[2] is None for k in first) and any(k[3] is None for k in first)
     assert any(k[5] == "" for k in first)  # a NULL model is the '' key part
     assert sum(v[0] for v in first.values()) > 0  # answered questions counted as requests
     assert sum(v[1] for v in first.values()) == 300  # every row a call of its operation
     for day in days:  # run every day again: the same rows, nothing doubled
         await rollup.rollup_day(day)
-    assert await _daily(sessions) == first
+    assert await _daily(database) == first
     assert await rollup.rollup_day(date(2025, 6, 1)) == 0  # an empty day writes nothing
 
 
-async def test_a_day_ends_at_midnight_utc(sessions) -> None:
-    w = await world(sessions)
+async def test_a_day_ends_at_midnight_utc(database) -> None:
+    w = await world(database)
     midnight = day_start(date(2025, 6, 14))
-    await UsageStore(sessions).record_many(
+    await UsageStore(database).record_many(
         [
             usage(w, midnight - timedelta(microseconds=1), prompt_tokens=1),
             usage(w, midnight, prompt_tokens=10),
             usage(w, midnight + timedelta(days=1) - timedelta(microseconds=1), prompt_tokens=100),
         ]
     )
-    rollup = UsageRollup(sessions, clock=lambda: NOW)
+    rollup = UsageRollup(database, clock=lambda: NOW)
     await rollup.rollup_day(date(2025, 6, 13))
     await rollup.rollup_day(date(2025, 6, 14))
-    by_day = {k[0]: v[2] for k, v in (await _daily(sessions)).items()}
+    by_day = {k[0]: v[2] for k, v in (await _daily(database)).items()}
     assert by_day == {date(2025, 6, 13): 1, date(2025, 6, 14): 110}
 
 
-async def test_backfill_rolls_every_missed_day_then_nothing(sessions) -> None:
-    w = await world(sessions)
+async def test_backfill_rolls_every_missed_day_then_nothing(database) -> None:
+    w = await world(database)
     today = NOW.date()
     days = [today - timedelta(days=d) for d in range(6, 0, -1)]
-    await _seed(sessions, w, [*days, today], n=140)
-    rollup = UsageRollup(sessions, clock=lambda: NOW)
+    await _seed(database, w, [*days, today], n=140)
+    rollup = UsageRollup(database, clock=lambda: NOW)
     assert await rollup.pending_days() == days
 
     done = await rollup.backfill()
 
     assert done["days"] == 6
-    rolled = await _daily(sessions)
+    rolled = await _daily(database)
     assert {k[0] for k in rolled} == set(days)  # today stays raw until tomorrow
-    expected = {k: v for k, v in _expected(await raw_usage(sessions)).items() if k[0] != today}
+    expected = {k: v for k, v in _expected(await raw_usage(database)).items() if k[0] != today}
     assert rolled == expected
     assert await rollup.pending_days() == []
     # the next day's run rolls yesterday (today, by then) and nothing else
-    tomorrow = UsageRollup(sessions, clock=lambda: NOW + timedelta(days=1))
+    tomorrow = UsageRollup(database, clock=lambda: NOW + timedelta(days=1))
     assert (await tomorrow.daily())["days"] == 1
-    assert await _daily(sessions) == _expected(await raw_usage(sessions))
+    assert await _daily(database) == _expected(await raw_usage(database))

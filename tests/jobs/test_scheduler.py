@@ -11,7 +11,8 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.scheduler import BACKFILL, JobSpec, ScheduleConfig, Scheduler
-from core.db.engine import create_engine, session_factory
+from core.db.access import Database
+from core.db.engine import create_engine
 from core.db.knowledge import KnowledgeStore
 from core.db.usage import UsageStore
 from core.ingestion.service import IngestionService
@@ -67,15 +68,15 @@ async def test_two_schedulers_on_one_postgres_database_run_each_job_once(
     name, url = await postgres_databases.create()
     engines = [create_engine(url), create_engine(url)]
     try:
-        sessions = session_factory(engines[0])
-        w = await world(sessions)
+        database = Database(engines[0])
+        w = await world(database)
         yesterday = datetime.now(UTC) - timedelta(days=1)
-        await UsageStore(sessions).record_many([usage(w, yesterday) for _ in range(5)])
+        await UsageStore(database).record_many([usage(w, yesterday) for _ in range(5)])
         calls: Counter[str] = Counter()
         schedulers = []
         when = datetime.now(UTC) + timedelta(seconds=1)
         for engine in engines:
-            own = session_factory(engine)
+            own = Database(engine)
             retention, rollup = Retention(own), UsageRollup(own)
 
             async def run_retention(retention=retention) -> dict[str, int]:
@@ -139,14 +140,14 @@ async def test_sqlite_lock_is_always_granted(tmp_path, sqlite_databases) -> None
         await engine.dispose()
 
 
-async def test_standard_schedule_backfills_on_start_and_runs_jobs_by_hand(engine, sessions) -> None:
-    w = await world(sessions)
-    await UsageStore(sessions).record_many([usage(w, NOW - timedelta(days=d)) for d in (1, 2, 3)])
+async def test_standard_schedule_backfills_on_start_and_runs_jobs_by_hand(engine, database) -> None:
+    w = await world(database)
+    await UsageStore(database).record_many([usage(w, NOW - timedelta(days=d)) for d in (1, 2, 3)])
     ingestion = IngestionService(
-        knowledge=KnowledgeStore(sessions), usage=UsageStore(sessions), embedder=None, vectors=None
+        knowledge=KnowledgeStore(database), usage=UsageStore(database), embedder=None, vectors=None
     )
     scheduler = Scheduler.standard(
-        sessions,
+        database,
         ingestion=ingestion,
         lock=AdvisoryLock(engine),
         config=ScheduleConfig(retention_hour_utc=5, min_hold_seconds=0),

@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.slack_runner import build_slack_bot
 from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.fakes.slack_server import FakeSlack
+from tests.scenarios.suite import pipeline_concurrency
 from tests.slack.driver import SIGNING_SECRET, SlackDriver
 
 
@@ -76,9 +77,12 @@ async def running_bot(
 
 
 @pytest.fixture
-async def slack_driver(database_url, tmp_path, embedder) -> AsyncIterator[SlackDriver]:
-    """Parametrized over SQLite and PostgreSQL (through ``database_url``)."""
-    async with running_bot(database_url, tmp_path, embedder) as driver:
+async def slack_driver(request, database_url, tmp_path, embedder) -> AsyncIterator[SlackDriver]:
+    """Parametrized over SQLite and PostgreSQL (through ``database_url``); a scenario's
+    pipeline is built with the concurrency it asks for."""
+    cap = pipeline_concurrency(request)
+    tuning = {"concurrency": cap} if cap is not None else None
+    async with running_bot(database_url, tmp_path, embedder, tuning=tuning) as driver:
         yield driver
 
 

@@ -20,7 +20,7 @@ async def test_usage_shows_slack_names_and_ids_on_request(sqlite_slack: SlackDri
     await bot.mention("How are travel expenses reimbursed?")
     await bot.mention("How many vacation days do we get?")
     await bot.bot.idle()
-    reports = ReportService(bot.container.sessions)
+    reports = ReportService(bot.container.database)
     since, until = window("today", utcnow())
     by_user = await reports.usage(None, since=since, until=until, by="user")
     assert "ada" in {r.key for r in by_user.rows}, by_user.rows
@@ -39,7 +39,7 @@ async def test_a_command_names_its_user_as_events_do_not_by_the_legacy_handle(
     name users.info gives, so commands and mentions do not rename each other."""
     bot = sqlite_slack
     await bot.command("quota show", user="U1")
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         names = (
             (await db.execute(select(User.display_name).where(User.external_id == "U1")))
             .scalars()

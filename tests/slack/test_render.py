@@ -6,6 +6,17 @@ import uuid
 
 from adapters.slack import events, render
 from core.admin import CommandResult
+from core.commands import Invocation
+from core.commands.rich import (
+    ChannelRef,
+    Code,
+    Preformatted,
+    RichText,
+    Strong,
+    UserRef,
+    line,
+    verbatim,
+)
 from core.types import Answer, Citation, Platform, Progress
 
 
@@ -84,15 +95,39 @@ def test_our_source_link_cannot_be_broken_open() -> None:
     )
 
 
-def test_command_results_keep_only_channel_references() -> None:
+def test_command_results_keep_only_core_markup() -> None:
+    outside = "*hr*: <!channel> <@U1> <#C1|x> <https://e.x|y> @here `x`"
     result = CommandResult(
-        "<#C0ABC12> now searches *hr*.\n• *hr*: <!channel> <@U1> <#C1|x> <https://e.x|y> @here"
+        RichText(
+            (
+                line(ChannelRef("C0ABC12", "general"), " now searches ", Strong("hr"), "."),
+                line("• ", Strong("hr"), f": {outside}"),
+                line(
+                    ChannelRef("not-an-id", "lost"),
+                    " ",
+                    Code("/lore a`b"),
+                    " ",
+                    UserRef("U061F7AUR"),
+                ),
+            )
+        )
     )
     shown = render.command_response(result)
     text = shown.blocks[0]["text"]["text"]
     assert text.startswith("<#C0ABC12> now searches *hr*.")
-    assert "&lt;!channel&gt; &lt;@U1&gt; &lt;#C1|x&gt; &lt;https://e.x|y&gt; @\u200dhere" in text
-    assert shown.text.startswith("<#C0ABC12> now searches") and "<!" not in shown.text
+    assert (
+        "*hr*: &lt;!channel&gt; &lt;@U1&gt; &lt;#C1|x&gt; &lt;https://e.x|y&gt; @\u200dhere `x`"
+        in text
+    )
+    assert text.endswith("#lost `/lore a'b` <@U061F7AUR>")
+    assert shown.text == text and "<!" not in shown.text
+
+
+def test_a_usage_table_stays_one_code_block() -> None:
+    table = "user  tokens\n<@U1>  10\n```oops"
+    shown = render.mrkdwn(RichText((line("Usage 7d by user:"), Preformatted(table))))
+    assert shown.startswith("Usage 7d by user:\n```\nuser  tokens\n&lt;@U1&gt;  10\n")
+    assert shown.endswith("\n```") and shown.count("```") == 2
 
 
 def test_sources_are_numbered_title_links_with_short_quotes() -> None:
@@ -171,7 +206,7 @@ def test_feedback_counts_replace_previous_counts() -> None:
 
 def test_command_response_keeps_sources_of_a_private_answer() -> None:
     a = answer("Yes [1].", n_sources=1)
-    shown = render.command_response(CommandResult("Yes [1].", answer=a))
+    shown = render.command_response(CommandResult(verbatim("Yes [1]."), answer=a))
     assert any(b.get("block_id") == "lore_source_1" for b in shown.blocks)
     assert not any(b["type"] == "actions" for b in shown.blocks)
 
@@ -218,7 +253,8 @@ def test_files_stubs_commands_and_clicks() -> None:
         {"team_id": "T1", "channel_id": "C1", "user_id": "U1", "text": "quota show"},
         is_admin=True,
     )
-    assert (cmd.workspace_id, cmd.text, cmd.is_platform_admin) == ("T1", "quota show", True)
+    assert (cmd.workspace_id, cmd.is_platform_admin) == ("T1", True)
+    assert isinstance(cmd.request, Invocation) and cmd.request.command.path == ("quota", "show")
     mid = uuid.uuid4()
     click = events.feedback_from_action(
         {

@@ -183,12 +183,12 @@ async def test_a_vote_from_another_workspace_is_refused(sqlite_slack) -> None:
     )
     assert status == 200
     await bot.bot.idle()
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         assert (await db.execute(select(func.count()).select_from(Feedback))).scalar_one() == 0
     [told] = bot.slack.ephemerals
     assert told["user"] == "U9" and "couldn't record that vote" in told["text"]
     shown = bot.slack.messages[(answer["channel"], answer["ts"])]
     assert not any(b.get("block_id") == "lore_feedback_counts" for b in shown["blocks"])
     await bot.click_feedback(thread, 1)  # the answer's own workspace still votes
-    async with bot.container.sessions() as db:
+    async with bot.container.database.session() as db:
         assert (await db.execute(select(func.count()).select_from(Feedback))).scalar_one() == 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from core.generation.base import Source
 from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
-from core.generation.prompt import Source
 from core.text import split_sentences, stem, terms
 
 HANDBOOK = (
