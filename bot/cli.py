@@ -145,6 +145,11 @@ def _add_ops(sub: Subparsers) -> None:
         default=None,
         help="one workspace (id, external id or platform:id); default: all",
     )
+    gaps = sub.add_parser("gaps", help="questions nobody could answer, grouped by meaning")
+    gaps.add_argument("--days", type=int, default=7, help="days back from now (default: 7)")
+    gaps.add_argument("--namespace", type=_namespace_name, help="only the channels that search it")
+    gaps.add_argument("--workspace", default=None, help="one workspace (as for usage)")
+    gaps.add_argument("--json", action="store_true", help="print the report as JSON")
     jobs = sub.add_parser("jobs", help="run a scheduled job by hand")
     jsub = jobs.add_subparsers(
         dest="jobs_command", required=True, metavar="ACTION", help="what to do"

@@ -79,6 +79,7 @@ _MODULES = {
     "demo": "bot.chat_commands",
     "run": "bot.run",
     "usage": "bot.ops_commands",
+    "gaps": "bot.gap_commands",
     "jobs": "bot.ops_commands",
     "model": "bot.model_commands",
 }

@@ -15,9 +15,11 @@ from core.db.access import Database
 from core.db.adoption import AdoptionStore
 from core.db.audit import AuditStore
 from core.db.conversation import ConversationStore
+from core.db.gaps import GapStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.usage import UsageStore
+from core.gaps import GapService
 from core.generation.base import LLM
 from core.ingestion.extract import ExtractLimits
 from core.ingestion.service import IngestionService
@@ -59,6 +61,7 @@ class Container:
     places: Places
     organisation: Organisation
     parsers: WorkerPool
+    gaps: GapService
 
     async def close(self) -> None:
         await self.parsers.close()
@@ -200,6 +203,7 @@ async def build(
         resolver=resolver,
         audit=audit,
     )
+    gaps = GapService(store=GapStore(database), knowledge=knowledge, embedder=embedder)
     admin = AdminService(
         identity=identity,
         knowledge=knowledge,
@@ -210,6 +214,7 @@ async def build(
         audit=audit,
         reports=ReportService(database),
         answers=answers,
+        gaps=gaps,
     )
     return Container(
         settings=settings,
@@ -231,4 +236,5 @@ async def build(
         places=places,
         organisation=organisation,
         parsers=parsers,
+        gaps=gaps,
     )

@@ -2,12 +2,13 @@
 
 Jobs (UTC): retention daily at ``retention_hour_utc``, the usage rollup at 00:15 for the day
 before (and, on start, every day missed while the bot was down), SQL/Milvus reconciliation
-daily an hour after retention, and failing ingestion stuck in ``processing`` every few
-minutes; with ``ScheduleConfig.every``, each job at that interval instead, at the same
-instants in every process (intervals counted from the Unix epoch). Every job coalesces missed
-runs into one, never runs twice at once, runs in one process when several share PostgreSQL
-(``JobRunner`` + ``AdvisoryLock``), and logs its counts and duration; a failing job logs its
-traceback and the scheduler carries on.
+daily an hour after retention, failing ingestion stuck in ``processing`` every few minutes,
+and (opt-in, ``GAP_DIGEST=weekly``) the namespace owners' gap digest on Mondays at 09:00; with
+``ScheduleConfig.every``, each job at that interval instead, at the same instants in every
+process (intervals counted from the Unix epoch). Every job coalesces missed runs into one,
+never runs twice at once, runs in one process when several share PostgreSQL (``JobRunner`` +
+``AdvisoryLock``), and logs its counts and duration; a failing job logs its traceback and the
+scheduler carries on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.db.access import Database
+from core.gaps import GapDigest
 from core.ingestion.service import IngestionService
 from core.jobs.clock import Clock, system_clock
 from core.jobs.lock import JobLock
@@ -103,6 +105,16 @@ def standard_jobs(
     ]
 
 
+def gap_digest_job(digest: GapDigest, config: ScheduleConfig) -> JobSpec:
+    """The weekly gap digest: Mondays at 09:00 UTC (or at ``config.every``)."""
+    trigger: BaseTrigger = CronTrigger(day_of_week="mon", hour=9, minute=0, timezone=UTC)
+    if config.every is not None:
+        trigger = IntervalTrigger(
+            seconds=config.every.total_seconds(), start_date=datetime(1970, 1, 1, tzinfo=UTC)
+        )
+    return JobSpec("gap-digest", digest.run, trigger)
+
+
 class Scheduler:
     """Owns the AsyncIOScheduler; ``start()`` inside the running loop, ``shutdown()`` to stop.
 
@@ -137,8 +149,10 @@ class Scheduler:
         policy: RetentionPolicy | None = None,
         clock: Clock = system_clock,
         metrics: Metrics | None = None,
+        digest: GapDigest | None = None,
     ) -> Scheduler:
-        """The production schedule: the four jobs, and the rollup backfill on start."""
+        """The production schedule: the four jobs (and the gap digest, when given), and the
+        rollup backfill on start."""
         cfg = config or ScheduleConfig()
         rollup = UsageRollup(db, clock=clock)
         jobs = standard_jobs(
@@ -147,6 +161,8 @@ class Scheduler:
             ingestion=ingestion,
             config=cfg,
         )
+        if digest is not None:
+            jobs.append(gap_digest_job(digest, cfg))
         return cls(
             jobs,
             runner=JobRunner(

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     slack_admin_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="SLACK_ADMIN_IDS"
     )
+    # answers stream through Slack's chat.startStream/appendStream/stopStream (docs/slack.md)
+    slack_native_streaming: bool = Field(default=True, alias="SLACK_NATIVE_STREAMING")
 
     discord_token: SecretStr | None = Field(default=None, alias="DISCORD_TOKEN")
     discord_api_url: str = Field(default="https://discord.com", alias="DISCORD_API_URL")
@@ -107,6 +109,8 @@ class Settings(BaseSettings):
     # 0: each job at its time of day; else every job this often, at the same instants in
     # every replica (drills and tests)
     job_interval_seconds: float = Field(default=0, ge=0, alias="JOB_INTERVAL_SECONDS")
+    # "weekly": every Monday at 09:00 UTC each namespace owner gets its gaps by DM (opt-in)
+    gap_digest: Literal["off", "weekly"] = Field(default="off", alias="GAP_DIGEST")
     # how long a replica's claim on a platform event lasts before a retry may take it over
     event_lease_seconds: float = Field(default=90, gt=0, le=3600, alias="EVENT_LEASE_SECONDS")
 

@@ -38,6 +38,7 @@ def slack_config(settings: Settings) -> SlackConfig:
         api_url=settings.slack_api_url,
         admin_ids=frozenset(settings.slack_admin_ids),
         max_upload_bytes=settings.max_upload_bytes,
+        native_streaming=settings.slack_native_streaming,
     )
 
 

@@ -25,6 +25,7 @@ from core.db.usage import UsageStore
 from core.documents import Documents
 from core.enums import UserRole
 from core.errors import LorekeeperError, NotEnabled
+from core.gaps import GapService
 from core.ingestion.service import IngestionService
 from core.places import Place
 from core.quota import QuotaService
@@ -51,6 +52,7 @@ class AdminService:
         reports: ReportService,
         answers: AnswerService,
         registry: Registry = REGISTRY,
+        gaps: GapService | None = None,
     ) -> None:
         self._identity = identity
         self._resolver = resolver
@@ -66,6 +68,7 @@ class AdminService:
             answers=answers,
             documents=Documents(knowledge=knowledge, ingestion=ingestion, places=resolver.places),
             registry=registry,
+            gaps=gaps,
         )
 
     @property

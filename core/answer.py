@@ -19,8 +19,10 @@ from core.enums import AnswerMode, MessageRole, UsageOperation
 from core.errors import LLMUnavailable, NotAllowed, NotEnabled, QuotaExceeded, RateLimited
 from core.generation.base import LLM, ChatMessage, Completion, Source
 from core.generation.citations import parse_and_validate, preview, quote_sentences
-from core.generation.extractive import extractive_answer
+from core.generation.extractive import ExtractiveResult, extractive_answer
+from core.generation.gate import DEFAULT_THRESHOLD, evidence, should_answer
 from core.generation.prompt import build_messages, condense_heuristic, condense_messages
+from core.generation.summary import requested_title, summary_points
 from core.observability import Metrics, NullMetrics, bind_log_context
 from core.pricing import PriceTable
 from core.quota import QuestionRate, QuotaService
@@ -29,12 +31,9 @@ from core.types import Answer, Citation, IncomingMessage, Status, Usage
 
 log = logging.getLogger(__name__)
 
-# The bot abstains when the best chunk's cosine similarity is below DEFAULT_THRESHOLD, or (when
-# it answers extractively) when the best sentence's support score is below MIN_EXTRACTIVE_SCORE.
-# Both were picked from the answer benchmark's sweep as the most accurate rule whose wrong
-# abstentions stay under 10% on each evaluation article separately (docs/benchmarks.md).
-DEFAULT_THRESHOLD = 0.25
-MIN_EXTRACTIVE_SCORE = 0.40
+# Answer or abstain is the evidence gate's decision (core.generation.gate): its threshold is
+# on the estimated chance that the sources answer the question, 0 answers whenever a sentence
+# supports it. A namespace's ``answer_threshold`` overrides it.
 VOTE_REFUSED = "I couldn't record that vote: that answer isn't from this workspace."
 
 
@@ -42,7 +41,6 @@ VOTE_REFUSED = "I couldn't record that vote: that answer isn't from this workspa
 class AnswerConfig:
     top_k: int = 5
     threshold: float = DEFAULT_THRESHOLD
-    min_extractive_score: float = MIN_EXTRACTIVE_SCORE
     context_tokens: int = 6000
     history_messages: int = 6
     max_tokens: int = 1024
@@ -195,19 +193,65 @@ class AnswerService:
                 started=started,
                 usage_rows=[],
             )
+        summary = await self._summary(ctx, history, message.text, reply, deadline=deadline)
+        if summary is not None:
+            draft, usage_rows = summary
+            return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         query, usage_rows = await self._standalone(ctx, history, message.text, deadline=deadline)
         retrieval = await self._retrieve(ctx, query, ahead)
         usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
-        if not retrieval.chunks or retrieval.best_similarity < threshold:
+        sources = to_sources(retrieval.chunks)
+        dense = await self._retriever.sentence_similarities(
+            retrieval.query_vector, [s.text for s in sources]
+        )
+        support = extractive_answer(message.text, sources, dense=dense)
+        if not should_answer(evidence(sources, support), threshold):
             draft = _Draft(abstain_text(ctx.namespace_labels), (), AnswerMode.ABSTAIN)
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         draft = await self._generate(
-            ctx, history, message.text, retrieval, reply, deadline=deadline
+            ctx, history, message.text, sources, support, reply, deadline=deadline
         )
         if draft.completion is not None:
             usage_rows.append(self._chat_usage(ctx, draft.completion, UsageOperation.CHAT))
         return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
+
+    async def _summary(
+        self,
+        ctx: ConversationContext,
+        history: Sequence[MessageRecord],
+        text: str,
+        reply: Status,
+        *,
+        deadline: float,
+    ) -> tuple[_Draft, list[UsageInput]] | None:
+        """A request for a readable document in brief ("Summarise the handbook"), answered
+        from that document's chunks in order; None when ``text`` is not one."""
+        title = requested_title(text)
+        document = await self._resolver.document_titled(ctx, title) if title else None
+        if title is None or document is None:
+            return None
+        retrieval = await self._retriever.search(
+            title,
+            workspace_id=ctx.workspace_ids,
+            namespace_ids=[n.id for n in ctx.namespaces],
+            document_ids=(document.id,),
+            limit=self._config.top_k,
+        )
+        chunks = sorted(retrieval.chunks, key=lambda c: c.chunk.start_offset or 0)
+        sources = to_sources(chunks)
+        usage_rows = [self._embedding_usage(ctx, retrieval)]
+        points, quoted = summary_points(sources)
+        offline = ExtractiveResult(
+            f"{document.title} in brief:\n{points}" if points else "",
+            tuple(sources),
+            1.0,
+            best_sentences=quoted,
+        )
+        draft = await self._generate(ctx, history, text, sources, offline, reply, deadline=deadline)
+        if draft.completion is not None:
+            usage_rows.append(self._chat_usage(ctx, draft.completion, UsageOperation.CHAT))
+        return draft, usage_rows
 
     async def _standalone(
         self,
@@ -270,6 +314,7 @@ class AnswerService:
             own.query_tokens,
             own.embed_ms + rest.embed_ms,
             own.search_ms + rest.search_ms,
+            own.query_vector or rest.query_vector,
         )
 
     async def _generate(
@@ -277,14 +322,16 @@ class AnswerService:
         ctx: ConversationContext,
         history: Sequence[MessageRecord],
         question: str,
-        retrieval: Retrieval,
+        sources: Sequence[Source],
+        support: ExtractiveResult,
         reply: Status,
         *,
         deadline: float,
     ) -> _Draft:
-        sources = to_sources(retrieval.chunks)
+        """The answer from the LLM, or from ``support`` (the offline answerer's pick, which
+        the gate has accepted) without one or when it fails."""
         if self._llm is None:
-            return self._extractive(question, sources, notice=None)
+            return self._extractive(question, sources, support, notice=None)
         built = build_messages(
             question,
             sources,
@@ -312,15 +359,19 @@ class AnswerService:
         except LLMUnavailable as exc:
             log.warning("LLM unavailable, answering extractively: %s", exc.reason)
             self._metrics.error("llm_unavailable")
-            return self._extractive(question, sources, notice=exc.user_message)
+            return self._extractive(question, sources, support, notice=exc.user_message)
         text, citations = parse_and_validate(completion.text, built.included_sources)
         return _Draft(text, tuple(citations), AnswerMode.LLM, completion=completion)
 
     def _extractive(
-        self, question: str, sources: Sequence[Source], *, notice: str | None
+        self,
+        question: str,
+        sources: Sequence[Source],
+        result: ExtractiveResult,
+        *,
+        notice: str | None,
     ) -> _Draft:
-        result = extractive_answer(question, sources)
-        if not result.text or result.score < self._config.min_extractive_score:
+        if not result.text:
             return _Draft("", (), AnswerMode.ABSTAIN, notice=notice)
         text, citations = parse_and_validate(result.text, sources)
         citations = quote_sentences(citations, result.best_sentences, question)
@@ -384,6 +435,7 @@ class AnswerService:
                 else (AnswerMode.EXTRACTIVE.value if mode == AnswerMode.EXTRACTIVE else None),
                 processing_time_ms=int((time.perf_counter() - started) * 1000),
                 grounded=grounded,
+                mode=mode,
                 citations=tuple(
                     CitationInput(
                         position=c.n,
@@ -439,6 +491,10 @@ class AnswerService:
         return await self._identity.has_session(
             message.platform.value, message.workspace_id, message.channel_id, message.thread_id
         )
+
+    async def starters(self, message: IncomingMessage, *, limit: int = 4) -> tuple[str, ...]:
+        """Suggested first questions where ``message`` is (``ContextResolver.starters``)."""
+        return await self._resolver.starters(message, limit=limit)
 
 
 def _total(rows: Sequence[UsageInput], prices: PriceTable) -> Usage:

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import zip_longest
 
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.records import (
     ChannelRecord,
+    DocumentRecord,
     NamespaceRecord,
     SessionRecord,
     UserRecord,
     WorkspaceRecord,
 )
+from core.enums import DocumentStatus
+from core.generation.summary import matches
 from core.organisation import Organisation
 from core.places import Place, Places
 from core.types import IncomingMessage
+
+STARTER = "Summarise {title}"  # a suggested question about one document
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +118,42 @@ class ContextResolver:
 
     async def place(self, message: IncomingMessage) -> Place:
         """The workspace and channel rows of a message's place (privacy noted when the
-        message says it), with who owns its knowledge; ``NotEnabled`` for a workspace outside
-        the organisation."""
+        message says it), with who owns its knowledge and, for a DM beside a channel, that
+        channel's place; ``NotEnabled`` for a workspace outside the organisation."""
+        place = await self._place(message)
+        viewing = message.viewing_channel_id
+        if not message.is_direct or not viewing or viewing == message.channel_id:
+            return place
+        viewed = await self.place_of(message.platform.value, message.workspace_id, viewing)
+        return replace(place, viewing=viewed)
+
+    async def starters(self, message: IncomingMessage, *, limit: int = 4) -> tuple[str, ...]:
+        """Suggested first questions for a conversation starting in ``message``'s place, from
+        the namespaces it reads: the prompts an admin set on one, else requests about its
+        newest documents."""
+        namespaces = await self.places.readable(await self.place(message))
+        untitled = [ns.id for ns in namespaces if not ns.prompts]
+        docs = (
+            await self._knowledge.documents(untitled, status=DocumentStatus.INDEXED)
+            if untitled
+            else []
+        )
+        newest: dict[uuid.UUID, list[str]] = {}
+        for doc in reversed(docs):
+            newest.setdefault(doc.namespace_id, []).append(STARTER.format(title=doc.title))
+        each = [list(ns.prompts) or newest.get(ns.id, []) for ns in namespaces]
+        taking_turns = (p for turn in zip_longest(*each) for p in turn if p)
+        return tuple(dict.fromkeys(taking_turns))[:limit]
+
+    async def document_titled(self, ctx: ConversationContext, title: str) -> DocumentRecord | None:
+        """The indexed document readable in ``ctx`` that ``title`` names (the newest when
+        several do), or None."""
+        ns_ids = [n.id for n in ctx.namespaces]
+        docs = await self._knowledge.documents(ns_ids, status=DocumentStatus.INDEXED)
+        named = [d for d in docs if matches(title, d.title)]
+        return named[-1] if named else None
+
+    async def _place(self, message: IncomingMessage) -> Place:
         return await self.place_of(
             message.platform.value,
             message.workspace_id,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import uuid
@@ -267,20 +268,30 @@ class ConversationPipeline:
                 self._work.discard(task)
 
 
-# The first words of a question or a request (followed by a file they ask about).
+# The first words of a question or a request (followed by a file they ask about), and the
+# courtesies that may come before them.
 _ASKING_WORDS = (
     "who whom whose what when where which why how is are was were am do does did can could "
     "should would will shall may might has have had summarise summarize explain describe list "
-    "compare tell show give find"
+    "compare tell show give find check"
 )
+_COURTESY_WORDS = "please pls kindly hi hey hello ok okay so also and quick question"
 _ASKING = frozenset(_ASKING_WORDS.split())
+_COURTESY = frozenset(_COURTESY_WORDS.split())
 
 
 def asks(text: str) -> bool:
-    """Whether the words that come with a file ask something (a question mark, or a question
-    word or request verb first), rather than only present the file."""
-    words = re.findall(r"[\w']+", text.casefold())
-    return "?" in text or (bool(words) and words[0] in _ASKING)
+    """Whether the words that come with a file ask something (a question mark, or a sentence
+    that opens with a question word or a request, courtesies aside), rather than only present
+    the file ("here is the handbook")."""
+    if "?" in text:
+        return True
+    for sentence in re.split(r"[.!\n;]+", text.casefold()):
+        words = [w.split("'")[0] for w in re.findall(r"[\w']+", sentence)]
+        words = list(itertools.dropwhile(_COURTESY.__contains__, words))
+        if words and words[0] in _ASKING:
+            return True
+    return False
 
 
 async def _fail(reply: Reply, text: str) -> None:

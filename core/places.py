@@ -7,6 +7,9 @@ one that admins manage, or the conversation namespace of the one channel or DM i
 - A DM reads the public knowledge of its workspaces (``general`` and every namespace bound to
   at least one public channel) and its own files; never a namespace bound only to private
   channels, never another conversation's files.
+- A DM beside a channel (Slack's assistant panel, where the platform says which channel its
+  author is viewing) reads what that channel reads, and its own files: a private channel's
+  knowledge only while its member is looking at it.
 
 Privacy comes from the platform: adapters say it with an event when they know it for free, and
 register a ``PrivacyChecker`` that core asks when a stored answer is missing or older than
@@ -57,6 +60,7 @@ class Place:
     is_direct: bool = False
     owner: WorkspaceRecord | None = None  # None: ``workspace``
     dm_owners: tuple[WorkspaceRecord, ...] = ()
+    viewing: Place | None = None  # a DM beside this channel reads what it reads
 
     @property
     def knowledge(self) -> WorkspaceRecord:
@@ -136,6 +140,8 @@ class Places:
     async def readable(self, place: Place) -> list[NamespaceRecord]:
         """The namespaces answered from in ``place``: the shared ones (a channel's upload
         namespace first), then the place's own files."""
+        if place.viewing is not None:
+            return await self._beside(place, place.viewing)
         generation = self._knowledge.generation
         key = _place_key(place)
         cached = self._readable.get(key)
@@ -148,6 +154,13 @@ class Places:
             self._readable.clear()
         self._readable[key] = (time.monotonic() + READABLE_TTL, generation, found)
         return found
+
+    async def _beside(self, place: Place, viewed: Place) -> list[NamespaceRecord]:
+        seen = await self.readable(viewed)
+        own = await self._knowledge.conversation_namespace(place.channel.id)
+        if own is None or any(ns.id == own.id for ns in seen):
+            return seen
+        return [*seen, own]
 
     async def _bound(self, place: Place) -> list[NamespaceRecord]:
         bound = await self._knowledge.channel_namespaces(place.channel.id)

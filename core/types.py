@@ -56,6 +56,10 @@ class IncomingMessage:
     # A DM reads the public knowledge of these workspaces (empty: the message's own); on
     # Discord, the servers the author shares with the bot.
     dm_workspaces: tuple[str, ...] = ()
+    # A DM beside a channel (Slack's assistant panel): the channel of the same workspace that
+    # the author is viewing, as the platform says. The DM then reads what that channel reads,
+    # and its own files.
+    viewing_channel_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

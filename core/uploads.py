@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.context import ContextResolver, ConversationContext
@@ -14,8 +15,9 @@ from core.db.knowledge import KnowledgeStore
 from core.db.records import DocumentRecord, NamespaceRecord, UploadInput
 from core.errors import LorekeeperError, NotEnabled, UnsupportedFile
 from core.ingestion.service import IngestionService, IngestResult, ProgressCallback, Uploader
+from core.threads import ThreadPost, render_thread
 from core.types import IncomingFile, IncomingMessage, Progress, Status, UploadOutcome
-from core.wording import UPLOAD_FAILED, count
+from core.wording import SAVE_THREAD_REFUSED, UPLOAD_FAILED, count
 
 log = logging.getLogger(__name__)
 SHARE_CHOICES = 3  # namespaces offered as buttons under a conversation's file
@@ -212,6 +214,71 @@ class UploadService:
             },
             outcome=outcome,
             detail=detail,
+        )
+
+    async def save_thread(
+        self,
+        message: IncomingMessage,
+        posts: Sequence[ThreadPost],
+        *,
+        permalink: str,
+        root_id: str,
+    ) -> UploadOutcome:
+        """Save a thread's people's ``posts`` as a document where this place's files go.
+
+        ``message`` is the request (its author the person saving, ``author_is_admin`` filled
+        in). Only an admin or the target namespace's owner may save. The thread's
+        ``permalink`` is the document's link and its identity, so saving again replaces the
+        earlier version; ``root_id`` is its platform message id, so deleting the thread's
+        root deletes the document."""
+        try:
+            ctx = await self._resolver.resolve(message)
+        except NotEnabled as exc:
+            return UploadOutcome("the thread", False, exc.user_message)
+        namespace = await self.target(ctx)
+        if not (message.author_is_admin or namespace.owner_id == ctx.user.id):
+            return UploadOutcome(
+                "the thread", False, SAVE_THREAD_REFUSED, namespace=namespace.label
+            )
+        saved = render_thread(posts)
+        data = saved.markdown.encode()
+        file = IncomingFile(root_id, saved.filename, len(data), "text/markdown", permalink)
+        uploader = Uploader(
+            workspace_id=ctx.workspace.id,
+            user_id=ctx.user.id,
+            channel_id=ctx.channel.id,
+            author=message.author_name or message.author_id,
+            platform=message.platform.value,
+            # an admin or the namespace's owner (checked above) replaces whoever saved it last
+            is_admin=True,
+            message_id=root_id,
+        )
+        try:
+            result = await self._ingestion.ingest(
+                data,
+                saved.filename,
+                namespace=namespace,
+                uploader=uploader,
+                session_id=ctx.session.id,
+                source_url=permalink,
+                identity=permalink,
+                mime_type="text/markdown",
+            )
+        except LorekeeperError as exc:
+            await self.audit(
+                ctx, "save-thread", "failed", file.filename, namespace, detail=exc.reason
+            )
+            return UploadOutcome(file.filename, False, exc.user_message, namespace=namespace.label)
+        await self._audit_indexed(ctx, file, namespace, result)
+        return UploadOutcome(
+            file.filename,
+            True,
+            _message(file.filename, namespace, result),
+            result.chunks,
+            result.duplicate,
+            namespace.label,
+            len(result.replaced),
+            result.document.id,
         )
 
     async def load(

@@ -12,3 +12,9 @@ VOTE_FAILED = "I couldn't record your vote; please try again."
 def count(n: int, noun: str, plural: str | None = None) -> str:
     """``count(1, "chunk")`` is "1 chunk", ``count(2, "chunk")`` "2 chunks"."""
     return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+SAVE_THREAD_REFUSED = (
+    "Only an admin or the namespace's owner can save a thread; ask them to save this one."
+)
+SAVE_THREAD_FAILED = "Something went wrong while saving the thread; it was not added."

@@ -13,6 +13,7 @@ from typing import Any
 import discord
 import yarl
 
+from adapters.discord.actions import context_menus
 from adapters.discord.commands import LoreGroup, LoreTree
 from adapters.discord.events import (
     Place,
@@ -92,6 +93,8 @@ class LoreClient(discord.Client):
         self.shared_servers = SharedServers(self)
         self.tree = LoreTree(self, run=self.run_command)
         self.tree.add_command(LoreGroup(self.run_command))
+        for menu in context_menus(self):  # "Ask Lorekeeper", "Save thread to Lorekeeper"
+            self.tree.add_command(menu)
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(FeedbackButton, ShareButton)
@@ -115,6 +118,10 @@ class LoreClient(discord.Client):
         finally:
             if task is not None:
                 self._work.discard(task)
+
+    def tracked(self) -> contextlib.AbstractContextManager[None]:
+        """Count the current task as in flight (shutdown waits for it) while inside."""
+        return self._tracked()
 
     def in_flight(self) -> int:
         """Handlers still running (answers, uploads, commands, clicks)."""
@@ -217,6 +224,14 @@ class LoreClient(discord.Client):
         if message.guild is None or not isinstance(author, discord.Member):
             return False
         return self._grants_admin(author, manage_guild=author.guild_permissions.manage_guild)
+
+    def grants_admin(self, member: Any, *, manage_guild: bool) -> bool:
+        """Whether ``member`` is an admin by the rule `/lore` uses."""
+        return self._grants_admin(member, manage_guild=manage_guild)
+
+    def attachments(self, message: discord.Message) -> _Attachments:
+        """A message's attachments as core's FileSource."""
+        return _Attachments(message.attachments)
 
     def _grants_admin(self, member: Any, *, manage_guild: bool) -> bool:
         roles = [(r.id, r.name) for r in getattr(member, "roles", [])]

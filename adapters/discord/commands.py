@@ -30,6 +30,8 @@ _TYPES: dict[Kind, Any] = {
     Kind.CHOICE: str,
     Kind.CHANNEL: discord.TextChannel,
     Kind.FLAG: bool,
+    Kind.USER: discord.User,
+    Kind.PHRASES: str,
 }
 
 

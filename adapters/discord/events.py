@@ -15,7 +15,16 @@ from typing import Any
 import discord
 
 from core.admin import AdminCommand
-from core.commands import REGISTRY, ChannelArg, Registry, Request, Unknown, bind, words_of
+from core.commands import (
+    REGISTRY,
+    ChannelArg,
+    Registry,
+    Request,
+    Unknown,
+    UserArg,
+    bind,
+    words_of,
+)
 from core.types import IncomingFile, IncomingMessage, Platform
 
 _MENTION = re.compile(r"<@!?(\d+)>")
@@ -31,7 +40,7 @@ _ALWAYS_PRIVATE = {
     discord.ChannelType.private_thread,
 }
 # Option types of application commands (Discord API): sub-command, sub-command group, channel.
-_SUBCOMMAND, _GROUP, _CHANNEL = 1, 2, 7
+_SUBCOMMAND, _GROUP, _USER, _CHANNEL = 1, 2, 6, 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,16 +184,22 @@ def command_parts(data: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, A
             break
         path.append(str(nested["name"]))
         options = nested.get("options") or []
-    channels = (data.get("resolved") or {}).get("channels") or {}
+    resolved = data.get("resolved") or {}
     values = {
-        str(o["name"]): _option_value(o, channels) for o in options if o.get("value") is not None
+        str(o["name"]): _option_value(o, resolved) for o in options if o.get("value") is not None
     }
     return tuple(path), values
 
 
-def _option_value(option: Mapping[str, Any], channels: Mapping[str, Any]) -> Any:
+def _option_value(option: Mapping[str, Any], resolved: Mapping[str, Any]) -> Any:
+    if option.get("type") == _USER:
+        user_id = str(option["value"])
+        user = (resolved.get("users") or {}).get(user_id) or {}
+        name = user.get("global_name") or user.get("username")
+        return UserArg(user_id, str(name) if name else None)
     if option.get("type") != _CHANNEL:
         return option["value"]
+    channels = resolved.get("channels") or {}
     channel_id = str(option["value"])
     name = (channels.get(channel_id) or {}).get("name")
     return ChannelArg(channel_id, str(name) if name else None)

@@ -21,22 +21,24 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import events, render
+from adapters.slack import actions, events, render
+from adapters.slack.assistant import ASSISTANT_EVENTS, Panel, SlackAssistant
 from adapters.slack.events import Payload, SlackFile
 from adapters.slack.files import FileFetcher, send_privately
 from adapters.slack.names import SlackNames
-from adapters.slack.reply import SlackReply
+from adapters.slack.reply import NativeStream, SlackReply, StreamRefusals
 from adapters.slack.verification import hide_rejected_bodies
 from core.admin import AdminService
 from core.answer import AnswerService
-from core.conversation import DRAIN_SECONDS, ConversationPipeline
+from core.conversation import DRAIN_SECONDS, ConversationPipeline, ReplyChannel
 from core.types import IncomingFile, IncomingMessage, Platform
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/lore"
 EVENTS_PATH = "/slack/events"
-EVENTS = ("app_mention", "message", "file_deleted")  # deploy/slack/manifest.yml subscribes these
+# deploy/slack/manifest.yml subscribes these
+EVENTS = ("app_mention", "message", "file_deleted", *ASSISTANT_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,10 @@ class SlackConfig:
     # Bounding it keeps the event loop free to acknowledge a burst of events quickly.
     concurrency: int = 32
     rate_limit_retries: int = 3
+    # Answers stream through chat.startStream/appendStream/stopStream (edits where Slack
+    # refuses); appends at most once per stream_interval seconds (see adapters/slack/reply.py).
+    native_streaming: bool = True
+    stream_interval: float = 1.0
 
 
 class SlackBot:
@@ -83,6 +89,7 @@ class SlackBot:
             ],
         )
         self.names = SlackNames(self.client)
+        self._stream_refusals = StreamRefusals()  # workspaces that cannot stream answers
         hide_rejected_bodies()
         self.app = AsyncApp(
             client=self.client,
@@ -100,12 +107,20 @@ class SlackBot:
             "message": self._on_message,
             "file_deleted": self._on_file_deleted,
         }
-        assert set(handlers) == set(EVENTS)
+        assert set(handlers) | set(ASSISTANT_EVENTS) == set(EVENTS)
+        # before the listeners below: messages in assistant threads go to the panel
+        panel = SlackAssistant(
+            self.client, answers=self._answers, spawn=self._spawn, handle=self._handle
+        )
+        self.app.assistant(panel.assistant())
         for name, handler in handlers.items():
             self.app.event(name)(handler)
         self.app.command(COMMAND)(self._on_command)
         self.app.action(re.compile(r"^lore_feedback_(up|down)$"))(self._on_feedback)
         self.app.action(re.compile(rf"^{render.SHARE_ACTION}_\d+$"))(self._on_share)
+        shortcuts = actions.MessageActions(self, spawn=self._spawn)
+        self.app.message_shortcut(actions.ASK)(shortcuts.on_ask)
+        self.app.message_shortcut(actions.SAVE)(shortcuts.on_save)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -138,6 +153,14 @@ class SlackBot:
     def busy(self) -> int:
         return len(self._tasks)
 
+    @property
+    def conversations(self) -> ConversationPipeline:
+        return self._conversations
+
+    @property
+    def team_name(self) -> str | None:
+        return self._team_name
+
     def web_app(self, path: str = EVENTS_PATH) -> web.Application:
         """The aiohttp application serving the Events API, commands and interactivity."""
         return self.app.web_app(path=path)
@@ -158,6 +181,11 @@ class SlackBot:
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
         bot_user = context.bot_user_id
+        root = actions.deleted_root(event)
+        if root is not None:  # a saved thread's root went: so does the document
+            job = self._forget_message(root, events.team_of(body))
+            self._spawn(job, "slack-message-deleted")
+            return
         if events.is_ignored(event, bot_user_id=bot_user, bot_id=context.bot_id):
             return
         mentioned = events.mentions(str(event.get("text") or ""), bot_user)
@@ -193,7 +221,13 @@ class SlackBot:
     # -- background work ------------------------------------------------------------------------
 
     async def _handle(
-        self, event: Payload, body: Payload, bot_user: str | None, *, addressed: bool
+        self,
+        event: Payload,
+        body: Payload,
+        bot_user: str | None,
+        *,
+        addressed: bool,
+        panel: Panel | None = None,
     ) -> None:
         files = events.files_of(event)
         message = events.message_from_event(
@@ -203,10 +237,15 @@ class SlackBot:
             files=files,
             team_name=self._team_name,
         )
+        thread: ReplyChannel = _SlackThread(self, message)
+        if panel is not None:  # in the assistant panel, beside the channel being viewed
+            message, thread = panel.scope(message), panel.around(thread)
         source = _SlackFiles(self, files) if files else None
-        await self._conversations.handle(
-            message, _SlackThread(self, message), addressed=addressed, files=source
-        )
+        await self._conversations.handle(message, thread, addressed=addressed, files=source)
+
+    def file_source(self, files: tuple[SlackFile, ...]) -> _SlackFiles:
+        """A message's files as core's FileSource."""
+        return _SlackFiles(self, files)
 
     def fetcher(self) -> FileFetcher:
         assert self._http is not None, "SlackBot.start() was not called"
@@ -218,18 +257,38 @@ class SlackBot:
             api_url=self._config.api_url,
         )
 
-    def reply(self, channel: str, thread_ts: str, *, filename: str = "the file") -> SlackReply:
+    def reply(
+        self,
+        channel: str,
+        thread_ts: str,
+        *,
+        filename: str = "the file",
+        asker: tuple[str, str] | None = None,
+    ) -> SlackReply:
+        """A reply in the thread; an answer to ``asker`` (team id, user id) streams natively."""
+        native = None
+        if asker is not None and self._config.native_streaming:
+            team_id, user_id = asker
+            native = NativeStream(
+                team_id, user_id, self._stream_refusals, interval=self._config.stream_interval
+            )
         return SlackReply(
             self.client,
             channel=channel,
             thread_ts=thread_ts,
             interval=self._config.edit_interval,
             filename=filename,
+            native=native,
         )
 
     async def _delete_file(self, file_id: str, team: str) -> None:
         await self._conversations.forget(
             Platform.SLACK.value, file_ids=[file_id], workspace=team or None
+        )
+
+    async def _forget_message(self, key: str, team: str) -> None:
+        await self._conversations.forget(
+            Platform.SLACK.value, message_ids=[key], workspace=team or None
         )
 
     async def named(self, message: IncomingMessage) -> IncomingMessage:
@@ -371,8 +430,11 @@ class _SlackThread:
         return message
 
     def reply(self, file: IncomingFile | None = None) -> SlackReply:
-        name = file.filename if file is not None else "the file"
-        return self._bot.reply(self._message.channel_id, self._message.thread_id, filename=name)
+        message = self._message
+        if file is not None:
+            return self._bot.reply(message.channel_id, message.thread_id, filename=file.filename)
+        asker = (message.workspace_id, message.author_id)
+        return self._bot.reply(message.channel_id, message.thread_id, asker=asker)
 
 
 class _SlackFiles:

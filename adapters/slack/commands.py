@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-from core.commands import ChannelArg, Request, parse_text
+from core.commands import ChannelArg, Request, UserArg, parse_text
 
 _CHANNEL = re.compile(r"^<#([A-Z0-9]{2,30})(?:\|([^>]{0,80}))?>$|^#([A-Za-z0-9_-]{1,80})$")
+_USER = re.compile(r"^<@([UW][A-Z0-9]{2,30})(?:\|([^>]{0,80}))?>$")
 
 
 def slack_channel(word: str) -> ChannelArg | None:
@@ -25,6 +26,12 @@ def slack_channel(word: str) -> ChannelArg | None:
     return ChannelArg(match.group(3))
 
 
+def slack_user(word: str) -> UserArg | None:
+    """``<@U123|name>`` or ``<@U123>`` (a person picked in the command) as a user argument."""
+    match = _USER.match(word)
+    return UserArg(match.group(1), match.group(2) or None) if match else None
+
+
 def parse(text: str) -> Request:
     """The words after `/lore` as a request for one of core's commands."""
-    return parse_text(text, channel=slack_channel)
+    return parse_text(text, channel=slack_channel, user=slack_user)

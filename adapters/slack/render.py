@@ -233,6 +233,12 @@ def answer_blocks(answer: Answer, *, buttons: bool = True) -> list[Block]:
     if answer.notice:
         blocks.append(context(f"ℹ️ {plain(answer.notice)}"))
     blocks.extend(section(piece) for piece in split_text(to_mrkdwn(answer.text)))
+    return blocks + answer_footer(answer, buttons=buttons)
+
+
+def answer_footer(answer: Answer, *, buttons: bool = True) -> list[Block]:
+    """What follows an answer's text: its caveats, the Sources and the 👍/👎 buttons."""
+    blocks: list[Block] = []
     if answer.mode == AnswerMode.EXTRACTIVE and answer.citations:
         blocks.append(context(EXTRACTIVE))
     if answer.mode == AnswerMode.LLM and not answer.grounded and not answer.abstained:
@@ -262,6 +268,13 @@ def placeholder(namespaces: Sequence[str]) -> str:
     """``Searching <namespaces>…`` (just ``Searching…`` before core has said where)."""
     where = f" {', '.join(namespaces)}" if namespaces else ""
     return f"_Searching{plain(where)}…_"
+
+
+def stream_markdown(text: str) -> str:
+    """Answer text for Slack's native streaming (``markdown_text``, which Slack renders as
+    Markdown): a Markdown link shows its URL and no ``<…>`` markup or room mention can notify.
+    Per-character, so the text of a prefix is a prefix of the whole text's."""
+    return quiet(demask(text.replace("<", "<" + _JOINER)))
 
 
 def streaming(text_so_far: str) -> str:

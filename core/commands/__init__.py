@@ -15,10 +15,13 @@ from core.commands.arguments import (
     Invocation,
     Request,
     Unknown,
+    UserArg,
+    UserReader,
     Value,
     bind,
     parse_words,
     plain_channel,
+    plain_user,
     split_words,
     words_of,
 )
@@ -29,9 +32,11 @@ from core.commands.documents import promotion
 from core.commands.registry import Registry
 
 
-def parse_text(text: str, *, channel: ChannelReader = plain_channel) -> Request:
+def parse_text(
+    text: str, *, channel: ChannelReader = plain_channel, user: UserReader = plain_user
+) -> Request:
     """`/lore` text (the words after the command) as a request for :data:`REGISTRY`."""
-    return parse_words(REGISTRY, text, channel=channel)
+    return parse_words(REGISTRY, text, channel=channel, user=user)
 
 
 __all__ = [
@@ -50,10 +55,13 @@ __all__ = [
     "Request",
     "Tools",
     "Unknown",
+    "UserArg",
+    "UserReader",
     "Value",
     "bind",
     "parse_text",
     "plain_channel",
+    "plain_user",
     "promotion",
     "split_words",
     "words_of",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 MAX_INTEGER_DIGITS = 16
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PLAIN_CHANNEL = re.compile(r"^<?#([A-Za-z0-9_-]{1,80})>?$")
+_PLAIN_USER = re.compile(r"^<?@([A-Za-z0-9_-]{1,80})>?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,20 @@ class ChannelArg:
         return self.id
 
 
-Value = str | int | bool | uuid.UUID | ChannelArg
+@dataclass(frozen=True, slots=True)
+class UserArg:
+    """A person named in a command, by their platform id (``name`` as the platform gave it)."""
+
+    id: str
+    name: str | None = None
+
+    def __str__(self) -> str:
+        return self.id
+
+
+Value = str | int | bool | uuid.UUID | ChannelArg | UserArg
 ChannelReader = Callable[[str], ChannelArg | None]
+UserReader = Callable[[str], UserArg | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +147,10 @@ def _convert(command: Command, param: Param, raw: object) -> Value:
         if isinstance(raw, ChannelArg):
             return raw
         raise _Refused(usage_message(command))
+    if kind is Kind.USER:
+        if isinstance(raw, UserArg):
+            return raw
+        raise _Refused(usage_message(command))
     if kind is Kind.INTEGER:
         return _integer(command, param, raw)
     if kind is Kind.DOCUMENT:
@@ -181,6 +198,12 @@ def plain_channel(word: str) -> ChannelArg | None:
     return ChannelArg(match.group(1)) if match else None
 
 
+def plain_user(word: str) -> UserArg | None:
+    """A person written ``@ID`` or ``<@ID>`` (the terminal's and the test harness's way)."""
+    match = _PLAIN_USER.match(word)
+    return UserArg(match.group(1)) if match else None
+
+
 def split_words(text: str) -> list[str]:
     """Words as a shell splits them (quotes group words); unbalanced quotes split on spaces."""
     try:
@@ -189,7 +212,9 @@ def split_words(text: str) -> list[str]:
         return text.split()
 
 
-def parse_words(registry: Registry, text: str, *, channel: ChannelReader) -> Request:
+def parse_words(
+    registry: Registry, text: str, *, channel: ChannelReader, user: UserReader = plain_user
+) -> Request:
     """`/lore` text as a request: the command its first words name, then its parameters.
 
     Flags are their name anywhere; a keyword parameter is its keyword and the next word; the
@@ -203,13 +228,19 @@ def parse_words(registry: Registry, text: str, *, channel: ChannelReader) -> Req
     command = found
     rest = words[len(command.path) :] if words else []
     try:
-        values = _assign(command, rest, channel)
+        values = _assign(command, rest, _Readers(channel, user))
     except _Refused as refused:
         return Invalid(command, refused.message, tuple(rest))
     return bind(command, values)
 
 
-def _assign(command: Command, words: list[str], channel: ChannelReader) -> dict[str, object]:
+@dataclass(frozen=True, slots=True)
+class _Readers:
+    channel: ChannelReader
+    user: UserReader
+
+
+def _assign(command: Command, words: list[str], readers: _Readers) -> dict[str, object]:
     values: dict[str, object] = {}
     left = list(words)
     for param in command.params:
@@ -229,22 +260,31 @@ def _assign(command: Command, words: list[str], channel: ChannelReader) -> dict[
     for i, param in enumerate(positional):
         if not left:
             break
-        last_text = param.kind is Kind.TEXT and not any(
-            p.kind is Kind.TEXT for p in positional[i + 1 :]
-        )
-        if last_text:
+        last_text = param.kind in _REST and not any(p.kind in _REST for p in positional[i + 1 :])
+        if last_text and param.kind is Kind.PHRASES:
+            # quoted again, so the phrases keep their bounds: split them with split_words
+            values[param.name], left = " ".join(shlex.quote(w) for w in left), []
+        elif last_text:
             values[param.name], left = " ".join(left), []
         else:
-            values[param.name] = _word(command, param, left.pop(0), channel)
+            values[param.name] = _word(command, param, left.pop(0), readers)
     if left:
         raise _Refused(usage_message(command))
     return values
 
 
-def _word(command: Command, param: Param, word: str, channel: ChannelReader) -> object:
+_REST = (Kind.TEXT, Kind.PHRASES)
+
+
+def _word(command: Command, param: Param, word: str, readers: _Readers) -> object:
+    if param.kind is Kind.USER:
+        person = readers.user(word)
+        if person is None:
+            raise _Refused(RichText((line("I don't recognise the person ", word[:40], "."),)))
+        return person
     if param.kind is not Kind.CHANNEL:
         return word
-    found = channel(word)
+    found = readers.channel(word)
     if found is None:
         raise _Refused(RichText((line("I don't recognise the channel ", word[:40], "."),)))
     return found

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core.answer import AnswerService
-from core.commands.arguments import ChannelArg, Invocation, Request, Value
+from core.commands.arguments import ChannelArg, Invocation, Request, UserArg, Value
 from core.commands.registry import Registry
 from core.commands.rich import RichText, plain_text
 from core.db.identity import IdentityStore
@@ -16,6 +16,7 @@ from core.db.knowledge import KnowledgeStore
 from core.db.records import ChannelRecord, UserRecord, WorkspaceRecord
 from core.db.usage import UsageStore
 from core.documents import Documents, Viewer
+from core.gaps import GapService
 from core.ingestion.service import IngestionService
 from core.places import Place
 from core.quota import QuotaService
@@ -74,6 +75,7 @@ class Tools:
     answers: AnswerService
     documents: Documents
     registry: Registry
+    gaps: GapService | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +115,7 @@ class Call:
     def channel_arg(self, name: str = "channel") -> ChannelArg | None:
         value = self.invocation.args.get(name)
         return value if isinstance(value, ChannelArg) else None
+
+    def user_arg(self, name: str = "user") -> UserArg | None:
+        value = self.invocation.args.get(name)
+        return value if isinstance(value, UserArg) else None

@@ -5,10 +5,17 @@ A new command goes into its family's module (``COMMANDS``); a new family adds on
 
 from __future__ import annotations
 
-from core.commands import ask, documents, namespaces, usage
+from core.commands import ask, documents, gaps, namespaces, upkeep, usage
 from core.commands.registry import Registry
 
 REGISTRY = Registry(
-    (*ask.COMMANDS, *namespaces.COMMANDS, *documents.COMMANDS, *usage.COMMANDS),
-    groups=dict((namespaces.GROUP, documents.GROUP, usage.GROUP)),
+    (
+        *ask.COMMANDS,
+        *namespaces.COMMANDS,
+        *upkeep.COMMANDS,
+        *documents.COMMANDS,
+        *usage.COMMANDS,
+        *gaps.COMMANDS,
+    ),
+    groups=dict((namespaces.GROUP, documents.GROUP, usage.GROUP, upkeep.GROUP)),
 )

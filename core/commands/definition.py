@@ -25,6 +25,8 @@ class Kind(enum.Enum):
     INTEGER = "integer"  # a whole number at least ``minimum`` (commas allowed in text)
     DOCUMENT = "document"  # a document id (a UUID, from `/lore docs list`)
     FLAG = "flag"  # present or not (in text: the parameter's name as a word)
+    USER = "user"  # a person of the workspace (a UserArg: their platform id)
+    PHRASES = "phrases"  # quoted phrases ("a b" "c"); in text, the rest of the line
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ class Param:
             if self.choices
             else "#channel"
             if self.kind is Kind.CHANNEL
+            else "@user"
+            if self.kind is Kind.USER
             else self.name.upper()
         )
         if self.keyword:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.commands.call import Call, CommandResult, Tools
 from core.commands.definition import Command, Kind, Param
-from core.commands.rich import ChannelRef, Code, Line, RichText, Strong, line, rich
+from core.commands.rich import ChannelRef, Code, Line, RichText, Strong, UserRef, line, rich
 from core.db.records import ChannelRecord, NamespaceRecord
 from core.enums import DocumentStatus
 
@@ -66,9 +66,24 @@ async def info(tools: Tools, call: Call) -> CommandResult:
                     + (f", {len(failed)} failed" if failed else "")
                 ),
                 line(*where) if channels else line("Channels: none"),
+                *await _settings(tools, ns),
             )
         )
     )
+
+
+async def _settings(tools: Tools, ns: NamespaceRecord) -> list[Line]:
+    """Owner, retention and suggested prompts (`/lore namespace owner|prompts`, `retention`)."""
+    owner = await tools.identity.address(ns.owner_id) if ns.owner_id else None
+    days = ns.retention_days
+    out = [
+        line("Owner: ", UserRef(owner.user)) if owner else line("Owner: none"),
+        line(f"Conversations kept: {days} days" if days else "Conversations kept: the default"),
+    ]
+    if ns.prompts:
+        out.append(line("Suggested prompts:"))
+        out += [line("• ", p) for p in ns.prompts]
+    return out
 
 
 async def create(tools: Tools, call: Call) -> CommandResult:

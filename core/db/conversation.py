@@ -34,6 +34,7 @@ def _message_values(item: MessageInput, message_id: uuid.UUID) -> dict[str, Any]
         "model": item.model,
         "processing_time_ms": item.processing_time_ms,
         "grounded": item.grounded,
+        "mode": item.mode,
         "created_at": item.created_at or utcnow(),
     }
 

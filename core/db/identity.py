@@ -28,7 +28,13 @@ from sqlalchemy.sql import Executable, Insert
 
 from core.db.access import Database
 from core.db.models import Base, Channel, ProcessedEvent, Session, User, Workspace
-from core.db.records import ChannelRecord, SessionRecord, UserRecord, WorkspaceRecord
+from core.db.records import (
+    ChannelRecord,
+    SessionRecord,
+    UserAddress,
+    UserRecord,
+    WorkspaceRecord,
+)
 from core.db.statements import insert_ignore, select_by
 from core.db.types import new_id, utcnow
 from core.enums import UserRole
@@ -257,6 +263,17 @@ class IdentityStore:
             await self._update(User, record.id, display_name=display_name)
             record = replace(record, display_name=display_name)
         return record
+
+    async def address(self, user_id: uuid.UUID) -> UserAddress | None:
+        """How to reach a stored user on their platform (None when the user is gone)."""
+        stmt = (
+            select(Workspace.platform, Workspace.external_id, User.external_id.label("user"))
+            .join(User, User.workspace_id == Workspace.id)
+            .where(User.id == user_id)
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(stmt)).first()
+        return UserAddress(row.platform, row.external_id, row.user) if row is not None else None
 
     async def channel(
         self, workspace_id: uuid.UUID, external_id: str, *, name: str | None = None

@@ -145,6 +145,10 @@ class Namespace(Base):
     channel_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("channels.id", ondelete="CASCADE"), nullable=True, unique=True
     )
+    # who is asked about its gaps (a user of its workspace; may run `/lore gaps` for it)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
     created_at: Mapped[datetime] = _created()
 
 
@@ -282,6 +286,8 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(128))
     processing_time_ms: Mapped[int | None] = mapped_column(Integer)
     grounded: Mapped[bool | None] = mapped_column(Boolean)
+    # an answer's AnswerMode (llm, extractive, abstain, refused); NULL for questions
+    mode: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = _created()
 
 

@@ -31,6 +31,7 @@ def namespace_record(row: Any) -> NamespaceRecord:
         row.description,
         dict(row.config or {}),
         channel_id=row.channel_id,
+        owner_id=row.owner_id,
     )
 
 
@@ -178,6 +179,46 @@ class NamespaceStore:
                 update(Namespace).where(Namespace.id == namespace_id).values(config=config)
             )
         self.generation += 1
+
+    async def set_config_value(self, namespace_id: uuid.UUID, key: str, value: Any) -> None:
+        """Set one key of the namespace's config (None removes it), keeping the others."""
+        async with self._db.transaction() as conn:
+            found = await conn.execute(select(Namespace.config).where(Namespace.id == namespace_id))
+            config = dict(found.scalar_one_or_none() or {})
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+            await conn.execute(
+                update(Namespace).where(Namespace.id == namespace_id).values(config=config)
+            )
+        self.generation += 1
+
+    async def namespace_prompts(self, namespace_id: uuid.UUID) -> tuple[str, ...]:
+        """The suggested prompts an admin set for the namespace (empty when none)."""
+        found = await self.namespace_by_id(namespace_id)
+        return found.prompts if found is not None else ()
+
+    async def set_owner(self, namespace_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
+        """Name the user asked about the namespace's gaps (None: nobody)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(Namespace).where(Namespace.id == namespace_id).values(owner_id=user_id)
+            )
+        self.generation += 1
+
+    async def owned_namespaces(
+        self, user_id: uuid.UUID | None = None
+    ) -> dict[uuid.UUID, list[NamespaceRecord]]:
+        """Namespaces with an owner, by owner (only ``user_id``'s when given), by name."""
+        stmt = select(Namespace).where(Namespace.owner_id.is_not(None))
+        if user_id is not None:
+            stmt = stmt.where(Namespace.owner_id == user_id)
+        out: dict[uuid.UUID, list[NamespaceRecord]] = {}
+        for ns in await self._all(stmt.order_by(Namespace.name)):
+            assert ns.owner_id is not None
+            out.setdefault(ns.owner_id, []).append(ns)
+        return out
 
     # --- channel bindings ---------------------------------------------------------------
 

@@ -11,6 +11,9 @@ from typing import Any
 from core.enums import MessageRole, UploadStatus, UsageOperation
 
 CONVERSATION_LABEL = "the files shared here"
+# keys of namespaces.config (core/jobs/retention.py reads the retention ones)
+RETENTION_KEY = "retention_days"
+PROMPTS_KEY = "prompts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,16 @@ class UserRecord:
     role: str
     is_active: bool
     daily_token_limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserAddress:
+    """A person as their platform knows them: the platform, the workspace's and the user's
+    platform ids (enough to message them directly)."""
+
+    platform: str
+    workspace: str
+    user: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +94,7 @@ class MessageInput:
     grounded: bool | None = None
     created_at: datetime | None = None
     citations: tuple[CitationInput, ...] = ()
+    mode: str | None = None  # an answer's AnswerMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +135,25 @@ class NamespaceRecord:
     description: str | None
     config: dict[str, Any] = field(default_factory=dict)
     channel_id: uuid.UUID | None = None  # set: one conversation's own files
+    owner_id: uuid.UUID | None = None  # the user asked about its gaps
 
     @property
     def is_conversation(self) -> bool:
         return self.channel_id is not None
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The suggested prompts an admin set for it (``config["prompts"]``), in order."""
+        found = self.config.get(PROMPTS_KEY)
+        if not isinstance(found, list):
+            return ()
+        return tuple(p for p in found if isinstance(p, str) and p)
+
+    @property
+    def retention_days(self) -> int | None:
+        """Days its channels' conversations are kept (``config["retention_days"]``), if set."""
+        found = self.config.get(RETENTION_KEY)
+        return found if isinstance(found, int) and not isinstance(found, bool) else None
 
     @property
     def label(self) -> str:

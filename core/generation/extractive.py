@@ -7,7 +7,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.generation.base import Source
@@ -30,7 +30,27 @@ _EXTRA_SENTENCE_RATIO = 0.6  # a further sentence must score this share of the b
 _REDUNDANT_JACCARD = 0.6
 _HEADER = "From the sources:"
 _EVIDENCE_SATURATION = 0.4
+# The sentence's dense cosine to the question joins its lexical score with this weight, and a
+# sentence that shares no term with the question may still answer when its cosine reaches
+# _DENSE_ALONE (a paraphrase); both tuned on bench/answer_quality.py's calibration split.
+DENSE_WEIGHT = 1.0
+_DENSE_ALONE = 0.35
 _NEGATIONS = frozenset({"not", "never", "no", "none", "nobody", "nothing", "neither", "nor"})
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """How the best sentence supports the question: the lexical evidence the abstention gate
+    (``core.generation.gate``) weighs, each in [0, 1] unless said otherwise."""
+
+    coverage: float  # idf-weighted share of the question's content terms in the sentence
+    bigrams: float  # share of the question's term bigrams in the sentence
+    dense: float  # the sentence's dense cosine to the question (0 when not given)
+    bm25: float  # the sentence's BM25 over the question's idf sum (about 0 to 2.2)
+    names: float  # share of the question's names, numbers and dates in the sentence (1: none)
+    typed: float  # 1 the expected answer type (a number, a date) is there, 0 not, 0.5 no type
+    negation_kept: bool  # the question's negation (if any) is in the sentence
+    source_index: int  # which source (retrieval order) holds the sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +62,7 @@ class ExtractiveResult:
     score: float
     # per cited chunk id, its best-scoring quoted sentence: what its citation should quote
     best_sentences: dict[str, str] = field(default_factory=dict)
+    support: Support | None = None
 
 
 @dataclass(slots=True)
@@ -53,15 +74,24 @@ class _Candidate:
     score: float = 0.0
     coverage: float = 0.0
     bigrams: float = 0.0
+    bm25: float = 0.0
+    dense: float = 0.0
+    lexical: float = 0.0  # the score without the dense cosine
+
+    @property
+    def relevant(self) -> bool:
+        return self.coverage > 0 or self.dense >= _DENSE_ALONE
 
 
-def _candidates(sources: Sequence[Source]) -> list[_Candidate]:
+def _candidates(sources: Sequence[Source], dense: Mapping[str, float]) -> list[_Candidate]:
     found = []
     for index, source in enumerate(sources):
         for position, sentence in enumerate(split_sentences(source.text)):
             sentence_terms = terms(sentence)
             if sentence_terms:
-                found.append(_Candidate(index, position, sentence, sentence_terms))
+                c = _Candidate(index, position, sentence, sentence_terms)
+                c.dense = dense.get(sentence, 0.0)
+                found.append(c)
     return found
 
 
@@ -94,6 +124,7 @@ def _score_all(question: str, candidates: list[_Candidate], n_sources: int) -> N
         bm25 = sum(idf[t] * tf[t] * (_K1 + 1) / (tf[t] + norm) for t in query if t in tf)
         bm25s.append(bm25)
         best_bm25 = max(best_bm25, bm25)
+        c.bm25 = bm25 / idf_sum if idf_sum else 0.0
         c.coverage = sum(idf[t] for t in query if t in tf) / idf_sum if idf_sum else 0.0
         c.bigrams = (
             len(query_bigrams & _bigrams(c.terms)) / len(query_bigrams) if query_bigrams else 0.0
@@ -105,7 +136,8 @@ def _score_all(question: str, candidates: list[_Candidate], n_sources: int) -> N
             typed = 0.1 if found - question_words else -0.05
         rank_prior = 0.03 * (1 - c.source_index / max(n_sources, 1))
         relative = bm25 / best_bm25 if best_bm25 else 0.0
-        c.score = c.coverage + 0.25 * c.bigrams + 0.2 * relative + typed + rank_prior
+        c.lexical = c.coverage + 0.25 * c.bigrams + 0.2 * relative + typed + rank_prior
+        c.score = c.lexical + DENSE_WEIGHT * c.dense
 
 
 def _bigrams(seq: Sequence[str]) -> set[tuple[str, str]]:
@@ -116,7 +148,7 @@ def _select(
     candidates: list[_Candidate], max_sentences: int, expected: re.Pattern[str] | None
 ) -> list[_Candidate]:
     ranked = sorted(candidates, key=lambda c: (-c.score, c.source_index, c.position))
-    if not ranked or ranked[0].coverage <= 0:
+    if not ranked or not ranked[0].relevant:
         return []
     top = ranked[0]
     # The sentence after the best one often completes it ("... A storm dispersed the
@@ -127,7 +159,11 @@ def _select(
         if len(chosen) >= max_sentences:
             break
         follows = next_too and (c.source_index, c.position) == (top.source_index, top.position + 1)
-        if not follows and (c.coverage <= 0 or c.score < _EXTRA_SENTENCE_RATIO * top.score):
+        # A further sentence earns its place by the words it shares with the question: every
+        # sentence of the right passage is close to the question in meaning.
+        if not follows and (
+            c.coverage <= 0 or c.lexical < _EXTRA_SENTENCE_RATIO * max(top.lexical, 1e-9)
+        ):
             continue
         if all(_jaccard(c.terms, o.terms) < _REDUNDANT_JACCARD for o in chosen):
             chosen.append(c)
@@ -155,7 +191,7 @@ def _confidence(question: str, best: _Candidate, answer: str, sources: Sequence[
     value = min(1.0, (0.75 * best.coverage + 0.25 * best.bigrams) / _EVIDENCE_SATURATION)
     corpus = " ".join(s.text for s in sources).lower()
     question_words = words(question)
-    names = [w for i, w in enumerate(question_words) if (i and w[0].isupper()) or _has_digit(w)]
+    names = _names(question_words)
     value *= 0.5 ** sum(w.lower() not in corpus for w in names)
     if _negated(question_words) and not _negated(words(best.text)):
         value *= 0.6
@@ -201,7 +237,11 @@ def _render(chosen: list[_Candidate], sources: Sequence[Source]) -> str:
 
 
 def extractive_answer(
-    question: str, sources: Sequence[Source], *, max_sentences: int = 3
+    question: str,
+    sources: Sequence[Source],
+    *,
+    max_sentences: int = 3,
+    dense: Mapping[str, float] | None = None,
 ) -> ExtractiveResult:
     """Answer with the best supporting sentences of ``sources`` (retrieval order), quoted.
 
@@ -211,8 +251,13 @@ def extractive_answer(
     kept, the best one (with the sentence completing it) first and the others after it in
     document order, each followed by its source's [n]. Nothing relevant gives an
     empty text and score 0. The work is small (a few chunks); no thread is needed.
+
+    ``dense`` maps a sentence to its dense cosine to the question
+    (``Retriever.sentence_similarities``); it bridges the words a paraphrase does not share.
     """
-    candidates = _candidates(sources)
+    if not terms(question):
+        return ExtractiveResult("", (), 0.0)
+    candidates = _candidates(sources, dense or {})
     _score_all(question, candidates, len(sources))
     chosen = _select(candidates, max(1, max_sentences), _expected_type(question))
     if not chosen:
@@ -223,4 +268,37 @@ def extractive_answer(
     best_sentences: dict[str, str] = {}
     for c in sorted(chosen, key=lambda c: -c.score):
         best_sentences.setdefault(str(sources[c.source_index].chunk_id), c.text)
-    return ExtractiveResult(text, used, _confidence(question, best, text, sources), best_sentences)
+    return ExtractiveResult(
+        text,
+        used,
+        _confidence(question, best, text, sources),
+        best_sentences,
+        _support(question, best),
+    )
+
+
+def _support(question: str, best: _Candidate) -> Support:
+    question_words = words(question)
+    names = {w.lower() for w in _names(question_words)}
+    held = {w.lower() for w in words(best.text)}
+    expected = _expected_type(question)
+    if expected is None:
+        typed = 0.5
+    else:
+        found = {m.group(0).lower() for m in expected.finditer(best.text)}
+        typed = 1.0 if found - {w.lower() for w in question_words} else 0.0
+    return Support(
+        coverage=round(best.coverage, 4),
+        bigrams=round(best.bigrams, 4),
+        dense=round(best.dense, 4),
+        bm25=round(best.bm25, 4),
+        names=round(len(names & held) / len(names), 4) if names else 1.0,
+        typed=typed,
+        negation_kept=not _negated(question_words) or _negated(words(best.text)),
+        source_index=best.source_index,
+    )
+
+
+def _names(question_words: Sequence[str]) -> list[str]:
+    """The question's names, numbers and dates: capitalised words past the first, digits."""
+    return [w for i, w in enumerate(question_words) if (i and w[0].isupper()) or _has_digit(w)]

@@ -43,12 +43,12 @@ from core.db.models import (
     TokenUsageArchive,
     Upload,
 )
+from core.db.records import RETENTION_KEY
 from core.enums import UploadStatus
 from core.jobs.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
-RETENTION_KEY = "retention_days"
 UPLOAD_RETENTION_KEY = "upload_retention_days"
 _ARCHIVE_COLUMNS = tuple(c.name for c in TokenUsageArchive.__table__.columns)
 

@@ -13,8 +13,10 @@ import numpy as np
 from core.db.knowledge import ChunkView, KnowledgeStore
 from core.retrieval.base import Embedder, VectorStore
 from core.retrieval.rerank import SentenceReranker
+from core.text import split_sentences
 
 RERANK_DEPTH = 20
+SENTENCE_MEMO = 20_000  # sentence vectors kept (float32, 1.5 kB each for MiniLM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class Retrieval:
     query_tokens: int
     embed_ms: int
     search_ms: int
+    query_vector: tuple[float, ...] = ()
 
     @property
     def best_similarity(self) -> float:
@@ -69,6 +72,7 @@ class Retriever:
         self._knowledge = knowledge
         self._rerank_depth = rerank_depth
         self._reranker = SentenceReranker()
+        self._sentence_vectors: dict[str, np.ndarray] = {}
 
     def embed_ahead(self, query: str) -> Lookahead:
         """Start embedding ``query`` now and return at once. A question's text is usually its
@@ -139,7 +143,31 @@ class Retriever:
             for rank, (view, score) in enumerate(scored, start=1)
         ]
         tokens = self._embedder.count_tokens([query])
-        return Retrieval(tuple(out), tokens, int((t1 - t0) * 1000), int((t2 - t1) * 1000))
+        return Retrieval(
+            tuple(out), tokens, int((t1 - t0) * 1000), int((t2 - t1) * 1000), tuple(vector)
+        )
+
+    async def sentence_similarities(
+        self, query_vector: Sequence[float], texts: Sequence[str]
+    ) -> dict[str, float]:
+        """The query's cosine to every sentence of ``texts`` (``core.text.split_sentences``),
+        keyed by sentence: the dense evidence the offline answerer and the abstention gate
+        weigh beside the words, so that a paraphrase ("food on a business trip") finds the
+        sentence that says it otherwise ("meal per diem"). New sentences are embedded as
+        queries (they are about as short, and go before any document work), together in one
+        model call; their vectors are memoised, since chunk texts never change."""
+        sentences = list(dict.fromkeys(s for text in texts for s in split_sentences(text)))
+        if not sentences or not query_vector:
+            return {}
+        memo = self._sentence_vectors
+        todo = [s for s in sentences if s not in memo]
+        if todo:
+            vectors = await asyncio.gather(*(self._embedder.embed_query(s) for s in todo))
+            if len(memo) + len(todo) > SENTENCE_MEMO:
+                memo.clear()
+            memo.update(zip(todo, (np.asarray(v, dtype=np.float32) for v in vectors), strict=True))
+        query = np.asarray(query_vector, dtype=np.float32)
+        return {s: float(memo[s] @ query) for s in sentences if s in memo}
 
 
 def _retrieve_error(task: asyncio.Task[list[float]]) -> None:

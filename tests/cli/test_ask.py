@@ -68,9 +68,9 @@ async def test_ask_answers_with_citations_quoted_from_the_source_or_abstains(
 async def test_ask_questions_file_answers_each_in_its_own_thread_in_order(
     lorekeeper, corpus
 ) -> None:
-    # the second question is a follow-up: in the first one's thread it would be answered
-    # (see test_chat), in a thread of its own it is not
-    follow_up = "And how many of them carry over?"
+    # the second question only makes sense in a thread: in a thread of its own it asks about
+    # nothing the documents say, and is not answered
+    follow_up = "And for contractors?"
     questions = lorekeeper.write(
         "questions.txt", f"{VACATION}\n\n{follow_up}\n   \n{MONGOLIA}\n{DEPLOYMENT}\n"
     )

@@ -17,6 +17,7 @@ from typing import Any
 from adapters.discord.client import LoreClient, point_at
 from bot.container import Container
 from bot.discord_runner import discord_client
+from core.conversation import ConversationPipeline
 from tests.fakes.discord_server import MANAGE_GUILD, MEMBER_PERMISSIONS, FakeDiscord, PostedMessage
 from tests.fakes.groq_server import FakeGroq
 from tests.scenarios.driver import BotMessage, Thread
@@ -96,6 +97,10 @@ class DiscordDriver:
         self.container = container
         self.groq = groq
 
+    @property
+    def conversations(self) -> ConversationPipeline:
+        return self.client.conversations
+
     # --- waiting -----------------------------------------------------------------------
 
     async def settle(self, *, quiet: float = 0.15, limit: float = 60.0) -> None:
@@ -147,18 +152,19 @@ class DiscordDriver:
         thread: Thread | None = None,
         user: str = "U1",
         channel: str = "C1",
+        text: str | None = None,
     ) -> Thread:
         attachment = self.fake.add_attachment(filename, data)
         if thread is not None:
             payload = self.fake.message_payload(
-                int(thread.thread), user, "", attachments=[attachment]
+                int(thread.thread), user, text or "", attachments=[attachment]
             )
             await self._deliver(payload)
             return thread
         payload = self.fake.message_payload(
             self.fake.channel_id(channel),
             user,
-            f"<@{self.fake.bot_id}>",
+            f"<@{self.fake.bot_id}> {text}" if text else f"<@{self.fake.bot_id}>",
             mention_bot=True,
             attachments=[attachment],
         )
@@ -303,6 +309,8 @@ def slash_options(
             here.append({"name": param["name"], "type": 7, "value": str(cid)})
         else:
             typed: Any = int(value) if param["type"] == 4 else value
+            if param["type"] == 5:  # a boolean option: naming it turns it on
+                typed = True
             here.append({"name": param["name"], "type": param["type"], "value": typed})
     return top, resolved
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from adapters.discord.actions import NAMES as MENUS
 from bot import process
 from bot.discord_runner import run_discord
 from bot.settings import Settings
@@ -201,8 +202,10 @@ async def test_run_discord_syncs_commands_and_stops(sqlite_url, tmp_path, embedd
             await asyncio.sleep(0.02)
         stop.set()
         await asyncio.wait_for(runner, 10)
-    [lore] = fake.commands[str(fake.guild_id)]
-    assert lore["name"] == "lore"
+    synced = {c["name"]: c for c in fake.commands[str(fake.guild_id)]}
+    assert set(synced) == {"lore", *MENUS}
+    assert all(synced[name]["type"] == 3 for name in MENUS)  # message context menus
+    lore = synced["lore"]
     assert {o["name"] for o in lore["options"]} == {
         "ask",
         "help",
@@ -210,6 +213,8 @@ async def test_run_discord_syncs_commands_and_stops(sqlite_url, tmp_path, embedd
         "namespace",
         "docs",
         "quota",
+        "gaps",
+        "retention",
     }
 
 

@@ -20,10 +20,14 @@ OPTION_TYPES = {
     Kind.INTEGER: 4,
     Kind.FLAG: 5,
     Kind.CHANNEL: 7,
+    Kind.USER: 6,
+    Kind.PHRASES: 3,
 }
 SAMPLES: dict[Kind, Any] = {
     Kind.TEXT: "some words",
     Kind.NAMESPACE: "hr",
+    Kind.USER: "42",
+    Kind.PHRASES: '"How do I x?" "Where is y?"',
     Kind.DOCUMENT: "00000000-0000-0000-0000-000000000007",
     Kind.INTEGER: 5,
     Kind.FLAG: True,
@@ -85,7 +89,10 @@ def _payload(command: Command) -> dict[str, Any]:
     return {
         "name": "lore",
         "options": options,
-        "resolved": {"channels": {"123": {"id": "123", "name": "people", "type": 0}}},
+        "resolved": {
+            "channels": {"123": {"id": "123", "name": "people", "type": 0}},
+            "users": {"42": {"id": "42", "username": "ada", "global_name": "Ada"}},
+        },
     }
 
 

@@ -205,7 +205,7 @@ async def test_promote_and_upload_quotas_from_the_slash_command(
         asked = await bot.mention(SECRET_QUESTION, channel="C1")
         answer = (await bot.bot_messages(asked))[-1]
         quota = await bot.command("quota set user-uploads 5000", admin=True)
-        [lore] = [c for scope in bot.fake.commands.values() for c in scope]
+        [lore] = [c for scope in bot.fake.commands.values() for c in scope if c["name"] == "lore"]
     assert "Only the person who shared that file" in refused
     assert "Shared reorg.md with" in shared and "February 3" in answer.text
     assert "Daily user uploads limit set to 5,000 tokens." in quota

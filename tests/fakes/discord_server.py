@@ -163,6 +163,7 @@ class FakeDiscord:
         r.add_get(API + "/guilds/{gid}/members/{uid}", self._get_member)
         r.add_post(API + "/channels/{cid}/typing", self._typing)
         r.add_post(API + "/channels/{cid}/messages", self._post_message)
+        r.add_get(API + "/channels/{cid}/messages", self._history)
         r.add_get(API + "/channels/{cid}/messages/{mid}", self._get_message)
         r.add_patch(API + "/channels/{cid}/messages/{mid}", self._edit_message)
         r.add_post(API + "/channels/{cid}/messages/{mid}/threads", self._start_thread)
@@ -482,6 +483,29 @@ class FakeDiscord:
             data["resolved"] = resolved
         return self._interaction(2, data, user=user, channel_id=cid, permissions=permissions)
 
+    def message_command_payload(
+        self,
+        name: str,
+        message: JsonDict,
+        *,
+        user: str,
+        permissions: int = MEMBER_PERMISSIONS,
+        app_permissions: int = MEMBER_PERMISSIONS,
+    ) -> JsonDict:
+        """INTERACTION_CREATE for a message context-menu command (application command type
+        3) on ``message``: ``data.target_id`` and ``data.resolved.messages``."""
+        data: JsonDict = {
+            "id": str(self.new_id()),
+            "name": name,
+            "type": 3,
+            "target_id": message["id"],
+            "resolved": {"messages": {message["id"]: message}},
+        }
+        cid = int(message["channel_id"])
+        payload = self._interaction(2, data, user=user, channel_id=cid, permissions=permissions)
+        payload["app_permissions"] = str(app_permissions)
+        return payload
+
     def click_payload(
         self,
         message: PostedMessage,
@@ -688,6 +712,7 @@ class FakeDiscord:
         out = []
         for command in body:
             command = {
+                "description": "",  # as Discord answers for context-menu commands
                 **command,
                 "id": str(self.new_id()),
                 "application_id": str(self.application_id),
@@ -798,6 +823,25 @@ class FakeDiscord:
         if message is None:
             return _json({"message": "Unknown Message", "code": 10008}, 404)
         return _json(message.payload)
+
+    async def _history(self, request: web.Request) -> web.Response:
+        """A channel's messages, newest first: ``limit`` of them before ``before``, after
+        ``after`` (the oldest that many), or the latest."""
+        cid = int(request.match_info["cid"])
+        if cid not in self.channels:
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        limit = min(int(request.query.get("limit", 50)), 100)
+        found = sorted(
+            (m for m in self.messages.values() if int(m.payload["channel_id"]) == cid),
+            key=lambda m: m.id,
+        )
+        if "after" in request.query:
+            found = [m for m in found if m.id > int(request.query["after"])][:limit]
+        else:
+            if "before" in request.query:
+                found = [m for m in found if m.id < int(request.query["before"])]
+            found = found[-limit:]
+        return _json([m.payload for m in reversed(found)])
 
     def _apply_edit(self, message: PostedMessage, body: JsonDict) -> None:
         message.history.append(dict(message.payload))

@@ -8,8 +8,15 @@
         slack.thread("C1", "1700000000.000001")                # what a thread shows now
 
 It serves what the Lorekeeper bot uses: auth.test, chat.postMessage, chat.update, chat.delete,
-chat.postEphemeral, files.info, users.info, conversations.info (``private_channels``),
-conversations.replies, conversations.open,
+chat.startStream / chat.appendStream / chat.stopStream (``slack.refuse_streaming()`` makes
+startStream answer an error, as a workspace that cannot stream does), chat.postEphemeral,
+files.info, users.info, conversations.info (``private_channels``),
+conversations.replies (with people's posts too: ``people_say``, ``people_post``),
+conversations.open, chat.getPermalink (channels in ``outside``: the bot is no member, so
+posting there answers not_in_channel),
+assistant.threads.setStatus / setTitle / setSuggestedPrompts (recorded per thread in
+``slack.assistant``; ``start_assistant_thread`` and ``context_changed`` make the events Slack
+sends for the assistant panel),
 apps.connections.open, file downloads (an HTML sign-in page without the bot token, as Slack
 does), the external upload flow (files.getUploadURLExternal, a POST of the bytes to the
 returned upload_url, files.completeUploadExternal; finished uploads land in ``slack.uploads``),
@@ -49,6 +56,17 @@ class Upload:
 
 
 @dataclass
+class AssistantThread:
+    """What the app set on one assistant thread, in order."""
+
+    user: str
+    statuses: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=list)
+    prompts: list[dict[str, str]] = field(default_factory=list)
+    prompts_title: str | None = None
+
+
+@dataclass
 class Call:
     method: str
     params: dict[str, Any]
@@ -76,7 +94,12 @@ class FakeSlack:
         # channels whose conversations.info says is_private (ids may start with C, as newer
         # private channels' do); G... ids are private too, D... ids are DMs
         self.private_channels: set[str] = set()
+        self.outside: set[str] = set()  # channels the bot is not a member of
+        self.streaming_refusal: str | None = None  # chat.startStream's error, when set
         self.uploads: list[Upload] = []
+        # people's posts (assistant threads' roots, messages in them): conversations.replies
+        self.posts: dict[tuple[str, str], dict[str, Any]] = {}
+        self.assistant: dict[tuple[str, str], AssistantThread] = {}
         self._pending: dict[str, dict[str, Any]] = {}  # upload URLs handed out, not completed
         self._limits: dict[str, list[int]] = defaultdict(list)
         self._errors: dict[str, list[str]] = defaultdict(list)
@@ -133,6 +156,10 @@ class FakeSlack:
         """The next ``times`` calls of ``method`` get HTTP 429 with ``Retry-After``."""
         self._limits[method].extend([retry_after] * times)
 
+    def refuse_streaming(self, error: str | None = "not_allowed") -> None:
+        """Every chat.startStream answers ``{"ok": false, "error": error}`` (None: streams)."""
+        self.streaming_refusal = error
+
     def error(self, method: str, error: str, *, times: int = 1) -> None:
         """The next ``times`` calls of ``method`` answer ``{"ok": false, "error": error}``."""
         self._errors[method].extend([error] * times)
@@ -179,6 +206,99 @@ class FakeSlack:
 
     def methods(self, name: str) -> list[Call]:
         return [c for c in self.calls if c.method == name]
+
+    # -- the assistant panel ------------------------------------------------------------------
+
+    def start_assistant_thread(self, user: str, *, viewing: str | None = None) -> dict[str, Any]:
+        """A person opens the app's assistant panel (beside channel ``viewing``): the thread's
+        root message, and the ``assistant_thread_started`` event as Slack documents it."""
+        channel = self.dms.setdefault(user, "D" + uuid.uuid4().hex[:10].upper())
+        ts = self.next_ts()
+        self.posts[(channel, ts)] = {
+            "type": "message",
+            "subtype": "assistant_app_thread",
+            "user": user,
+            "text": "New chat",
+            "ts": ts,
+            "thread_ts": ts,
+            "team": self.team,
+        }
+        self.assistant[(channel, ts)] = AssistantThread(user)
+        return {
+            "type": "assistant_thread_started",
+            "assistant_thread": self._assistant_thread(user, channel, ts, viewing),
+            "event_ts": self.next_ts(),
+        }
+
+    def context_changed(self, channel: str, thread_ts: str, *, viewing: str) -> dict[str, Any]:
+        """The person moved to channel ``viewing`` with the panel open."""
+        user = self.assistant[(channel, thread_ts)].user
+        return {
+            "type": "assistant_thread_context_changed",
+            "assistant_thread": self._assistant_thread(user, channel, thread_ts, viewing),
+            "event_ts": self.next_ts(),
+        }
+
+    def people_say(self, channel: str, thread_ts: str, text: str, *, user: str) -> dict[str, Any]:
+        """A person's message in a DM thread: kept for conversations.replies; returns the
+        ``message`` event (channel_type ``im``) Slack sends for it."""
+        ts = self.next_ts()
+        event = {
+            "type": "message",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "parent_user_id": user,
+            "channel": channel,
+            "channel_type": "im",
+            "event_ts": ts,
+            "client_msg_id": str(uuid.uuid4()),
+            "team": self.team,
+        }
+        self.posts[(channel, ts)] = {k: v for k, v in event.items() if k != "channel_type"}
+        return event
+
+    def people_post(
+        self, channel: str, text: str, *, user: str, thread_ts: str | None = None
+    ) -> dict[str, Any]:
+        """A person's message in a channel (a thread's root, or a reply in ``thread_ts``):
+        kept for conversations.replies; returns its ``message`` event."""
+        ts = self.next_ts()
+        event = {
+            "type": "message",
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "channel": channel,
+            "channel_type": "channel",
+            "event_ts": ts,
+            "client_msg_id": str(uuid.uuid4()),
+            "team": self.team,
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        # a root lists as its own thread's first message
+        self.posts[(channel, ts)] = {
+            **{k: v for k, v in event.items() if k != "channel_type"},
+            "thread_ts": thread_ts or ts,
+        }
+        return event
+
+    def _m_chat_getPermalink(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = p.get("channel"), str(p.get("message_ts") or "").replace(".", "")
+        return {"channel": channel, "permalink": f"https://lore.slack.com/archives/{channel}/p{ts}"}
+
+    def _assistant_thread(
+        self, user: str, channel: str, ts: str, viewing: str | None
+    ) -> dict[str, Any]:
+        context = {"channel_id": viewing, "team_id": self.team, "enterprise_id": None}
+        return {
+            "user_id": user,
+            "context": context if viewing else {},
+            "channel_id": channel,
+            "thread_ts": ts,
+        }
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         """Bot messages in a thread (the parent's replies), oldest first."""
@@ -279,6 +399,8 @@ class FakeSlack:
         }
 
     def _m_chat_postMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p["channel"] in self.outside:
+            return {"ok": False, "error": "not_in_channel"}
         ts = self.next_ts()
         message = {
             "type": "message",
@@ -292,6 +414,8 @@ class FakeSlack:
             "edits": 0,
             "posted_at": time.monotonic(),
         }
+        if p.get("metadata"):
+            message["metadata"] = p["metadata"]
         self.messages[(p["channel"], ts)] = message
         return {"channel": p["channel"], "ts": ts, "message": _public(message)}
 
@@ -302,6 +426,8 @@ class FakeSlack:
         message["text"] = p.get("text", message["text"])
         if "blocks" in p:
             message["blocks"] = p.get("blocks") or []
+        if p.get("metadata"):
+            message["metadata"] = p["metadata"]
         message["edits"] += 1
         message["updated_at"] = time.monotonic()
         return {"channel": p["channel"], "ts": p["ts"], "text": message["text"]}
@@ -311,6 +437,60 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         self.deleted.append((p["channel"], p["ts"]))
         return {"channel": p["channel"], "ts": p["ts"]}
+
+    def _m_chat_startStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        """A thread reply that streams; outside DMs Slack wants the recipient's team and user."""
+        if self.streaming_refusal:
+            return {"ok": False, "error": self.streaming_refusal}
+        if not p.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not str(p["channel"]).startswith("D"):
+            for key in ("recipient_team_id", "recipient_user_id"):
+                if not p.get(key):
+                    return {"ok": False, "error": f"missing_{key}"}
+        ts = self.next_ts()
+        message = {
+            "type": "message",
+            "channel": p["channel"],
+            "ts": ts,
+            "thread_ts": p["thread_ts"],
+            "text": "",
+            "blocks": [],
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "edits": 0,
+            "posted_at": time.monotonic(),
+            "streaming": True,
+            "stream_chunks": [],
+        }
+        self.messages[(p["channel"], ts)] = message
+        _stream_into(message, p)
+        return {"channel": p["channel"], "ts": ts}
+
+    def _m_chat_appendStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        message = self.messages.get((p["channel"], p["ts"]))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not message.get("streaming"):
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        if not _stream_into(message, p):
+            return {"ok": False, "error": "no_text"}
+        message["edits"] += 1
+        return {"channel": p["channel"], "ts": p["ts"]}
+
+    def _m_chat_stopStream(self, p: dict[str, Any]) -> dict[str, Any]:
+        """The last text, then ``blocks`` rendered under the streamed text."""
+        message = self.messages.get((p["channel"], p["ts"]))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not message.get("streaming"):
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        _stream_into(message, p)
+        message["streaming"] = False
+        message["blocks"] = [*message["blocks"], *(p.get("blocks") or [])]
+        message["edits"] += 1
+        message["updated_at"] = time.monotonic()
+        return {"channel": p["channel"], "ts": p["ts"], "message": _public(message)}
 
     def _m_chat_postEphemeral(self, p: dict[str, Any]) -> dict[str, Any]:
         self.ephemerals.append(p)
@@ -327,8 +507,54 @@ class FakeSlack:
         return {"file": file} if file else {"ok": False, "error": "file_not_found"}
 
     def _m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
-        replies = [_public(m) for m in self.thread(str(p["channel"]), str(p["ts"]))]
-        return {"messages": replies, "has_more": False}
+        channel, ts = str(p["channel"]), str(p["ts"])
+        if channel in self.outside:
+            return {"ok": False, "error": "not_in_channel"}
+        people = [m for (ch, _), m in self.posts.items() if ch == channel and m["thread_ts"] == ts]
+        replies = sorted([*self.thread(channel, ts), *people], key=lambda m: m["ts"])
+        limit = int(p.get("limit") or 1000)
+        shown = [
+            {
+                k: v
+                for k, v in _public(m).items()
+                if k != "metadata" or p.get("include_all_metadata")
+            }
+            for m in replies[:limit]
+        ]
+        return {"messages": shown, "has_more": len(replies) > limit}
+
+    def _assistant_call(self, p: dict[str, Any]) -> AssistantThread | dict[str, Any]:
+        thread = self.assistant.get((str(p.get("channel_id")), str(p.get("thread_ts"))))
+        return thread if thread is not None else {"ok": False, "error": "invalid_thread_ts"}
+
+    def _m_assistant_threads_setStatus(self, p: dict[str, Any]) -> dict[str, Any]:
+        thread = self._assistant_call(p)
+        if isinstance(thread, dict):
+            return thread
+        thread.statuses.append(str(p.get("status", "")))
+        return {}
+
+    def _m_assistant_threads_setTitle(self, p: dict[str, Any]) -> dict[str, Any]:
+        thread = self._assistant_call(p)
+        if isinstance(thread, dict):
+            return thread
+        thread.titles.append(str(p.get("title", "")))
+        return {}
+
+    def _m_assistant_threads_setSuggestedPrompts(self, p: dict[str, Any]) -> dict[str, Any]:
+        thread = self._assistant_call(p)
+        if isinstance(thread, dict):
+            return thread
+        prompts = p.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not isinstance(prompts, list) or not 0 < len(prompts) <= 4:
+            return {"ok": False, "error": "invalid_arguments"}
+        if any(not (q.get("title") and q.get("message")) for q in prompts):
+            return {"ok": False, "error": "invalid_arguments"}
+        thread.prompts = prompts
+        thread.prompts_title = p.get("title")
+        return {}
 
     def _m_conversations_info(self, p: dict[str, Any]) -> dict[str, Any]:
         """As Slack's reference shows it: the conversation object with its is_* flags."""
@@ -362,7 +588,7 @@ class FakeSlack:
                 "is_general": False,
                 "is_shared": False,
                 "is_org_shared": False,
-                "is_member": True,
+                "is_member": channel not in self.outside,
                 "num_members": 4,
             }
         }
@@ -437,4 +663,23 @@ class FakeSlack:
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in message.items() if k not in ("edits", "posted_at", "updated_at")}
+    hidden = ("edits", "posted_at", "updated_at", "streaming", "stream_chunks")
+    return {k: v for k, v in message.items() if k not in hidden}
+
+
+def _stream_into(message: dict[str, Any], p: dict[str, Any]) -> bool:
+    """Append a stream call's markdown (``markdown_text`` or markdown_text ``chunks``, as the
+    SDK's helper sends it) to the message: its text, and one markdown block showing it."""
+    texts = [str(p["markdown_text"])] if p.get("markdown_text") else []
+    chunks = p.get("chunks") or []
+    if isinstance(chunks, str):
+        chunks = json.loads(chunks)
+    texts += [str(c.get("text") or "") for c in chunks if c.get("type") == "markdown_text"]
+    texts = [t for t in texts if t]
+    if not texts:
+        return False
+    message["stream_chunks"].extend(texts)
+    message["text"] += "".join(texts)
+    message["blocks"] = [b for b in message["blocks"] if b.get("type") != "markdown"]
+    message["blocks"].insert(0, {"type": "markdown", "text": message["text"]})
+    return True

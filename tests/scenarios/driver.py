@@ -1,8 +1,9 @@
 """The platform-neutral face of a chat platform for the shared scenario suite.
 
 Each adapter's tests implement :class:`ChatDriver` on top of the real SDK talking to a fake
-platform server on 127.0.0.1; the scenarios in ``suite.py`` then run unchanged on Slack and on
-Discord, so the two adapters cannot drift apart.
+platform server on 127.0.0.1 (the terminal's drives its classes directly); the scenarios in
+``suite.py`` then run unchanged on Slack, Discord and the terminal, so the adapters cannot
+drift apart.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.container import Container
+from core.conversation import ConversationPipeline
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,12 @@ class BotMessage:
 class ChatDriver(Protocol):
     container: Container  # the real core behind the running bot (for database checks)
 
+    @property
+    def conversations(self) -> ConversationPipeline:
+        """The pipeline the adapter hands its messages to (built with the driver's
+        PipelineConfig)."""
+        ...
+
     async def mention(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
         """A top-level message mentioning the bot; returns the thread the bot answers in."""
         ...
@@ -50,8 +58,10 @@ class ChatDriver(Protocol):
         thread: Thread | None = None,
         user: str = "U1",
         channel: str = "C1",
+        text: str | None = None,
     ) -> Thread:
-        """Share a file (into ``thread`` or as a new top-level message with a mention)."""
+        """Share a file (into ``thread`` or as a new top-level message with a mention), with
+        ``text`` as the words of its message (after the mention)."""
         ...
 
     async def command(

@@ -20,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import SlackBot
 from bot.container import Container
+from core.conversation import ConversationPipeline
 from tests.fakes.groq_server import FakeGroq
 from tests.fakes.slack_server import BOT_USER, FakeSlack
 from tests.scenarios.driver import BotMessage, Thread
@@ -33,6 +34,8 @@ def visible_text(message: dict[str, Any]) -> str:
     for block in message.get("blocks") or []:
         if block.get("type") in ("section", "header") and block.get("text"):
             parts.append(block["text"]["text"])
+        elif block.get("type") == "markdown":  # a streamed message's text
+            parts.append(str(block.get("text") or ""))
         elif block.get("type") == "context":
             parts.extend(e.get("text", "") for e in block.get("elements", []))
     return "\n".join(parts) if parts else str(message.get("text") or "")
@@ -68,6 +71,10 @@ class SlackDriver:
     secret: str = SIGNING_SECRET
     statuses: list[int] = field(default_factory=list)
     shared_files: dict[Thread, list[str]] = field(default_factory=dict)  # file ids per thread
+
+    @property
+    def conversations(self) -> ConversationPipeline:
+        return self.bot._conversations  # the pipeline build_slack_bot gave the bot
 
     # -- raw requests --------------------------------------------------------------------------
 
@@ -196,12 +203,15 @@ class SlackDriver:
         thread: Thread | None = None,
         user: str = "U1",
         channel: str = "C1",
+        text: str | None = None,
     ) -> Thread:
         channel = thread.channel if thread else channel
         files = [self.slack.add_file(filename, data)]
-        text = "" if thread else f"<@{BOT_USER}> please index this"
+        # a new post mentions the bot (by default with words that ask nothing)
+        words = "please index this" if text is None else text
+        said = (text or "") if thread else f"<@{BOT_USER}> {words}"
         shared = self.message_event(
-            text,
+            said,
             user=user,
             channel=channel,
             thread_ts=thread.thread if thread else None,

@@ -13,6 +13,8 @@ WORDS = {
     Kind.DOCUMENT: "00000000-0000-0000-0000-000000000007",
     Kind.INTEGER: "5,000",
     Kind.CHANNEL: "<#C0ABC12|people>",
+    Kind.USER: "<@U0ABC12|ana>",
+    Kind.PHRASES: '"How many vacation days?" "Who approves expenses?"',
 }
 
 

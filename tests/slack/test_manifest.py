@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from adapters.slack.actions import SHORTCUTS
 from adapters.slack.app import COMMAND, EVENTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +18,9 @@ METHOD_SCOPES = {
     "users_info": {"users:read"},
     "files_upload": {"files:write"},
     "conversations_open": {"im:write"},
+    # an assistant thread's greeting (in the app's DM); a thread saved from a channel
+    "conversations_replies": {"channels:history", "groups:history", "im:history"},
+    "assistant_threads_": {"assistant:write"},
     # every kind of conversation the bot may be asked about
     "conversations_info": {"channels:read", "groups:read", "im:read", "mpim:read"},
 }
@@ -26,6 +30,9 @@ EVENT_SCOPES = {
     "message.groups": "groups:history",
     "message.im": "im:history",
     "file_deleted": "files:read",
+    # Slack's reference: "No scopes required!"
+    "assistant_thread_started": None,
+    "assistant_thread_context_changed": None,
 }
 
 
@@ -36,7 +43,8 @@ def manifest() -> dict:
 def test_scopes_are_exactly_those_the_code_and_events_need() -> None:
     m = manifest()
     source = "".join(p.read_text() for p in (ROOT / "adapters/slack").glob("*.py"))
-    called = set(re.findall(r"\.((?:chat|files|users|conversations|reactions)_\w+)\(", source))
+    methods = r"\.((?:chat|files|users|conversations|reactions|assistant)_\w+)\("
+    called = set(re.findall(methods, source))
     needed = {
         scope
         for method in called
@@ -46,7 +54,7 @@ def test_scopes_are_exactly_those_the_code_and_events_need() -> None:
     }
     assert needed == set().union(*METHOD_SCOPES.values()), called
     events = m["settings"]["event_subscriptions"]["bot_events"]
-    needed |= {EVENT_SCOPES[e] for e in events}
+    needed |= {EVENT_SCOPES[e] for e in events} - {None}
     needed.add("commands")
     assert sorted(m["oauth_config"]["scopes"]["bot"]) == sorted(needed)
 
@@ -56,6 +64,11 @@ def test_events_command_and_interactivity_match_the_listeners() -> None:
     events = {e.split(".")[0] for e in m["settings"]["event_subscriptions"]["bot_events"]}
     assert events == set(EVENTS)
     assert [c["command"] for c in m["features"]["slash_commands"]] == [COMMAND]
+    shortcuts = m["features"]["shortcuts"]
+    assert [s["callback_id"] for s in shortcuts] == list(SHORTCUTS)
+    assert all(s["type"] == "message" and s["name"] and s["description"] for s in shortcuts)
+    panel = m["features"]["assistant_view"]
+    assert panel["assistant_description"] and isinstance(panel["suggested_prompts"], list)
     assert m["settings"]["interactivity"]["is_enabled"] is True
     urls = {
         m["settings"]["event_subscriptions"]["request_url"],

@@ -49,7 +49,14 @@ def texts(value: Any) -> Iterator[str]:
 
 
 def everything_shown(bot: SlackDriver) -> list[str]:
-    sent = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+    sent = (
+        "chat.postMessage",
+        "chat.update",
+        "chat.postEphemeral",
+        "chat.startStream",
+        "chat.appendStream",
+        "chat.stopStream",
+    )
     shown = [t for c in bot.slack.calls if c.method in sent for t in texts(c.params)]
     return shown + [t for bodies in bot.slack.responses.values() for t in texts(bodies)]
 

@@ -1,0 +1,250 @@
+"""Native streaming on Slack: chat.startStream / appendStream / stopStream through slack_sdk's
+AsyncChatStream against the fake Slack, the fallback to edits, and the refusal memory."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import render
+from adapters.slack.reply import NativeStream, SlackReply, StreamRefusals, settled
+from core.types import Answer, Citation
+from tests.fakes.slack_server import TEAM, Call, FakeSlack
+from tests.scenarios.suite import HANDBOOK
+from tests.slack.conftest import running_bot
+from tests.slack.driver import SlackDriver
+
+QUESTION = "How are travel expenses reimbursed?"
+UNCITED = (
+    "Travel expenses are paid back within two weeks once the receipt is in the portal, "
+    "and **nothing else** is needed from you."
+)
+
+
+def streamed_text(calls: list[Call]) -> str:
+    """The markdown the bot sent over the stream methods, in order."""
+    parts: list[str] = []
+    for call in calls:
+        if call.method not in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+            continue
+        parts.append(str(call.params.get("markdown_text") or ""))
+        chunks = call.params.get("chunks") or []
+        parts += [c["text"] for c in chunks if c.get("type") == "markdown_text"]
+    return "".join(parts)
+
+
+def thread_messages(bot: SlackDriver, thread: Any) -> list[dict[str, Any]]:
+    return bot.slack.thread(thread.channel, thread.thread)
+
+
+async def test_answer_streams_natively_and_ends_with_sources_and_buttons(
+    sqlite_databases, tmp_path, embedder
+) -> None:
+    url = sqlite_databases.create(tmp_path / "s.db")
+    async with running_bot(url, tmp_path, embedder, chunk_delay=0.3) as bot:
+        await bot.upload("handbook.md", HANDBOOK)
+        thread = await bot.mention(QUESTION, user="U7")
+        [message] = await bot.bot_messages(thread)
+        assert "14 days" in message.text and "[1]" in message.text
+        assert message.sources and message.has_feedback_buttons
+        assert "Searching" not in message.text and "…" not in message.text
+        [start] = bot.slack.methods("chat.startStream")
+        assert start.params["thread_ts"] == thread.thread
+        assert start.params["recipient_team_id"] == TEAM
+        assert start.params["recipient_user_id"] == "U7"
+        appends = bot.slack.methods("chat.appendStream")
+        # ~5 s of words: appends wait until the edit path would have spent as many calls,
+        # then at most one a second
+        assert 1 <= len(appends) <= 3
+        gaps = [b.at - a.at for a, b in zip([start, *appends], appends, strict=False)]
+        assert all(gap >= 0.9 for gap in gaps), gaps
+        # the placeholder gave way to the stream, which stopped with the rest of the text
+        # (the checked marker included) and the Sources and buttons under it: no edit
+        assert len(bot.slack.deleted) == 1
+        [shown] = thread_messages(bot, thread)
+        assert "".join(shown["stream_chunks"]) == streamed_text(bot.slack.calls) == shown["text"]
+        assert shown["text"].startswith("Travel expenses are reimbursed within 14 days")
+        assert shown["text"].endswith("portal [1].")
+        [stop] = bot.slack.methods("chat.stopStream")
+        assert stop.params["ts"] == shown["ts"]
+        assert not [c for c in bot.slack.methods("chat.update") if c.params["ts"] == shown["ts"]]
+
+
+async def test_markers_inside_the_streamed_text_end_as_the_rendered_answer(
+    sqlite_databases, tmp_path, embedder
+) -> None:
+    """The stream shows no citation marker until it is checked; when the answer has one
+    before its end, the stopped stream is replaced with the rendered answer."""
+    url = sqlite_databases.create(tmp_path / "s.db")
+    said = "Travel expenses are reimbursed within 14 days [1]. Vacation is 25 days a year [1]."
+    async with running_bot(
+        url, tmp_path, embedder, responder=lambda messages: said, chunk_delay=0.3
+    ) as bot:
+        await bot.upload("handbook.md", HANDBOOK)
+        thread = await bot.mention(QUESTION)
+        [message] = await bot.bot_messages(thread)
+        assert message.text.count("[1]") == 2 and message.sources
+        assert message.has_feedback_buttons
+        [shown] = thread_messages(bot, thread)
+        sent = streamed_text(bot.slack.calls)
+        assert sent.startswith("Travel expenses are reimbursed within 14 days.") and "[" not in sent
+        [stop] = bot.slack.methods("chat.stopStream")
+        final = bot.slack.methods("chat.update")[-1]
+        assert stop.params["ts"] == final.params["ts"] == shown["ts"]
+        assert final.at > stop.at and final.params["blocks"]
+
+
+async def test_text_that_streamed_whole_stops_with_the_footer_and_no_edit(
+    sqlite_databases, tmp_path, embedder
+) -> None:
+    url = sqlite_databases.create(tmp_path / "s.db")
+    responder = lambda messages: UNCITED  # noqa: E731
+    async with running_bot(url, tmp_path, embedder, responder=responder, chunk_delay=0.1) as bot:
+        await bot.upload("handbook.md", HANDBOOK)
+        thread = await bot.mention(QUESTION)
+        [message] = await bot.bot_messages(thread)
+        [shown] = thread_messages(bot, thread)
+        assert shown["text"] == UNCITED == streamed_text(bot.slack.calls)
+        assert "".join(shown["stream_chunks"]) == UNCITED
+        assert message.has_feedback_buttons and render.NOT_GROUNDED in message.text
+        [stop] = bot.slack.methods("chat.stopStream")
+        assert [b.get("block_id") for b in stop.params["blocks"]][-1] == render.FEEDBACK_BLOCK
+        assert not [c for c in bot.slack.methods("chat.update") if c.params["ts"] == shown["ts"]]
+
+
+async def test_refusal_falls_back_to_edits_and_is_remembered_for_the_workspace(
+    sqlite_slack,
+) -> None:
+    bot = sqlite_slack
+    await bot.upload("handbook.md", HANDBOOK)
+    bot.slack.refuse_streaming("not_allowed")
+    first = await bot.mention(QUESTION)
+    [answer] = await bot.bot_messages(first)
+    assert "14 days" in answer.text and answer.sources and answer.has_feedback_buttons
+    assert len(bot.slack.methods("chat.startStream")) == 1
+    assert bot.slack.deleted == []  # the placeholder became the answer
+    second = await bot.mention("How many vacation days do we get?", user="U2")
+    [again] = await bot.bot_messages(second)
+    assert "25 days" in again.text and again.sources and again.has_feedback_buttons
+    assert len(bot.slack.methods("chat.startStream")) == 1  # not tried again
+
+
+async def test_channel_type_refusal_is_remembered_for_that_channel_only(sqlite_slack) -> None:
+    bot = sqlite_slack
+    await bot.upload("handbook.md", HANDBOOK)
+    for channel in ("C5", "C6"):  # a file dropped in a channel is answered there
+        await bot.upload("handbook.md", HANDBOOK, channel=channel)
+    bot.slack.error("chat.startStream", "channel_type_not_supported")
+    await bot.bot_messages(await bot.mention(QUESTION, channel="C5"))
+    await bot.bot_messages(await bot.mention(QUESTION, channel="C5"))
+    assert len(bot.slack.methods("chat.startStream")) == 1
+    [answer] = await bot.bot_messages(await bot.mention(QUESTION, channel="C6"))
+    assert len(bot.slack.methods("chat.startStream")) == 2 and answer.has_feedback_buttons
+
+
+async def test_stream_that_dies_midway_ends_as_an_edited_answer(
+    sqlite_databases, tmp_path, embedder
+) -> None:
+    url = sqlite_databases.create(tmp_path / "s.db")
+    async with running_bot(url, tmp_path, embedder, chunk_delay=0.3) as bot:
+        await bot.upload("handbook.md", HANDBOOK)
+        bot.slack.error("chat.appendStream", "message_not_in_streaming_state")
+        thread = await bot.mention(QUESTION)
+        [message] = await bot.bot_messages(thread)
+        assert "14 days" in message.text and message.sources and message.has_feedback_buttons
+        assert len(bot.slack.methods("chat.appendStream")) == 1  # then edits
+        # a later answer streams again: a dying stream is not a refusal
+        [again] = await bot.bot_messages(await bot.mention(QUESTION))
+        assert again.sources and len(bot.slack.methods("chat.startStream")) == 2
+
+
+# -- the reply alone, through the real SDK against the fake Slack -----------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def long_answer(paragraphs: int) -> Answer:
+    text = "\n\n".join(f"Paragraph {i}: " + "lorem ipsum dolor " * 160 for i in range(paragraphs))
+    citation = Citation(1, uuid.uuid4(), uuid.uuid4(), "Handbook", "lorem ipsum")
+    return Answer(text=text + " [1]", citations=(citation,), message_id=uuid.uuid4())
+
+
+async def test_long_answer_ends_complete_over_several_messages() -> None:
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        clock = Clock()
+        native = NativeStream(TEAM, "U1", StreamRefusals(), interval=1.0)
+        reply = SlackReply(client, channel="C1", thread_ts="1.1", clock=clock, native=native)
+        answer = long_answer(60)
+        await reply.thinking(["general"])
+        words = answer.text.split(" ")
+        for i in range(0, len(words), 40):
+            clock.now += 0.25
+            await reply.stream(" ".join(words[: i + 40]))
+        await reply.finish(answer)
+        shown = slack.thread("C1", "1.1")
+        assert len(shown) == len(render.answer_messages(answer)) > 1
+        joined = "\n".join(render_text(m) for m in shown)
+        for i in range(60):
+            assert f"Paragraph {i}:" in joined
+        assert any(b.get("block_id") == render.FEEDBACK_BLOCK for b in shown[-1]["blocks"])
+        # the stream stopped appending at Slack's 12,000-character limit for one text
+        assert len(streamed_text(slack.calls)) <= 12_000
+        assert len(slack.methods("chat.stopStream")) == 1
+
+
+def render_text(message: dict[str, Any]) -> str:
+    return "\n".join(
+        b["text"]["text"] for b in message["blocks"] if b.get("type") == "section"
+    ) or str(message["text"])
+
+
+async def answer_in_words(reply: SlackReply, clock: Clock, *, words: int, every: float) -> str:
+    """The reply's thinking, ``words`` words at a steady rate, then the answer (uncited)."""
+    await reply.thinking(["general"])
+    text = ""
+    for i in range(words):
+        text += f"word{i} "
+        clock.now += every
+        await reply.stream(text)
+    final = text.strip()
+    await reply.finish(Answer(text=final, grounded=True, message_id=uuid.uuid4()))
+    return final
+
+
+async def test_appends_are_paced_within_the_calls_edits_would_make() -> None:
+    async with FakeSlack() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        clocks = Clock(), Clock()
+        native = NativeStream(TEAM, "U1", StreamRefusals(), interval=1.0)
+        streamed = SlackReply(client, channel="C1", thread_ts="1.1", clock=clocks[0], native=native)
+        edited = SlackReply(client, channel="C1", thread_ts="2.2", clock=clocks[1])
+        for words, reply, clock in ((80, streamed, clocks[0]), (80, edited, clocks[1])):
+            await answer_in_words(reply, clock, words=words, every=0.1)  # 8 s of words
+        appends = slack.methods("chat.appendStream")
+        assert len(slack.methods("chat.startStream")) == 1 and 2 <= len(appends) <= 4
+        gaps = [b.params["chunks"] for b in appends]
+        assert all(gaps) and streamed.calls <= edited.calls, (streamed.calls, edited.calls)
+        final = " ".join(f"word{i}" for i in range(80))
+        assert streamed_text(slack.calls) == final  # deltas only, nothing twice
+        [shown] = slack.thread("C1", "1.1")
+        assert shown["text"] == final and shown["blocks"][-1]["block_id"] == render.FEEDBACK_BLOCK
+
+
+def test_settled_text_holds_back_what_may_still_change() -> None:
+    assert settled("Hello wor") == "Hello"
+    assert settled("Hello world ") == "Hello world"
+    assert settled("ask @her") == "ask"  # may become @here
+    assert settled("see [the portal](https://it.exa") == "see"
+    assert settled("see [the portal] and more") == "see [the portal] and"
+    shown = render.stream_markdown("see [the portal](https://it.example.com) now <!here> @here")
+    assert "(https://it.example.com)" in shown and "](" not in shown
+    assert "<!" not in shown and "@here" not in shown

@@ -1,0 +1,167 @@
+"""Gap reports and namespace settings from chat, on SQLite and PostgreSQL: refused and
+voted-down questions grouped by meaning, settled groups left out, who may see them; owner,
+prompts and retention set by `/lore`, shown in `namespace info`, audited, and honoured by
+the retention job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core.commands import UserArg, parse_text
+from core.db.models import AuditLog, Message, Namespace
+from core.db.types import utcnow
+from core.gaps import group_by_meaning
+from core.jobs.retention import Retention
+from tests.harness import BotHarness
+from tests.scenarios.suite import HANDBOOK
+
+VACATION = "How many days of paid vacation do employees get?"
+
+
+@pytest.fixture
+async def bot(database_url, tmp_path, embedder):
+    harness = await BotHarness.start(database_url, tmp_path, embedder=embedder)
+    yield harness
+    await harness.close()
+
+
+async def _vote(bot: BotHarness, answer_id, value: int, user: str = "U2") -> None:
+    await bot.container.answers.feedback(
+        platform=bot.platform.value,
+        workspace_id=bot.workspace,
+        user_id=user,
+        message_id=answer_id,
+        value=value,
+    )
+
+
+async def test_refused_and_voted_down_questions_are_grouped_until_settled(bot) -> None:
+    await bot.upload("handbook.md", HANDBOOK)
+    for i, text in enumerate(
+        ("How do I reset my VPN password?", "how do I reset the VPN password", "VPN password?")
+    ):
+        assert (await bot.say(text, thread=f"vpn{i}")).abstained
+    assert (await bot.say("Where can guests park their cars?", thread="park")).abstained
+    answered = await bot.say(VACATION, thread="vac")
+    assert not answered.abstained and answered.message_id is not None
+    await _vote(bot, answered.message_id, -1)
+
+    report = await bot.admin("gaps 7d")
+    assert report.ok, report.text
+    lines = report.text.splitlines()
+    assert lines[0] == "Unanswered questions (7d): 5 asked, 3 topics", report.text
+    assert lines[1].startswith("• VPN password? (3x, last ") and "#C1" in lines[1]
+    assert any(line.startswith(f"• {VACATION} (1x") for line in lines)
+    assert any("park" in line for line in lines)
+
+    # a later 👍 on an answer to the same question settles its group
+    again = await bot.say("how many days of paid vacation do employees get", thread="vac2")
+    assert again.message_id is not None
+    await _vote(bot, again.message_id, 1)
+    settled = await bot.admin("gaps")  # 7d by default
+    assert "vacation" not in settled.text and "VPN password?" in settled.text, settled.text
+    assert settled.text.splitlines()[0].endswith("4 asked, 2 topics")
+
+
+async def test_admins_and_owners_see_gaps_others_do_not(bot) -> None:
+    assert (await bot.say("Where can guests park their cars?")).abstained
+    refused = await bot.admin("gaps", is_admin=False, user="U7")
+    assert (
+        not refused.ok and refused.text == "Only admins and the namespace's owner can see its gaps."
+    )
+    assert not (await bot.admin("gaps 7d general", is_admin=False, user="U7")).ok
+    owned = await bot.admin("namespace owner general @U7")
+    assert owned.ok and owned.text.startswith("@U7 now owns general"), owned.text
+    mine = await bot.admin("gaps", is_admin=False, user="U7")
+    assert mine.ok and "park" in mine.text and "in general" in mine.text, mine.text
+    named = await bot.admin("gaps general", is_admin=False, user="U7")  # the period left out
+    assert named.ok and "park" in named.text
+    await bot.admin("namespace create hr")
+    other = await bot.admin("gaps today hr", is_admin=False, user="U7")
+    assert not other.ok
+    empty = await bot.admin("gaps today hr")
+    assert empty.ok and empty.text == "No unanswered questions in hr (today)."
+    cleared = await bot.admin("namespace owner general")
+    assert cleared.ok and not (await bot.admin("gaps", is_admin=False, user="U7")).ok
+
+
+async def test_owner_prompts_and_retention_from_chat(bot) -> None:
+    await bot.admin("namespace create hr")
+    await bot.admin("namespace bind hr #CHR")
+    kept = await bot.admin("retention set hr 30d")
+    assert kept.ok and kept.text.endswith("hr are now kept 30 days."), kept.text
+    assert not (await bot.admin("retention set hr forever")).ok
+    assert not (await bot.admin("retention set hr 30d", is_admin=False)).ok
+    prompts = await bot.admin(
+        "namespace prompts hr \"How do I book leave?\" 'Who is my HR contact?'"
+    )
+    assert prompts.ok and prompts.text.splitlines()[1:] == [
+        "• How do I book leave?",
+        "• Who is my HR contact?",
+    ]
+    assert not (await bot.admin('namespace prompts hr "a" "b" "c" "d" "e"')).ok
+    await bot.admin("namespace owner hr @U5")
+    info = (await bot.admin("namespace info hr")).text.splitlines()
+    assert "Owner: @U5" in info and "Conversations kept: 30 days" in info, info
+    assert info[-3:] == ["Suggested prompts:", "• How do I book leave?", "• Who is my HR contact?"]
+    async with bot.container.database.session() as db:
+        hr = (await db.execute(select(Namespace.id).where(Namespace.name == "hr"))).scalar_one()
+    assert await bot.container.knowledge.namespace_prompts(hr) == (
+        "How do I book leave?",
+        "Who is my HR contact?",
+    )
+    async with bot.container.database.session() as db:
+        audit = (await db.execute(select(AuditLog.command, AuditLog.outcome))).all()
+    for command in ("retention set", "namespace prompts", "namespace owner"):
+        assert (command, "ok") in audit
+    assert ("retention set", "refused") in audit
+
+    # the retention job keeps hr's channel 30 days, the rest 90
+    await bot.say("Where can guests park their cars?", channel="CHR")
+    await bot.say("Where can guests park their cars?", channel="C1")
+    later = utcnow() + timedelta(days=31)
+    await Retention(bot.container.database, clock=lambda: later).run()
+    async with bot.container.database.session() as db:
+        left = (await db.execute(select(func.count()).select_from(Message))).scalar_one()
+    assert left == 2  # C1's question and answer
+    assert (await bot.admin("retention set hr default")).ok
+    assert "Conversations kept: the default" in (await bot.admin("namespace info hr")).text
+
+
+def test_grouping_joins_rewordings_and_keeps_topics_apart() -> None:
+    a, b, c = [1.0, 0.0, 0.0], [0.96, 0.28, 0.0], [0.0, 0.0, 1.0]
+    assert group_by_meaning([a, b, c], 0.7) == [[0, 1], [2]]
+    assert group_by_meaning([a, b, c], 0.99) == [[0], [1], [2]]
+    assert group_by_meaning([], 0.7) == []
+
+
+def test_user_and_phrases_arguments_parse() -> None:
+    owner = parse_text("namespace owner hr <@U123>")
+    assert getattr(owner, "args", {}).get("user") == UserArg("U123")
+    prompts = parse_text('namespace prompts hr "How do I x?" "Where\'s y"')
+    assert getattr(prompts, "args", {}).get("prompts") is not None
+    from core.commands.arguments import split_words
+
+    assert split_words(str(prompts.args["prompts"])) == ["How do I x?", "Where's y"]  # type: ignore[union-attr]
+
+
+async def test_the_weekly_digest_goes_to_each_owner_with_gaps(bot) -> None:
+    from core.gaps import GapDigest, LogNotifier
+
+    assert (await bot.say("Where can guests park their cars?")).abstained
+    await bot.admin("namespace owner general @U7")
+    await bot.admin("namespace create hr")
+    await bot.admin("namespace owner hr @U8")  # no gaps: no message
+    notifier = LogNotifier()
+    c = bot.container
+    digest = GapDigest(
+        gaps=c.gaps, knowledge=c.knowledge, identity=c.identity, notifiers={"console": notifier}
+    )
+    assert await digest.run() == {"digests_sent": 1, "owners_skipped": 0}
+    [(to, text)] = notifier.sent
+    assert (to.platform, to.workspace, to.user) == ("console", "W1", "U7")
+    assert text.splitlines()[0].startswith("Questions nobody could answer in general since ")
+    assert "• Where can guests park their cars? (1x, last " in text

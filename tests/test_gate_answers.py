@@ -1,0 +1,49 @@
+"""The evidence gate end to end: a paraphrased question on a tiny handbook is answered and
+cited, an on-topic question the handbook does not answer abstains (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import BotHarness
+
+TIME_OFF = b"""# Time off
+
+Everyone gets paid time off (PTO) from their first day. Full-time employees receive 25 days
+of PTO per calendar year, accrued monthly.
+
+## Carry-over
+
+Up to five unused PTO days carry over into the next year.
+"""
+EXPENSES = b"""# Expenses
+
+Submit every claim in Expensify within 30 days of the purchase, with a photo of the receipt.
+When you travel for work you receive a meal per diem of 60 EUR per day.
+"""
+ONCALL = b"""# On-call
+
+The platform team runs a weekly on-call rotation in PagerDuty. When PagerDuty pages you,
+acknowledge the alert within 5 minutes, or it escalates to the secondary on-call.
+"""
+
+
+@pytest.fixture
+async def bot(database_url, tmp_path, embedder):
+    harness = await BotHarness.start(database_url, tmp_path, embedder=embedder)
+    for name, data in (("time-off.md", TIME_OFF), ("expenses.md", EXPENSES), ("oncall.md", ONCALL)):
+        assert (await harness.upload(name, data)).ok
+    yield harness
+    await harness.close()
+
+
+async def test_a_paraphrase_is_answered_and_an_unanswered_question_abstains(bot) -> None:
+    answer = await bot.say("How much PTO do I get?")
+    assert not answer.abstained
+    assert "25 days" in answer.text
+    assert answer.citations and answer.citations[0].title == "time-off.md"
+    assert "PTO" in answer.citations[0].quote
+
+    unanswered = await bot.say("Can I expense my gym membership?", thread="T2")
+    assert unanswered.abstained
+    assert unanswered.text == "I couldn't find that in general."

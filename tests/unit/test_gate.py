@@ -1,0 +1,93 @@
+"""The abstention gate: its signals and its decision rule."""
+
+from __future__ import annotations
+
+import uuid
+
+from core.generation.base import Source
+from core.generation.extractive import extractive_answer
+from core.generation.gate import (
+    DEFAULT_THRESHOLD,
+    Evidence,
+    answer_probability,
+    evidence,
+    should_answer,
+)
+
+TIME_OFF = (
+    "Everyone gets paid time off (PTO) from their first day. Full-time employees receive "
+    "25 days of PTO per calendar year. Up to five unused PTO days carry over."
+)
+EXPENSES = (
+    "Submit every claim in Expensify within 30 days. When you travel for work you receive a "
+    "meal per diem of 60 EUR per day. Alcohol is never reimbursed."
+)
+
+
+def make(*texts: str, cosines: tuple[float, ...]) -> list[Source]:
+    return [
+        Source(i, str(uuid.uuid4()), str(uuid.uuid4()), f"Doc {i}", t, None, 0, len(t), c)
+        for i, (t, c) in enumerate(zip(texts, cosines, strict=True), start=1)
+    ]
+
+
+def signals(**values: float) -> Evidence:
+    base = dict.fromkeys(Evidence.__dataclass_fields__, 0.5)
+    return Evidence(**{**base, **values})
+
+
+def test_signals_of_the_supporting_sentence() -> None:
+    sources = make(EXPENSES, TIME_OFF, cosines=(0.40, 0.30))
+    result = extractive_answer("How many days of PTO do full-time employees get?", sources)
+    found = evidence(sources, result)
+    assert found is not None
+    assert found.similarity == 0.40  # the best chunk's cosine
+    assert found.support_similarity == 0.30  # the chunk that holds the sentence
+    assert found.dense_agrees == 0.5  # it is second by cosine
+    assert found.lexical_agrees == 0.0  # and second in retrieval order
+    assert found.coverage > 0.5  # "get" is not in the sentence
+    assert found.names == 1.0  # "PTO" is in the sentence
+    assert found.typed == 1.0  # "how many" expects a number, "25" is there
+    assert found.negation_kept == 1.0
+
+
+def test_a_missing_name_a_missing_number_and_a_lost_negation_show() -> None:
+    sources = make(TIME_OFF, cosines=(0.5,))
+    named = evidence(sources, extractive_answer("How many PTO days does Globex give?", sources))
+    assert named is not None and named.names == 0.5  # PTO yes, Globex no
+    untyped = evidence(sources, extractive_answer("When did PTO carry over start?", sources))
+    assert untyped is not None and untyped.typed == 0.0
+    negated = evidence(sources, extractive_answer("Which PTO days never carry over?", sources))
+    assert negated is not None and negated.negation_kept == 0.0
+
+
+def test_the_sentence_cosine_bridges_a_paraphrase() -> None:
+    sources = make(TIME_OFF, EXPENSES, cosines=(0.30, 0.35))
+    question = "How much money do I get for food on a business trip?"
+    meal = "When you travel for work you receive a meal per diem of 60 EUR per day."
+    plain = extractive_answer(question, sources)
+    bridged = extractive_answer(question, sources, dense={meal: 0.62})
+    assert "60 EUR" not in plain.text
+    assert "60 EUR" in bridged.text and "[2]" in bridged.text
+    found = evidence(sources, bridged)
+    assert found is not None and found.sentence_similarity == 0.62
+
+
+def test_no_sources_never_answer_and_threshold_zero_always_does() -> None:
+    assert evidence([], extractive_answer("anything?", [])) is None
+    assert not should_answer(None, 0.0)
+    weak = signals(similarity=0.0, typed=0.0, negation_kept=0.0, extractive=0.0)
+    assert should_answer(weak, 0.0)
+    assert not should_answer(weak)
+
+
+def test_the_rule_weighs_evidence_not_one_cosine() -> None:
+    # a paraphrase: low chunk cosine, but the sentence holds the expected number
+    paraphrase = signals(similarity=0.22, typed=1.0, negation_kept=1.0, extractive=0.3)
+    # on topic but unanswerable: higher cosine, the asked-for date is nowhere
+    unanswerable = signals(similarity=0.30, typed=0.0, negation_kept=1.0, extractive=0.3)
+    assert answer_probability(paraphrase) > answer_probability(unanswerable)
+    assert should_answer(paraphrase, DEFAULT_THRESHOLD)
+    assert not should_answer(unanswerable, DEFAULT_THRESHOLD)
+    # the probability grows with the cosine, all else equal
+    assert answer_probability(signals(similarity=0.6)) > answer_probability(signals(similarity=0.3))
