@@ -69,6 +69,39 @@ class ReplyChannel(Protocol):
         """A fresh reply: for the answer (``file`` None) or for one file's progress."""
 
 
+class InFlight:
+    """The tasks doing a piece of work now, so that shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    @contextlib.contextmanager
+    def tracked(self) -> Iterator[None]:
+        """Count the current task in while the block runs."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def drain(self, within: float) -> None:
+        """Wait up to ``within`` seconds for the tracked tasks (but the caller); cancel the
+        rest."""
+        pending = {t for t in self._tasks if t is not asyncio.current_task()}
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=within)
+        for task in late:
+            log.warning("%s still running at shutdown; cancelling", task.get_name())
+            task.cancel()
+
+
 @dataclass(frozen=True, slots=True)
 class Vote:
     """A vote's outcome: the answer's totals, or the words that say why it was refused."""
@@ -100,7 +133,7 @@ class ConversationPipeline:
         self._uploads = uploads
         self._config = config or PipelineConfig()
         self._slots = asyncio.Semaphore(self._config.concurrency)
-        self._work: set[asyncio.Task[object]] = set()
+        self._work = InFlight()
 
     @property
     def uploads(self) -> UploadService:
@@ -120,7 +153,7 @@ class ConversationPipeline:
         files: FileSource | None = None,
     ) -> None:
         """Index the message's files and answer its text, if it is for the bot."""
-        with self._tracked():
+        with self._work.tracked():
             try:
                 if not await self._for_us(message, addressed=addressed):
                     return
@@ -141,7 +174,7 @@ class ConversationPipeline:
     async def ask(self, message: IncomingMessage, reply: Reply) -> Answer | None:
         """Answer one question (a command's, or a chat's) through ``reply``; None when it was
         a repeated delivery or failed (the reply said why)."""
-        with self._tracked():
+        with self._work.tracked():
             async with self._slots:
                 return await self._answer(message, reply)
 
@@ -149,7 +182,7 @@ class ConversationPipeline:
         self, *, platform: str, workspace_id: str, user_id: str, message_id: uuid.UUID, value: int
     ) -> Vote:
         """A 👍 (1) or 👎 (-1) on an answer: the new totals, or why it was not recorded."""
-        with self._tracked():
+        with self._work.tracked():
             try:
                 up, down = await self._answers.feedback(
                     platform=platform,
@@ -176,7 +209,7 @@ class ConversationPipeline:
     ) -> int:
         """Files (or the messages that carried them) were deleted on the platform: delete the
         documents made from them. Returns how many went; a failure is logged, never raised."""
-        with self._tracked():
+        with self._work.tracked():
             gone = 0
             wanted = [("file", i) for i in file_ids] + [("message", i) for i in message_ids]
             for kind, platform_id in wanted:
@@ -196,13 +229,7 @@ class ConversationPipeline:
     async def drain(self, within: float | None = None) -> None:
         """Wait (up to ``within`` seconds, default the configured budget) for messages being
         handled; what is left is cancelled."""
-        pending = {t for t in self._work if t is not asyncio.current_task()}
-        if not pending:
-            return
-        _, late = await asyncio.wait(pending, timeout=within or self._config.drain_seconds)
-        for task in late:
-            log.warning("%s still running at shutdown; cancelling", task.get_name())
-            task.cancel()
+        await self._work.drain(within or self._config.drain_seconds)
 
     async def _for_us(self, message: IncomingMessage, *, addressed: bool) -> bool:
         if not (message.text or message.files):
@@ -255,17 +282,6 @@ class ConversationPipeline:
             await _fail(shown, UPLOAD_FAILED.format(name=file.filename))
         finally:
             await shown.close()
-
-    @contextlib.contextmanager
-    def _tracked(self) -> Iterator[None]:
-        task = asyncio.current_task()
-        if task is not None:
-            self._work.add(task)
-        try:
-            yield
-        finally:
-            if task is not None:
-                self._work.discard(task)
 
 
 # The first words of a question or a request (followed by a file they ask about), and the

@@ -131,16 +131,8 @@ class UploadService:
         # replaced it meanwhile)
         await self._knowledge.finish_upload(upload_id, document_id=result.document.id, error=None)
         await self._audit_indexed(ctx, file, namespace, result)
-        return UploadOutcome(
-            file.filename,
-            True,
-            _message(file.filename, namespace, result),
-            result.chunks,
-            result.duplicate,
-            namespace.label,
-            len(result.replaced),
-            result.document.id,
-            await self._share_choices(ctx, namespace, result),
+        return _indexed(
+            file.filename, namespace, result, await self._share_choices(ctx, namespace, result)
         )
 
     async def _share_choices(
@@ -270,16 +262,7 @@ class UploadService:
             )
             return UploadOutcome(file.filename, False, exc.user_message, namespace=namespace.label)
         await self._audit_indexed(ctx, file, namespace, result)
-        return UploadOutcome(
-            file.filename,
-            True,
-            _message(file.filename, namespace, result),
-            result.chunks,
-            result.duplicate,
-            namespace.label,
-            len(result.replaced),
-            result.document.id,
-        )
+        return _indexed(file.filename, namespace, result)
 
     async def load(
         self,
@@ -372,6 +355,26 @@ class UploadService:
 
 def _upload_event(message: IncomingMessage) -> str:
     return f"upload:{message.event_id}"
+
+
+def _indexed(
+    filename: str,
+    namespace: NamespaceRecord,
+    result: IngestResult,
+    share_with: tuple[str, ...] = (),
+) -> UploadOutcome:
+    """The outcome of a file that ingestion took (indexed, a duplicate, or replaced)."""
+    return UploadOutcome(
+        filename,
+        True,
+        _message(filename, namespace, result),
+        result.chunks,
+        result.duplicate,
+        namespace.label,
+        len(result.replaced),
+        result.document.id,
+        share_with,
+    )
 
 
 def _message(filename: str, namespace: NamespaceRecord, result: IngestResult) -> str:

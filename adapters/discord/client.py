@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -40,7 +38,7 @@ from adapters.discord.reply import DiscordReply
 from core.admin import AdminCommand, AdminService, CommandResult
 from core.answer import AnswerService
 from core.commands import Request, promotion
-from core.conversation import DRAIN_SECONDS, ConversationPipeline
+from core.conversation import DRAIN_SECONDS, ConversationPipeline, InFlight
 from core.types import IncomingFile, IncomingMessage, Platform
 
 log = logging.getLogger(__name__)
@@ -88,7 +86,7 @@ class LoreClient(discord.Client):
         self._guild_id = guild_id
         self._admin_role = admin_role
         self._interval = edit_interval
-        self._work: set[asyncio.Task[Any]] = set()
+        self._work = InFlight()
         self.privacy = DiscordPrivacy(self)
         self.shared_servers = SharedServers(self)
         self.tree = LoreTree(self, run=self.run_command)
@@ -108,20 +106,9 @@ class LoreClient(discord.Client):
 
     # --- in-flight work (graceful shutdown waits for it) -------------------------------
 
-    @contextlib.contextmanager
-    def _tracked(self) -> Iterator[None]:
-        task = asyncio.current_task()
-        if task is not None:
-            self._work.add(task)
-        try:
-            yield
-        finally:
-            if task is not None:
-                self._work.discard(task)
-
     def tracked(self) -> contextlib.AbstractContextManager[None]:
-        """Count the current task as in flight (shutdown waits for it) while inside."""
-        return self._tracked()
+        """Count the current handler in while it runs (shutdown waits for it)."""
+        return self._work.tracked()
 
     def in_flight(self) -> int:
         """Handlers still running (answers, uploads, commands, clicks)."""
@@ -129,14 +116,12 @@ class LoreClient(discord.Client):
 
     async def drain(self, within: float = DRAIN_SECONDS) -> None:
         """Wait (up to ``within`` seconds) for running handlers to finish."""
-        pending = {t for t in self._work if t is not asyncio.current_task()}
-        if pending:
-            await asyncio.wait(pending, timeout=within)
+        await self._work.drain(within)
 
     # --- messages ----------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        with self._tracked():
+        with self._work.tracked():
             me = self.user
             if me is None or message.author.bot or message.author.id == me.id:
                 return
@@ -188,7 +173,7 @@ class LoreClient(discord.Client):
 
     async def run_command(self, interaction: discord.Interaction) -> None:
         """Defer at once (ephemeral), run the command in core, show its result."""
-        with self._tracked():
+        with self._work.tracked():
             await interaction.response.defer(ephemeral=True, thinking=True)
             result = await self.admin.execute(await self._admin_command(interaction))
             try:
@@ -270,7 +255,7 @@ class LoreClient(discord.Client):
         self, interaction: discord.Interaction, message_id: uuid.UUID, value: int
     ) -> None:
         """Store the vote (one per user, changeable) and show the counts on the buttons."""
-        with self._tracked():
+        with self._work.tracked():
             await interaction.response.defer()
             user = interaction.user
             place = place_of(interaction.channel, guild=interaction.guild, user_id=user.id)
@@ -301,7 +286,7 @@ class LoreClient(discord.Client):
     ) -> None:
         """Run `/lore docs promote` as the clicker, tell them the outcome privately, and take
         the share buttons away once the file is shared."""
-        with self._tracked():
+        with self._work.tracked():
             await interaction.response.defer()
             command = await self._admin_command(
                 interaction, request=promotion(document_id, namespace)
