@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 import aiohttp
@@ -166,6 +166,7 @@ async def test_chat_loads_the_model_while_the_user_types(
     import functools
     import gc
 
+    from bot import process
     from bot.chat_commands import chat_command
     from bot.cli import build_parser
     from bot.container import build
@@ -187,11 +188,18 @@ async def test_chat_loads_the_model_while_the_user_types(
         build its compiled form on a busy machine), then closes."""
 
         def readline(self) -> str:
-            deadline = time.monotonic() + 300
-            while not embedder.loaded and time.monotonic() < deadline:
-                time.sleep(0.05)
+            warmed.wait(300)  # the warm-up's last step, after the model's first encode
             loaded_before_input.append(embedder.loaded)
             return ""
+
+    warmed = threading.Event()
+    freeze = process.freeze_heap
+
+    def freeze_and_tell() -> None:
+        freeze()
+        warmed.set()
+
+    monkeypatch.setattr(process, "freeze_heap", freeze_and_tell)
 
     monkeypatch.setattr(sys, "stdin", SlowTypist())
 
