@@ -72,6 +72,7 @@ class Retriever:
         self._knowledge = knowledge
         self._rerank_depth = rerank_depth
         self._reranker = SentenceReranker()
+        self._sentence_pending: dict[str, asyncio.Future[np.ndarray]] = {}
         self._sentence_vectors: dict[str, np.ndarray] = {}
 
     def embed_ahead(self, query: str) -> Lookahead:
@@ -160,14 +161,37 @@ class Retriever:
         if not sentences or not query_vector:
             return {}
         memo = self._sentence_vectors
-        todo = [s for s in sentences if s not in memo]
-        if todo:
-            vectors = await asyncio.gather(*(self._embedder.embed_query(s) for s in todo))
-            if len(memo) + len(todo) > SENTENCE_MEMO:
-                memo.clear()
-            memo.update(zip(todo, (np.asarray(v, dtype=np.float32) for v in vectors), strict=True))
+        vectors = dict(
+            zip(
+                sentences,
+                await asyncio.gather(*(self._sentence_vector(s) for s in sentences)),
+                strict=True,
+            )
+        )
+        if len(memo) > SENTENCE_MEMO:
+            memo.clear()
         query = np.asarray(query_vector, dtype=np.float32)
-        return {s: float(memo[s] @ query) for s in sentences if s in memo}
+        return {s: float(v @ query) for s, v in vectors.items()}
+
+    async def _sentence_vector(self, sentence: str) -> np.ndarray:
+        """One sentence's vector: memoised, and embedded once however many questions ask for
+        it at the same time (a burst of questions on one corpus shares its sentences)."""
+        known = self._sentence_vectors.get(sentence)
+        if known is not None:
+            return known
+        pending = self._sentence_pending.get(sentence)
+        if pending is None:
+            pending = asyncio.ensure_future(self._embed_sentence(sentence))
+            self._sentence_pending[sentence] = pending
+        return await asyncio.shield(pending)
+
+    async def _embed_sentence(self, sentence: str) -> np.ndarray:
+        try:
+            vector = np.asarray(await self._embedder.embed_query(sentence), dtype=np.float32)
+            self._sentence_vectors[sentence] = vector
+            return vector
+        finally:
+            self._sentence_pending.pop(sentence, None)
 
 
 def _retrieve_error(task: asyncio.Task[list[float]]) -> None:
