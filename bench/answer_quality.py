@@ -137,7 +137,7 @@ async def answer_all(bot, questions: Sequence[tuple[Question, str]]) -> list[Out
         )
         sources = to_sources(retrieval.chunks)
         dense = await c.retriever.sentence_similarities(
-            retrieval.query_vector, [s.text for s in sources]
+            retrieval.query_vector, [r.chunk for r in retrieval.chunks]
         )
         result = extractive_answer(q.text, sources, dense=dense)
         text, closing = parse_and_validate(result.text, sources) if result.text else ("", [])

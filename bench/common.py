@@ -175,6 +175,8 @@ async def bot_with_articles(
                 if not outcome.ok:
                     raise RuntimeError(f"upload of {article.filename} failed: {outcome.message}")
             await bot.container.vectors.flush()
+            # as a running bot has them shortly after an upload (filled in the background)
+            await bot.container.ingestion.fill_sentence_vectors()
             yield bot
         finally:
             await bot.close()

@@ -1,22 +1,25 @@
 """Slack answers streamed natively (chat.startStream/appendStream/stopStream) against edits.
 
-    .venv/bin/python bench/slack_streaming.py [--rates 200,50,20] [--words 100]
+    .venv/bin/python bench/slack_streaming.py [--lengths 0.3,0.8,1.5,3,8] [--words 100]
         [--llm-latency 0.3] [--rounds 3] [--stream-interval S] [--write]
 
 Two whole bots run side by side, as in production (real bolt app over HTTP with request
 signing, real core on SQLite + milvus-lite + the real embedder), each against its own fake
 Slack, one with ``SLACK_NATIVE_STREAMING`` on and one with it off (the edit-based path, the
 baseline). Their fake Groq waits ``--llm-latency`` seconds, then emits the answer a word at a
-time at a steady rate (``--rates``, words per second). Questions alternate between the two
-bots, one at a time. Per answer:
+time at a steady rate, so that its words take ``--lengths`` seconds. Questions alternate
+between the two bots, one at a time. Per answer:
 
 - *first words*: from the first token leaving the fake Groq to the first Slack call that shows
-  answer text (chat.startStream; chat.update of the placeholder on the edit path);
-- *calls*: every chat.* Web API call the answer made (placeholder, stream or edits, ending).
+  answer text (chat.startStream, or a chat.postMessage / chat.update that is not the
+  "Searching…" placeholder);
+- *calls*: every Web API call that shows the answer: chat.* (placeholder, stream or edits,
+  ending) and assistant.threads.setStatus (the native path's loading status).
 
 Two answer shapes: citation markers after every sentence (the stream never shows a marker
-before it is checked, so the native path ends by replacing the message with the rendered
-answer) and one marker at the end (the stream stops with the rest of the text and the footer).
+before it is checked, so a native answer that streamed ends by replacing the message with the
+rendered answer) and one marker at the end (the stream stops with the rest of the text and the
+footer).
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ HEADING = "## Slack native streaming (bench/slack_streaming.py)"
 SENTENCE = (
     "Travel expenses are reimbursed within 14 days when the receipt is uploaded to the portal"
 )
+SHAPES = {"sentences": "markers after each sentence", "end": "one marker at the end"}
+SHOWING = ("chat.startStream", "chat.postMessage", "chat.update")
+ASKERS = 8
 
 
 def answer_text(words: int, *, shape: str) -> str:
@@ -75,20 +81,24 @@ class Timed:
         return self.text
 
 
+def answer_call(method: str) -> bool:
+    return method.startswith("chat.") or method == "assistant.threads.setStatus"
+
+
 async def one_answer(bot: SlackDriver, llm: Timed, text: str, delay: float) -> dict[str, float]:
     llm.text = text
     bot.groq.chunk_delay = delay
     before = len(bot.slack.calls)
-    thread = await bot.mention(QUESTION)
+    # askers take turns: one person may ask 30 questions in 5 minutes
+    thread = await bot.mention(QUESTION, user=f"U{len(llm.started) % ASKERS}")
     await bot.bot.idle()
-    calls = [c for c in bot.slack.calls[before:] if c.method.startswith("chat.")]
+    calls = [c for c in bot.slack.calls[before:] if answer_call(c.method)]
     first_token = llm.started[-1] + delay  # the fake sleeps before each word
     shown = next(
         (
             c.at
             for c in calls
-            if c.method == "chat.startStream"
-            or (c.method == "chat.update" and not str(c.params.get("text", "")).startswith("_"))
+            if c.method in SHOWING and not str(c.params.get("text", "")).startswith("_Searching")
         ),
         float("nan"),
     )
@@ -98,7 +108,11 @@ async def one_answer(bot: SlackDriver, llm: Timed, text: str, delay: float) -> d
 
 
 async def main(
-    rates: list[float], words: int, llm_latency: float, rounds: int, stream_interval: float | None
+    lengths: list[float],
+    words: int,
+    llm_latency: float,
+    rounds: int,
+    stream_interval: float | None,
 ) -> list[dict[str, Any]]:
     native_tuning = {"stream_interval": stream_interval} if stream_interval else None
     embedder = SentenceTransformerEmbedder()
@@ -107,7 +121,6 @@ async def main(
         folder = Path(tmp)
         dbs = SqliteDatabases(folder / "template")
         await asyncio.to_thread(dbs.setup)
-        bots: dict[str, tuple[SlackDriver, Timed]] = {}
         async with (
             running_bot(
                 dbs.create(folder / "native.db"),
@@ -130,18 +143,20 @@ async def main(
             for bot, llm in bots.values():
                 await bot.upload("handbook.md", HANDBOOK)  # also warms the embedder
                 await one_answer(bot, llm, answer_text(10, shape="end"), 0.0)
-            for shape in ("sentences", "end"):
+            for shape in SHAPES:
                 text = answer_text(words, shape=shape)
-                for rate in rates:
+                count = len(text.split())
+                for seconds in lengths:
                     runs: dict[str, list[dict[str, float]]] = {"native": [], "edits": []}
                     for _ in range(rounds):
                         for mode, (bot, llm) in bots.items():
-                            runs[mode].append(await one_answer(bot, llm, text, 1.0 / rate))
-                    row: dict[str, Any] = {"shape": shape, "rate": rate, "words": len(text.split())}
+                            runs[mode].append(await one_answer(bot, llm, text, seconds / count))
+                    row: dict[str, Any] = {"shape": shape, "seconds": seconds, "words": count}
                     for mode, got in runs.items():
                         row[f"{mode}_first"] = statistics.median(r["first_words"] for r in got)
                         row[f"{mode}_first_max"] = max(r["first_words"] for r in got)
                         row[f"{mode}_calls"] = statistics.median(r["calls"] for r in got)
+                        row[f"{mode}_calls_max"] = max(r["calls"] for r in got)
                     results.append(row)
                     print(row, flush=True)
     return results
@@ -155,23 +170,28 @@ def _folder(root: Path, name: str) -> Path:
 
 def table(rows: list[dict[str, Any]], *, llm_latency: float, rounds: int) -> str:
     model, flags = cpu()
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    counts = sorted({r["words"] for r in rows})
+    words = f"{counts[0]}-{counts[-1]}" if len(counts) > 1 else str(counts[0])
     lines = [
-        f"Fake LLM: {llm_latency:.1f} s to the first word, then a word every 1/rate s; medians "
-        f"of {rounds} answers per cell, the two paths alternating. Machine: {model}, "
-        f"{os.cpu_count()} CPUs, flags {flags}. Date: {datetime.now(UTC):%Y-%m-%d}.",
+        f"Fake LLM: {llm_latency:.1f} s to the first word, then {words} words at a "
+        f"steady rate over the stream length; medians of {rounds} answers per cell, the two "
+        f"paths alternating. Machine: {model}, {os.cpu_count()} CPUs, flags {flags}; load "
+        f"average at the end {load}. Date: {datetime.now(UTC):%Y-%m-%d}.",
         "",
-        "| answer | words/s (stream length) | first words: native / edits (max) | "
-        "chat.* calls: native / edits |",
-        "| --- | ---: | ---: | ---: |",
+        "| answer | stream length | first words: native / edits (max) | ratio "
+        "| calls per answer: native / edits (max) | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
-        seconds = r["words"] / r["rate"]
         lines.append(
-            f"| markers {'after each sentence' if r['shape'] == 'sentences' else 'at the end'}"
-            f" | {r['rate']:.0f} ({seconds:.1f} s)"
-            f" | {r['native_first']:.2f} s ({r['native_first_max']:.2f}) /"
+            f"| {SHAPES[r['shape']]} | {r['seconds']:.1f} s ({r['words'] / r['seconds']:.0f}"
+            f" words/s) | {r['native_first']:.2f} s ({r['native_first_max']:.2f}) /"
             f" {r['edits_first']:.2f} s ({r['edits_first_max']:.2f})"
-            f" | {r['native_calls']:.0f} / {r['edits_calls']:.0f} |"
+            f" | {r['native_first'] / r['edits_first']:.2f}x"
+            f" | {r['native_calls']:.0f} ({r['native_calls_max']:.0f}) /"
+            f" {r['edits_calls']:.0f} ({r['edits_calls_max']:.0f})"
+            f" | {r['native_calls'] / r['edits_calls']:.2f}x |"
         )
     first_ok = all(r["native_first_max"] <= TARGET_FIRST_WORDS for r in rows)
     calls_ok = [r for r in rows if r["native_calls"] <= r["edits_calls"]]
@@ -186,15 +206,19 @@ def table(rows: list[dict[str, Any]], *, llm_latency: float, rounds: int) -> str
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rates", default="200,50,20", help="words per second, comma-separated")
+    parser.add_argument(
+        "--lengths", default="0.3,0.8,1.5,3,8", help="seconds of streamed words, comma-separated"
+    )
     parser.add_argument("--words", type=int, default=100)
     parser.add_argument("--llm-latency", type=float, default=0.3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stream-interval", type=float, help="SlackConfig.stream_interval")
     parser.add_argument("--write", action="store_true", help="replace this page's section")
     args = parser.parse_args()
-    rates = [float(r) for r in args.rates.split(",")]
-    rows = asyncio.run(main(rates, args.words, args.llm_latency, args.rounds, args.stream_interval))
+    lengths = [float(s) for s in args.lengths.split(",")]
+    rows = asyncio.run(
+        main(lengths, args.words, args.llm_latency, args.rounds, args.stream_interval)
+    )
     text = table(rows, llm_latency=args.llm_latency, rounds=args.rounds)
     print(text)
     if args.write:

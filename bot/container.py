@@ -18,6 +18,7 @@ from core.db.conversation import ConversationStore
 from core.db.gaps import GapStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
+from core.db.owners import OwnerStore
 from core.db.usage import UsageStore
 from core.gaps import GapService
 from core.generation.base import LLM
@@ -26,6 +27,7 @@ from core.ingestion.service import IngestionService
 from core.ingestion.workers import WorkerPool
 from core.observability import Metrics
 from core.organisation import Membership, Organisation
+from core.owners import OwnerService
 from core.places import Places
 from core.pricing import PriceTable
 from core.quota import QuestionRate, QuotaService
@@ -62,8 +64,10 @@ class Container:
     organisation: Organisation
     parsers: WorkerPool
     gaps: GapService
+    owners: OwnerService
 
     async def close(self) -> None:
+        await self.ingestion.close()
         await self.parsers.close()
         if self.llm is not None:
             from core.generation.groq import GroqLLM
@@ -146,6 +150,7 @@ async def build(
         metrics=metrics,
         parser=parsers,
         allowance=quota,
+        quiet=retriever.quiet_seconds,
     )
     if llm is None and use_llm_from_settings:
         llm = _llm(settings)
@@ -204,6 +209,9 @@ async def build(
         audit=audit,
     )
     gaps = GapService(store=GapStore(database), knowledge=knowledge, embedder=embedder)
+    owners = OwnerService(
+        identity=identity, store=OwnerStore(database), resolver=resolver, audit=audit
+    )
     admin = AdminService(
         identity=identity,
         knowledge=knowledge,
@@ -237,4 +245,5 @@ async def build(
         organisation=organisation,
         parsers=parsers,
         gaps=gaps,
+        owners=owners,
     )

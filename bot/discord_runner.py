@@ -31,7 +31,10 @@ def discord_client(
     """The client wired to the container: core asks it whether Discord channels are private.
     ``pipeline_config``: how many answers run at once (default: core's)."""
     pipeline = ConversationPipeline(
-        answers=container.answers, uploads=container.uploads, config=pipeline_config
+        answers=container.answers,
+        uploads=container.uploads,
+        owners=container.owners,
+        config=pipeline_config,
     )
     client = LoreClient(
         conversations=pipeline, answers=container.answers, admin=container.admin, **options

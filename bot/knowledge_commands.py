@@ -105,6 +105,8 @@ async def ingest_into(c: Container, paths: list[str], namespace: str, workspace:
         if not result.duplicate:
             chunks += result.chunks
             tokens += result.tokens
+    if chunks:  # what a running bot does in the background after an upload
+        await c.ingestion.fill_sentence_vectors()
     elapsed = time.perf_counter() - started
     print(
         f"{files} files, {chunks} chunks, {tokens} tokens into '{ns.name}' in {elapsed:.1f}s; "

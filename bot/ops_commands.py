@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,12 +72,7 @@ def _sql_job(db: Database, name: str, day: date | None) -> JobFunction:
 
 def _reconcile(c: Container) -> JobFunction:
     async def reconcile() -> dict[str, int]:
-        report = await c.ingestion.reconcile()
-        return {
-            "orphan_vectors_deleted": report.orphan_vectors_deleted,
-            "missing_vectors_restored": report.missing_vectors_restored,
-            "old_versions_deleted": report.old_versions_deleted,
-        }
+        return asdict(await c.ingestion.reconcile())
 
     return reconcile
 

@@ -49,6 +49,7 @@ def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> 
     pipeline = ConversationPipeline(
         answers=container.answers,
         uploads=container.uploads,
+        owners=container.owners,
         config=PipelineConfig(
             concurrency=config.concurrency, placeholder_after=config.placeholder_after
         ),

@@ -203,7 +203,7 @@ class AnswerService:
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
         sources = to_sources(retrieval.chunks)
         dense = await self._retriever.sentence_similarities(
-            retrieval.query_vector, [s.text for s in sources]
+            retrieval.query_vector, [c.chunk for c in retrieval.chunks]
         )
         support = extractive_answer(message.text, sources, dense=dense)
         if not should_answer(evidence(sources, support), threshold):
@@ -462,6 +462,7 @@ class AnswerService:
             usage=_total(usage_rows, self._prices),
             message_id=answer_id,
             session_id=ctx.session.id,
+            ask_owner=mode == AnswerMode.ABSTAIN and ctx.owned is not None,
         )
 
     async def feedback(

@@ -68,6 +68,14 @@ class ConversationContext:
         return max(values) if values else None
 
     @property
+    def owned(self) -> NamespaceRecord | None:
+        """The searched namespace whose owner is asked about a question here (never in a DM:
+        the owner could not see it); None when none has an owner."""
+        if self.place.is_direct:
+            return None
+        return next((n for n in self.namespaces if n.owner_id is not None), None)
+
+    @property
     def prompt(self) -> str | None:
         for n in self.namespaces:
             if n.config.get("prompt"):

@@ -32,15 +32,17 @@ import itertools
 import logging
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from core.answer import AnswerService
 from core.errors import LorekeeperError
+from core.owners import NO_OWNER, OwnerCall, OwnerService, SaveOffer
 from core.types import Answer, IncomingFile, IncomingMessage, Progress, Reply, UploadOutcome
 from core.uploads import UploadService
-from core.wording import ANSWER_FAILED, UPLOAD_FAILED, VOTE_FAILED
+from core.wording import ANSWER_FAILED, ASK_OWNER_FAILED, UPLOAD_FAILED, VOTE_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,7 @@ class Vote:
     up: int = 0
     down: int = 0
     refusal: str | None = None
+    ask_owner: bool = False  # a 👎 where a namespace owner may still be asked: offer it
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +130,18 @@ class ConversationPipeline:
         *,
         answers: AnswerService,
         uploads: UploadService,
+        owners: OwnerService | None = None,
         config: PipelineConfig | None = None,
     ) -> None:
         self._answers = answers
         self._uploads = uploads
+        self._owners = owners
         self._config = config or PipelineConfig()
         self._slots = asyncio.Semaphore(self._config.concurrency)
         self._work = InFlight()
+        # one platform deletion at a time: events naming the same documents (a channel and
+        # each of its threads) find them deleted instead of deleting and auditing them twice
+        self._forgetting = asyncio.Lock()
 
     @property
     def uploads(self) -> UploadService:
@@ -197,7 +205,54 @@ class ConversationPipeline:
             except Exception:
                 log.exception("storing the vote on %s failed", message_id)
                 return Vote(refusal=VOTE_FAILED)
-            return Vote(up=up, down=down)
+            offer = value < 0 and await self._may_ask_owner(
+                platform=platform, workspace_id=workspace_id, user_id=user_id, answer_id=message_id
+            )
+            return Vote(up=up, down=down, ask_owner=offer)
+
+    async def _may_ask_owner(
+        self, *, platform: str, workspace_id: str, user_id: str, answer_id: uuid.UUID
+    ) -> bool:
+        if self._owners is None:
+            return False
+        try:
+            return await self._owners.may_ask(
+                platform=platform, workspace_id=workspace_id, user_id=user_id, answer_id=answer_id
+            )
+        except Exception:
+            log.exception("checking for an owner of %s failed", answer_id)
+            return False
+
+    async def ask_owner(
+        self, *, platform: str, workspace_id: str, user_id: str, answer_id: uuid.UUID
+    ) -> OwnerCall:
+        """An "Ask an owner" click: the owner to mention in the answer's thread, or words for
+        the clicker (``OwnerService.ask``)."""
+        if self._owners is None:
+            return OwnerCall(refusal=NO_OWNER)
+        with self._work.tracked():
+            try:
+                return await self._owners.ask(
+                    platform=platform,
+                    workspace_id=workspace_id,
+                    user_id=user_id,
+                    answer_id=answer_id,
+                )
+            except Exception:
+                log.exception("asking the owner about %s failed", answer_id)
+                return OwnerCall(refusal=ASK_OWNER_FAILED)
+
+    async def owner_answered(self, message: IncomingMessage) -> SaveOffer | None:
+        """A :class:`SaveOffer` when ``message`` is the asked owner's first post in their
+        thread: the adapter offers them "Save thread", and the message is an answer, not a
+        question for the bot (unless it mentions the bot). Never raises."""
+        if self._owners is None:
+            return None
+        try:
+            return await self._owners.replied(message)
+        except Exception:
+            log.exception("checking %s for an owner's answer failed", message.event_id)
+            return None
 
     async def forget(
         self,
@@ -214,17 +269,72 @@ class ConversationPipeline:
             wanted = [("file", i) for i in file_ids] + [("message", i) for i in message_ids]
             for kind, platform_id in wanted:
                 try:
-                    gone += await self._uploads.deleted_on_platform(
-                        platform,
-                        file_id=platform_id if kind == "file" else None,
-                        message_id=platform_id if kind == "message" else None,
-                        workspace=workspace,
-                    )
+                    async with self._forgetting:
+                        gone += await self._uploads.deleted_on_platform(
+                            platform,
+                            file_id=platform_id if kind == "file" else None,
+                            message_id=platform_id if kind == "message" else None,
+                            workspace=workspace,
+                        )
                 except Exception:
                     log.exception("forgetting the documents of %s %s failed", kind, platform_id)
             if gone:
                 log.info("deleted on %s: %d document(s) removed", platform, gone)
             return gone
+
+    async def forget_removed(
+        self,
+        platform: str,
+        *,
+        message_id: str,
+        kept_file_ids: Sequence[str],
+        workspace: str | None = None,
+    ) -> int:
+        """A message was edited and now carries only ``kept_file_ids``: delete the documents
+        made from the files taken off it. Returns how many went; a failure is logged."""
+        removal = partial(
+            self._uploads.removed_on_platform,
+            platform,
+            message_id=message_id,
+            kept_file_ids=kept_file_ids,
+            workspace=workspace,
+        )
+        return await self._forget(platform, f"message {message_id}", removal)
+
+    async def forget_place(
+        self,
+        platform: str,
+        *,
+        workspace: str,
+        channel_id: str,
+        thread_id: str | None = None,
+        surviving_message_id: str | None = None,
+    ) -> int:
+        """A channel (``thread_id`` None: with its threads) or a thread was deleted on the
+        platform: delete the documents uploaded there, except the files of
+        ``surviving_message_id`` (a message the deletion left, like the one a thread was
+        started from). Returns how many went; a failure is logged, never raised."""
+        removal = partial(
+            self._uploads.place_deleted_on_platform,
+            platform,
+            workspace=workspace,
+            channel_id=channel_id,
+            thread_id=thread_id,
+            surviving_message_id=surviving_message_id,
+        )
+        return await self._forget(platform, f"place {thread_id or channel_id}", removal)
+
+    async def _forget(self, platform: str, what: str, removal: Callable[[], Awaitable[int]]) -> int:
+        with self._work.tracked():
+            try:
+                async with self._forgetting:
+                    gone = await removal()
+            except Exception:
+                log.exception("forgetting the documents of %s failed", what)
+                return 0
+        if gone:
+            log.info("deleted on %s: %d document(s) of %s removed", platform, gone, what)
+        return gone
 
     async def drain(self, within: float | None = None) -> None:
         """Wait (up to ``within`` seconds, default the configured budget) for messages being

@@ -101,6 +101,8 @@ class Answer:
     message_id: uuid.UUID | None = None
     session_id: uuid.UUID | None = None
     duplicate: bool = False
+    # it abstained where a namespace owner may be asked: offer "Ask an owner"
+    ask_owner: bool = False
 
 
 @dataclass(frozen=True, slots=True)

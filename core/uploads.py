@@ -90,6 +90,7 @@ class UploadService:
             workspace_id=ctx.workspace.id,
             user_id=ctx.user.id,
             channel_id=ctx.channel.id,
+            thread_key=ctx.session.thread_key,
             author=message.author_name or message.author_id,
             platform=message.platform.value,
             is_admin=message.author_is_admin,
@@ -239,6 +240,7 @@ class UploadService:
             workspace_id=ctx.workspace.id,
             user_id=ctx.user.id,
             channel_id=ctx.channel.id,
+            thread_key=ctx.session.thread_key,
             author=message.author_name or message.author_id,
             platform=message.platform.value,
             # an admin or the namespace's owner (checked above) replaces whoever saved it last
@@ -330,12 +332,60 @@ class UploadService:
         docs = await self._knowledge.documents_from_platform(
             platform, file_id=file_id, message_id=message_id, workspace=workspace
         )
+        return await self._delete_from_platform(platform, docs, "deleted on the platform")
+
+    async def removed_on_platform(
+        self,
+        platform: str,
+        *,
+        message_id: str,
+        kept_file_ids: Sequence[str],
+        workspace: str | None = None,
+    ) -> int:
+        """A message was edited and now carries only ``kept_file_ids``: delete the documents
+        made from the files it no longer carries (a thread saved under its id is no file of
+        it and stays)."""
+        docs = await self._knowledge.documents_from_platform(
+            platform, message_id=message_id, workspace=workspace
+        )
+        kept = set(kept_file_ids)
+        gone = [
+            d for d in docs if d.platform_file_id is not None and d.platform_file_id not in kept
+        ]
+        return await self._delete_from_platform(platform, gone, "removed from its message")
+
+    async def place_deleted_on_platform(
+        self,
+        platform: str,
+        *,
+        workspace: str,
+        channel_id: str,
+        thread_id: str | None = None,
+        surviving_message_id: str | None = None,
+    ) -> int:
+        """A channel (``thread_id`` None: with its threads) or one thread of it was deleted:
+        delete the documents uploaded there. ``surviving_message_id``: a message the deletion
+        left where it was (the message a thread was started from stays in its channel); its
+        files stay."""
+        docs = await self._knowledge.documents_from_place(
+            platform,
+            workspace=workspace,
+            channel_id=channel_id,
+            thread_id=thread_id,
+            sparing_message_id=surviving_message_id,
+        )
+        detail = "its thread was deleted" if thread_id else "its channel was deleted"
+        return await self._delete_from_platform(platform, docs, f"{detail} on the platform")
+
+    async def _delete_from_platform(
+        self, platform: str, docs: Sequence[DocumentRecord], detail: str
+    ) -> int:
         for doc in docs:
             await self._ingestion.delete_document(doc.id)
-            await self._audit_platform_delete(platform, doc)
+            await self._audit_platform_delete(platform, doc, detail)
         return len(docs)
 
-    async def _audit_platform_delete(self, platform: str, doc: DocumentRecord) -> None:
+    async def _audit_platform_delete(self, platform: str, doc: DocumentRecord, detail: str) -> None:
         ns = await self._knowledge.namespace_by_id(doc.namespace_id)
         await self._audit.record(
             workspace_id=ns.workspace_id if ns else None,
@@ -349,7 +399,7 @@ class UploadService:
                 "platform_file_id": doc.platform_file_id,
             },
             outcome="ok",
-            detail="deleted on the platform",
+            detail=detail,
         )
 
 

@@ -7,6 +7,7 @@ ANSWER_FAILED = "Something went wrong while answering; please try again."
 UPLOAD_FAILED = "Something went wrong while indexing {name}; it was not added."
 COMMAND_FAILED = "Something went wrong while running that command; please try again."
 VOTE_FAILED = "I couldn't record your vote; please try again."
+ASK_OWNER_FAILED = "I couldn't ask the owner; please try again."
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

@@ -129,4 +129,5 @@ async def world(database, tmp_path, embedder):
     }
     retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
     yield service, knowledge, vectors, retriever, ns, {"a": ws_a, "b": ws_b}, database
+    await service.close()
     await vectors.close()

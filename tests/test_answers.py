@@ -7,11 +7,14 @@ import contextlib
 import re
 import time
 
+import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from core.db.models import Chunk as ChunkRow
 from core.db.models import Citation as CitationRow
 from core.db.models import Message, Session, TokenUsage
+from core.retrieval.sentences import unpack
 from core.text import split_sentences
 from tests.fakes.groq_server import FakeGroq, Reply, Trickle, quoting_responder
 from tests.harness import BotHarness
@@ -332,6 +335,7 @@ async def test_the_question_is_embedded_while_the_database_work_runs(
     embedding per question. A follow-up whose search query differs (condensed with the thread's
     terms) is embedded again, and the answer comes from the condensed query."""
     await bot.upload("handbook.md", HANDBOOK)
+    await bot.container.ingestion.fill_sentence_vectors()  # done in the background meanwhile
     asked: list[str] = []
     embed_query = embedder.embed_query
 
@@ -340,18 +344,52 @@ async def test_the_question_is_embedded_while_the_database_work_runs(
         return await embed_query(text)
 
     monkeypatch.setattr(embedder, "embed_query", recording)
-    # the candidate sentences are embedded too (the answer's sentence cosines), once each
-    sentences = set(split_sentences(HANDBOOK.decode()))
+    # the candidate sentences' vectors are stored with their chunks: nothing else is embedded
     first = await bot.say("What is the vacation policy?", thread="T-ahead")
     assert "25 days" in first.text
-    assert [t for t in asked if t not in sentences] == ["What is the vacation policy?"]
-    assert asked[0] == "What is the vacation policy?"
+    assert asked == ["What is the vacation policy?"]
     asked.clear()
     follow = await bot.say("When do they expire?", thread="T-ahead")
     assert "March 31" in follow.text
-    queries = [t for t in asked if t not in sentences]
     assert asked[0] == "When do they expire?"
-    assert len(queries) == 2 and queries[1].startswith("When do they expire? ")
+    assert len(asked) == 2 and asked[1].startswith("When do they expire? ")
+
+
+async def test_sentence_vectors_are_stored_after_indexing_and_embedded_only_when_missing(
+    bot, embedder, monkeypatch
+) -> None:
+    """After an upload, each chunk gets its sentences' vectors (what a query embedding of each
+    sentence gives) in the background; a chunk without them (not filled yet, or indexed before
+    they were kept) still answers, its sentences embedded at the question, once each however
+    many questions need them at the same time."""
+    await bot.upload("handbook.md", HANDBOOK)
+    await bot.container.ingestion.sentences_settled()  # the fill the upload started
+    async with bot.container.database.session() as db:
+        rows = (await db.execute(select(ChunkRow.content, ChunkRow.sentence_vectors))).all()
+    assert rows
+    for content, blob in rows:
+        sentences = split_sentences(content)
+        stored = unpack(blob, sentences=len(sentences), dimension=embedder.dimension)
+        assert stored is not None
+        for sentence, vector in zip(sentences, stored, strict=True):
+            assert float(vector @ np.asarray(await embedder.embed_query(sentence))) > 0.998
+    async with bot.container.database.session() as db:
+        await db.execute(update(ChunkRow).values(sentence_vectors=None))
+        await db.commit()
+    asked: list[str] = []
+    embed_query = embedder.embed_query
+
+    async def recording(text: str) -> list[float]:
+        asked.append(text)
+        return await embed_query(text)
+
+    monkeypatch.setattr(embedder, "embed_query", recording)
+    question = "How many days of paid vacation do employees get?"
+    answers = await asyncio.gather(*(bot.say(question, thread=f"T-{i}") for i in range(3)))
+    assert all("25 days" in a.text for a in answers)
+    sentences = [t for t in asked if t != question]
+    assert sentences and len(sentences) == len(set(sentences))
+    assert set(sentences) <= {s for content, _ in rows for s in split_sentences(content)}
 
 
 ONCALL = b"# On-call\n\nThe on-call engineer hands over to the next one every Monday at 10:00.\n"

@@ -6,6 +6,7 @@ import asyncio
 import io
 import uuid
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 
@@ -14,7 +15,10 @@ from core.db.models import Chunk, Document, TokenUsage
 from core.db.records import DocumentInput
 from core.db.types import new_id
 from core.errors import UnsupportedFile
+from core.ingestion.sentences import QUIET_SECONDS, SentenceFiller
 from core.ingestion.service import Uploader
+from core.retrieval.sentences import unpack
+from core.text import split_sentences
 from core.types import Progress
 
 GUIDE = (
@@ -201,3 +205,52 @@ async def test_reconcile_repairs_a_crash_between_sql_and_milvus(world) -> None:
     assert sorted(await vectors.chunk_ids()) == held
     again = await service.reconcile()
     assert (again.orphan_vectors_deleted, again.missing_vectors_restored) == (0, 0)
+
+
+async def test_chunks_get_their_sentence_vectors_after_indexing_and_at_reconcile(world) -> None:
+    service, knowledge, _vectors, _retriever, ns, ws, _sessions = world
+    result = await service.ingest(
+        GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
+    )
+    await service.fill_sentence_vectors()  # what the background fill does after an upload
+    views = await knowledge.chunks(list((await knowledge.chunk_ids()).keys()))
+    assert views and all(v.sentence_vectors for v in views.values())
+    await knowledge.set_sentence_vectors({i: None for i in views})  # as stored before 0009
+    assert len(await knowledge.chunks_without_sentence_vectors(result.document.id, 1000)) == len(
+        views
+    )
+    report = await service.reconcile()
+    assert report.sentence_vectors_filled == len(views) == result.document.chunk_count
+    assert await knowledge.documents_without_sentence_vectors() == []
+    filled = await knowledge.chunks(list(views))
+    for chunk_id, view in views.items():
+        n = len(split_sentences(view.content))
+        before = unpack(view.sentence_vectors, sentences=n, dimension=384)
+        after = unpack(filled[chunk_id].sentence_vectors, sentences=n, dimension=384)
+        assert before is not None and after is not None
+        assert float(np.min(np.sum(before * after, axis=1))) > 0.998
+    assert (await service.reconcile()).sentence_vectors_filled == 0
+
+
+async def test_the_background_sentence_fill_waits_while_people_are_asking(world, embedder) -> None:
+    """The fill an upload starts runs only once nobody has asked for QUIET_SECONDS: questions
+    never share the machine with it (they embed what they need meanwhile)."""
+    service, knowledge, _vectors, _retriever, ns, ws, _sessions = world
+    result = await service.ingest(
+        GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
+    )
+    await service.close()  # the service's own fill: this test drives one of its own
+    await knowledge.set_sentence_vectors(
+        {i: None for i in (await knowledge.chunk_ids()) if i is not None}
+    )
+    last_question = [0.0]
+    filler = SentenceFiller(knowledge, embedder, quiet=lambda: last_question[0])
+    filler.poke(result.document.id)
+    await asyncio.sleep(0.5)  # a question was just asked: nothing is filled
+    assert (
+        len(await knowledge.chunks_without_sentence_vectors(result.document.id, 1000))
+        == result.document.chunk_count
+    )
+    last_question[0] = QUIET_SECONDS  # quiet now
+    await asyncio.wait_for(filler.settled(), 60)
+    assert await knowledge.documents_without_sentence_vectors() == []

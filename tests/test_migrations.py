@@ -268,3 +268,91 @@ async def test_0007_keeps_usage_days_without_raw_rows_and_rerolls_the_rest(
         assert {r.key: r.prompt_tokens for r in report.rows} == {"(none)": 20, "chat": 10}
     finally:
         await engine.dispose()
+
+
+async def test_0010_keeps_every_document_and_takes_its_place_from_its_session(
+    database_url: str,
+) -> None:
+    """Documents gain the channel and thread they were uploaded in, from their session when it
+    is still there; rebuilding the table on SQLite keeps every document and chunk."""
+    import uuid
+    from datetime import UTC, datetime
+
+    await asyncio.to_thread(migrate.downgrade, database_url, "0009")
+    now = datetime.now(UTC)
+    ids = {k: uuid.uuid4() for k in ("ws", "channel", "session", "ns", "kept", "orphan", "chunk")}
+    rows = [
+        ("workspaces", {"id": ids["ws"], "platform": "discord", "external_id": "G1"}),
+        ("channels", {"id": ids["channel"], "workspace_id": ids["ws"], "external_id": "C1"}),
+        (
+            "sessions",
+            {
+                "id": ids["session"],
+                "workspace_id": ids["ws"],
+                "channel_id": ids["channel"],
+                "thread_key": "T1",
+                "last_activity_at": now,
+                "is_active": True,
+            },
+        ),
+        ("namespaces", {"id": ids["ns"], "workspace_id": ids["ws"], "name": "team", "config": {}}),
+        *(
+            (
+                "documents",
+                {
+                    "id": ids[key],
+                    "namespace_id": ids["ns"],
+                    "title": f"{key}.md",
+                    "file_hash": str(n) * 64,
+                    "status": "indexed",
+                    "size_bytes": 1,
+                    "chunk_count": 1,
+                    "token_count": 1,
+                    "session_id": session,
+                },
+            )
+            for n, (key, session) in enumerate((("kept", ids["session"]), ("orphan", None)))
+        ),
+        (
+            "chunks",
+            {
+                "id": ids["chunk"],
+                "document_id": ids["kept"],
+                "chunk_index": 0,
+                "content": "x",
+                "content_hash": "0" * 64,
+                "start_offset": 0,
+                "end_offset": 1,
+            },
+        ),
+    ]
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            for name, values in rows:
+                table = Base.metadata.tables[name]
+                if "created_at" in table.c:
+                    values = {**values, "created_at": now}
+                await conn.execute(table.insert().values(**values))
+        await asyncio.to_thread(migrate.upgrade, database_url)
+        async with engine.connect() as conn:
+            for name, values in rows:
+                table = Base.metadata.tables[name]
+                found = (await conn.execute(table.select().where(table.c.id == values["id"]))).all()
+                assert len(found) == 1, name
+            documents = Base.metadata.tables["documents"]
+            places = (
+                await conn.execute(
+                    documents.select()
+                    .with_only_columns(
+                        documents.c.title, documents.c.channel_id, documents.c.thread_key
+                    )
+                    .order_by(documents.c.title)
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(p) for p in places] == [
+        ("kept.md", ids["channel"], "T1"),
+        ("orphan.md", None, None),
+    ]

@@ -11,28 +11,38 @@ from typing import Any
 import discord
 import yarl
 
-from adapters.discord.actions import context_menus
+from adapters.discord.actions import MessageActions, context_menus
 from adapters.discord.commands import LoreGroup, LoreTree
 from adapters.discord.events import (
     Place,
     admin_command,
     admin_grant,
+    attachments_left,
     command_request,
     incoming_message,
     mentions_user,
     place_of,
+    starter_survives,
     strip_mentions,
     thread_name,
 )
 from adapters.discord.privacy import DiscordPrivacy, SharedServers
 from adapters.discord.render import (
+    ASK_OWNER_OFFER,
+    AskOwnerButton,
     FeedbackButton,
+    OwnerSaveButton,
     ShareButton,
+    ask_owner_view,
     chart_file,
     feedback_view,
+    only,
+    owner_mention,
+    owner_save_view,
     render_answer,
     render_rich,
     render_text,
+    save_offer,
 )
 from adapters.discord.reply import DiscordReply
 from core.admin import AdminCommand, AdminService, CommandResult
@@ -62,8 +72,9 @@ def intents() -> discord.Intents:
 
 
 class LoreClient(discord.Client):
-    """Mentions, thread follow-ups, DMs, attachments and their deletion, `/lore`, and the
-    feedback and share buttons. ``privacy`` is core's PrivacyChecker for Discord."""
+    """Mentions, thread follow-ups, DMs, attachments and their deletion (with their message,
+    thread or channel, or edited off their message), `/lore`, and the feedback and share
+    buttons. ``privacy`` is core's PrivacyChecker for Discord."""
 
     def __init__(
         self,
@@ -95,7 +106,7 @@ class LoreClient(discord.Client):
             self.tree.add_command(menu)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(FeedbackButton, ShareButton)
+        self.add_dynamic_items(FeedbackButton, ShareButton, AskOwnerButton, OwnerSaveButton)
         if self._guild_id:
             guild = discord.Object(id=self._guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -133,6 +144,16 @@ class LoreClient(discord.Client):
             # A thread started from a message has the message's id.
             thread_id = place.thread_id or str(message.id)
             incoming = incoming_message(message, place, thread_id=thread_id, bot_id=me.id)
+            offer = await self.conversations.owner_answered(incoming)
+            if offer is not None:  # the asked owner answered: not a question, unless addressed
+                with contextlib.suppress(discord.HTTPException):
+                    await channel.send(
+                        save_offer(offer.owner),
+                        view=owner_save_view(int(offer.thread)),
+                        allowed_mentions=only(offer.owner),
+                    )
+                if not addressed:
+                    return
             await self.conversations.handle(
                 incoming,
                 _DiscordThread(self, message, channel, place),
@@ -273,6 +294,57 @@ class LoreClient(discord.Client):
                 await interaction.edit_original_response(
                     view=feedback_view(message_id, up=vote.up, down=vote.down)
                 )
+                if vote.ask_owner:  # to the voter alone
+                    await interaction.followup.send(
+                        ASK_OWNER_OFFER, view=ask_owner_view(message_id), ephemeral=True
+                    )
+
+    # --- owners who get asked ----------------------------------------------------------
+
+    async def ask_owner_clicked(
+        self, interaction: discord.Interaction, answer_id: uuid.UUID
+    ) -> None:
+        """Mention the owner in the answer's thread with its question (once per thread);
+        the clicker alone hears what happened."""
+        with self._work.tracked():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            user = interaction.user
+            place = place_of(interaction.channel, guild=interaction.guild, user_id=user.id)
+            call = await self.conversations.ask_owner(
+                platform=Platform.DISCORD.value,
+                workspace_id=place.workspace_id,
+                user_id=str(user.id),
+                answer_id=answer_id,
+            )
+            said = call.said
+            if call.refusal is None:
+                try:
+                    target = await self._thread_channel(call.thread, call.channel)
+                    await target.send(
+                        owner_mention(call.owner, call.namespace, call.question),
+                        allowed_mentions=only(call.owner),
+                    )
+                except (discord.HTTPException, ValueError):
+                    log.warning("mentioning the owner in %s failed", call.thread)
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(content=render_text(said)[0].content)
+
+    async def _thread_channel(self, thread: str, channel: str) -> Any:
+        """Where a thread's messages go: the thread, or its channel when it is none."""
+        for key in (thread, channel):
+            found = self.get_channel(int(key))
+            if found is not None:
+                return found
+            with contextlib.suppress(discord.NotFound):
+                return await self.fetch_channel(int(key))
+        raise ValueError(f"no channel {channel}")
+
+    async def owner_save_clicked(self, interaction: discord.Interaction, thread_id: int) -> None:
+        """The owner's "Save thread": saved as the message command saves it, as the clicker."""
+        message = interaction.message
+        if message is None or getattr(interaction.channel, "id", None) != thread_id:
+            return
+        await MessageActions(self).save(interaction, message)
 
     async def _tell_clicker(self, interaction: discord.Interaction, text: str) -> None:
         with contextlib.suppress(discord.HTTPException):
@@ -315,6 +387,40 @@ class LoreClient(discord.Client):
             message_ids=[str(m) for m in message_ids],
             workspace=str(guild_id) if guild_id is not None else None,
         )
+
+    async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
+        """An edit that took attachments off a message deletes their documents."""
+        kept = attachments_left(event.data)
+        before = event.cached_message
+        if kept is None or (before and {str(a.id) for a in before.attachments} <= set(kept)):
+            return  # nothing was taken off
+        with self._work.tracked():
+            await self.conversations.forget_removed(
+                Platform.DISCORD.value,
+                message_id=str(event.message_id),
+                kept_file_ids=kept,
+                workspace=str(event.guild_id) if event.guild_id is not None else None,
+            )
+
+    async def on_raw_thread_delete(self, event: discord.RawThreadDeleteEvent) -> None:
+        """A deleted thread (Discord reports no deletion of its messages) deletes the
+        documents uploaded in it."""
+        survives = starter_survives(self.get_channel(event.parent_id))
+        with self._work.tracked():
+            await self.conversations.forget_place(
+                Platform.DISCORD.value,
+                workspace=str(event.guild_id),
+                channel_id=str(event.parent_id),
+                thread_id=str(event.thread_id),
+                surviving_message_id=str(event.thread_id) if survives else None,
+            )
+
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        """A deleted channel deletes the documents uploaded in it and in its threads."""
+        with self._work.tracked():
+            await self.conversations.forget_place(
+                Platform.DISCORD.value, workspace=str(channel.guild.id), channel_id=str(channel.id)
+            )
 
 
 __all__ = ["LoreClient", "intents", "point_at"]

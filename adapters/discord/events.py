@@ -162,6 +162,25 @@ def incoming_message(
     )
 
 
+def attachments_left(data: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The ids of the attachments a MESSAGE_UPDATE says its message carries now; None when it
+    says nothing of them (Discord leaves ``attachments`` out when they did not change) or the
+    message is a bot's (no bot's files are indexed)."""
+    listed = data.get("attachments")
+    author = data.get("author")
+    if not isinstance(listed, list) or (isinstance(author, Mapping) and author.get("bot")):
+        return None
+    return tuple(str(a["id"]) for a in listed if isinstance(a, Mapping) and "id" in a)
+
+
+def starter_survives(parent: Any) -> bool:
+    """Whether a deleted thread leaves the message it was started from (which has the
+    thread's id): in a text or announcement channel that message stays in the channel; a
+    forum or media post's first message is inside the post and goes with it. A parent not
+    known (itself deleted) leaves nothing."""
+    return getattr(parent, "type", None) in (discord.ChannelType.text, discord.ChannelType.news)
+
+
 def thread_name(text: str, *, fallback: str = "Lorekeeper") -> str:
     """A thread title from the question (Discord allows 1-100 characters)."""
     words = " ".join(text.split())

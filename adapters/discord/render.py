@@ -207,6 +207,8 @@ def render_answer(answer: Answer) -> list[Outgoing]:
         out[-1].embeds.append(embed)
     if answer.message_id is not None and not answer.abstained:
         out[-1].feedback_for = answer.message_id
+    elif answer.message_id is not None and answer.ask_owner:
+        out[-1].view = ask_owner_view(answer.message_id)
     return out
 
 
@@ -376,3 +378,97 @@ def share_view(document_id: uuid.UUID | None, namespaces: Sequence[str]) -> disc
     for name in names[:SHARE_BUTTONS]:
         view.add_item(ShareButton(document_id, name))
     return view
+
+
+# --- owners who get asked -------------------------------------------------------------
+
+ASK_OWNER_TEMPLATE = r"lore:owner:(?P<id>[A-Za-z0-9_-]{22})"
+OWNER_SAVE_TEMPLATE = r"lore:osave:(?P<thread>[0-9]{1,20})"
+ASK_OWNER_OFFER = "Not helpful? The owner of what this place searches can answer it here."
+SAVE_OFFER = "thanks for answering. Save this thread so I can answer the question next time?"
+
+
+class AskOwnerButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ASK_OWNER_TEMPLATE):
+    """ "Ask an owner" under an answer that could not help (persistent, like the feedback)."""
+
+    def __init__(self, answer_id: uuid.UUID) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.secondary,
+                label="Ask an owner",
+                custom_id=f"lore:owner:{short_id(answer_id)}",
+            )
+        )
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> AskOwnerButton:
+        return cls(from_short_id(match["id"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.ask_owner_clicked(  # type: ignore[attr-defined]
+            interaction, self.answer_id
+        )
+
+
+class OwnerSaveButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=OWNER_SAVE_TEMPLATE):
+    """ "Save thread", offered to the owner who answered in the thread they were asked in."""
+
+    def __init__(self, thread_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.primary,
+                label="Save thread",
+                custom_id=f"lore:osave:{thread_id}",
+            )
+        )
+        self.thread_id = thread_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> OwnerSaveButton:
+        return cls(int(match["thread"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.client.owner_save_clicked(  # type: ignore[attr-defined]
+            interaction, self.thread_id
+        )
+
+
+def ask_owner_view(answer_id: uuid.UUID) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(AskOwnerButton(answer_id))
+    return view
+
+
+def owner_save_view(thread_id: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(OwnerSaveButton(thread_id))
+    return view
+
+
+def only(user_id: str) -> discord.AllowedMentions:
+    """Mentions that may ping ``user_id`` and nobody else."""
+    users = [discord.Object(int(user_id))] if _SNOWFLAKE.fullmatch(user_id) else []
+    return discord.AllowedMentions(everyone=False, roles=False, replied_user=False, users=users)
+
+
+def mention(user_id: str) -> str:
+    return f"<@{user_id}>" if _SNOWFLAKE.fullmatch(user_id) else "Owner"
+
+
+def owner_mention(owner: str, namespace: str, question: str) -> str:
+    """The thread's question put to its owner; the question is escaped and sent with
+    :func:`only` the owner allowed, so nothing in it pings anyone else."""
+    quoted = textwrap.shorten(" ".join(question.split()), width=1500, placeholder="…")
+    return (
+        f"{mention(owner)}, a question about {plain(namespace)} that I couldn't answer from "
+        f"its documents:\n> {plain(quoted) or '(no text)'}\nCould you answer it here?"
+    )
+
+
+def save_offer(owner: str) -> str:
+    return f"{mention(owner)}, {SAVE_OFFER}"

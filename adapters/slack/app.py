@@ -26,6 +26,7 @@ from adapters.slack.assistant import ASSISTANT_EVENTS, Panel, SlackAssistant
 from adapters.slack.events import Payload, SlackFile
 from adapters.slack.files import FileFetcher, send_privately
 from adapters.slack.names import SlackNames
+from adapters.slack.owners import OwnerActions
 from adapters.slack.reply import NativeStream, SlackReply, StreamRefusals
 from adapters.slack.verification import hide_rejected_bodies
 from core.admin import AdminService
@@ -121,6 +122,9 @@ class SlackBot:
         shortcuts = actions.MessageActions(self, spawn=self._spawn)
         self.app.message_shortcut(actions.ASK)(shortcuts.on_ask)
         self.app.message_shortcut(actions.SAVE)(shortcuts.on_save)
+        self._owners = OwnerActions(self, shortcuts, spawn=self._spawn)
+        self.app.action(render.ASK_OWNER_ACTION)(self._owners.on_ask)
+        self.app.action(render.OWNER_SAVE_ACTION)(self._owners.on_save)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -237,6 +241,11 @@ class SlackBot:
             files=files,
             team_name=self._team_name,
         )
+        offer = await self._conversations.owner_answered(message)
+        if offer is not None:  # the asked owner answered: not a question, unless addressed
+            await self._owners.offer(offer)
+            if not addressed:
+                return
         thread: ReplyChannel = _SlackThread(self, message)
         if panel is not None:  # in the assistant panel, beside the channel being viewed
             message, thread = panel.scope(message), panel.around(thread)
@@ -380,6 +389,8 @@ class SlackBot:
                 text=str(shown.get("text") or ""),
                 blocks=render.with_feedback_counts(shown["blocks"], vote.up, vote.down),
             )
+        if vote.ask_owner:
+            await self._owners.offer_after_vote(body, click.message_id)
 
     async def _share(self, body: Payload) -> None:
         """A "Share with" click: `/lore docs promote` as the person who clicked; they alone

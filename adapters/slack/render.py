@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,9 @@ COUNTS_BLOCK = "lore_feedback_counts"
 SOURCE_PREFIX = "lore_source_"
 SHARE_BLOCK = "lore_share"
 SHARE_ACTION = "lore_share"  # + "_<n>": action ids are unique within a message
+ASK_OWNER_BLOCK = "lore_ask_owner"
+ASK_OWNER_ACTION = "lore_ask_owner"  # value: the answer's message id
+OWNER_SAVE_ACTION = "lore_owner_save"  # value: the thread's ts
 NOT_GROUNDED = "⚠️ This answer is not grounded in the sources; check it before relying on it."
 EXTRACTIVE = "Quoted from the sources (no written answer is available right now)."
 CHART_FILENAME = "lorekeeper-usage.png"
@@ -251,7 +255,49 @@ def answer_footer(answer: Answer, *, buttons: bool = True) -> list[Block]:
         )
     if buttons and answer.message_id is not None:
         blocks.append(feedback_block(str(answer.message_id)))
+        if answer.ask_owner:
+            blocks.append(ask_owner_block(answer.message_id))
     return blocks
+
+
+def _button(action: str, value: str, label: str) -> Block:
+    return {
+        "type": "button",
+        "action_id": action,
+        "value": value,
+        "text": {"type": "plain_text", "text": label},
+    }
+
+
+def ask_owner_block(answer_id: uuid.UUID) -> Block:
+    """The "Ask an owner" button under an answer that could not help."""
+    button = _button(ASK_OWNER_ACTION, str(answer_id), "Ask an owner")
+    return {"type": "actions", "block_id": ASK_OWNER_BLOCK, "elements": [button]}
+
+
+def ask_owner_offer(answer_id: uuid.UUID) -> SlackMessage:
+    """After a 👎, to the voter alone: the owner of what this place searches may be asked."""
+    text = "Not helpful? The owner of what this place searches can answer it in this thread."
+    return SlackMessage(text, [section(text), ask_owner_block(answer_id)])
+
+
+def owner_mention(owner: str, namespace: str, question: str) -> SlackMessage:
+    """The thread's question put to the owner: the one mention is the owner's (checked as a
+    user id); the question and the namespace are escaped, so nothing in them notifies."""
+    who = f"<@{owner}>" if _USER_ID.fullmatch(owner) else "Owner"
+    quoted = "\n".join(f">{line}" for line in plain(shorten(question, 1000)).splitlines())
+    text = (
+        f"{who}, a question about {plain(namespace)} that I couldn't answer from its "
+        f"documents:\n{quoted or '>(no text)'}\nCould you answer it here?"
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def save_offer(thread_ts: str) -> SlackMessage:
+    """To the owner alone, once they answered in the thread: save it as knowledge."""
+    text = "Thanks for answering. Save this thread so I can answer the question next time?"
+    button = _button(OWNER_SAVE_ACTION, thread_ts, "Save thread")
+    return SlackMessage(text, [section(text), {"type": "actions", "elements": [button]}])
 
 
 def answer_messages(answer: Answer, *, buttons: bool = True) -> list[SlackMessage]:

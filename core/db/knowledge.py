@@ -14,7 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from core.db.access import Database
-from core.db.models import Chunk, Document, Namespace, Upload, User, Workspace, table
+from core.db.models import (
+    Channel,
+    Chunk,
+    Document,
+    Namespace,
+    Upload,
+    User,
+    Workspace,
+    table,
+)
 from core.db.namespaces import NamespaceStore
 from core.db.records import DocumentInput, DocumentRecord, UploadInput
 from core.db.types import new_id, utcnow
@@ -33,6 +42,7 @@ class ChunkRow:
     end_offset: int
     page: int | None
     section: str | None
+    sentence_vectors: bytes | None = None  # core.retrieval.sentences.pack
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,7 @@ class ChunkView:
     section: str | None
     title: str
     source_url: str | None
+    sentence_vectors: bytes | None = None  # core.retrieval.sentences.pack
 
 
 # built once: every question loads its candidates' rows with it (columns, not ORM objects)
@@ -67,6 +78,7 @@ _CHUNK_VIEWS = (
         _D.source_url,
         _D.namespace_id,
         _N.workspace_id,
+        _C.sentence_vectors,
     )
     .select_from(table("chunks"))
     .join(table("documents"), _D.id == _C.document_id)
@@ -222,6 +234,7 @@ class KnowledgeStore(NamespaceStore):
                 "page": c.page,
                 "section": (c.section or "")[:512] or None,
                 "vector_id": str(c.id),
+                "sentence_vectors": c.sentence_vectors,
             }
             for c in chunks
         ]
@@ -289,6 +302,36 @@ class KnowledgeStore(NamespaceStore):
         if not chunk_ids:
             return {}
         return await self._chunk_reads.fetch(None, tuple(chunk_ids))
+
+    async def documents_without_sentence_vectors(self) -> list[uuid.UUID]:
+        """Documents with chunks stored before their sentence vectors were."""
+        stmt = select(_C.document_id).where(_C.sentence_vectors.is_(None)).distinct()
+        async with self._db.read() as conn:
+            return [row[0] for row in await conn.execute(stmt)]
+
+    async def chunks_without_sentence_vectors(
+        self, document_id: uuid.UUID, limit: int
+    ) -> list[tuple[uuid.UUID, str]]:
+        """Up to ``limit`` chunks (id, content) of a document stored without their sentence
+        vectors."""
+        stmt = (
+            select(_C.id, _C.content)
+            .where(_C.document_id == document_id, _C.sentence_vectors.is_(None))
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [(row.id, row.content) for row in await conn.execute(stmt)]
+
+    async def set_sentence_vectors(self, packed: dict[uuid.UUID, bytes | None]) -> None:
+        if not packed:
+            return
+        stmt = (
+            update(table("chunks"))
+            .where(_C.id == bindparam("chunk_id"))
+            .values(sentence_vectors=bindparam("packed"))
+        )
+        async with self._db.transaction() as conn:
+            await conn.execute(stmt, [{"chunk_id": i, "packed": b} for i, b in packed.items()])
 
     async def chunk_ids(self) -> dict[uuid.UUID, uuid.UUID]:
         """Every stored chunk id with its document id (for reconciliation)."""
@@ -372,6 +415,46 @@ class KnowledgeStore(NamespaceStore):
                 )
             )
         return await self._documents(stmt)
+
+    async def documents_from_place(
+        self,
+        platform: str,
+        *,
+        workspace: str,
+        channel_id: str,
+        thread_id: str | None = None,
+        sparing_message_id: str | None = None,
+    ) -> list[DocumentRecord]:
+        """Documents uploaded in a platform's channel (with its threads) or in one thread of it.
+
+        A document keeps the channel and thread its file was dropped in (whose workspace is
+        the uploader's), however long ago its conversation was forgotten; a channel's own
+        files namespace holds only files dropped there, so those count too. The files of
+        message ``sparing_message_id`` (not a saved thread) are left out."""
+        place = (
+            select(Channel.id)
+            .join(Workspace, Workspace.id == Channel.workspace_id)
+            .where(
+                Workspace.platform == platform,
+                Workspace.external_id == workspace,
+                Channel.external_id == channel_id,
+            )
+        )
+        if thread_id is not None:
+            uploaded_there = Document.channel_id.in_(place) & (Document.thread_key == thread_id)
+        else:
+            own = select(Namespace.id).where(Namespace.channel_id.in_(place))
+            uploaded_there = Document.channel_id.in_(place) | Document.namespace_id.in_(own)
+        stmt = select(Document).where(uploaded_there)
+        if sparing_message_id is not None:  # (NULLs spelt out: NOT of a NULL keeps no row)
+            stmt = stmt.where(
+                or_(
+                    Document.platform_file_id.is_(None),
+                    Document.platform_message_id.is_(None),
+                    Document.platform_message_id != sparing_message_id,
+                )
+            )
+        return await self._documents(stmt.order_by(Document.created_at))
 
     async def move_document(self, document_id: uuid.UUID, namespace_id: uuid.UUID) -> None:
         """Put a document (with its chunks) into another namespace."""

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -194,6 +195,12 @@ class Document(Base):
     session_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # where it was dropped (its session's channel and thread_key): kept here because retention
+    # deletes the session, and the deletion of that thread or channel must still find it
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    thread_key: Mapped[str | None] = mapped_column(String(128))
     # who dropped the file (only they or an admin replace it); the platform's ids of the file
     # and of the message that carried it, so a deletion on the platform finds it at any age
     uploaded_by: Mapped[uuid.UUID | None] = mapped_column(
@@ -220,6 +227,8 @@ class Chunk(Base):
     page: Mapped[int | None] = mapped_column(Integer)
     section: Mapped[str | None] = mapped_column(String(512))
     vector_id: Mapped[str | None] = mapped_column(String(64))
+    # the vectors of the content's sentences (core.text.split_sentences), float16, in order
+    sentence_vectors: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Upload(Base):
@@ -317,6 +326,28 @@ class Feedback(Base):
     value: Mapped[int] = mapped_column(SmallInteger)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+
+class OwnerAsk(Base):
+    """A thread whose question was put to a namespace owner (once per thread)."""
+
+    __tablename__ = "owner_asks"
+    id: Mapped[uuid.UUID] = _pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), unique=True
+    )
+    answer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    asked_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    asked_at: Mapped[datetime] = _created()
+    # when the owner, answering in the thread, was offered "Save thread" (once)
+    save_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # --- accounting ---------------------------------------------------------------------------

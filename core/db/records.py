@@ -176,6 +176,8 @@ class DocumentInput:
     mime_type: str | None = None
     size_bytes: int = 0
     session_id: uuid.UUID | None = None  # uploaded into this thread
+    channel_id: uuid.UUID | None = None  # and where that is, for when the session is gone
+    thread_key: str | None = None
     uploaded_by: uuid.UUID | None = None
     platform_file_id: str | None = None
     platform_message_id: str | None = None

@@ -31,6 +31,8 @@ class ReconcileReport:
     missing_vectors_restored: int
     # older versions left beside their replacement (deleting them failed after it was indexed)
     old_versions_deleted: int = 0
+    # chunks stored before sentence vectors were kept, given theirs
+    sentence_vectors_filled: int = 0
 
 
 def embedding_text(title: str, section: str | None, text: str) -> str:

@@ -35,6 +35,7 @@ from core.ingestion.repair import (
     reconcile,
     vector_record,
 )
+from core.ingestion.sentences import SentenceFiller, never_asked
 from core.ingestion.versions import Versions, identity_hash, settle
 from core.ingestion.workers import InlineParser, Parser
 from core.observability import Metrics, NullMetrics
@@ -78,6 +79,7 @@ class Uploader:
     workspace_id: uuid.UUID
     user_id: uuid.UUID | None = None
     channel_id: uuid.UUID | None = None
+    thread_key: str | None = None  # the conversation in the channel (``sessions.thread_key``)
     author: str | None = None
     platform: str | None = None
     is_admin: bool = False  # may replace anyone's version (admins, the CLI)
@@ -126,6 +128,8 @@ class _NewDocument:
             mime_type=self.mime_type,
             size_bytes=self.size,
             session_id=self.session_id,
+            channel_id=self.uploader.channel_id,
+            thread_key=self.uploader.thread_key,
             uploaded_by=self.uploader.user_id,
             platform_file_id=self.uploader.file_id,
             platform_message_id=self.uploader.message_id,
@@ -152,10 +156,14 @@ class IngestionService:
         metrics: Metrics | None = None,
         parser: Parser | None = None,
         allowance: UploadAllowance | None = None,
+        quiet: Callable[[], float] | None = None,
     ) -> None:
+        """``quiet``: seconds since the latest question (``Retriever.quiet_seconds``), which
+        the background fill of sentence vectors waits on (``core.ingestion.sentences``)."""
         self._knowledge = knowledge
         self._usage = usage
         self._embedder = embedder
+        self._sentences = SentenceFiller(knowledge, embedder, quiet=quiet or never_asked)
         self._vectors = vectors
         self._limits = limits or ExtractLimits()
         self._chunk_size = chunk_size
@@ -368,6 +376,7 @@ class IngestionService:
             ]
         )
         await self._knowledge.mark_indexed(document.id, chunk_count=len(rows), token_count=tokens)
+        self._sentences.poke(document.id)
         return len(rows), tokens
 
     async def _embed(self, texts: Sequence[str], report: ProgressCallback) -> list[list[float]]:
@@ -458,4 +467,20 @@ class IngestionService:
 
     async def reconcile(self) -> ReconcileReport:
         """Repair SQL and Milvus where they disagree (``core.ingestion.repair``)."""
-        return await reconcile(self._knowledge, self._vectors, self._embedder, self._replace_older)
+        report = await reconcile(
+            self._knowledge, self._vectors, self._embedder, self._replace_older
+        )
+        filled = await self._sentences.fill(yielding=True)
+        return replace(report, sentence_vectors_filled=filled)
+
+    async def fill_sentence_vectors(self) -> int:
+        """Embed and store, now, the sentences of every chunk stored without them (what the
+        background fill does after an upload: ``core.ingestion.sentences``)."""
+        return await self._sentences.fill()
+
+    async def sentences_settled(self) -> None:
+        """Wait until the background fill started by uploads is done."""
+        await self._sentences.settled()
+
+    async def close(self) -> None:
+        await self._sentences.close()

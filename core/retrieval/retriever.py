@@ -13,10 +13,11 @@ import numpy as np
 from core.db.knowledge import ChunkView, KnowledgeStore
 from core.retrieval.base import Embedder, VectorStore
 from core.retrieval.rerank import SentenceReranker
+from core.retrieval.sentences import unpack
 from core.text import split_sentences
 
 RERANK_DEPTH = 20
-SENTENCE_MEMO = 20_000  # sentence vectors kept (float32, 1.5 kB each for MiniLM)
+SENTENCE_MEMO = 20_000  # vectors kept of sentences stored without them (1.5 kB each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +75,18 @@ class Retriever:
         self._reranker = SentenceReranker()
         self._sentence_pending: dict[str, asyncio.Future[np.ndarray]] = {}
         self._sentence_vectors: dict[str, np.ndarray] = {}
+        self._last_question = float("-inf")  # time.monotonic() of the latest search
+
+    def quiet_seconds(self) -> float:
+        """Seconds since the latest question was searched for (background work waits on it)."""
+        return time.monotonic() - self._last_question
 
     def embed_ahead(self, query: str) -> Lookahead:
         """Start embedding ``query`` now and return at once. A question's text is usually its
         search query (always in a new thread), so the answer flow starts this as the question
         arrives and the model runs while the database work before the search goes on; passed to
         ``search`` as ``ahead``, it is used when the query is still the same text."""
+        self._last_question = time.monotonic()
         task = asyncio.ensure_future(self._embedder.embed_query(query))
         task.add_done_callback(_retrieve_error)
         return Lookahead(query, task)
@@ -97,6 +104,7 @@ class Retriever:
     ) -> Retrieval:
         """Top ``limit`` chunks of these namespaces (of these workspaces); chunk rows whose
         document is not indexed, or that SQL places elsewhere, are dropped."""
+        self._last_question = time.monotonic()
         workspaces = {workspace_id} if isinstance(workspace_id, uuid.UUID) else set(workspace_id)
         if not namespace_ids or not query.strip():
             return Retrieval((), 0, 0, 0)
@@ -149,28 +157,33 @@ class Retriever:
         )
 
     async def sentence_similarities(
-        self, query_vector: Sequence[float], texts: Sequence[str]
+        self, query_vector: Sequence[float], chunks: Sequence[ChunkView]
     ) -> dict[str, float]:
-        """The query's cosine to every sentence of ``texts`` (``core.text.split_sentences``),
+        """The query's cosine to every sentence of these chunks (``core.text.split_sentences``),
         keyed by sentence: the dense evidence the offline answerer and the abstention gate
         weigh beside the words, so that a paraphrase ("food on a business trip") finds the
-        sentence that says it otherwise ("meal per diem"). New sentences are embedded as
-        queries (they are about as short, and go before any document work), together in one
-        model call; their vectors are memoised, since chunk texts never change."""
-        sentences = list(dict.fromkeys(s for text in texts for s in split_sentences(text)))
-        if not sentences or not query_vector:
+        sentence that says it otherwise ("meal per diem"). The sentence vectors were stored
+        with each chunk when it was indexed (``core.retrieval.sentences``); a chunk stored
+        without them (indexed before they were kept) has its sentences embedded here, as
+        queries, and memoised."""
+        if not query_vector:
             return {}
-        memo = self._sentence_vectors
-        vectors = dict(
-            zip(
-                sentences,
-                await asyncio.gather(*(self._sentence_vector(s) for s in sentences)),
-                strict=True,
-            )
-        )
-        if len(memo) > SENTENCE_MEMO:
-            memo.clear()
         query = np.asarray(query_vector, dtype=np.float32)
+        vectors: dict[str, np.ndarray] = {}
+        missing: list[str] = []
+        for chunk in chunks:
+            sentences = split_sentences(chunk.content)
+            stored = unpack(chunk.sentence_vectors, sentences=len(sentences), dimension=len(query))
+            if stored is not None:
+                vectors.update(zip(sentences, stored, strict=True))
+            else:
+                missing.extend(sentences)
+        missing = [s for s in dict.fromkeys(missing) if s not in vectors]
+        if missing:
+            embedded = await asyncio.gather(*(self._sentence_vector(s) for s in missing))
+            vectors.update(zip(missing, embedded, strict=True))
+            if len(self._sentence_vectors) > SENTENCE_MEMO:
+                self._sentence_vectors.clear()
         return {s: float(v @ query) for s, v in vectors.items()}
 
     async def _sentence_vector(self, sentence: str) -> np.ndarray:

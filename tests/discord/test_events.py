@@ -16,6 +16,7 @@ import discord
 from adapters.discord.events import (
     admin_command,
     admin_grant,
+    attachments_left,
     channel_privacy,
     command_parts,
     command_request,
@@ -23,6 +24,7 @@ from adapters.discord.events import (
     is_admin,
     mentions_user,
     place_of,
+    starter_survives,
     strip_mentions,
     thread_name,
 )
@@ -125,6 +127,22 @@ def test_incoming_message_uses_message_id_as_event_id_and_parent_channel() -> No
     assert (incoming.event_id, incoming.message_id, incoming.text) == ("999", "999", "what?")
     assert incoming.author_name == "Ada" and incoming.workspace_name == "Acme"
     assert incoming.files == (IncomingFile("1", "a.md", 10, "text/markdown", "http://f/a.md"),)
+
+
+def test_an_edit_says_which_attachments_its_message_still_carries() -> None:
+    user = {"id": "5", "username": "ada"}
+    assert attachments_left({"id": "9", "author": user, "attachments": [{"id": 11}]}) == ("11",)
+    assert attachments_left({"id": "9", "author": user, "attachments": []}) == ()
+    assert attachments_left({"id": "9", "author": user, "content": "typo fixed"}) is None
+    bots = {"id": "9", "author": {"id": "42", "bot": True}, "attachments": []}
+    assert attachments_left(bots) is None  # the bot's own edits (streaming) are not files
+
+
+def test_a_thread_leaves_its_starter_message_only_in_a_text_channel() -> None:
+    assert starter_survives(TEXT)
+    assert starter_survives(Model(type=discord.ChannelType.news))
+    assert not starter_survives(Model(type=discord.ChannelType.forum))
+    assert not starter_survives(None)  # the parent is gone too
 
 
 def test_thread_name() -> None:

@@ -7,7 +7,10 @@
         fake.rate_limit("POST", r"/channels/\\d+/messages", retry_after=0.2)
         fake.messages_in(channel_id)                   # what the bot posted, with edits
         await fake.make_private("C9")                  # CHANNEL_UPDATE: @everyone may not view
+        await fake.edit_user_message(mid, content="x") # MESSAGE_UPDATE: the full message
         await fake.delete_message(mid)                 # MESSAGE_DELETE
+        await fake.delete_thread(tid)                  # THREAD_DELETE, no message deletions
+        await fake.delete_channel("C2")                # CHANNEL_DELETE, nothing for its threads
 
 Messages and interaction responses may be multipart (``payload_json`` plus ``files[n]``): the
 files become attachments of the message (``payload["attachments"]``), their bytes are kept in
@@ -602,6 +605,46 @@ class FakeDiscord:
             "guild_id": str(self.guild_id),
         }
         await self.dispatch("MESSAGE_DELETE_BULK", event)
+        return event
+
+    async def delete_thread(self, thread_id: int) -> JsonDict:
+        """Delete a thread with its messages: THREAD_DELETE (id, guild_id, parent_id, type)
+        and no message deletions, as Discord sends."""
+        thread = self.channels.pop(thread_id)
+        for mid in [
+            m.id for m in self.messages.values() if m.payload["channel_id"] == str(thread_id)
+        ]:
+            del self.messages[mid]
+        event = {k: thread[k] for k in ("id", "guild_id", "parent_id", "type")}
+        await self.dispatch("THREAD_DELETE", event)
+        return event
+
+    async def delete_channel(self, name: str) -> JsonDict:
+        """Delete a channel with its threads and messages: CHANNEL_DELETE (the channel
+        object) and nothing for its threads, as Discord sends."""
+        cid = self.channel_id(name)
+        channel = self.channels.pop(cid)
+        threads = {tid for tid, c in self.channels.items() if c.get("parent_id") == str(cid)}
+        for tid in threads:
+            del self.channels[tid]
+        places = {str(cid), *(str(t) for t in threads)}
+        for mid in [m.id for m in self.messages.values() if m.payload["channel_id"] in places]:
+            del self.messages[mid]
+        await self.dispatch("CHANNEL_DELETE", channel)
+        return channel
+
+    # --- edits -----------------------------------------------------------------------------
+
+    async def edit_user_message(
+        self, message_id: int, *, leave_out: tuple[str, ...] = (), **changes: Any
+    ) -> JsonDict:
+        """Edit a user's message and send MESSAGE_UPDATE: the full message object with
+        ``changes`` (an author may take attachments off: ``attachments=[...]``), without the
+        keys in ``leave_out``."""
+        message = self.messages[message_id]
+        message.payload.update(changes, edited_timestamp=_now())
+        event = {k: v for k, v in message.payload.items() if k not in leave_out}
+        await self.dispatch("MESSAGE_UPDATE", event)
         return event
 
     # --- scripting -------------------------------------------------------------------------

@@ -16,7 +16,9 @@ conversations.open, chat.getPermalink (channels in ``outside``: the bot is no me
 posting there answers not_in_channel),
 assistant.threads.setStatus / setTitle / setSuggestedPrompts (recorded per thread in
 ``slack.assistant``; ``start_assistant_thread`` and ``context_changed`` make the events Slack
-sends for the assistant panel),
+sends for the assistant panel; a status may go on any thread, as with the chat:write scope:
+``slack.statuses`` keeps every thread's in order, ``slack.status_shown`` what shows now, which
+the app's next message in the thread clears, as Slack does),
 apps.connections.open, file downloads (an HTML sign-in page without the bot token, as Slack
 does), the external upload flow (files.getUploadURLExternal, a POST of the bytes to the
 returned upload_url, files.completeUploadExternal; finished uploads land in ``slack.uploads``),
@@ -100,6 +102,8 @@ class FakeSlack:
         # people's posts (assistant threads' roots, messages in them): conversations.replies
         self.posts: dict[tuple[str, str], dict[str, Any]] = {}
         self.assistant: dict[tuple[str, str], AssistantThread] = {}
+        self.statuses: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.status_shown: dict[tuple[str, str], str] = {}
         self._pending: dict[str, dict[str, Any]] = {}  # upload URLs handed out, not completed
         self._limits: dict[str, list[int]] = defaultdict(list)
         self._errors: dict[str, list[str]] = defaultdict(list)
@@ -417,6 +421,7 @@ class FakeSlack:
         if p.get("metadata"):
             message["metadata"] = p["metadata"]
         self.messages[(p["channel"], ts)] = message
+        self.status_shown.pop((p["channel"], str(p.get("thread_ts"))), None)
         return {"channel": p["channel"], "ts": ts, "message": _public(message)}
 
     def _m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -464,6 +469,7 @@ class FakeSlack:
             "stream_chunks": [],
         }
         self.messages[(p["channel"], ts)] = message
+        self.status_shown.pop((p["channel"], str(p["thread_ts"])), None)
         _stream_into(message, p)
         return {"channel": p["channel"], "ts": ts}
 
@@ -528,10 +534,18 @@ class FakeSlack:
         return thread if thread is not None else {"ok": False, "error": "invalid_thread_ts"}
 
     def _m_assistant_threads_setStatus(self, p: dict[str, Any]) -> dict[str, Any]:
-        thread = self._assistant_call(p)
-        if isinstance(thread, dict):
-            return thread
-        thread.statuses.append(str(p.get("status", "")))
+        key = (str(p.get("channel_id") or ""), str(p.get("thread_ts") or ""))
+        if not all(key):
+            return {"ok": False, "error": "invalid_arguments"}
+        status = str(p.get("status", ""))
+        thread = self.assistant.get(key)
+        if thread is not None:
+            thread.statuses.append(status)
+        self.statuses[key].append(status)
+        if status:
+            self.status_shown[key] = status
+        else:
+            self.status_shown.pop(key, None)
         return {}
 
     def _m_assistant_threads_setTitle(self, p: dict[str, Any]) -> dict[str, Any]:

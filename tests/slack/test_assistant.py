@@ -128,7 +128,10 @@ async def test_an_ordinary_dm_thread_is_answered_the_ordinary_way(panel) -> None
     before = len(panel.slack.calls)
     reply = bot_message(await ask(panel, dm, "And when do unused days expire?", user="U3"))
     assert "March 31" in reply.text and reply.sources
-    assert not [c for c in panel.slack.calls[before:] if c.method.startswith("assistant.")]
+    # no title, no prompts, no panel status line: only the answer's own loading status
+    assistant = [c for c in panel.slack.calls[before:] if c.method.startswith("assistant.")]
+    assert {c.method for c in assistant} <= {"assistant.threads.setStatus"}
+    assert all(c.params["status"].startswith("is searching") for c in assistant)
 
 
 def test_only_a_channel_of_this_workspace_is_read_beside() -> None:

@@ -74,7 +74,8 @@ async def test_ask_about_a_message_answers_in_its_thread(sqlite_slack) -> None:
     await bot.send_event(dict(posted, type="app_mention"))
     await bot.bot.idle()
     answered = len(bot.slack.thread("C1", posted["ts"]))
-    # ... and someone else still gets an answer when they ask about it
+    # ... and someone else still gets an answer when they ask about it (slowly enough to stream)
+    bot.groq.chunk_delay = 0.15
     assert await use_shortcut(bot, ASK, posted, user="U2") == ""
     shown = bot.slack.thread("C1", posted["ts"])
     assert len(shown) == answered + 1

@@ -1,0 +1,193 @@
+"""Owners who get asked: when the bot could not answer (it abstained, or someone voted 👎), the
+people in the thread may put the question to the owner of the namespace the place searches.
+
+- *Who.* The first namespace the place searches that has an owner (``/lore namespace owner``),
+  when that owner is a person of the same platform and workspace. Never in a DM: the owner
+  could not see it.
+- *Once per thread.* The first click records the ask (``owner_asks``, one row per thread) and
+  is audited; later clicks hear that the owner was asked already.
+- *Save when they answer.* The owner's first message in that thread makes
+  :meth:`OwnerService.replied` return a :class:`SaveOffer`: the adapter offers the owner
+  "Save thread", which saves it through ``UploadService.save_thread`` like the message action.
+
+Core decides; adapters mention the owner (escaping the question) and render the buttons.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.context import ContextResolver, ConversationContext
+from core.db.audit import AuditStore
+from core.db.identity import IdentityStore
+from core.db.owners import AnsweredIn, OwnerStore
+from core.db.records import NamespaceRecord
+from core.db.types import utcnow
+from core.errors import NotEnabled
+from core.types import IncomingMessage, Platform
+
+log = logging.getLogger(__name__)
+
+ALREADY_ASKED = "The owner of {namespace} was already asked in this thread."
+NO_OWNER = "Nobody owns what this place searches, so there is no one to ask."
+NOT_HERE = "I can't ask about that answer: it isn't from this workspace."
+ASKED = "I asked the owner of {namespace} in the thread."
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerCall:
+    """What a click on "Ask an owner" came to: the owner to mention (platform user id) in the
+    answer's thread with the question, or, with ``refusal``, words for the clicker alone."""
+
+    channel: str = ""
+    thread: str = ""
+    owner: str = ""
+    namespace: str = ""
+    question: str = ""
+    asker: str = ""
+    refusal: str | None = None
+
+    @property
+    def said(self) -> str:
+        """What the clicker reads."""
+        return self.refusal or ASKED.format(namespace=self.namespace)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveOffer:
+    """The owner answered in a thread they were asked in: offer them "Save thread"."""
+
+    owner: str
+    channel: str
+    thread: str
+
+
+class OwnerService:
+    def __init__(
+        self,
+        *,
+        identity: IdentityStore,
+        store: OwnerStore,
+        resolver: ContextResolver,
+        audit: AuditStore,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._identity = identity
+        self._store = store
+        self._resolver = resolver
+        self._audit = audit
+        self._clock = clock
+
+    async def may_ask(
+        self, *, platform: str, workspace_id: str, user_id: str, answer_id: uuid.UUID
+    ) -> bool:
+        """Whether ``user_id`` may still ask an owner about this answer (after a 👎)."""
+        found = await self._where(platform, workspace_id, user_id, answer_id)
+        if found is None:
+            return False
+        answered, ctx = found
+        namespace = ctx.owned
+        if namespace is None or await self._owner(namespace, answered) is None:
+            return False
+        return not await self._store.was_asked(answered.session_id)
+
+    async def ask(
+        self,
+        *,
+        platform: str,
+        workspace_id: str,
+        user_id: str,
+        answer_id: uuid.UUID,
+    ) -> OwnerCall:
+        """Put the question of this answer's thread to the owner, once per thread."""
+        found = await self._where(platform, workspace_id, user_id, answer_id)
+        if found is None:
+            return OwnerCall(refusal=NOT_HERE)
+        answered, ctx = found
+        namespace = ctx.owned
+        owner = await self._owner(namespace, answered) if namespace else None
+        if namespace is None or owner is None:
+            return OwnerCall(refusal=NO_OWNER)
+        assert namespace.owner_id is not None
+        first = await self._store.claim(
+            answered.session_id,
+            answer_id=answer_id,
+            owner_id=namespace.owner_id,
+            asked_by=ctx.user.id,
+        )
+        await self._audit.record(
+            workspace_id=ctx.workspace.id,
+            user_id=ctx.user.id,
+            actor=ctx.user.external_id,
+            command="ask-owner",
+            arguments={
+                "namespace": namespace.name,
+                "owner": owner,
+                "channel": answered.channel,
+                "thread": answered.thread,
+                "answer_id": str(answer_id),
+            },
+            outcome="ok" if first else "refused",
+            detail=None if first else "already asked in this thread",
+        )
+        if not first:
+            return OwnerCall(refusal=ALREADY_ASKED.format(namespace=namespace.name))
+        return OwnerCall(
+            channel=answered.channel,
+            thread=answered.thread,
+            owner=owner,
+            namespace=namespace.name,
+            question=answered.question,
+            asker=user_id,
+        )
+
+    async def replied(self, message: IncomingMessage) -> SaveOffer | None:
+        """A :class:`SaveOffer` when ``message`` is the asked owner's first post in the thread
+        they were asked in; None otherwise (most messages: one indexed read)."""
+        if message.is_direct:
+            return None
+        asked = await self._store.asked_thread(
+            message.platform.value, message.workspace_id, message.channel_id, message.thread_id
+        )
+        if asked is None or asked.save_offered or asked.owner != message.author_id:
+            return None
+        if not await self._store.offer_save(asked.id):
+            return None
+        return SaveOffer(message.author_id, message.channel_id, message.thread_id)
+
+    async def _where(
+        self, platform: str, workspace_id: str, user_id: str, answer_id: uuid.UUID
+    ) -> tuple[AnsweredIn, ConversationContext] | None:
+        answered = await self._store.answered_in(answer_id)
+        if answered is None or (answered.platform, answered.workspace) != (platform, workspace_id):
+            log.warning("owner ask on %s from %s %s refused", answer_id, platform, workspace_id)
+            return None
+        request = IncomingMessage(
+            platform=Platform(platform),
+            workspace_id=workspace_id,
+            channel_id=answered.channel,
+            thread_id=answered.thread,
+            author_id=user_id,
+            text="",
+            event_id=f"owner:{answer_id}:{user_id}",
+            received_at=self._clock(),
+        )
+        try:
+            return answered, await self._resolver.resolve(request)
+        except NotEnabled:
+            return None
+
+    async def _owner(self, namespace: NamespaceRecord, answered: AnsweredIn) -> str | None:
+        """The owner's platform user id, when they are a person of this workspace."""
+        assert namespace.owner_id is not None
+        address = await self._identity.address(namespace.owner_id)
+        if address is None or (address.platform, address.workspace) != (
+            answered.platform,
+            answered.workspace,
+        ):
+            return None
+        return address.user
