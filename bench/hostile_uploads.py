@@ -15,9 +15,11 @@ the test harness sends them. The hostile set, generated here, all uploaded at on
 - six 0.75 MB HTML pages of dense markup round real words (many elements to read and
   hundreds of chunks each to embed)
 
-Baseline, same run: question latency with nothing uploading, half of the questions before the
-hostile set and half after it (the machine is shared: its load drifts); in between, questions
-one after another while the hostile set is read and embedded. Targets: each file finishes
+Baseline, same run: question latency with nothing uploading, the questions before the hostile
+set. The same number is asked after it and reported beside, not as the baseline: for a while
+after a bulk of new rows milvus-lite is still busy with them, which slows some searches
+(measured with the code before sentence vectors too). In between, questions one after another
+while the hostile set is read and embedded. Targets: each file finishes
 (indexed or refused with a reason) within 60 s of its upload; peak RSS of the bot plus its
 parser workers (sampled every 20 ms through all phases) under 1.5 GiB; question p99 during the
 uploads within 2x the idle p99. milvus-lite's server process is reported beside them.
@@ -180,7 +182,10 @@ def report(
     idle: list[float], busy: list[float], uploads: list[Upload], peaks: Peaks, wall: float
 ) -> str:
     model, flags = cpu()
-    idle99, busy99 = pct(idle, 99), pct(busy, 99)
+    # the baseline is the questions before the uploads: after them, milvus-lite is still
+    # digesting the new rows for a while (old code and new alike), which is no idle machine
+    before, after = idle[: len(idle) // 2], idle[len(idle) // 2 :]
+    idle99, busy99 = pct(before, 99), pct(busy, 99)
     ratio = busy99 / idle99
     slowest = max(u.seconds for u in uploads)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -191,8 +196,8 @@ def report(
         f" Date: {dt.date.today().isoformat()}. Defaults: EXTRACT_WORKERS=2, EXTRACT_TIMEOUT=60,"
         " EXTRACT_MEMORY_MB=1024, caps 100,000 paragraphs, 1,000,000 elements, 1,000,000 JSON"
         " values, 2,000 pages. All ten files are uploaded at once; questions are asked one after"
-        f" another ({PAUSE_S:.1f} s apart) before, during and after the uploads (before and after:"
-        " the idle baseline).",
+        f" another ({PAUSE_S:.1f} s apart) before, during and after the uploads (before: the idle"
+        " baseline).",
         "",
         "| file | size | finished after (s) | outcome |",
         "| --- | ---: | ---: | --- |",
@@ -212,8 +217,10 @@ def report(
         f"| peak RSS, bot alone / largest worker | {peaks.bot:.0f} / {peaks.worker:.0f} MiB | | |",
         f"| parser worker processes started | {peaks.workers_seen} | | |",
         f"| peak RSS, milvus-lite server (its own process) | {peaks.milvus:.0f} MiB | | |",
-        f"| question latency idle (baseline, before and after), p50 / p99, n={len(idle)}"
-        f" | {pct(idle, 50) * 1000:.0f} / {idle99 * 1000:.0f} ms | | |",
+        f"| question latency idle (baseline, before the uploads), p50 / p99, n={len(before)}"
+        f" | {pct(before, 50) * 1000:.0f} / {idle99 * 1000:.0f} ms | | |",
+        f"| question latency after the uploads, p50 / p99, n={len(after)}"
+        f" | {pct(after, 50) * 1000:.0f} / {pct(after, 99) * 1000:.0f} ms | | |",
         f"| question latency during the uploads, p50 / p99, n={len(busy)}"
         f" | {pct(busy, 50) * 1000:.0f} / {busy99 * 1000:.0f} ms | | |",
         f"| p99 during / p99 idle | {ratio:.2f}x | <= {LATENCY_TARGET:.0f}x"

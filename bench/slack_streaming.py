@@ -16,10 +16,9 @@ between the two bots, one at a time. Per answer:
 - *calls*: every Web API call that shows the answer: chat.* (placeholder, stream or edits,
   ending) and assistant.threads.setStatus (the native path's loading status).
 
-Two answer shapes: citation markers after every sentence (the stream never shows a marker
-before it is checked, so a native answer that streamed ends by replacing the message with the
-rendered answer) and one marker at the end (the stream stops with the rest of the text and the
-footer).
+Two answer shapes: citation markers after every sentence (each streams once core has checked
+it, as the final answer shows it) and one marker at the end. Either way a streamed native
+answer normally stops with the rest of the text and the footer, with no edit.
 """
 
 from __future__ import annotations

@@ -154,8 +154,10 @@ def _add_ops(sub: Subparsers) -> None:
     jsub = jobs.add_subparsers(
         dest="jobs_command", required=True, metavar="ACTION", help="what to do"
     )
-    jrun = jsub.add_parser("run", help="run retention, rollup or reconcile now")
-    jrun.add_argument("job", choices=["retention", "rollup", "reconcile"], help="the job to run")
+    jrun = jsub.add_parser("run", help="run retention, rollup, reconcile or gap-digest now")
+    jrun.add_argument(
+        "job", choices=["retention", "rollup", "reconcile", "gap-digest"], help="the job to run"
+    )
     jrun.add_argument("--date", help="day for the rollup (YYYY-MM-DD, UTC)")
 
 

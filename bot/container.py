@@ -15,11 +15,13 @@ from core.db.access import Database
 from core.db.adoption import AdoptionStore
 from core.db.audit import AuditStore
 from core.db.conversation import ConversationStore
+from core.db.digests import DigestStore
 from core.db.gaps import GapStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.owners import OwnerStore
 from core.db.usage import UsageStore
+from core.digest import GapDigest
 from core.gaps import GapService
 from core.generation.base import LLM
 from core.ingestion.extract import ExtractLimits
@@ -65,6 +67,7 @@ class Container:
     parsers: WorkerPool
     gaps: GapService
     owners: OwnerService
+    digest: GapDigest  # platforms register their Notifier when they start
 
     async def close(self) -> None:
         await self.ingestion.close()
@@ -209,6 +212,7 @@ async def build(
         audit=audit,
     )
     gaps = GapService(store=GapStore(database), knowledge=knowledge, embedder=embedder)
+    digests = DigestStore(database)
     owners = OwnerService(
         identity=identity, store=OwnerStore(database), resolver=resolver, audit=audit
     )
@@ -223,6 +227,7 @@ async def build(
         reports=ReportService(database),
         answers=answers,
         gaps=gaps,
+        digests=digests,
     )
     return Container(
         settings=settings,
@@ -246,4 +251,5 @@ async def build(
         parsers=parsers,
         gaps=gaps,
         owners=owners,
+        digest=GapDigest(gaps=gaps, knowledge=knowledge, identity=identity, digests=digests),
     )

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from adapters.discord.client import LoreClient
+from adapters.discord.notify import DiscordNotifier
 from bot.container import Container
 from bot.settings import Settings
 from core.conversation import ConversationPipeline, PipelineConfig
@@ -28,7 +29,8 @@ def build_discord_client(container: Container, settings: Settings) -> LoreClient
 def discord_client(
     container: Container, *, pipeline_config: PipelineConfig | None = None, **options: Any
 ) -> LoreClient:
-    """The client wired to the container: core asks it whether Discord channels are private.
+    """The client wired to the container: core asks it whether Discord channels are private
+    and sends the gap digest's DMs through it.
     ``pipeline_config``: how many answers run at once (default: core's)."""
     pipeline = ConversationPipeline(
         answers=container.answers,
@@ -40,6 +42,7 @@ def discord_client(
         conversations=pipeline, answers=container.answers, admin=container.admin, **options
     )
     container.places.register(Platform.DISCORD.value, client.privacy)
+    container.digest.register(Platform.DISCORD.value, DiscordNotifier(client))
     return client
 
 

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.notifiers import platform_notifiers
 from bot.runtime import container, stores
 from bot.stores import data_location
 from core.db.access import Database
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from bot.container import Container
 
 EXIT_CODES = {"ok": 0, "failed": 1, "skipped": 3}
+GAP_DIGEST = "gap-digest"  # the scheduler's name for the job, so both take the same lock
 
 
 async def usage_command(args: argparse.Namespace) -> int:
@@ -91,6 +93,12 @@ async def jobs_command(args: argparse.Namespace) -> int:
     if args.job == "reconcile":  # the vector store and the embedding model: the container
         async with container(args.env_file, offline_llm=True) as c:
             run = await JobRunner(AdvisoryLock(c.database.engine)).run(args.job, _reconcile(c))
+    elif args.job == GAP_DIGEST:  # the embedder groups the gaps; DMs through each platform
+        async with (
+            container(args.env_file, offline_llm=True) as c,
+            platform_notifiers(c.settings, c.digest),
+        ):
+            run = await JobRunner(AdvisoryLock(c.database.engine)).run(args.job, c.digest.run)
     else:
         async with stores(args.env_file) as s:
             job = _sql_job(s.database, args.job, day)

@@ -20,7 +20,6 @@ from bot.observability import PrometheusMetrics, configure_logging
 from bot.runtime import prepare_database, warm_up_model
 from bot.scheduler import ScheduleConfig, Scheduler
 from bot.settings import Settings, load_settings
-from core.gaps import GapDigest, LogNotifier
 from core.jobs.lock import AdvisoryLock
 from core.jobs.retention import RetentionPolicy
 
@@ -41,18 +40,6 @@ def _platforms(args: argparse.Namespace) -> dict[str, Runner]:
 
         runners["discord"] = lambda c, s, stop: run_discord(c, s, stop=stop)
     return runners
-
-
-def _gap_digest(container: Container) -> GapDigest:
-    """The weekly digest. Its messages go to the log: Slack and Discord notifiers (a DM each)
-    are not wired yet."""
-    log_only = LogNotifier()
-    return GapDigest(
-        gaps=container.gaps,
-        knowledge=container.knowledge,
-        identity=container.identity,
-        notifiers={"slack": log_only, "discord": log_only},
-    )
 
 
 def _checks(
@@ -114,7 +101,8 @@ async def serve(
         if container.database.is_sqlite
         else None,
         metrics=metrics,
-        digest=_gap_digest(container) if settings.gap_digest == "weekly" else None,
+        # owners opt in with `/lore digest on`; each platform's runner registers its DMs
+        digest=container.digest if settings.gap_digest == "weekly" else None,
     )
     tasks: dict[str, asyncio.Task[None]] = {
         name: asyncio.create_task(run(container, settings, stop), name=name)

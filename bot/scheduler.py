@@ -3,7 +3,7 @@
 Jobs (UTC): retention daily at ``retention_hour_utc``, the usage rollup at 00:15 for the day
 before (and, on start, every day missed while the bot was down), SQL/Milvus reconciliation
 daily an hour after retention, failing ingestion stuck in ``processing`` every few minutes,
-and (opt-in, ``GAP_DIGEST=weekly``) the namespace owners' gap digest on Mondays at 09:00; with
+and (``GAP_DIGEST=weekly``) the gap digest to the owners who want it on Mondays at 09:00; with
 ``ScheduleConfig.every``, each job at that interval instead, at the same instants in every
 process (intervals counted from the Unix epoch). Every job coalesces missed runs into one,
 never runs twice at once, runs in one process when several share PostgreSQL (``JobRunner`` +
@@ -27,7 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core.db.access import Database
-from core.gaps import GapDigest
+from core.digest import GapDigest
 from core.ingestion.service import IngestionService
 from core.jobs.clock import Clock, system_clock
 from core.jobs.lock import JobLock

@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     # 0: each job at its time of day; else every job this often, at the same instants in
     # every replica (drills and tests)
     job_interval_seconds: float = Field(default=0, ge=0, alias="JOB_INTERVAL_SECONDS")
-    # "weekly": every Monday at 09:00 UTC each namespace owner gets its gaps by DM (opt-in)
-    gap_digest: Literal["off", "weekly"] = Field(default="off", alias="GAP_DIGEST")
+    # "weekly": every Monday at 09:00 UTC each namespace owner who ran `/lore digest on` gets
+    # their namespaces' gaps by DM; "off": nobody does
+    gap_digest: Literal["off", "weekly"] = Field(default="weekly", alias="GAP_DIGEST")
     # how long a replica's claim on a platform event lasts before a retry may take it over
     event_lease_seconds: float = Field(default=90, gt=0, le=3600, alias="EVENT_LEASE_SECONDS")
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from adapters.slack.app import EVENTS_PATH, SlackBot, SlackConfig
+from adapters.slack.notify import SlackNotifier
 from adapters.slack.privacy import SlackPrivacy
 from bot.container import Container
 from bot.settings import Settings
@@ -43,8 +44,8 @@ def slack_config(settings: Settings) -> SlackConfig:
 
 
 def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> SlackBot:
-    """The adapter wired to the container (core asks it whether channels are private);
-    ``tuning`` overrides SlackConfig fields."""
+    """The adapter wired to the container (core asks it whether channels are private, and
+    sends the gap digest's DMs through it); ``tuning`` overrides SlackConfig fields."""
     config = replace(slack_config(settings), **tuning)
     pipeline = ConversationPipeline(
         answers=container.answers,
@@ -58,6 +59,7 @@ def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> 
         conversations=pipeline, answers=container.answers, admin=container.admin, config=config
     )
     container.places.register(Platform.SLACK.value, SlackPrivacy(bot.client, bot.names))
+    container.digest.register(Platform.SLACK.value, SlackNotifier(bot.client))
     return bot
 
 

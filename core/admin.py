@@ -18,6 +18,7 @@ from core.commands.definition import Command
 from core.commands.rich import Code, RichText, line, rich, verbatim
 from core.context import ContextResolver
 from core.db.audit import AuditStore
+from core.db.digests import DigestStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.records import UserRecord
@@ -53,6 +54,7 @@ class AdminService:
         answers: AnswerService,
         registry: Registry = REGISTRY,
         gaps: GapService | None = None,
+        digests: DigestStore | None = None,
     ) -> None:
         self._identity = identity
         self._resolver = resolver
@@ -69,6 +71,7 @@ class AdminService:
             documents=Documents(knowledge=knowledge, ingestion=ingestion, places=resolver.places),
             registry=registry,
             gaps=gaps,
+            digests=digests,
         )
 
     @property

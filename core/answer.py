@@ -18,7 +18,7 @@ from core.db.usage import UsageStore
 from core.enums import AnswerMode, MessageRole, UsageOperation
 from core.errors import LLMUnavailable, NotAllowed, NotEnabled, QuotaExceeded, RateLimited
 from core.generation.base import LLM, ChatMessage, Completion, Source
-from core.generation.citations import parse_and_validate, preview, quote_sentences
+from core.generation.citations import StreamPreview, parse_and_validate, quote_sentences
 from core.generation.extractive import ExtractiveResult, extractive_answer
 from core.generation.gate import DEFAULT_THRESHOLD, evidence, should_answer
 from core.generation.prompt import build_messages, condense_heuristic, condense_messages
@@ -344,10 +344,11 @@ class AnswerService:
             context_tokens=self._config.context_tokens,
         )
         streamed: list[str] = []
+        shown = StreamPreview(built.included_sources)
 
         async def on_delta(delta: str) -> None:
             streamed.append(delta)
-            await reply.stream(preview("".join(streamed)))
+            await reply.stream(shown("".join(streamed)))
 
         try:
             completion = await self._llm.complete(

@@ -8,8 +8,8 @@ alike as that, asked after the group's last one, was answered and voted 👍, or
 not voted down for ``GapConfig.settle``.
 
 A question belongs to the namespaces its channel searches: the ones bound to it, or
-``general`` for a channel (or DM) bound to none. :class:`GapDigest` sends each namespace owner
-a summary of their namespaces through a :class:`Notifier`.
+``general`` for a channel (or DM) bound to none. ``core/digest.py`` sends owners a weekly
+summary of their namespaces.
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from core.db.gaps import AskedQuestion, GapStore
-from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
 from core.db.namespaces import DEFAULT_NAMESPACE
-from core.db.records import NamespaceRecord, UserAddress
+from core.db.records import NamespaceRecord
 from core.db.types import utcnow
 from core.retrieval.base import Embedder
 
@@ -100,16 +99,6 @@ class GapReport:
             "namespaces": list(self.namespaces),
             "groups": [g.as_json() for g in self.groups],
         }
-
-    def summary(self, *, limit: int = 10) -> str:
-        """Plain text (a DM): one line per group, most asked first."""
-        where = ", ".join(self.namespaces) or "the workspace"
-        out = [f"Questions nobody could answer in {where} since {self.since:%Y-%m-%d}:"]
-        for g in self.groups[:limit]:
-            out.append(f"• {g.question} ({g.count}x, last {g.last_asked:%Y-%m-%d})")
-        if len(self.groups) > limit:
-            out.append(f"… and {len(self.groups) - limit} more: /lore gaps 7d")
-        return "\n".join(out)
 
 
 def group_by_meaning(vectors: Sequence[Sequence[float]], threshold: float) -> list[list[int]]:
@@ -253,70 +242,3 @@ def _group(asked: Sequence[AskedQuestion]) -> GapGroup:
         link=thread_url(newest),
         wordings=tuple(w for w in wordings if w != newest.text.strip())[:3],
     )
-
-
-# --- the weekly digest ------------------------------------------------------------------
-
-
-Recipient = UserAddress  # a person to message directly, by their platform ids
-
-
-class Notifier(Protocol):
-    """Sends a person a direct message (plain text: the adapter escapes it)."""
-
-    async def direct(self, to: Recipient, text: str) -> None: ...
-
-
-@dataclass
-class LogNotifier:
-    """A :class:`Notifier` that only logs (and keeps) what it would send."""
-
-    sent: list[tuple[Recipient, str]] = field(default_factory=list)
-
-    async def direct(self, to: Recipient, text: str) -> None:
-        self.sent.append((to, text))
-        log.info("gap digest for %s user %s: %d lines", to.platform, to.user, text.count("\n"))
-
-
-class GapDigest:
-    """Sends every namespace owner a summary of the gaps of the namespaces they own."""
-
-    def __init__(
-        self,
-        *,
-        gaps: GapService,
-        knowledge: KnowledgeStore,
-        identity: IdentityStore,
-        notifiers: dict[str, Notifier],
-        period: timedelta = timedelta(days=7),
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._gaps = gaps
-        self._knowledge = knowledge
-        self._identity = identity
-        self._notifiers = notifiers
-        self._period = period
-        self._clock = clock
-
-    async def run(self) -> dict[str, int]:
-        """One digest per owner with gaps; returns the counts for the job log."""
-        sent = skipped = 0
-        until = self._clock()
-        for owner_id, owned in (await self._knowledge.owned_namespaces()).items():
-            owner = await self._identity.address(owner_id)
-            notifier = self._notifiers.get(owner.platform) if owner else None
-            if owner is None or notifier is None:
-                skipped += 1
-                continue
-            report = await self._gaps.report(
-                since=until - self._period, until=until, workspace_id=None, namespaces=owned
-            )
-            if not report.groups:
-                continue
-            try:
-                await notifier.direct(owner, report.summary())
-                sent += 1
-            except Exception:
-                log.exception("gap digest to %s failed", owner.user)
-                skipped += 1
-        return {"digests_sent": sent, "owners_skipped": skipped}

@@ -22,7 +22,7 @@ import aiohttp
 from core.retrieval.lite_server import LiteServer
 from tests.fakes.groq_server import FakeGroq
 from tests.fakes.slack_server import FakeSlack
-from tests.slack.driver import SIGNING_SECRET, SlackDriver
+from tests.slack.driver import SIGNING_SECRET, SlackDriver, visible_text
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -45,6 +45,14 @@ async def until(
             return found
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def under_way(slack: FakeSlack, channel: str, ts: str) -> bool:
+    """Whether an answer to the message ``ts`` is under way in Slack: a loading status under
+    its thread (native streams) or the "Searching" placeholder (edits)."""
+    if slack.statuses[(channel, ts)]:
+        return True
+    return any("Searching" in visible_text(m) for m in slack.thread(channel, ts))
 
 
 @contextmanager

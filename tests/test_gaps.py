@@ -146,22 +146,3 @@ def test_user_and_phrases_arguments_parse() -> None:
     from core.commands.arguments import split_words
 
     assert split_words(str(prompts.args["prompts"])) == ["How do I x?", "Where's y"]  # type: ignore[union-attr]
-
-
-async def test_the_weekly_digest_goes_to_each_owner_with_gaps(bot) -> None:
-    from core.gaps import GapDigest, LogNotifier
-
-    assert (await bot.say("Where can guests park their cars?")).abstained
-    await bot.admin("namespace owner general @U7")
-    await bot.admin("namespace create hr")
-    await bot.admin("namespace owner hr @U8")  # no gaps: no message
-    notifier = LogNotifier()
-    c = bot.container
-    digest = GapDigest(
-        gaps=c.gaps, knowledge=c.knowledge, identity=c.identity, notifiers={"console": notifier}
-    )
-    assert await digest.run() == {"digests_sent": 1, "owners_skipped": 0}
-    [(to, text)] = notifier.sent
-    assert (to.platform, to.workspace, to.user) == ("console", "W1", "U7")
-    assert text.splitlines()[0].startswith("Questions nobody could answer in general since ")
-    assert "• Where can guests park their cars? (1x, last " in text

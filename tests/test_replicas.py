@@ -19,7 +19,14 @@ from sqlalchemy import text
 from core.db.engine import create_engine
 from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.fakes.slack_server import BOT_USER, FakeSlack
-from tests.replica_harness import Replica, milvus_server, replica_env, replicas, until
+from tests.replica_harness import (
+    Replica,
+    milvus_server,
+    replica_env,
+    replicas,
+    under_way,
+    until,
+)
 from tests.scenarios.suite import HANDBOOK
 from tests.slack.driver import visible_text
 
@@ -138,7 +145,7 @@ async def _a_retry_after_a_killed_replica_is_answered(
     )
     key = f"{slack.team}:C1:{event['ts']}"
     assert await a.driver.send_event(event) == 200
-    await until(lambda: _said(slack, event["ts"], "Searching"), what="the placeholder")
+    await until(lambda: under_way(slack, "C1", event["ts"]), what="the answer under way")
     a.proc.kill()
     await a.proc.wait()
     groq.latency = 0.0
@@ -158,7 +165,7 @@ async def _a_retry_after_a_killed_replica_is_answered(
 async def _sigterm_mid_answer_still_answers(b: Replica, slack: FakeSlack, groq: FakeGroq) -> None:
     groq.latency = 3.0
     answer_ts = await _start_question(b, "How are travel expenses reimbursed?", user="U4")
-    await until(lambda: _said(slack, answer_ts, "Searching"), what="the placeholder")
+    await until(lambda: under_way(slack, "C1", answer_ts), what="the answer under way")
     b.proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(b.proc.wait(), timeout=90) == 0, b.log.read_text()[-3000:]
     final = await _answered(slack, answer_ts)

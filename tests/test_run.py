@@ -14,7 +14,7 @@ import aiohttp
 
 from tests.fakes.groq_server import FakeGroq, relevant_quoting_responder
 from tests.fakes.slack_server import BOT_USER, FakeSlack
-from tests.replica_harness import folder_env, free_port, until
+from tests.replica_harness import folder_env, free_port, under_way, until
 from tests.scenarios.suite import HANDBOOK
 from tests.slack.driver import SlackDriver, visible_text
 
@@ -105,7 +105,8 @@ async def test_run_serves_health_metrics_and_drains_on_sigterm(tmp_path: Path) -
                 kind="app_mention",
             )
             assert await driver.send_event(second) == 200
-            await until(lambda: _said(slack, second["ts"], "Searching"), what="the placeholder")
+            # under way: a loading status under the thread (native streams) or a placeholder
+            await until(lambda: under_way(slack, "C1", second["ts"]), what="the answer under way")
             proc.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(proc.wait(), timeout=60)
             stderr = (await proc.stderr.read()).decode()  # type: ignore[union-attr]

@@ -21,11 +21,13 @@ while core searches, then the text through chat.startStream / appendStream / sto
   hand for the ending. Only text that can no longer change is sent (up to the last blank,
   outside an unfinished Markdown link), since appended text cannot be taken back.
 - *The ending.* ``finish`` stops the stream with the rest of the text, the Sources and the
-  buttons (one call) when the answer's text is what streamed plus more. Otherwise (citation
-  markers, which the stream never shows, a notice, a long answer) it stops the stream and
-  replaces the message with the blocks the edit path shows, so the final message is always the
-  rendered answer. That replacement is held in hand by the pacing, except when the answer ends
-  before the edit path's second edit: then it is one call more than editing.
+  buttons (one call) when the answer's text is what streamed plus more, as it normally is:
+  core streams each finished sentence's citation markers as the answer will show them
+  (``core.generation.citations.StreamPreview``). Otherwise (a marker core could not settle
+  while streaming, a notice, a long answer) it stops the stream and replaces the message with
+  the blocks the edit path shows, so the final message is always the rendered answer. That
+  replacement is held in hand by the pacing, except when the answer ends before the edit
+  path's second edit: then it is one call more than editing.
 - *Refusals.* A refused status is replaced by the usual placeholder message (which then gives
   way to the stream); a refused chat.startStream carries on with edits. A refusal that says the
   workspace (or channel) cannot do it is remembered in :class:`StreamRefusals`, so later

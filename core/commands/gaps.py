@@ -16,6 +16,8 @@ SHOWN = 15  # groups in a chat reply (the CLI shows them all)
 MAX_QUESTION = 200
 NOT_OWNER = "Only admins and the namespace's owner can see its gaps."
 NO_GAPS = "Gap reports are not available here."
+NOT_OWNER_DIGEST = "Only namespace owners and admins can get the weekly digest."
+DIGEST_STATES = ("on", "off")
 
 
 async def gaps(tools: Tools, call: Call) -> CommandResult:
@@ -82,6 +84,33 @@ def _row(group: GapGroup) -> Line:
     return line(*parts)
 
 
+async def digest(tools: Tools, call: Call) -> CommandResult:
+    """Turn the caller's weekly digest on or off (no argument: say whether it is on)."""
+    if tools.digests is None or tools.gaps is None:
+        return CommandResult(rich(NO_GAPS), ok=False)
+    owned = (await tools.knowledge.owned_namespaces(call.user.id)).get(call.user.id, [])
+    if not owned and not call.is_admin:
+        raise NotAllowed(NOT_OWNER_DIGEST, reason="owns no namespace")
+    state = call.text("state")
+    if state is None:
+        on = await tools.digests.enabled(call.user.id)
+        return CommandResult(RichText((line(*_digest_state(on)),)))
+    await tools.digests.set_enabled(call.user.id, state == "on")
+    said = _digest_state(state == "on")
+    if state == "on" and not owned:
+        said += [" You own no namespace yet, so there is nothing to send."]
+    return CommandResult(RichText((line(*said),)))
+
+
+def _digest_state(on: bool) -> list[Part]:
+    if on:
+        return [
+            "Your weekly digest is on: each Monday a direct message lists the questions nobody "
+            "could answer in the namespaces you own (none when there were none).",
+        ]
+    return ["Your weekly digest is off. Turn it on with ", Code("/lore digest on"), "."]
+
+
 COMMANDS = (
     Command(
         ("gaps",),
@@ -91,5 +120,12 @@ COMMANDS = (
             Param("period", Kind.CHOICE, "Which days", choices=PERIODS, strict=False),
             Param("namespace", Kind.NAMESPACE, "One namespace (default: all you may see)"),
         ),
+    ),
+    Command(
+        ("digest",),
+        "a weekly direct message with your namespaces' gaps (namespace owners)",
+        digest,
+        (Param("state", Kind.CHOICE, "Turn it on or off", choices=DIGEST_STATES),),
+        audited=True,
     ),
 )

@@ -350,6 +350,19 @@ class OwnerAsk(Base):
     save_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class GapDigestSetting(Base):
+    """A person's weekly gap digest: whether they want it, and the ISO week it was last sent
+    (so a week's digest goes out once)."""
+
+    __tablename__ = "gap_digests"
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_sent_week: Mapped[str | None] = mapped_column(String(10))  # "2026-W50"
+    updated_at: Mapped[datetime] = _created()
+
+
 # --- accounting ---------------------------------------------------------------------------
 
 

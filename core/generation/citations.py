@@ -3,6 +3,8 @@
 Models cite sources that were never listed ([7] of 3), cite [0], repeat themselves ([1][1]),
 write footnotes ([^1]), nest brackets ([[1]]) or put brackets in code. Everything is reduced to
 valid markers, renumbered densely in order of first use, each with a short supporting quote.
+While an answer streams, :class:`StreamPreview` shows each marker so checked as soon as later
+text can no longer change it, so the final text extends what streamed.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import math
 import re
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from core.generation.base import Source
 from core.text import split_sentences, terms
@@ -42,60 +44,128 @@ def parse_and_validate(text: str, sources: Sequence[Source]) -> tuple[str, list[
     with a quote (≤ ~200 characters) of the source sentence that best matches the claim.
     """
     by_n = {source.n: source for source in sources}
+    checked = _Checked()
+    rewritten = _check(text, by_n, lambda cited, claim: _supporting(cited, claim, sources), checked)
+    citations = [
+        _citation(new, by_n[old], " ".join(checked.claims[old]))
+        for old, new in sorted(checked.renumber.items(), key=lambda item: item[1])
+    ]
+    return rewritten.strip(), citations
+
+
+class StreamPreview:
+    """The previews of one streamed answer, checked against its ``sources``.
+
+    Called with the text so far, it returns what may be shown: the text up to the first
+    marker that later text may still change (a run of markers not yet closed, a claim not yet
+    written, a backtick that may still open code around it) or being written, each marker
+    before it as the final answer will show it, checked and renumbered by
+    :func:`parse_and_validate`'s own rules. Brackets in code stay. So each preview extends
+    the one before, and the final text extends each of them.
+
+    It is called on every streamed delta: what was checked is kept and not checked again while
+    the text grows.
+    """
+
+    def __init__(self, sources: Sequence[Source]) -> None:
+        self._sources = sources
+        self._by_n = {source.n: source for source in sources}
+        self._checked = _Checked()
+        self._raw = ""  # the text checked so far, as the model wrote it
+
+    def __call__(self, text: str) -> str:
+        if not text.startswith(self._raw):
+            self._checked, self._raw = _Checked(), ""
+        shown = _check(text, self._by_n, self._keep, self._checked, streaming=True)
+        self._raw = text[: self._checked.cursor]
+        return shown.strip()  # a blank shows with what follows it
+
+    def _keep(self, cited: list[int], claim: str) -> list[int]:
+        return _supporting(cited, claim, self._sources)
+
+
+def preview(text: str, sources: Sequence[Source]) -> str:
+    """One preview of a streamed answer (see :class:`StreamPreview`, which a stream keeps)."""
+    return StreamPreview(sources)(text)
+
+
+@dataclass(slots=True)
+class _Checked:
+    """A text's markers checked up to ``cursor``: the text up to there, rewritten, and the
+    markers kept so far (their new numbers, their claims)."""
+
+    cursor: int = 0
+    text: str = ""
+    renumber: dict[int, int] = field(default_factory=dict)
+    claims: dict[int, list[str]] = field(default_factory=dict)
+
+
+def _check(
+    text: str,
+    by_n: Mapping[int, Source],
+    keep: Callable[[list[int], str], list[int]],
+    checked: _Checked,
+    *,
+    streaming: bool = False,
+) -> str:
+    """``text`` rewritten, its markers checked in order from ``checked.cursor`` on (into
+    ``checked``). Streaming, the text stops before the first marker that later text may
+    still change, or one being written."""
     protected = [m.span() for m in _CODE.finditer(text)]
-    renumber: dict[int, int] = {}
-    claims: dict[int, list[str]] = {}
-    out: list[str] = []
-    cursor = 0
-    for match in _GROUP.finditer(text):
+    # a backtick that opens no code span yet may open one that covers what follows it
+    stray = _last_line_stray(text, protected) if streaming else len(text)
+    out = [checked.text]
+    cursor = checked.cursor
+    pending: int | None = None  # where a marker that may still change starts
+    for match in _GROUP.finditer(text, cursor):
         start, end = match.span()
+        if streaming and (end > stray or _CLOSED.match(text, end) is None):
+            pending = start
+            break
         if any(a < end and start < b for a, b in protected):
             continue
+        claim, written = _claim_of(text, start, end)
+        if streaming and not written:
+            pending = start
+            break
         out.append(text[cursor:start])
         cursor = end
         valid = [n for n in _numbers(match.group(0)) if n in by_n]
-        if not valid:
-            _drop_marker(out, text[end : end + 1])
-            continue
-        claim = _claim_of(text, start, end)
-        valid = _supporting(valid, claim, sources)
+        valid = keep(valid, claim) if valid else []
         if not valid:
             _drop_marker(out, text[end : end + 1])
             continue
         for n in valid:
-            renumber.setdefault(n, len(renumber) + 1)
-            claims.setdefault(n, []).append(claim)
-        out.append("".join(f"[{renumber[n]}]" for n in dict.fromkeys(valid)))
-    out.append(text[cursor:])
-    citations = [
-        _citation(new, by_n[old], " ".join(claims[old]))
-        for old, new in sorted(renumber.items(), key=lambda item: item[1])
-    ]
-    return "".join(out).strip(), citations
+            checked.renumber.setdefault(n, len(checked.renumber) + 1)
+            checked.claims.setdefault(n, []).append(claim)
+        out.append("".join(f"[{checked.renumber[n]}]" for n in dict.fromkeys(valid)))
+    checked.cursor, checked.text = cursor, "".join(out)
+    if not streaming:
+        return checked.text + text[cursor:]
+    # shown up to it, without the blanks (or an opening bracket) before it
+    return checked.text + _PARTIAL.sub("", text[cursor:pending])
 
 
-def preview(text: str) -> str:
-    """A streamed answer as it may be shown before it is checked: without citation markers
-    (the final text keeps those that hold, renumbered), a marker still being written included;
-    brackets in code stay."""
-    protected = [m.span() for m in _CODE.finditer(text)]
-    out: list[str] = []
-    cursor = 0
-    for match in _BLANKS_AND_GROUP.finditer(text):
-        start, end = match.span()
-        if not any(a < end and start < b for a, b in protected):
-            out.append(text[cursor:start])
-            cursor = end
-    out.append(text[cursor:])
-    return _PARTIAL.sub("", "".join(out))
+def _last_line_stray(text: str, protected: Sequence[tuple[int, int]]) -> int:
+    """Where a backtick on the last line opens no code span (yet); inline code ends with its
+    line, so a stray backtick on an earlier line never will."""
+    at = text.find("`", text.rfind("\n") + 1)
+    while at >= 0:
+        if not any(a <= at < b for a, b in protected):
+            return at
+        at = text.find("`", at + 1)
+    return len(text)
 
 
 # How much of a claim (its content terms, stemmed) its cited sources must hold together, and
 # how much one of them must hold to keep its marker.
 SUPPORTED = 0.5
 UNSUPPORTED = 0.2
-_BLANKS_AND_GROUP = re.compile(rf"[ \t]*{_GROUP.pattern}")
-_PARTIAL = re.compile(r"[ \t]*\[\^?\s*\d*\s*$")
+# a marker being written at the end of the text so far
+_PARTIAL = re.compile(r"[ \t]*\[[\s\d^,;\-–\[]*$")
+# what ends a run of markers for good: past blanks and a comma, anything but the start of
+# another marker
+_CLOSED = re.compile(r"[ \t]*[,;]?[ \t]*(?:[^ \t\[,;]|\[(?!\s*(?:[\^\[\-–\d]|$)))")
 # numbers that make a claim checkable: times, amounts, years (not a lone digit: list items)
 _DIGITS = re.compile(r"\d+[.:,]\d+(?:[.:,]\d+)*|\d{2,}")
 
@@ -156,16 +226,32 @@ def _drop_marker(out: list[str], following: str) -> None:
         out[-1] += " "
 
 
-def _claim_of(text: str, start: int, end: int) -> str:
-    """The sentence a marker closes (or, at the start of a line, the one it opens)."""
+def _claim_of(text: str, start: int, end: int) -> tuple[str, bool]:
+    """The sentence a marker closes (or, at the start of a line, the one it opens), and
+    whether it is written to its end."""
     before = _GROUP.sub("", text[:start]).rstrip()
     boundaries = [m.end() for m in _SENTENCE_BREAK.finditer(before[:-1])]
     claim = before[boundaries[-1] if boundaries else 0 :]
     if terms(claim):
-        return claim.strip()
+        return claim.strip(), True
     after = _GROUP.sub("", text[end:])
     stop = _SENTENCE_BREAK.search(after.lstrip())
-    return after.lstrip()[: stop.end() if stop else len(after)].strip()
+    claim = after.lstrip()[: stop.end() if stop else len(after)].strip()
+    return claim, stop is not None and _broken(text[end:])
+
+
+def _broken(rest: str) -> bool:
+    """Whether ``rest`` holds a sentence break that later text cannot move: every run of
+    markers before it closed, and no bracket before it that may still open one around it."""
+    runs = [m.span() for m in _GROUP.finditer(rest)]
+    for found in _SENTENCE_BREAK.finditer(rest):
+        at = found.start()
+        head = rest[:at]
+        if any(a <= at < b for a, b in runs) or not _GROUP.sub("", head).strip():
+            continue
+        closed = all(_CLOSED.match(rest, b) for a, b in runs if a < at)
+        return closed and _PARTIAL.search(_GROUP.sub("", head)) is None
+    return False
 
 
 def _citation(n: int, source: Source, claim: str) -> Citation:

@@ -22,6 +22,8 @@ messages are echoed back as MESSAGE_CREATE (as Discord does); JSON responses car
 ``Content-Type: application/json`` and 429s carry ``Via`` (discord.py needs both). A user who
 posts or clicks in the guild is its member (``GET /guilds/{id}/members/{user}`` finds them;
 anyone else gets 404 Unknown Member); a DM or a DM interaction makes nobody a member.
+``GET /users/{id}`` and Create DM (``POST /users/@me/channels``) find people by id; a message
+to someone in ``fake.refuse_dms`` gets 403 with code 50007, as closed DMs do.
 """
 
 from __future__ import annotations
@@ -141,6 +143,8 @@ class FakeDiscord:
         self.rate_limited: list[tuple[str, str, float]] = []
         self.identifies = 0
         self.refuse_threads = False  # answer thread creation with 403 Missing Permissions
+        # people (by name) whose DMs are closed: the bot's messages to them get 403, 50007
+        self.refuse_dms: set[str] = set()
         self._limits: list[RateLimit] = []
         self._socket: web.WebSocketResponse | None = None
         self._seq = 0
@@ -159,6 +163,8 @@ class FakeDiscord:
         app.router.add_get("/attachments/{aid}/{filename}", self._attachment)
         r = app.router
         r.add_get(API + "/users/@me", self._me)
+        r.add_post(API + "/users/@me/channels", self._open_dm)
+        r.add_get(API + "/users/{uid}", self._get_user)
         r.add_get(API + "/oauth2/applications/@me", self._application)
         r.add_put(API + "/applications/{app}/commands", self._sync)
         r.add_put(API + "/applications/{app}/guilds/{guild}/commands", self._sync)
@@ -774,6 +780,22 @@ class FakeDiscord:
             return _json({"message": "Unknown Member", "code": 10007}, 404)
         return _json(self.member(name))
 
+    def _name_of(self, user_id: str) -> str | None:
+        return next((n for n, u in self.users.items() if u["id"] == user_id), None)
+
+    async def _get_user(self, request: web.Request) -> web.Response:
+        name = self._name_of(request.match_info["uid"])
+        if name is None:
+            return _json({"message": "Unknown User", "code": 10013}, 404)
+        return _json(self.users[name])
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        """Create DM: the bot's DM channel with ``recipient_id`` (the same one every time)."""
+        name = self._name_of(str((await request.json()).get("recipient_id")))
+        if name is None:
+            return _json({"message": "Unknown User", "code": 10013}, 404)
+        return _json(dict(self._dm_channel(name), last_message_id=None))
+
     async def _get_channel(self, request: web.Request) -> web.Response:
         channel = self.channels.get(int(request.match_info["cid"]))
         if channel is None:
@@ -849,6 +871,9 @@ class FakeDiscord:
         cid = int(request.match_info["cid"])
         if cid not in self.channels:
             return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        recipients = self.channels[cid].get("recipients") or []
+        if any(self._name_of(u["id"]) in self.refuse_dms for u in recipients):
+            return _json({"message": "Cannot send messages to this user", "code": 50007}, 403)
         payload = self._bot_message(cid, await self._read_body(request))
         self.messages[int(payload["id"])] = PostedMessage(payload)
         asyncio.get_running_loop().call_soon(self._echo, payload)

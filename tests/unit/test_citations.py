@@ -12,7 +12,6 @@ from core.generation.citations import (
     QUOTE_CHARS,
     best_quote,
     parse_and_validate,
-    preview,
 )
 from core.types import Citation
 
@@ -231,8 +230,3 @@ def test_a_claim_two_sources_hold_together_keeps_both() -> None:
     )
     assert text.endswith("tall [1][2].")
     assert numbers(citations) == [(1, "Handbook"), (2, "Atlas")]
-
-
-def test_a_streamed_preview_never_shows_a_marker() -> None:
-    assert preview("Paris is big [1]. It is old [7][2") == "Paris is big. It is old"
-    assert preview("Berlin [^3] and `x[1]`") == "Berlin and `x[1]`"
