@@ -6,14 +6,16 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bot.settings import Settings
+from bot.settings import Settings, parse_rate
 from bot.stores import embedder_for, open_database, open_vectors, vector_store
 from core.admin import AdminService
 from core.answer import AnswerConfig, AnswerService
+from core.autoanswer import AutoAnswerConfig, AutoAnswerService
 from core.context import ContextResolver
 from core.db.access import Database
 from core.db.adoption import AdoptionStore
 from core.db.audit import AuditStore
+from core.db.autoanswer import AutoAnswerStore
 from core.db.conversation import ConversationStore
 from core.db.digests import DigestStore
 from core.db.gaps import GapStore
@@ -68,6 +70,7 @@ class Container:
     gaps: GapService
     owners: OwnerService
     digest: GapDigest  # platforms register their Notifier when they start
+    autoanswer: AutoAnswerService | None = None  # the chat runners hand it to their pipeline
 
     async def close(self) -> None:
         await self.ingestion.close()
@@ -79,6 +82,21 @@ class Container:
                 await self.llm.close()
         await self.vectors.close()
         await self.database.dispose()
+
+
+def _autoanswer(settings: Settings) -> AutoAnswerConfig:
+    rate = parse_rate(settings.autoanswer_rate_limit)
+    default = AutoAnswerConfig()
+    return AutoAnswerConfig(
+        threshold=(
+            default.threshold
+            if settings.autoanswer_threshold is None
+            else settings.autoanswer_threshold
+        ),
+        limit=rate[0] if rate else None,
+        window=rate[1] if rate else default.window,
+        top_k=settings.retrieval_top_k,
+    )
 
 
 def _llm(settings: Settings) -> LLM | None:
@@ -213,6 +231,7 @@ async def build(
     )
     gaps = GapService(store=GapStore(database), knowledge=knowledge, embedder=embedder)
     digests = DigestStore(database)
+    auto_store = AutoAnswerStore(database)
     owners = OwnerService(
         identity=identity, store=OwnerStore(database), resolver=resolver, audit=audit
     )
@@ -228,6 +247,7 @@ async def build(
         answers=answers,
         gaps=gaps,
         digests=digests,
+        autoanswer=auto_store,
     )
     return Container(
         settings=settings,
@@ -252,4 +272,10 @@ async def build(
         gaps=gaps,
         owners=owners,
         digest=GapDigest(gaps=gaps, knowledge=knowledge, identity=identity, digests=digests),
+        autoanswer=AutoAnswerService(
+            store=auto_store,
+            resolver=resolver,
+            retriever=retriever,
+            config=_autoanswer(settings),
+        ),
     )

@@ -36,6 +36,7 @@ def discord_client(
         answers=container.answers,
         uploads=container.uploads,
         owners=container.owners,
+        autoanswer=container.autoanswer,
         config=pipeline_config,
     )
     client = LoreClient(

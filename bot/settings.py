@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     retrieval_top_k: int = Field(default=5, ge=1, le=50, alias="RETRIEVAL_TOP_K")
     # questions per user per window ("30/5m"; "off" for none)
     question_rate_limit: str = Field(default="30/5m", alias="QUESTION_RATE_LIMIT")
+    # autoanswer channels: the gate's estimate an unasked question needs (default: core's) and
+    # answers per channel per window ("5/10m"; "off" for no limit)
+    autoanswer_threshold: float | None = Field(
+        default=None, ge=0, le=1, alias="AUTOANSWER_THRESHOLD"
+    )
+    autoanswer_rate_limit: str = Field(default="5/10m", alias="AUTOANSWER_RATE_LIMIT")
 
     groq_api_key: SecretStr | None = Field(default=None, alias="GROQ_API_KEY")
     groq_model: str = Field(default="llama-3.3-70b-versatile", alias="GROQ_MODEL")
@@ -138,7 +144,7 @@ class Settings(BaseSettings):
             raise ValueError(exc.user_message.removeprefix("DATABASE_URL ")) from None
         return value
 
-    @field_validator("question_rate_limit")
+    @field_validator("question_rate_limit", "autoanswer_rate_limit")
     @classmethod
     def _check_rate(cls, value: str) -> str:
         parse_rate(value)

@@ -51,6 +51,7 @@ def build_slack_bot(container: Container, settings: Settings, **tuning: Any) -> 
         answers=container.answers,
         uploads=container.uploads,
         owners=container.owners,
+        autoanswer=container.autoanswer,
         config=PipelineConfig(
             concurrency=config.concurrency, placeholder_after=config.placeholder_after
         ),

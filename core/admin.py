@@ -18,6 +18,7 @@ from core.commands.definition import Command
 from core.commands.rich import Code, RichText, line, rich, verbatim
 from core.context import ContextResolver
 from core.db.audit import AuditStore
+from core.db.autoanswer import AutoAnswerStore
 from core.db.digests import DigestStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
@@ -55,6 +56,7 @@ class AdminService:
         registry: Registry = REGISTRY,
         gaps: GapService | None = None,
         digests: DigestStore | None = None,
+        autoanswer: AutoAnswerStore | None = None,
     ) -> None:
         self._identity = identity
         self._resolver = resolver
@@ -72,6 +74,7 @@ class AdminService:
             registry=registry,
             gaps=gaps,
             digests=digests,
+            autoanswer=autoanswer,
         )
 
     @property

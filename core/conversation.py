@@ -3,7 +3,10 @@
 Every chat platform shares these rules, so they live here once:
 
 - *Addressed or not.* A mention or a DM is for the bot; any other message only when it is a
-  follow-up in a thread the bot has answered in.
+  follow-up in a thread the bot has answered in, or a top-level question in a channel with
+  autoanswer on that :class:`~core.autoanswer.AutoAnswerService` decides to answer. Such a
+  question is decided before anything is shown, and it is answered or left alone without a
+  word: no placeholder, no abstention, no failure notice.
 - *Files first.* A message's files are claimed (a redelivery is not indexed twice), judged from
   name and size before downloading, downloaded, indexed and reported one by one; then the
   message's text is answered when it asks something (:func:`asks`), so a question posted with a
@@ -38,6 +41,8 @@ from functools import partial
 from typing import Protocol
 
 from core.answer import AnswerService
+from core.autoanswer import AutoAnswerService, top_level
+from core.enums import AnswerMode
 from core.errors import LorekeeperError
 from core.owners import NO_OWNER, OwnerCall, OwnerService, SaveOffer
 from core.types import Answer, IncomingFile, IncomingMessage, Progress, Reply, UploadOutcome
@@ -132,8 +137,10 @@ class ConversationPipeline:
         uploads: UploadService,
         owners: OwnerService | None = None,
         config: PipelineConfig | None = None,
+        autoanswer: AutoAnswerService | None = None,
     ) -> None:
         self._answers = answers
+        self._auto = autoanswer
         self._uploads = uploads
         self._owners = owners
         self._config = config or PipelineConfig()
@@ -162,14 +169,18 @@ class ConversationPipeline:
     ) -> None:
         """Index the message's files and answer its text, if it is for the bot."""
         with self._work.tracked():
+            unasked = False
             try:
                 if not await self._for_us(message, addressed=addressed):
-                    return
+                    unasked = await self._answer_unasked(message)
+                    if not unasked:
+                        return
                 claimed = bool(message.files) and await self._uploads.claim(message)
                 message = await channel.prepare(message)
             except Exception:
                 log.exception("accepting %s failed", message.event_id)
-                await _fail(channel.reply(), ANSWER_FAILED)
+                if not unasked:
+                    await _fail(channel.reply(), ANSWER_FAILED)
                 return
             async with self._slots:
                 if claimed:
@@ -177,7 +188,7 @@ class ConversationPipeline:
                         await self._ingest(message, file, channel.reply(file), files)
                     await self._uploads.finished(message)
                 if message.text and (not message.files or asks(message.text)):
-                    await self._answer(message, channel.reply())
+                    await self._answer(message, channel.reply(), unasked=unasked)
 
     async def ask(self, message: IncomingMessage, reply: Reply) -> Answer | None:
         """Answer one question (a command's, or a chat's) through ``reply``; None when it was
@@ -344,23 +355,40 @@ class ConversationPipeline:
     async def _for_us(self, message: IncomingMessage, *, addressed: bool) -> bool:
         if not (message.text or message.files):
             return False
-        return addressed or await self._answers.knows_thread(message)
+        if addressed:
+            return True
+        # a message that starts a thread cannot be a follow-up
+        return not top_level(message) and await self._answers.knows_thread(message)
 
-    async def _answer(self, message: IncomingMessage, reply: Reply) -> Answer | None:
+    async def _answer_unasked(self, message: IncomingMessage) -> bool:
+        """Whether to answer a top-level message nobody addressed to the bot (never raises:
+        a failure leaves the message alone, as nobody asked the bot)."""
+        if self._auto is None or not top_level(message) or not asks(message.text):
+            return False
+        try:
+            return (await self._auto.decide(message)).answer
+        except Exception:
+            log.exception("deciding on %s failed", message.event_id)
+            return False
+
+    async def _answer(
+        self, message: IncomingMessage, reply: Reply, *, unasked: bool = False
+    ) -> Answer | None:
+        """Answer through ``reply``; ``unasked`` (autoanswer): show an answer or nothing."""
         shown = Timely(reply, self._config.placeholder_after)
         try:
             answer = await self._answers.answer(message, shown)
-            if answer.duplicate:
+            if answer.duplicate or (unasked and not _answered(answer)):
                 await shown.discard()
                 return None
             await shown.finish(answer)
             return answer
         except LorekeeperError as exc:
             log.warning("answering %s failed: %s", message.event_id, exc.reason)
-            await _fail(shown, exc.user_message)
+            await (_discard(shown) if unasked else _fail(shown, exc.user_message))
         except Exception:
             log.exception("answering %s failed", message.event_id)
-            await _fail(shown, ANSWER_FAILED)
+            await (_discard(shown) if unasked else _fail(shown, ANSWER_FAILED))
         finally:
             await shown.close()
         return None
@@ -418,6 +446,18 @@ def asks(text: str) -> bool:
         if words and words[0] in _ASKING:
             return True
     return False
+
+
+def _answered(answer: Answer) -> bool:
+    return not answer.abstained and answer.mode not in (AnswerMode.REFUSED, AnswerMode.DUPLICATE)
+
+
+async def _discard(reply: Reply) -> None:
+    """Take down what an unasked answer showed; never raises."""
+    try:
+        await reply.discard()
+    except Exception:
+        log.exception("could not take down an unasked answer")
 
 
 async def _fail(reply: Reply, text: str) -> None:

@@ -52,6 +52,9 @@ from core.conversation import DRAIN_SECONDS, ConversationPipeline, InFlight
 from core.types import IncomingFile, IncomingMessage, Platform
 
 log = logging.getLogger(__name__)
+
+# what a person writes (not a pin, a join or another system message)
+_POSTS = (discord.MessageType.default, discord.MessageType.reply)
 THREAD_ALREADY_EXISTS = 160004  # Discord error code: a thread was already started from it
 
 
@@ -139,12 +142,16 @@ class LoreClient(discord.Client):
             channel = await self._resolved_channel(message)
             place = place_of(channel, guild=message.guild, user_id=message.author.id)
             addressed = place.is_direct or mentions_user(message, me.id)
-            if not addressed and place.thread_id is None:
-                return  # neither for the bot nor in a thread it may know
+            plain_post = place.thread_id is None and message.type in _POSTS
+            if not (addressed or place.thread_id is not None or plain_post):
+                return  # a system message outside threads
             # A thread started from a message has the message's id.
             thread_id = place.thread_id or str(message.id)
             incoming = incoming_message(message, place, thread_id=thread_id, bot_id=me.id)
-            offer = await self.conversations.owner_answered(incoming)
+            # unaddressed, a follow-up in a thread core may know or a top-level post core may
+            # answer unasked (autoanswer): core decides
+            asked = addressed or place.thread_id is not None
+            offer = await self.conversations.owner_answered(incoming) if asked else None
             if offer is not None:  # the asked owner answered: not a question, unless addressed
                 with contextlib.suppress(discord.HTTPException):
                     await channel.send(

@@ -196,7 +196,7 @@ class SlackBot:
         direct = events.is_direct(event)
         if mentioned and not direct and not event.get("files"):
             return  # answered from its app_mention copy
-        if mentioned or direct or events.is_thread_reply(event):
+        if mentioned or direct or events.is_thread_reply(event) or events.is_plain_post(event):
             job = self._handle(event, body, bot_user, addressed=mentioned or direct)
             self._spawn(job, "slack-message")
 
@@ -241,7 +241,8 @@ class SlackBot:
             files=files,
             team_name=self._team_name,
         )
-        offer = await self._conversations.owner_answered(message)
+        in_thread = addressed or events.is_thread_reply(event)  # an owner answers in a thread
+        offer = await self._conversations.owner_answered(message) if in_thread else None
         if offer is not None:  # the asked owner answered: not a question, unless addressed
             await self._owners.offer(offer)
             if not addressed:

@@ -87,6 +87,12 @@ def is_thread_reply(event: Payload) -> bool:
     return bool(thread_ts) and thread_ts != event.get("ts")
 
 
+def is_plain_post(event: Payload) -> bool:
+    """A person's own top-level text in a channel (no subtype: not an edit, a file share or a
+    broadcast reply): core may answer it unasked where autoanswer is on."""
+    return event.get("subtype") is None and not event.get("thread_ts") and not is_direct(event)
+
+
 def is_direct(event: Payload) -> bool:
     return event.get("channel_type") == "im"
 

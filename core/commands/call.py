@@ -11,6 +11,7 @@ from core.answer import AnswerService
 from core.commands.arguments import ChannelArg, Invocation, Request, UserArg, Value
 from core.commands.registry import Registry
 from core.commands.rich import RichText, plain_text
+from core.db.autoanswer import AutoAnswerStore
 from core.db.digests import DigestStore
 from core.db.identity import IdentityStore
 from core.db.knowledge import KnowledgeStore
@@ -78,6 +79,7 @@ class Tools:
     registry: Registry
     gaps: GapService | None = None
     digests: DigestStore | None = None
+    autoanswer: AutoAnswerStore | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ A new command goes into its family's module (``COMMANDS``); a new family adds on
 
 from __future__ import annotations
 
-from core.commands import ask, documents, gaps, namespaces, upkeep, usage
+from core.commands import ask, channels, documents, gaps, namespaces, upkeep, usage
 from core.commands.registry import Registry
 
 REGISTRY = Registry(
@@ -16,6 +16,7 @@ REGISTRY = Registry(
         *documents.COMMANDS,
         *usage.COMMANDS,
         *gaps.COMMANDS,
+        *channels.COMMANDS,
     ),
-    groups=dict((namespaces.GROUP, documents.GROUP, usage.GROUP, upkeep.GROUP)),
+    groups=dict((namespaces.GROUP, documents.GROUP, usage.GROUP, upkeep.GROUP, channels.GROUP)),
 )

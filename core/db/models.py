@@ -350,6 +350,33 @@ class OwnerAsk(Base):
     save_offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ChannelAutoanswer(Base):
+    """A channel where the bot answers top-level questions nobody addressed to it (``/lore
+    channel autoanswer``); no row: off."""
+
+    __tablename__ = "channel_autoanswer"
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = _created()
+
+
+class AutoAnswerDecision(Base):
+    """One unaddressed question judged in an autoanswer channel: answered or left alone, with
+    the gate's estimate (no text is kept: most of what is judged was never meant for the bot).
+    The answered ones are the channel's rate limit."""
+
+    __tablename__ = "auto_answers"
+    __table_args__ = (Index("ix_auto_answers_channel_created", "channel_id", "created_at"),)
+    id: Mapped[uuid.UUID] = _pk()
+    channel_id: Mapped[uuid.UUID] = _fk("channels.id", "CASCADE")
+    answered: Mapped[bool] = mapped_column(Boolean)
+    probability: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created()
+
+
 class GapDigestSetting(Base):
     """A person's weekly gap digest: whether they want it, and the ISO week it was last sent
     (so a week's digest goes out once)."""

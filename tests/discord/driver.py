@@ -137,6 +137,19 @@ class DiscordDriver:
         await self._deliver(payload)
         return self._thread_of(payload, channel)
 
+    async def speak(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
+        """A top-level channel message that does not mention the bot; the thread the bot
+        started from it (its id is the message's), or where it would be."""
+        payload = self.fake.message_payload(self.fake.channel_id(channel), user, text)
+        await self._deliver(payload)
+        mid = int(payload["id"])
+        thread = self.fake.threads_by_message.get(mid, mid)
+        return Thread(channel=str(self.fake.channel_id(channel)), thread=str(thread))
+
+    def platform_writes(self) -> int:
+        """Requests so far that show something: posts, edits, threads, typing, reactions."""
+        return sum(method in ("POST", "PATCH", "PUT", "DELETE") for method, _ in self.fake.requests)
+
     async def say_in_thread(
         self, thread: Thread, text: str, *, user: str = "U1", mention: bool = False
     ) -> None:

@@ -215,6 +215,8 @@ async def test_run_discord_syncs_commands_and_stops(sqlite_url, tmp_path, embedd
         "quota",
         "gaps",
         "retention",
+        "digest",
+        "channel",
     }
 
 

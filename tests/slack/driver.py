@@ -184,6 +184,19 @@ class SlackDriver:
         await self.send_event(copy)
         return Thread(channel, event["ts"])
 
+    async def speak(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
+        """A top-level channel message that does not mention the bot; the thread it would
+        start."""
+        event = self.message_event(text, user=user, channel=channel)
+        await self.send_event(event)
+        await self.bot.idle()
+        return Thread(channel, event["ts"])
+
+    def platform_writes(self) -> int:
+        """Calls so far that show something: posts, edits, streams, statuses, reactions."""
+        shown = ("chat.", "assistant.threads.", "reactions.", "files.")
+        return sum(c.method.startswith(shown) for c in self.slack.calls)
+
     async def say_in_thread(
         self, thread: Thread, text: str, *, user: str = "U1", mention: bool = False
     ) -> None:

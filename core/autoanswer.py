@@ -1,0 +1,168 @@
+"""Channels that answer themselves: whether to answer a question nobody addressed to the bot.
+
+In a channel where an admin turned it on (``/lore channel autoanswer on``), a top-level
+message that asks something is answered in its thread without a mention, but only when the
+evidence gate (:mod:`core.generation.gate`) is confident at a stricter level than for a
+mention (:data:`DEFAULT_AUTOANSWER_THRESHOLD`, measured by ``bench/autoanswer.py``); otherwise
+nothing at all is shown. The decision comes first, from retrieval and the gate alone, so no
+placeholder or status appears for a message left alone. At most ``limit`` questions per
+``window`` are answered in one channel, counted from the stored decisions (every replica
+agrees). Each decision is stored without the message's text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.answer import to_sources
+from core.context import ContextResolver
+from core.db.autoanswer import AutoAnswerStore
+from core.db.types import utcnow
+from core.errors import NotEnabled
+from core.generation.extractive import extractive_answer
+from core.generation.gate import answer_probability, evidence
+from core.retrieval.retriever import Retriever
+from core.types import IncomingMessage
+
+log = logging.getLogger(__name__)
+
+# The gate's estimate an unasked question needs (a mention needs DEFAULT_THRESHOLD, 0.20):
+# on bench/autoanswer.py's mixed stream it keeps the bot silent on all the chit-chat and on
+# most unanswerable questions while still answering most answerable ones.
+DEFAULT_AUTOANSWER_THRESHOLD = 0.60
+
+
+@dataclass(frozen=True, slots=True)
+class AutoAnswerConfig:
+    threshold: float = DEFAULT_AUTOANSWER_THRESHOLD
+    limit: int | None = 5  # answers per channel per window (None: no limit)
+    window: timedelta = timedelta(minutes=10)
+    top_k: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether to answer an unaddressed message, and why (``reason``: ``confident``,
+    ``unsure``, ``rate``, ``no knowledge``, ``off``, ``not top-level``)."""
+
+    answer: bool
+    reason: str
+    probability: float | None = None
+
+
+def top_level(message: IncomingMessage) -> bool:
+    """A channel message that starts a thread (not a reply, not a DM, no files)."""
+    return (
+        not message.is_direct
+        and not message.files
+        and bool(message.text)
+        and message.message_id is not None
+        and message.thread_id == message.message_id
+    )
+
+
+class AutoAnswerService:
+    """Decides on unaddressed questions in autoanswer channels (:meth:`decide`)."""
+
+    def __init__(
+        self,
+        *,
+        store: AutoAnswerStore,
+        resolver: ContextResolver,
+        retriever: Retriever,
+        config: AutoAnswerConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._resolver = resolver
+        self._retriever = retriever
+        self._config = config or AutoAnswerConfig()
+        self._clock = clock
+        # the rate check and the decision's row go together, so that questions arriving at
+        # once in one channel cannot all pass the last free place
+        self._deciding = asyncio.Lock()
+
+    @property
+    def config(self) -> AutoAnswerConfig:
+        return self._config
+
+    async def decide(self, message: IncomingMessage) -> Decision:
+        """Answer ``message`` unasked? Stores the decision when the channel has autoanswer on;
+        shows nothing. Raises only for unexpected failures (the caller stays silent)."""
+        if not top_level(message):
+            return Decision(False, "not top-level")
+        channel_id = await self._store.channel_on(
+            message.platform.value, message.workspace_id, message.channel_id
+        )
+        if channel_id is None:
+            return Decision(False, "off")
+        if await self._over_rate(channel_id):
+            return await self._record(channel_id, Decision(False, "rate"))
+        try:
+            probability, floor = await self._probability(message)
+        except NotEnabled:
+            return Decision(False, "off")
+        if probability is None:
+            return await self._record(channel_id, Decision(False, "no knowledge"))
+        confident = probability >= max(self._config.threshold, floor)
+        if not confident:
+            return await self._record(channel_id, Decision(False, "unsure", probability))
+        async with self._deciding:
+            if await self._over_rate(channel_id):
+                return await self._record(channel_id, Decision(False, "rate", probability))
+            return await self._record(channel_id, Decision(True, "confident", probability))
+
+    async def probability(self, message: IncomingMessage) -> float | None:
+        """The gate's estimate that the sources readable where ``message`` is answer it (None:
+        nothing to search); what :meth:`decide` compares with the threshold."""
+        return (await self._probability(message))[0]
+
+    async def _probability(self, message: IncomingMessage) -> tuple[float | None, float]:
+        place = await self._resolver.place(message)
+        namespaces = await self._resolver.places.readable(place)
+        if not namespaces:
+            return None, 0.0
+        retrieval = await self._retriever.search(
+            message.text,
+            workspace_id=tuple(dict.fromkeys(n.workspace_id for n in namespaces)),
+            namespace_ids=[n.id for n in namespaces],
+            limit=self._config.top_k,
+        )
+        sources = to_sources(retrieval.chunks)
+        dense = await self._retriever.sentence_similarities(
+            retrieval.query_vector, [c.chunk for c in retrieval.chunks]
+        )
+        signals = evidence(sources, extractive_answer(message.text, sources, dense=dense))
+        floors = [
+            float(n.config["answer_threshold"])
+            for n in namespaces
+            if n.config.get("answer_threshold") is not None
+        ]
+        return (
+            None if signals is None else answer_probability(signals),
+            max(floors, default=0.0),
+        )
+
+    async def _over_rate(self, channel_id: uuid.UUID) -> bool:
+        limit = self._config.limit
+        if limit is None:
+            return False
+        since = self._clock() - self._config.window
+        return await self._store.answered_since(channel_id, since) >= limit
+
+    async def _record(self, channel_id: uuid.UUID, decision: Decision) -> Decision:
+        await self._store.record(
+            channel_id,
+            answered=decision.answer,
+            probability=decision.probability,
+            reason=decision.reason,
+            at=self._clock(),
+        )
+        shown = "-" if decision.probability is None else f"{decision.probability:.2f}"
+        log.info("autoanswer %s p=%s", decision.reason, shown)
+        return decision
