@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 
-from core.db.knowledge import ChunkRow
+from core.db.knowledge import ChunkRow, ChunkView
 from core.db.models import Chunk, Document, TokenUsage
 from core.db.records import DocumentInput
 from core.db.types import new_id
 from core.errors import UnsupportedFile
-from core.ingestion.sentences import QUIET_SECONDS, SentenceFiller
+from core.ingestion.sentences import SentenceFiller
 from core.ingestion.service import Uploader
+from core.retrieval.retriever import SENTENCE_EMBED_CAP
 from core.retrieval.sentences import unpack
 from core.text import split_sentences
 from core.types import Progress
@@ -232,9 +233,11 @@ async def test_chunks_get_their_sentence_vectors_after_indexing_and_at_reconcile
     assert (await service.reconcile()).sentence_vectors_filled == 0
 
 
-async def test_the_background_sentence_fill_waits_while_people_are_asking(world, embedder) -> None:
-    """The fill an upload starts runs only once nobody has asked for QUIET_SECONDS: questions
-    never share the machine with it (they embed what they need meanwhile)."""
+async def test_the_background_sentence_fill_goes_on_while_people_are_asking(
+    world, embedder
+) -> None:
+    """The fill an upload starts makes progress whether or not people are asking (resting
+    between batches while they do), so a busy channel still gets its sentence vectors."""
     service, knowledge, _vectors, _retriever, ns, ws, _sessions = world
     result = await service.ingest(
         GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
@@ -243,14 +246,43 @@ async def test_the_background_sentence_fill_waits_while_people_are_asking(world,
     await knowledge.set_sentence_vectors(
         {i: None for i in (await knowledge.chunk_ids()) if i is not None}
     )
-    last_question = [0.0]
-    filler = SentenceFiller(knowledge, embedder, quiet=lambda: last_question[0])
+    filler = SentenceFiller(knowledge, embedder, quiet=lambda: 0.0, batch=4)  # always asked
     filler.poke(result.document.id)
-    await asyncio.sleep(0.5)  # a question was just asked: nothing is filled
-    assert (
-        len(await knowledge.chunks_without_sentence_vectors(result.document.id, 1000))
-        == result.document.chunk_count
-    )
-    last_question[0] = QUIET_SECONDS  # quiet now
-    await asyncio.wait_for(filler.settled(), 60)
+    await asyncio.wait_for(filler.settled(), 120)
     assert await knowledge.documents_without_sentence_vectors() == []
+
+
+async def test_a_question_embeds_few_of_the_sentences_not_stored_yet(world, embedder) -> None:
+    """A question reading chunks whose sentence vectors are not stored yet embeds at most
+    SENTENCE_EMBED_CAP of their sentences itself, the best chunk's first; the others weigh by
+    their words only. Memoised ones come free."""
+    _service, _knowledge, _vectors, retriever, ns, ws, _sessions = world
+    contents = [
+        " ".join(f"Rule {c}-{i} of the handbook applies to team {c}." for i in range(30))
+        for c in range(2)
+    ]
+    chunks = [
+        ChunkView(
+            new_id(), new_id(), ns["a1"].id, ws["a"].id, text, 0, len(text), None, None, "t", None
+        )
+        for text in contents
+    ]
+    asked: list[str] = []
+    embed_query = embedder.embed_query
+
+    async def recording(text: str) -> list[float]:
+        asked.append(text)
+        return await embed_query(text)
+
+    embedder.embed_query = recording  # type: ignore[method-assign]
+    try:
+        query = await embed_query("Which rules apply to team 1?")
+        first = await retriever.sentence_similarities(query, chunks)
+        assert len(asked) == SENTENCE_EMBED_CAP
+        assert set(asked) <= set(split_sentences(contents[0]))  # the best chunk's first
+        assert set(first) == set(asked)
+        second = await retriever.sentence_similarities(query, chunks)
+        assert len(asked) == 2 * SENTENCE_EMBED_CAP  # the next ones; the memo is kept
+        assert set(first) < set(second)
+    finally:
+        del embedder.embed_query

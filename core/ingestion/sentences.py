@@ -5,11 +5,12 @@ The answerer weighs a question against every sentence of the chunks it reads
 (``core.retrieval.sentences``) so that a burst of questions on a new corpus does not embed the
 same sentences first. They are not embedded while a document is indexed: a large upload has
 many times more sentences than chunks, and its "Indexed" would wait for them. Instead, once a
-document is indexed the filler embeds its chunks' sentences, a few chunks at a time, only
-while nobody has asked anything for ``QUIET_SECONDS`` (questions never share the machine with
-it), in the embedder's document steps. Questions meanwhile embed the sentences they need, as
-they did before any were stored. The reconcile job and ``lorekeeper ingest`` run the same fill
-to the end at full speed.
+document is indexed the filler embeds its chunks' sentences, a few chunks at a time, in the
+embedder's document steps (threads of lower priority that yield to questions): flat out while
+nobody has asked anything for ``QUIET_SECONDS``, and resting three times as long as each batch
+took while people are asking. Questions meanwhile embed what they need of the sentences not
+stored yet (``Retriever.sentence_similarities``, a few a question). The reconcile job (resting
+likewise) and ``lorekeeper ingest`` (flat out) run the same fill to the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -27,7 +29,8 @@ from core.retrieval.sentences import with_sentence_vectors
 log = logging.getLogger(__name__)
 
 FILL_BATCH = 16  # chunks whose sentences are embedded and stored together
-QUIET_SECONDS = 2.0  # the background fill runs only this long after the latest question
+QUIET_SECONDS = 2.0  # the background fill runs flat out this long after the latest question
+BUSY_REST = 3.0  # while people ask, it rests this many times as long as each batch took
 
 
 def never_asked() -> float:
@@ -92,10 +95,7 @@ class SentenceFiller:
     async def _fill_document(self, document_id: uuid.UUID, *, pace: bool) -> int:
         filled = 0
         while True:
-            if pace:
-                # a time, not an event: each question moves the moment the wait ends
-                while (quiet := self._quiet()) < QUIET_SECONDS:  # noqa: ASYNC110
-                    await asyncio.sleep(QUIET_SECONDS - quiet)
+            started = time.perf_counter()
             async with self._lock:
                 found = await self._knowledge.chunks_without_sentence_vectors(
                     document_id, self._batch
@@ -109,3 +109,5 @@ class SentenceFiller:
                     {chunk_id: p for (chunk_id, _), p in zip(found, packed, strict=True)}
                 )
             filled += len(found)
+            if pace and self._quiet() < QUIET_SECONDS:  # people are asking: a quarter of the time
+                await asyncio.sleep(BUSY_REST * (time.perf_counter() - started))

@@ -18,6 +18,7 @@ from core.text import split_sentences
 
 RERANK_DEPTH = 20
 SENTENCE_MEMO = 20_000  # vectors kept of sentences stored without them (1.5 kB each)
+SENTENCE_EMBED_CAP = 8  # sentences without a stored vector one question may embed
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +163,11 @@ class Retriever:
         """The query's cosine to every sentence of these chunks (``core.text.split_sentences``),
         keyed by sentence: the dense evidence the offline answerer and the abstention gate
         weigh beside the words, so that a paraphrase ("food on a business trip") finds the
-        sentence that says it otherwise ("meal per diem"). The sentence vectors were stored
-        with each chunk when it was indexed (``core.retrieval.sentences``); a chunk stored
-        without them (indexed before they were kept) has its sentences embedded here, as
-        queries, and memoised."""
+        sentence that says it otherwise ("meal per diem"). The sentence vectors are stored
+        with each chunk after it is indexed (``core.retrieval.sentences``); a chunk without
+        them yet has its sentences embedded here, as queries, memoised, at most
+        ``SENTENCE_EMBED_CAP`` a question (the others are left out: they weigh by their words
+        only)."""
         if not query_vector:
             return {}
         query = np.asarray(query_vector, dtype=np.float32)
@@ -178,7 +180,13 @@ class Retriever:
                 vectors.update(zip(sentences, stored, strict=True))
             else:
                 missing.extend(sentences)
+        # a question embeds at most SENTENCE_EMBED_CAP sentences itself (those of its best
+        # chunks first; the rest weigh by their words only): a large upload just indexed, whose
+        # sentence vectors are not stored yet, cannot make every question embed hundreds
         missing = [s for s in dict.fromkeys(missing) if s not in vectors]
+        known = self._sentence_vectors
+        vectors.update((s, known[s]) for s in missing if s in known)
+        missing = [s for s in missing if s not in known][:SENTENCE_EMBED_CAP]
         if missing:
             embedded = await asyncio.gather(*(self._sentence_vector(s) for s in missing))
             vectors.update(zip(missing, embedded, strict=True))
