@@ -7,7 +7,7 @@ Each corpus is uploaded through the real UploadService/IngestionService (BotHarn
 SQLite, milvus-lite, all-MiniLM-L6-v2): the two SQuAD articles as .txt files into one bot,
 each team handbook (four or five Markdown files) into a bot of its own. Each question is then
 answered by the steps AnswerService takes in a fresh thread with no Groq key:
-``Retriever.search`` -> ``to_sources`` -> ``extractive_answer`` -> ``gate.evidence`` ->
+``Retriever.search`` -> ``core.answer.weigh`` (sources, the extractive answer, the evidence) ->
 ``parse_and_validate``; the abstention rules are replayed offline for every threshold. A sample
 is also asked through ``AnswerService.answer`` and must give the identical text, citations and
 abstention.
@@ -35,10 +35,9 @@ from common import Question, bot_with_articles, default_context, load_articles, 
 from common import write_subsection as write_doc
 from machine import cpu
 
-from core.answer import abstain_text, to_sources
+from core.answer import abstain_text, weigh
 from core.generation.citations import parse_and_validate, quote_sentences
-from core.generation.extractive import extractive_answer
-from core.generation.gate import DEFAULT_THRESHOLD, Evidence, answer_probability, evidence
+from core.generation.gate import DEFAULT_THRESHOLD, Evidence, answer_probability
 
 TEAMSET = Path(__file__).resolve().parent / "teamset"
 CALIBRATION_SETS = ("hr",)
@@ -135,11 +134,7 @@ async def answer_all(bot, questions: Sequence[tuple[Question, str]]) -> list[Out
             namespace_ids=ns_ids,
             limit=c.settings.retrieval_top_k,
         )
-        sources = to_sources(retrieval.chunks)
-        dense = await c.retriever.sentence_similarities(
-            retrieval.query_vector, [r.chunk for r in retrieval.chunks]
-        )
-        result = extractive_answer(q.text, sources, dense=dense)
+        sources, result, signals = await weigh(c.retriever, q.text, retrieval)
         text, closing = parse_and_validate(result.text, sources) if result.text else ("", [])
         citations = quote_sentences(closing, result.best_sentences, q.text)
         by_id = {s.chunk_id: s.text for s in sources}
@@ -149,7 +144,7 @@ async def answer_all(bot, questions: Sequence[tuple[Question, str]]) -> list[Out
             Outcome(
                 q,
                 kind,
-                evidence(sources, result),
+                signals,
                 text,
                 _correct(q.answers, text, cited) if text else False,
                 any(_fold(g) in t for g in q.answers for t in contents),

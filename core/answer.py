@@ -20,7 +20,7 @@ from core.errors import LLMUnavailable, NotAllowed, NotEnabled, QuotaExceeded, R
 from core.generation.base import LLM, ChatMessage, Completion, Source
 from core.generation.citations import StreamPreview, parse_and_validate, quote_sentences
 from core.generation.extractive import ExtractiveResult, extractive_answer
-from core.generation.gate import DEFAULT_THRESHOLD, evidence, should_answer
+from core.generation.gate import DEFAULT_THRESHOLD, Evidence, evidence, should_answer
 from core.generation.prompt import build_messages, condense_heuristic, condense_messages
 from core.generation.summary import requested_title, summary_points
 from core.observability import Metrics, NullMetrics, bind_log_context
@@ -70,6 +70,19 @@ def to_sources(chunks: Sequence[RetrievedChunk]) -> list[Source]:
         )
         for i, c in enumerate(chunks)
     ]
+
+
+async def weigh(
+    retriever: Retriever, question: str, retrieval: Retrieval
+) -> tuple[list[Source], ExtractiveResult, Evidence | None]:
+    """The retrieved chunks as sources, the sentences that best answer ``question`` among
+    them (words and dense cosines) and the evidence the gate decides on."""
+    sources = to_sources(retrieval.chunks)
+    dense = await retriever.sentence_similarities(
+        retrieval.query_vector, [c.chunk for c in retrieval.chunks]
+    )
+    support = extractive_answer(question, sources, dense=dense)
+    return sources, support, evidence(sources, support)
 
 
 def abstain_text(namespaces: Sequence[str]) -> str:
@@ -201,12 +214,8 @@ class AnswerService:
         retrieval = await self._retrieve(ctx, query, ahead)
         usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
-        sources = to_sources(retrieval.chunks)
-        dense = await self._retriever.sentence_similarities(
-            retrieval.query_vector, [c.chunk for c in retrieval.chunks]
-        )
-        support = extractive_answer(message.text, sources, dense=dense)
-        if not should_answer(evidence(sources, support), threshold):
+        sources, support, signals = await weigh(self._retriever, message.text, retrieval)
+        if not should_answer(signals, threshold):
             draft = _Draft(abstain_text(ctx.namespace_labels), (), AnswerMode.ABSTAIN)
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         draft = await self._generate(

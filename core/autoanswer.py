@@ -19,13 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.answer import to_sources
-from core.context import ContextResolver
+from core.answer import weigh
+from core.context import ContextResolver, strictest_threshold
 from core.db.autoanswer import AutoAnswerStore
 from core.db.types import utcnow
 from core.errors import NotEnabled
-from core.generation.extractive import extractive_answer
-from core.generation.gate import answer_probability, evidence
+from core.generation.gate import answer_probability
 from core.retrieval.retriever import Retriever
 from core.types import IncomingMessage
 
@@ -133,19 +132,10 @@ class AutoAnswerService:
             namespace_ids=[n.id for n in namespaces],
             limit=self._config.top_k,
         )
-        sources = to_sources(retrieval.chunks)
-        dense = await self._retriever.sentence_similarities(
-            retrieval.query_vector, [c.chunk for c in retrieval.chunks]
-        )
-        signals = evidence(sources, extractive_answer(message.text, sources, dense=dense))
-        floors = [
-            float(n.config["answer_threshold"])
-            for n in namespaces
-            if n.config.get("answer_threshold") is not None
-        ]
+        _, _, signals = await weigh(self._retriever, message.text, retrieval)
         return (
             None if signals is None else answer_probability(signals),
-            max(floors, default=0.0),
+            strictest_threshold(namespaces) or 0.0,
         )
 
     async def _over_rate(self, channel_id: uuid.UUID) -> bool:

@@ -26,6 +26,16 @@ from core.types import IncomingMessage
 STARTER = "Summarise {title}"  # a suggested question about one document
 
 
+def strictest_threshold(namespaces: Sequence[NamespaceRecord]) -> float | None:
+    """The strictest answer threshold configured on these namespaces (None: none is)."""
+    values = [
+        float(n.config["answer_threshold"])
+        for n in namespaces
+        if n.config.get("answer_threshold") is not None
+    ]
+    return max(values) if values else None
+
+
 @dataclass(frozen=True, slots=True)
 class ConversationContext:
     workspace: WorkspaceRecord
@@ -59,13 +69,7 @@ class ConversationContext:
 
     @property
     def threshold(self) -> float | None:
-        """The strictest answer threshold configured on the searched namespaces."""
-        values = [
-            float(n.config["answer_threshold"])
-            for n in self.namespaces
-            if n.config.get("answer_threshold") is not None
-        ]
-        return max(values) if values else None
+        return strictest_threshold(self.namespaces)
 
     @property
     def owned(self) -> NamespaceRecord | None:
