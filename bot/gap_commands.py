@@ -51,6 +51,8 @@ def _table(report: GapReport, days: int) -> str:
         places = ", ".join(f"#{p.name or p.id}" for p in g.places)
         out.append(f"{g.count:>4}x  {g.last_asked:%Y-%m-%d %H:%M}  {_clean(g.question)}")
         out.append(f"       in {places}" + (f"  {g.link}" if g.link else ""))
+        if g.unasked:
+            out.append(f"       {g.unasked} asked without a mention (autoanswer left it alone)")
         out += [f"       also: {_clean(w)}" for w in g.wordings]
     return "\n".join(out)
 

@@ -9,13 +9,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.container import retention_policy
 from bot.notifiers import platform_notifiers
 from bot.runtime import container, stores
 from bot.stores import data_location
 from core.db.access import Database
 from core.db.types import utcnow
 from core.jobs.lock import AdvisoryLock
-from core.jobs.retention import Retention
+from core.jobs.retention import Retention, RetentionPolicy
 from core.jobs.rollup import UsageRollup
 from core.jobs.runner import JobFunction, JobRunner
 from core.reports import ReportService, window
@@ -55,11 +56,11 @@ async def usage_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sql_job(db: Database, name: str, day: date | None) -> JobFunction:
+def _sql_job(db: Database, name: str, day: date | None, policy: RetentionPolicy) -> JobFunction:
     if name == "retention":
 
         async def retention() -> dict[str, int]:
-            return (await Retention(db).run()).counts()
+            return (await Retention(db, policy=policy).run()).counts()
 
         return retention
     rollup = UsageRollup(db)
@@ -101,7 +102,8 @@ async def jobs_command(args: argparse.Namespace) -> int:
             run = await JobRunner(AdvisoryLock(c.database.engine)).run(args.job, c.digest.run)
     else:
         async with stores(args.env_file) as s:
-            job = _sql_job(s.database, args.job, day)
+            policy = retention_policy(s.settings, sqlite=s.database.is_sqlite)
+            job = _sql_job(s.database, args.job, day, policy)
             run = await JobRunner(AdvisoryLock(s.database.engine)).run(args.job, job)
     print(run.summary())
     return EXIT_CODES[run.status]

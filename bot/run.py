@@ -14,14 +14,13 @@ from typing import Any
 from sqlalchemy import text
 
 from bot import process
-from bot.container import Container, build
+from bot.container import Container, build, retention_policy
 from bot.health import HealthServer
 from bot.observability import PrometheusMetrics, configure_logging
 from bot.runtime import prepare_database, warm_up_model
 from bot.scheduler import ScheduleConfig, Scheduler
 from bot.settings import Settings, load_settings
 from core.jobs.lock import AdvisoryLock
-from core.jobs.retention import RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +94,7 @@ async def serve(
         ingestion=container.ingestion,
         lock=AdvisoryLock(container.database.engine),
         config=schedule,
-        # SQLite has one writer: smaller batches and longer pauses keep answers flowing
-        # (bench/jobs.py: answer p99 2.41x idle with 1000/1.0, 1.73x with 500/2.0).
-        policy=RetentionPolicy(batch_size=500, pause_ratio=2.0)
-        if container.database.is_sqlite
-        else None,
+        policy=retention_policy(settings, sqlite=container.database.is_sqlite),
         metrics=metrics,
         # owners opt in with `/lore digest on`; each platform's runner registers its DMs
         digest=container.digest if settings.gap_digest == "weekly" else None,

@@ -47,6 +47,18 @@ class AnswerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Searched:
+    """A search already made for a question (the autoanswer decision's). The answer reuses
+    its result when it would make the same search (this text, these namespaces, this many
+    chunks), so the question is not retrieved twice."""
+
+    query: str
+    namespace_ids: frozenset[uuid.UUID]
+    limit: int
+    retrieval: Retrieval
+
+
+@dataclass(frozen=True, slots=True)
 class _Draft:
     text: str
     citations: tuple[Citation, ...]
@@ -124,8 +136,11 @@ class AnswerService:
             conversation, limit=None, window=timedelta(minutes=5), clock=clock
         )
 
-    async def answer(self, message: IncomingMessage, reply: Status) -> Answer:
-        """Answer one question in its thread. Never raises for expected failures."""
+    async def answer(
+        self, message: IncomingMessage, reply: Status, *, searched: Searched | None = None
+    ) -> Answer:
+        """Answer one question in its thread (``searched``: a search made for it already).
+        Never raises for expected failures."""
         started = time.perf_counter()
         with bind_log_context(
             platform=message.platform.value,
@@ -133,16 +148,20 @@ class AnswerService:
             workspace=message.workspace_id,
             channel=message.channel_id,
         ):
-            answer = await self._answer(message, reply, started)
+            answer = await self._answer(message, reply, started, searched)
             if not answer.duplicate:
                 await self._identity.complete_event(message.platform.value, message.event_id)
                 self._metrics.answered(answer, time.perf_counter() - started)
                 log.info("answered mode=%s citations=%d", answer.mode, len(answer.citations))
             return answer
 
-    async def _answer(self, message: IncomingMessage, reply: Status, started: float) -> Answer:
-        # The model embeds the question while the database work below goes on.
-        ahead = self._retriever.embed_ahead(message.text)
+    async def _answer(
+        self, message: IncomingMessage, reply: Status, started: float, searched: Searched | None
+    ) -> Answer:
+        # The model embeds the question while the database work below goes on (not when it
+        # was searched for already).
+        embedded = searched is not None and searched.query == message.text
+        ahead = None if embedded else self._retriever.embed_ahead(message.text)
         try:
             if not await self._identity.claim_event(message.platform.value, message.event_id):
                 log.info("duplicate event ignored")
@@ -155,7 +174,9 @@ class AnswerService:
             with bind_log_context(session=str(ctx.session.id)):
                 try:
                     async with self._rate.admit(ctx.user.id):
-                        return await self._answer_in(ctx, message, reply, started, ahead)
+                        return await self._answer_in(
+                            ctx, message, reply, started, ahead=ahead, searched=searched
+                        )
                 except RateLimited as exc:
                     log.info("question refused by the rate limit (%d s)", exc.retry_after)
                     return Answer(
@@ -165,7 +186,8 @@ class AnswerService:
                         session_id=ctx.session.id,
                     )
         finally:
-            ahead.cancel()  # nothing when it was used
+            if ahead is not None:
+                ahead.cancel()  # nothing when it was used
 
     async def _answer_in(
         self,
@@ -173,7 +195,9 @@ class AnswerService:
         message: IncomingMessage,
         reply: Status,
         started: float,
-        ahead: Lookahead,
+        *,
+        ahead: Lookahead | None,
+        searched: Searched | None,
     ) -> Answer:
         # One budget for the question's LLM work (condensing a follow-up, then the answer),
         # retries included: once a call has run out of it, the next fails at once and the
@@ -211,7 +235,9 @@ class AnswerService:
             draft, usage_rows = summary
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         query, usage_rows = await self._standalone(ctx, history, message.text, deadline=deadline)
-        retrieval = await self._retrieve(ctx, query, ahead)
+        retrieval = _reusable(ctx, query, self._config.top_k, searched) or await self._retrieve(
+            ctx, query, ahead
+        )
         usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
         sources, support, signals = await weigh(self._retriever, message.text, retrieval)
@@ -351,6 +377,7 @@ class AnswerService:
             ],
             system_prompt=ctx.prompt,
             context_tokens=self._config.context_tokens,
+            relevance=support.source_scores,
         )
         streamed: list[str] = []
         shown = StreamPreview(built.included_sources)
@@ -506,6 +533,20 @@ class AnswerService:
     async def starters(self, message: IncomingMessage, *, limit: int = 4) -> tuple[str, ...]:
         """Suggested first questions where ``message`` is (``ContextResolver.starters``)."""
         return await self._resolver.starters(message, limit=limit)
+
+
+def _reusable(
+    ctx: ConversationContext, query: str, limit: int, searched: Searched | None
+) -> Retrieval | None:
+    """``searched``'s result when it is the search :meth:`AnswerService._retrieve` would make."""
+    if searched is None or ctx.thread_documents:
+        return None
+    same = (
+        searched.query == query
+        and searched.limit == limit
+        and searched.namespace_ids == frozenset(n.id for n in ctx.namespaces)
+    )
+    return searched.retrieval if same else None
 
 
 def _total(rows: Sequence[UsageInput], prices: PriceTable) -> Usage:

@@ -41,7 +41,7 @@ from functools import partial
 from typing import Protocol
 
 from core.answer import AnswerService
-from core.autoanswer import AutoAnswerService, top_level
+from core.autoanswer import AutoAnswerService, Decision, top_level
 from core.enums import AnswerMode
 from core.errors import LorekeeperError
 from core.owners import NO_OWNER, OwnerCall, OwnerService, SaveOffer
@@ -166,20 +166,27 @@ class ConversationPipeline:
         *,
         addressed: bool,
         files: FileSource | None = None,
+        offer_save: Callable[[SaveOffer], Awaitable[None]] | None = None,
     ) -> None:
-        """Index the message's files and answer its text, if it is for the bot."""
+        """Index the message's files and answer its text, if it is for the bot. A reply by a
+        namespace owner who was asked in this thread is their answer, not a question (unless
+        it mentions the bot): ``offer_save`` offers them "Save thread" once."""
         with self._work.tracked():
-            unasked = False
+            unasked: Decision | None = None
+            if offer_save is not None and await self._owner_answered(
+                message, addressed=addressed, offer_save=offer_save
+            ):
+                return
             try:
                 if not await self._for_us(message, addressed=addressed):
                     unasked = await self._answer_unasked(message)
-                    if not unasked:
+                    if unasked is None:
                         return
                 claimed = bool(message.files) and await self._uploads.claim(message)
                 message = await channel.prepare(message)
             except Exception:
                 log.exception("accepting %s failed", message.event_id)
-                if not unasked:
+                if unasked is None:
                     await _fail(channel.reply(), ANSWER_FAILED)
                 return
             async with self._slots:
@@ -253,17 +260,31 @@ class ConversationPipeline:
                 log.exception("asking the owner about %s failed", answer_id)
                 return OwnerCall(refusal=ASK_OWNER_FAILED)
 
-    async def owner_answered(self, message: IncomingMessage) -> SaveOffer | None:
-        """A :class:`SaveOffer` when ``message`` is the asked owner's first post in their
-        thread: the adapter offers them "Save thread", and the message is an answer, not a
-        question for the bot (unless it mentions the bot). Never raises."""
-        if self._owners is None:
-            return None
+    async def _owner_answered(
+        self,
+        message: IncomingMessage,
+        *,
+        addressed: bool,
+        offer_save: Callable[[SaveOffer], Awaitable[None]],
+    ) -> bool:
+        """Whether ``message`` is the asked owner's first post in their thread and not
+        addressed to the bot: then it is an answer, and only the "Save thread" offer follows.
+        Never raises."""
+        in_thread = message.message_id is None or message.thread_id != message.message_id
+        if self._owners is None or not (addressed or in_thread):
+            return False
         try:
-            return await self._owners.replied(message)
+            offer = await self._owners.replied(message)
         except Exception:
             log.exception("checking %s for an owner's answer failed", message.event_id)
-            return None
+            return False
+        if offer is None:
+            return False
+        try:
+            await offer_save(offer)
+        except Exception:  # the offer is a courtesy: the owner's answer stays an answer
+            log.exception("offering to save thread %s failed", offer.thread)
+        return not addressed
 
     async def forget(
         self,
@@ -360,35 +381,39 @@ class ConversationPipeline:
         # a message that starts a thread cannot be a follow-up
         return not top_level(message) and await self._answers.knows_thread(message)
 
-    async def _answer_unasked(self, message: IncomingMessage) -> bool:
-        """Whether to answer a top-level message nobody addressed to the bot (never raises:
-        a failure leaves the message alone, as nobody asked the bot)."""
+    async def _answer_unasked(self, message: IncomingMessage) -> Decision | None:
+        """The decision to answer a top-level message nobody addressed to the bot; None to
+        leave it alone (never raises: a failure leaves the message alone, as nobody asked the
+        bot)."""
         if self._auto is None or not top_level(message) or not asks(message.text):
-            return False
+            return None
         try:
-            return (await self._auto.decide(message)).answer
+            decision = await self._auto.decide(message)
         except Exception:
             log.exception("deciding on %s failed", message.event_id)
-            return False
+            return None
+        return decision if decision.answer else None
 
     async def _answer(
-        self, message: IncomingMessage, reply: Reply, *, unasked: bool = False
+        self, message: IncomingMessage, reply: Reply, *, unasked: Decision | None = None
     ) -> Answer | None:
-        """Answer through ``reply``; ``unasked`` (autoanswer): show an answer or nothing."""
+        """Answer through ``reply``; ``unasked`` (autoanswer's decision, whose search the
+        answer reuses): show an answer or nothing."""
         shown = Timely(reply, self._config.placeholder_after)
+        searched = None if unasked is None else unasked.searched
         try:
-            answer = await self._answers.answer(message, shown)
-            if answer.duplicate or (unasked and not _answered(answer)):
+            answer = await self._answers.answer(message, shown, searched=searched)
+            if answer.duplicate or (unasked is not None and not _answered(answer)):
                 await shown.discard()
                 return None
             await shown.finish(answer)
             return answer
         except LorekeeperError as exc:
             log.warning("answering %s failed: %s", message.event_id, exc.reason)
-            await (_discard(shown) if unasked else _fail(shown, exc.user_message))
+            await (_fail(shown, exc.user_message) if unasked is None else _discard(shown))
         except Exception:
             log.exception("answering %s failed", message.event_id)
-            await (_discard(shown) if unasked else _fail(shown, ANSWER_FAILED))
+            await (_fail(shown, ANSWER_FAILED) if unasked is None else _discard(shown))
         finally:
             await shown.close()
         return None

@@ -1,11 +1,14 @@
 """Gap reports: the questions the bot could not answer, grouped by meaning.
 
-A question is a gap when its answer abstained or was voted down more than up. Gaps are
-grouped by the cosine similarity of their embeddings (average linkage: two groups join while
-their questions are, on average, at least ``GapConfig.threshold`` alike), so "how many vacation
-days" and "PTO allowance?" make one row. A group is settled, and left out, once a question as
-alike as that, asked after the group's last one, was answered and voted 👍, or was answered and
-not voted down for ``GapConfig.settle``.
+A question is a gap when its answer abstained or was voted down more than up, or when it was
+asked without a mention in an autoanswer channel and left alone for want of knowledge
+(``GapGroup.unasked`` counts those; ``core.autoanswer``). Gaps are grouped by meaning
+(``group_by_meaning``): the embeddings of their words without mentions, links, emoji,
+greetings and thanks (``question_text``), with the bar for "alike" raised where questions are
+crowded, and never joining two questions that expect different kinds of answer (who and
+where). A group is settled, and left out, once a question as alike as that, asked after the
+group's last one, was answered and voted 👍, or was answered and not voted down for
+``GapConfig.settle``.
 
 A question belongs to the namespaces its channel searches: the ones bound to it, or
 ``general`` for a channel (or DM) bound to none. ``core/digest.py`` sends owners a weekly
@@ -35,16 +38,61 @@ from core.retrieval.base import Embedder
 
 log = logging.getLogger(__name__)
 
-# The threshold with the best pairwise F1 of bench/gap_grouping.py (docs/benchmarks.md); with
-# all-MiniLM-L6-v2 rewordings of one question are alike at 0.8-0.95, while synonyms the model
-# does not know ("vacation days" and "PTO") stay near 0.2 and are not grouped.
-DEFAULT_THRESHOLD = 0.7
+# Fit on the calibration handbook (hr) of bench/gap_grouping.py's team-style set and checked on
+# the other handbooks and on SQuAD (docs/benchmarks.md). A question's bar is its mean cosine
+# (all-MiniLM-L6-v2) to its NEIGHBOURS nearest other questions, at least FLOOR (hr's mean,
+# rounded), so a small or sparse report joins questions whose cosine is about 0.5 or more, and
+# a crowded one (many questions on one subject) asks for more. Synonyms the model does not know
+# ("vacation days" and "PTO", cosine 0.2) stay apart.
+DEFAULT_THRESHOLD = 0.0  # how far the cosine must be above the two questions' bars, on average
+NEIGHBOURS = 5
+FLOOR = 0.5
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+_MARKUP = re.compile(
+    r"<[@#!][^>]*>|<a?:\w+:\d+>"  # Slack and Discord mentions, channel links, @here, emoji
+    r"|<(?:https?|mailto):[^>]*>|https?://\S+"  # links
+    r"|:[a-z0-9_+'-]+:"  # emoji codes
+    r"|[\U0001F000-\U0001FAFF\u2600-\u27BF]",  # emoji
+    re.IGNORECASE,
+)
+_OPENING = re.compile(
+    r"^\W*(?:(?:hi|hey|hello|hiya|yo|morning|good (?:morning|afternoon))"
+    r"(?: (?:all|team|everyone|folks|there|guys|y'all))?\b\W*"
+    r"|(?:quick|silly|dumb) (?:question|q)\b\W*"
+    r"|(?:does )?(?:any ?one|anybody|someone) knows?\b(?: if| whether)?\W*"
+    r"|sorry(?: if this is obvious)?\b\W*)+",
+    re.IGNORECASE,
+)
+_CLOSING = re.compile(
+    r"\W*\b(?:(?:thanks|thank you|thx|ty|cheers|tia)(?: (?:in advance|a lot|so much|all))?"
+    r"|please|pls|plz)\W*$",
+    re.IGNORECASE,
+)
+# The kind of answer a question expects, where its first question word says so.
+_YES_NO = re.compile(
+    r"(?:is|are|was|were|am|do|does|did|can|could|may|might|should|will|would|have|has|had|"
+    r"must|shall)\b",
+    re.IGNORECASE,
+)
+_QUESTION_WORD = re.compile(r"\b(who|whom|whose|where|when|why|how|what|which)\b\W*(\w*)", re.I)
+_KINDS = {
+    "who": "person",
+    "whom": "person",
+    "whose": "person",
+    "where": "place",
+    "when": "time",
+    "why": "reason",
+}
+_CODES = {"": 0, "person": 1, "place": 2, "time": 3, "reason": 4, "amount": 5}
+_AMOUNT = re.compile(r"many|much|long|far|often|old|big|fast|quickly|soon|large|tall|early|late")
+_TIME = re.compile(r"years?|date|time|day|month|century|decade")
 
 
 @dataclass(frozen=True, slots=True)
 class GapConfig:
     threshold: float = DEFAULT_THRESHOLD
+    neighbours: int = NEIGHBOURS
+    floor: float = FLOOR
     settle: timedelta = timedelta(days=3)  # answered and not voted down this long: settled
     max_gaps: int = 500  # the newest refused questions a report groups
     max_answered: int = 1000  # the newest answered questions that may settle a group
@@ -69,11 +117,13 @@ class GapGroup:
     places: tuple[Place, ...]
     link: str | None
     wordings: tuple[str, ...] = ()  # other ways it was asked (up to three)
+    unasked: int = 0  # of ``count``: asked unmentioned in an autoanswer channel, left alone
 
     def as_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "count": self.count,
+            "unasked": self.unasked,
             "last_asked": self.last_asked.isoformat(),
             "places": [{"id": p.id, "name": p.name} for p in self.places],
             "link": self.link,
@@ -101,15 +151,98 @@ class GapReport:
         }
 
 
-def group_by_meaning(vectors: Sequence[Sequence[float]], threshold: float) -> list[list[int]]:
-    """Average-linkage clustering of unit vectors: the indices of each group, in the order of
-    their first member. Two groups join while their mean pairwise cosine is ``threshold``
-    or more (the most alike pair of groups first)."""
-    n = len(vectors)
+def question_text(text: str) -> str:
+    """What of a question is compared: its words without mentions, links, emoji, a greeting in
+    front or thanks behind ("hey team :wave: how do I print? thanks!" is "how do I print")."""
+    stripped = _CLOSING.sub("", _OPENING.sub("", _MARKUP.sub(" ", text).strip()))
+    return " ".join(stripped.split()) or " ".join(text.split())
+
+
+def answer_kind(question: str) -> str:
+    """The kind of answer ``question`` expects: "person" (who), "place" (where), "time" (when,
+    what year), "reason" (why) or "amount" (how many, how long); "" for a yes/no question and
+    for what, which and how-to, which may ask for anything."""
+    text = question_text(question)
+    found = None if _YES_NO.match(text) else _QUESTION_WORD.search(text)
+    if found is None:
+        return ""
+    word, after = found.group(1).lower(), found.group(2).lower()
+    if word == "how":
+        return "amount" if _AMOUNT.fullmatch(after) else ""
+    if word in ("what", "which"):
+        return "time" if _TIME.fullmatch(after) else ""
+    return _KINDS[word]
+
+
+class Alikeness:
+    """How alike questions are: the cosine of two questions less the mean of their bars (each
+    question's mean cosine to its ``neighbours`` nearest other questions, missing ones counted
+    as ``floor``, and at least ``floor``), or -inf when they expect different kinds of answer.
+    ``vectors``: the unit embeddings of each text's ``question_text``."""
+
+    def __init__(
+        self, texts: Sequence[str], vectors: Sequence[Sequence[float]], config: GapConfig
+    ) -> None:
+        self._x = _rows(vectors, len(texts), 0)
+        self._kinds = _kinds(texts)
+        self._config = config
+        cosines = self._x @ self._x.T
+        np.fill_diagonal(cosines, -np.inf)
+        self._bars = self._bar(cosines)
+        self.matrix = self._alike(cosines, self._bars, self._kinds)
+
+    def to(self, texts: Sequence[str], vectors: Sequence[Sequence[float]]) -> np.ndarray[Any, Any]:
+        """How alike other questions (rows) are to these (columns); their bars are measured
+        against these."""
+        x = _rows(vectors, len(texts), self._x.shape[1])
+        cosines = x @ self._x.T
+        return self._alike(cosines, self._bar(cosines), _kinds(texts))
+
+    def _bar(self, cosines: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        want, floor = self._config.neighbours, self._config.floor
+        k = min(want, cosines.shape[1])
+        top = -np.partition(-cosines, k - 1, axis=1)[:, :k] if k else cosines[:, :0]
+        top = np.where(np.isfinite(top), top, floor)
+        bars: np.ndarray[Any, Any] = np.maximum(
+            (top.sum(axis=1) + (want - k) * floor) / want, floor
+        )
+        return bars
+
+    def _alike(
+        self, cosines: np.ndarray[Any, Any], bars: np.ndarray[Any, Any], kinds: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, Any]:
+        alike = cosines - (bars[:, None] + self._bars[None, :]) / 2
+        ka, kb = kinds[:, None], self._kinds[None, :]
+        return np.where((ka != kb) & (ka > 0) & (kb > 0), -np.inf, alike)
+
+
+def _kinds(texts: Sequence[str]) -> np.ndarray[Any, Any]:
+    return np.array([_CODES[answer_kind(t)] for t in texts], dtype=np.int8)
+
+
+def _rows(vectors: Sequence[Sequence[float]], n: int, width: int) -> np.ndarray[Any, Any]:
+    if n == 0:
+        return np.zeros((0, width), dtype=np.float32)
+    return np.asarray(vectors, dtype=np.float32).reshape(n, -1)
+
+
+def group_by_meaning(
+    texts: Sequence[str], vectors: Sequence[Sequence[float]], config: GapConfig | None = None
+) -> list[list[int]]:
+    """The indices of each group of questions that ask the same, in the order of their first
+    member. ``vectors``: the unit embeddings of each text's ``question_text``. Average linkage
+    over ``Alikeness``: two groups join while their questions are, on average,
+    ``config.threshold`` or more alike (the most alike pair of groups first)."""
+    config = config or GapConfig()
+    return average_linkage(Alikeness(texts, vectors, config).matrix, config.threshold)
+
+
+def average_linkage(alike: np.ndarray[Any, Any], threshold: float) -> list[list[int]]:
+    """Average-linkage clustering of a square alikeness matrix (its diagonal ignored)."""
+    n = len(alike)
     if n == 0:
         return []
-    x = np.asarray(vectors, dtype=np.float32)
-    sim = x @ x.T
+    sim = np.array(alike, dtype=np.float64)
     np.fill_diagonal(sim, -np.inf)
     sizes = np.ones(n)
     members: list[list[int]] = [[i] for i in range(n)]
@@ -140,6 +273,8 @@ def thread_url(q: AskedQuestion) -> str | None:
         return (
             f"https://app.slack.com/client/{q.workspace}/{q.channel}/thread/{q.channel}-{q.thread}"
         )
+    if q.platform == "discord" and q.unasked:  # no thread was started: the message itself
+        return f"https://discord.com/channels/{q.workspace}/{q.channel}/{q.thread}"
     if q.platform == "discord":
         return f"https://discord.com/channels/{q.workspace}/{q.thread}"
     return None
@@ -205,29 +340,39 @@ class GapService:
         self, refused: Sequence[AskedQuestion], settling: Sequence[AskedQuestion]
     ) -> list[GapGroup]:
         texts = [q.text for q in (*refused, *settling)]
-        vectors = await self._embedder.embed_documents(texts)
-        threshold = self._config.threshold
-        clusters = await asyncio.to_thread(group_by_meaning, vectors[: len(refused)], threshold)
-        x = np.asarray(vectors, dtype=np.float32)
-        later = x[len(refused) :]
+        vectors = await self._embedder.embed_documents([question_text(t) for t in texts])
+        n = len(refused)
+        clusters, later = await asyncio.to_thread(
+            self._cluster, texts[:n], vectors[:n], texts[n:], vectors[n:]
+        )
         out: list[GapGroup] = []
         for members in clusters:
             asked = [refused[i] for i in members]  # newest first, as the store reads them
-            if len(later) and self._is_settled(x[members], later, asked[0].asked_at, settling):
+            if self._is_settled(later[:, members], asked[0].asked_at, settling):
                 continue
             out.append(_group(asked))
         out.sort(key=lambda g: (-g.count, -g.last_asked.timestamp()))
         return out
 
-    def _is_settled(
+    def _cluster(
         self,
-        group: np.ndarray[Any, Any],
-        later: np.ndarray[Any, Any],
-        last: datetime,
-        settling: Sequence[AskedQuestion],
+        texts: Sequence[str],
+        vectors: Sequence[Sequence[float]],
+        later_texts: Sequence[str],
+        later_vectors: Sequence[Sequence[float]],
+    ) -> tuple[list[list[int]], np.ndarray[Any, Any]]:
+        """The groups, and how alike each later question is to each refused one."""
+        alikeness = Alikeness(texts, vectors, self._config)
+        clusters = average_linkage(alikeness.matrix, self._config.threshold)
+        return clusters, alikeness.to(later_texts, later_vectors)
+
+    def _is_settled(
+        self, alike: np.ndarray[Any, Any], last: datetime, settling: Sequence[AskedQuestion]
     ) -> bool:
-        alike = (later @ group.T).mean(axis=1) >= self._config.threshold
-        return any(ok and q.asked_at > last for ok, q in zip(alike, settling, strict=True))
+        if not len(alike):
+            return False
+        ok = alike.mean(axis=1) >= self._config.threshold
+        return any(o and q.asked_at > last for o, q in zip(ok, settling, strict=True))
 
 
 def _group(asked: Sequence[AskedQuestion]) -> GapGroup:
@@ -241,4 +386,5 @@ def _group(asked: Sequence[AskedQuestion]) -> GapGroup:
         places=tuple(p for p, _ in places.most_common()),
         link=thread_url(newest),
         wordings=tuple(w for w in wordings if w != newest.text.strip())[:3],
+        unasked=sum(q.unasked for q in asked),
     )

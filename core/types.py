@@ -131,6 +131,25 @@ class UploadOutcome:
     share_with: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SaveChoice:
+    """One place a saved thread may go: ``value`` names it to core, ``label`` to people."""
+
+    value: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveChoices:
+    """Where someone may save a thread, for the dialog an adapter shows: the ``choices`` in
+    order, ``chosen`` (the value to preselect, None for none), or ``refusal``: words saying
+    why they may save it nowhere."""
+
+    choices: tuple[SaveChoice, ...] = ()
+    chosen: str | None = None
+    refusal: str | None = None
+
+
 class Status(Protocol):
     """How core says what it is doing while it works (the services take this)."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.context import ContextResolver, ConversationContext
@@ -16,11 +17,31 @@ from core.db.records import DocumentRecord, NamespaceRecord, UploadInput
 from core.errors import LorekeeperError, NotEnabled, UnsupportedFile
 from core.ingestion.service import IngestionService, IngestResult, ProgressCallback, Uploader
 from core.threads import ThreadPost, render_thread
-from core.types import IncomingFile, IncomingMessage, Progress, Status, UploadOutcome
+from core.types import (
+    IncomingFile,
+    IncomingMessage,
+    Progress,
+    SaveChoice,
+    SaveChoices,
+    Status,
+    UploadOutcome,
+)
 from core.wording import SAVE_THREAD_REFUSED, UPLOAD_FAILED, count
 
 log = logging.getLogger(__name__)
 SHARE_CHOICES = 3  # namespaces offered as buttons under a conversation's file
+HERE = "~"  # a saved thread's choice of the conversation's own files (no namespace name has ~)
+HERE_LABEL = "This conversation only"
+
+
+@dataclass(frozen=True, slots=True)
+class _Destinations:
+    """Where one person may save a thread of one place: the shared namespaces (the place's
+    upload namespace first, when it is one of them) and the place's default (a namespace's
+    name, :data:`HERE`, or None when they may not save where the place's files go)."""
+
+    shared: tuple[NamespaceRecord, ...]
+    default: str | None
 
 
 class UploadService:
@@ -216,23 +237,32 @@ class UploadService:
         *,
         permalink: str,
         root_id: str,
+        into: str | None = None,
     ) -> UploadOutcome:
-        """Save a thread's people's ``posts`` as a document where this place's files go.
+        """Save a thread's people's ``posts`` as a document in the namespace ``into`` names
+        (a value of :meth:`save_choices`; None: where this place's files go).
 
         ``message`` is the request (its author the person saving, ``author_is_admin`` filled
-        in). Only an admin or the target namespace's owner may save. The thread's
-        ``permalink`` is the document's link and its identity, so saving again replaces the
-        earlier version; ``root_id`` is its platform message id, so deleting the thread's
-        root deletes the document."""
+        in). Whether they may save there is decided here again, as for the choices: a dialog's
+        answer is only a wish. The thread's ``permalink`` is the document's link and its
+        identity, so saving again replaces the earlier version; ``root_id`` is its platform
+        message id, so deleting the thread's root deletes the document."""
         try:
             ctx = await self._resolver.resolve(message)
         except NotEnabled as exc:
             return UploadOutcome("the thread", False, exc.user_message)
-        namespace = await self.target(ctx)
-        if not (message.author_is_admin or namespace.owner_id == ctx.user.id):
-            return UploadOutcome(
-                "the thread", False, SAVE_THREAD_REFUSED, namespace=namespace.label
+        namespace = await self._save_target(ctx, message.author_is_admin, into)
+        if namespace is None:
+            await self._audit.record(
+                workspace_id=ctx.workspace.id,
+                user_id=ctx.user.id,
+                actor=ctx.user.external_id,
+                command="save-thread",
+                arguments={"namespace": into, "channel": ctx.channel.external_id},
+                outcome="refused",
+                detail="not an admin or the namespace's owner",
             )
+            return UploadOutcome("the thread", False, SAVE_THREAD_REFUSED)
         saved = render_thread(posts)
         data = saved.markdown.encode()
         file = IncomingFile(root_id, saved.filename, len(data), "text/markdown", permalink)
@@ -265,6 +295,55 @@ class UploadService:
             return UploadOutcome(file.filename, False, exc.user_message, namespace=namespace.label)
         await self._audit_indexed(ctx, file, namespace, result)
         return _indexed(file.filename, namespace, result)
+
+    async def save_choices(self, message: IncomingMessage, *, limit: int) -> SaveChoices:
+        """Where the author of ``message`` (``author_is_admin`` filled in) may save a thread of
+        its place, for a dialog of at most ``limit`` choices: an admin into every shared
+        namespace of the place's knowledge, anyone else into the ones they own, and either
+        into the conversation's own files (readable only where the thread already is). The
+        place's upload namespace comes first, then the conversation's files, then the rest by
+        name; the place's default is chosen when it is offered. Nowhere: a refusal."""
+        try:
+            ctx = await self._resolver.resolve(message)
+        except NotEnabled as exc:
+            return SaveChoices(refusal=exc.user_message)
+        where = await self._destinations(ctx, message.author_is_admin)
+        if where is None:
+            return SaveChoices(refusal=SAVE_THREAD_REFUSED)
+        named = [SaveChoice(ns.name, ns.name) for ns in where.shared]
+        first = 1 if where.default not in (None, HERE) else 0
+        ordered = [*named[:first], SaveChoice(HERE, HERE_LABEL), *named[first:]]
+        return SaveChoices(tuple(ordered[:limit]), chosen=where.default)
+
+    async def _destinations(self, ctx: ConversationContext, is_admin: bool) -> _Destinations | None:
+        """Where the person of ``ctx`` may save a thread (see :meth:`save_choices`); None:
+        nowhere (neither an admin nor an owner)."""
+        upload = await self._knowledge.upload_namespace(ctx.channel.id)
+        listed = await self._knowledge.list_namespaces(ctx.place.knowledge.id)
+        candidates = [upload] if upload is not None else []
+        candidates += [ns for ns, _ in listed if upload is None or ns.id != upload.id]
+        shared = tuple(ns for ns in candidates if is_admin or ns.owner_id == ctx.user.id)
+        if not (shared or is_admin):
+            return None
+        if upload is None:
+            return _Destinations(shared, HERE)
+        offered = bool(shared) and shared[0].id == upload.id
+        return _Destinations(shared, upload.name if offered else None)
+
+    async def _save_target(
+        self, ctx: ConversationContext, is_admin: bool, into: str | None
+    ) -> NamespaceRecord | None:
+        """The namespace ``into`` names (None: the place's default) if the person of ``ctx``
+        may save a thread there, else None."""
+        where = await self._destinations(ctx, is_admin)
+        chosen = into or (where.default if where is not None else None)
+        if where is None or chosen is None:
+            return None
+        if chosen == HERE:
+            return await self._knowledge.ensure_conversation_namespace(
+                ctx.place.knowledge.id, ctx.channel.id
+            )
+        return next((ns for ns in where.shared if ns.name == chosen), None)
 
     async def load(
         self,

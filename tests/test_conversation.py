@@ -236,7 +236,9 @@ class FakeAnswers:
     async def knows_thread(self, message: IncomingMessage) -> bool:
         return False
 
-    async def answer(self, message: IncomingMessage, reply: Status) -> Answer:
+    async def answer(
+        self, message: IncomingMessage, reply: Status, *, searched: object = None
+    ) -> Answer:
         self.asked.append(message.text)
         self.running += 1
         self.peak = max(self.peak, self.running)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from core.commands import UserArg, parse_text
 from core.db.models import AuditLog, Message, Namespace
 from core.db.types import utcnow
-from core.gaps import group_by_meaning
+from core.gaps import Alikeness, GapConfig, group_by_meaning, question_text
 from core.jobs.retention import Retention
 from tests.harness import BotHarness
 from tests.scenarios.suite import HANDBOOK
@@ -133,9 +133,41 @@ async def test_owner_prompts_and_retention_from_chat(bot) -> None:
 
 def test_grouping_joins_rewordings_and_keeps_topics_apart() -> None:
     a, b, c = [1.0, 0.0, 0.0], [0.96, 0.28, 0.0], [0.0, 0.0, 1.0]
-    assert group_by_meaning([a, b, c], 0.7) == [[0, 1], [2]]
-    assert group_by_meaning([a, b, c], 0.99) == [[0], [1], [2]]
-    assert group_by_meaning([], 0.7) == []
+    assert group_by_meaning(["a", "b", "c"], [a, b, c]) == [[0, 1], [2]]
+    strict = GapConfig(threshold=0.5)
+    assert group_by_meaning(["a", "b", "c"], [a, b, c], strict) == [[0], [1], [2]]
+    assert group_by_meaning([], []) == []
+
+
+def test_the_bar_rises_where_questions_crowd() -> None:
+    # p and q at cosine 0.75 join alone; among five questions each at 0.85 to both, they do not
+    p, q = [1.0, 0.0] + [0.0] * 5, [0.75, (1 - 0.75**2) ** 0.5] + [0.0] * 5
+    toward = [0.85 / 1.75 * (x + y) for x, y in zip(p, q, strict=True)]
+    rest = (1 - sum(v * v for v in toward)) ** 0.5
+    crowd = [[*toward[:2], *(rest if k == i else 0.0 for k in range(5))] for i in range(5)]
+    alone = Alikeness(["p", "q"], [p, q], GapConfig()).matrix
+    crowded = Alikeness(["p", "q"] + ["c"] * 5, [p, q, *crowd], GapConfig()).matrix
+    assert alone[0, 1] > 0 > crowded[0, 1]
+    assert group_by_meaning(["p", "q"], [p, q]) == [[0, 1]]
+    groups = group_by_meaning(["p", "q"] + ["c"] * 5, [p, q, *crowd])
+    assert not any({0, 1} <= set(g) for g in groups), groups
+
+
+async def test_chat_rewordings_group_and_different_kinds_of_answer_stay_apart(embedder) -> None:
+    texts = [
+        "hey team :wave: how many vacation days do we get per year? thanks!",
+        "<@U04PEOPLE> how many vacation days do I get",
+        "How many days of paid vacation do employees get?",
+        "Where did Harold II die?",  # cosine 0.92 to the next, but a place is no person
+        "Who killed Harold II?",
+        "When do carried-over PTO days expire?",  # 0.74 to the next: a date, not a number
+        "How many unused PTO days carry over into the next year?",
+        "Where can guests park their cars?",
+    ]
+    assert question_text(texts[0]) == "how many vacation days do we get per year"
+    assert question_text(texts[1]) == "how many vacation days do I get"
+    vectors = await embedder.embed_documents([question_text(t) for t in texts])
+    assert group_by_meaning(texts, vectors) == [[0, 1, 2], [3], [4], [5], [6], [7]]
 
 
 def test_user_and_phrases_arguments_parse() -> None:

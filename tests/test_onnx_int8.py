@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,53 @@ def test_smoothing_brings_the_int8_vectors_closer_to_float32(st_model, tmp_path:
         got = Int8Encoder(built, model_tokens(model), threads=1)(TEXTS)
         error[smoothing] = sum(1 - cos(a, b) for a, b in zip(got, exact, strict=True))
     assert error[SMOOTHING] < 0.75 * error[None]
+
+
+class _Threads(Int8Encoder):
+    """Records which threads embedded (the encoder under test, unchanged otherwise)."""
+
+    used: set[str]
+
+    def _run(self, encodings):  # type: ignore[no-untyped-def]
+        self.used.add(threading.current_thread().name)
+        return super()._run(encodings)
+
+
+def test_document_steps_leave_a_core_to_questions(int8: SentenceTransformerEmbedder) -> None:
+    built = int8._load().int8
+    assert built is not None
+    encoder = _Threads(built.path, built.tokens, threads=2)
+    encoder.used = set()
+    full = encoder(TEXTS, background=True)
+    assert len(encoder.used) == 2 and all("background" in n for n in encoder.used)
+    encoder.used = set()
+    spared = encoder(TEXTS, background=True, spare_core=True)
+    assert len(encoder.used) == 1 and all("background" in n for n in encoder.used)
+    assert [cos(a, b) for a, b in zip(full, spared, strict=True)] == pytest.approx(
+        [1.0] * len(TEXTS), abs=1e-6
+    )
+    one = _Threads(built.path, built.tokens, threads=1)
+    one.used = set()
+    assert len(one(TEXTS, background=True, spare_core=True)) == len(TEXTS)  # never no thread
+
+
+async def test_documents_spare_a_core_while_people_ask(
+    int8: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = int8._load()
+    assert engine.int8 is not None
+    widths: list[bool] = []
+    plain = engine.int8.__call__
+
+    def spy(texts, *, background=False, spare_core=False):  # type: ignore[no-untyped-def]
+        if background:  # a document step (a question's own embedding is not)
+            widths.append(spare_core)
+        return plain(texts, background=background, spare_core=spare_core)
+
+    monkeypatch.setattr(engine, "int8", type("Spy", (), {"__call__": staticmethod(spy)})())
+    await int8.embed_documents(TEXTS[:2])  # nobody asked yet: every core
+    await int8.embed_query("how many vacation days do I get?")
+    await int8.embed_documents(TEXTS[:2])  # a question just now: one core spared
+    monkeypatch.setattr("core.retrieval.priority.ASKING_SECONDS", 0.0)
+    await int8.embed_documents(TEXTS[:2])
+    assert widths == [False, True, False]

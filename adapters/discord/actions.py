@@ -4,8 +4,9 @@ Both are application commands of type 3 (message): the interaction's ``data.targ
 the chosen message and ``data.resolved.messages`` carries it. Asking goes through the
 conversation pipeline like a mention, as the person who asked, answered in a thread started
 from the message (or in its own thread), or privately in the interaction's ephemeral
-follow-ups where the bot cannot post. Saving reads the thread's history and hands its people's
-posts to ``UploadService.save_thread``.
+follow-ups where the bot cannot post. Saving first asks where, in an ephemeral menu
+(``adapters/discord/menu.py``) offering what core allows the saver; a pick reads the thread's
+history and hands its people's posts to ``UploadService.save_thread``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 
 from adapters.discord.events import Place, incoming_message, place_of, strip_mentions
+from adapters.discord.menu import MAX_OPTIONS, PROMPT, SaveMenu
 from adapters.discord.render import plain
 from adapters.discord.reply import DiscordReply
 from core.threads import MAX_POSTS, ThreadPost
@@ -35,6 +38,8 @@ SAVE = "Save thread to Lorekeeper"
 NAMES = (ASK, SAVE)
 ANSWERED_IN = "I answered in <#{thread}>."
 ANSWERED_PRIVATELY = "I can't post where that message is, so only you see this answer."
+NOT_READABLE = "I can't read that thread; check that I may see it and its history."
+SAVING = "Saving the thread…"
 _THREADS = (discord.ChannelType.public_thread, discord.ChannelType.private_thread)
 _SPOKEN = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -44,7 +49,7 @@ def context_menus(client: LoreClient) -> list[app_commands.ContextMenu]:
     actions = MessageActions(client)
     return [
         app_commands.ContextMenu(name=ASK, callback=actions.ask),
-        app_commands.ContextMenu(name=SAVE, callback=actions.save),
+        app_commands.ContextMenu(name=SAVE, callback=actions.offer),
     ]
 
 
@@ -90,25 +95,66 @@ class MessageActions:
 
     # -- "Save thread to Lorekeeper" ------------------------------------------------------------
 
-    async def save(self, interaction: discord.Interaction, message: discord.Message) -> None:
+    async def offer(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """The menu of where the user may save the message's thread (only they see it); or
+        why they may save it nowhere."""
         client = self._client
         with client.tracked():
             await interaction.response.defer(ephemeral=True, thinking=True)
+            menu: SaveMenu | None = None
             try:
-                said = await self._save(interaction, message)
+                request = self._request(interaction, message, await self._thread_of(message))
+                uploads = client.conversations.uploads
+                choices = await uploads.save_choices(request, limit=MAX_OPTIONS)
+                if choices.refusal is None:
+                    pick = partial(self._picked, message)
+                    menu = SaveMenu(choices, user_id=interaction.user.id, on_pick=pick)
+                said = choices.refusal or PROMPT
             except discord.HTTPException as exc:
-                log.warning("reading the thread failed (%s)", exc.status)
-                said = "I can't read that thread; check that I may see it and its history."
+                log.warning("finding the thread failed (%s)", exc.status)
+                said = NOT_READABLE
             except Exception:
-                log.exception("saving the thread of %s failed", message.id)
+                log.exception("offering to save the thread of %s failed", message.id)
                 said = SAVE_THREAD_FAILED
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(content=plain(said), view=menu)
+
+    async def _picked(
+        self, message: discord.Message, interaction: discord.Interaction, into: str
+    ) -> None:
+        """A pick in the menu: the menu goes, the thread is saved there (if the picker may)."""
+        with self._client.tracked():
+            await interaction.response.edit_message(content=SAVING, view=None)
+            said = await self._saved(interaction, message, into)
             with contextlib.suppress(discord.HTTPException):
                 await interaction.edit_original_response(content=plain(said))
 
-    async def _save(self, interaction: discord.Interaction, message: discord.Message) -> str:
+    async def save(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Save the message's thread where the place's files go (the owner's "Save thread")."""
+        with self._client.tracked():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            said = await self._saved(interaction, message)
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(content=plain(said))
+
+    async def _saved(
+        self, interaction: discord.Interaction, message: discord.Message, into: str | None = None
+    ) -> str:
+        """What saving the thread came to, in words (a failure's too)."""
+        try:
+            return await self._save(interaction, message, into)
+        except discord.HTTPException as exc:
+            log.warning("reading the thread failed (%s)", exc.status)
+            return NOT_READABLE
+        except Exception:
+            log.exception("saving the thread of %s failed", message.id)
+            return SAVE_THREAD_FAILED
+
+    async def _save(
+        self, interaction: discord.Interaction, message: discord.Message, into: str | None
+    ) -> str:
         client = self._client
         thread = await self._thread_of(message)
-        root = thread.id if thread is not None else message.id
         raw = [message] if thread is None else await self._history(thread)
         bot_id = client.user.id if client.user else 0
         posts = [
@@ -116,12 +162,31 @@ class MessageActions:
             for m in raw
             if not m.author.bot and m.type in _SPOKEN
         ]
+        request = self._request(interaction, message, thread)
+        guild = interaction.guild_id or "@me"
+        outcome = await client.conversations.uploads.save_thread(
+            request,
+            posts,
+            permalink=f"https://discord.com/channels/{guild}/{request.thread_id}",
+            root_id=request.thread_id,
+            into=into,
+        )
+        return outcome.message
+
+    def _request(
+        self, interaction: discord.Interaction, message: discord.Message, thread: Any
+    ) -> IncomingMessage:
+        """The saver's request: the thread (``thread``, else the message alone), asked by the
+        interaction's user, with their admin status."""
+        client = self._client
+        root = thread.id if thread is not None else message.id
         user = interaction.user
         place = place_of(thread or message.channel, guild=interaction.guild, user_id=user.id)
         admin = interaction.guild is not None and client.grants_admin(
             user, manage_guild=interaction.permissions.manage_guild
         )
-        request = replace(
+        bot_id = client.user.id if client.user else 0
+        return replace(
             incoming_message(message, place, thread_id=str(root), bot_id=bot_id),
             author_id=str(user.id),
             author_name=user.display_name,
@@ -131,14 +196,6 @@ class MessageActions:
             received_at=interaction.created_at,
             author_is_admin=admin,
         )
-        guild = interaction.guild_id or "@me"
-        outcome = await client.conversations.uploads.save_thread(
-            request,
-            posts,
-            permalink=f"https://discord.com/channels/{guild}/{root}",
-            root_id=str(root),
-        )
-        return outcome.message
 
     async def _thread_of(self, message: discord.Message) -> Any:
         """The thread the message is in, or the one started from it; None without one."""

@@ -49,6 +49,7 @@ from core.admin import AdminCommand, AdminService, CommandResult
 from core.answer import AnswerService
 from core.commands import Request, promotion
 from core.conversation import DRAIN_SECONDS, ConversationPipeline, InFlight
+from core.owners import SaveOffer
 from core.types import IncomingFile, IncomingMessage, Platform
 
 log = logging.getLogger(__name__)
@@ -150,22 +151,21 @@ class LoreClient(discord.Client):
             incoming = incoming_message(message, place, thread_id=thread_id, bot_id=me.id)
             # unaddressed, a follow-up in a thread core may know or a top-level post core may
             # answer unasked (autoanswer): core decides
-            asked = addressed or place.thread_id is not None
-            offer = await self.conversations.owner_answered(incoming) if asked else None
-            if offer is not None:  # the asked owner answered: not a question, unless addressed
+
+            async def offer_save(offer: SaveOffer) -> None:
                 with contextlib.suppress(discord.HTTPException):
                     await channel.send(
                         save_offer(offer.owner),
                         view=owner_save_view(int(offer.thread)),
                         allowed_mentions=only(offer.owner),
                     )
-                if not addressed:
-                    return
+
             await self.conversations.handle(
                 incoming,
                 _DiscordThread(self, message, channel, place),
                 addressed=addressed,
                 files=_Attachments(message.attachments),
+                offer_save=offer_save,
             )
 
     async def _resolved_channel(self, message: discord.Message) -> Any:

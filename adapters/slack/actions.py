@@ -4,8 +4,9 @@ Both arrive as ``message_action`` interaction payloads (``callback_id``, the cho
 ``message``, its ``channel``, the invoking ``user``, ``team``, ``response_url``). Asking goes
 through the conversation pipeline like a mention, as the person who asked, answered in the
 message's thread, or, where the bot is not a member, in a thread of its DM with them. Saving
-reads the thread with conversations.replies and hands its people's posts to
-``UploadService.save_thread``.
+first asks where, in a modal (``adapters/slack/dialog.py``) offering what core allows the
+saver; its submission reads the thread with conversations.replies and hands its people's
+posts to ``UploadService.save_thread``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from adapters.slack import events, render
+from adapters.slack import dialog, events, render
 from adapters.slack.events import Payload
 from adapters.slack.reply import SlackReply
 from core.threads import MAX_POSTS, ThreadPost
@@ -109,13 +112,35 @@ class MessageActions:
         self._bot = bot
         self._spawn = spawn
 
+    def register(self, app: AsyncApp) -> None:
+        """Listen for both shortcuts and for the save dialog's submission."""
+        app.message_shortcut(ASK)(self.on_ask)
+        app.message_shortcut(SAVE)(self.on_save)
+        app.view(dialog.CALLBACK)(self.on_pick)
+
     async def on_ask(self, ack: Any, body: dict[str, Any], context: Any) -> None:
         await ack()
         self._spawn(self.ask(body, context.bot_user_id), "slack-ask-message")
 
-    async def on_save(self, ack: Any, body: dict[str, Any], context: Any, respond: Any) -> None:
+    async def on_save(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         await ack()
-        job = self.save(body, respond, bot_user=context.bot_user_id, bot_id=context.bot_id)
+        self._spawn(self.offer(body, respond), "slack-save-dialog")
+
+    async def on_pick(self, ack: Any, body: dict[str, Any], context: Any) -> None:
+        """A submitted save dialog: closed at once, the thread saved where it names (if the
+        submitter may), the outcome told through the shortcut's response_url."""
+        found = dialog.picked(body)
+        if found is None:
+            await ack(response_action="errors", errors={dialog.BLOCK: dialog.NOT_PICKED})
+            return
+        await ack()
+        origin, into = found
+        chosen = {"ts": origin.thread, "thread_ts": origin.thread}
+        as_shortcut = dict(body, channel={"id": origin.channel}, message=chosen)
+        respond = AsyncRespond(response_url=origin.response_url)
+        job = self.save(
+            as_shortcut, respond, bot_user=context.bot_user_id, bot_id=context.bot_id, into=into
+        )
         self._spawn(job, "slack-save-thread")
 
     # -- "Ask Lorekeeper" -----------------------------------------------------------------------
@@ -131,13 +156,67 @@ class MessageActions:
 
     # -- "Save thread to Lorekeeper" ------------------------------------------------------------
 
-    async def save(
-        self, body: Payload, respond: Any, *, bot_user: str | None, bot_id: str | None
-    ) -> None:
-        bot = self._bot
+    async def offer(self, body: Payload, respond: Any) -> None:
+        """Open the dialog asking where to save the chosen message's thread, offering what
+        core allows the saver; or tell them why they may save it nowhere."""
+        request = await self._request(body)
+        try:
+            uploads = self._bot.conversations.uploads
+            choices = await uploads.save_choices(request, limit=dialog.MAX_OPTIONS)
+        except Exception:
+            log.exception("offering to save thread %s failed", request.thread_id)
+            await respond(text=SAVE_THREAD_FAILED, response_type="ephemeral")
+            return
+        if choices.refusal is not None:
+            await respond(text=render.plain(choices.refusal), response_type="ephemeral")
+            return
+        origin = dialog.Origin(
+            request.channel_id, request.thread_id, str(body.get("response_url") or "")
+        )
+        try:
+            await self._bot.client.views_open(
+                trigger_id=str(body.get("trigger_id") or ""),
+                view=dialog.save_dialog(choices, origin),
+            )
+        except _SLACK_ERRORS as exc:
+            log.warning("views.open failed: %s", type(exc).__name__)
+            await respond(text=dialog.NOT_OPENED, response_type="ephemeral")
+
+    async def _request(self, body: Payload) -> IncomingMessage:
+        """The saver's request: the chosen message's thread, asked by whoever acted (with
+        their admin status)."""
         channel = str((body.get("channel") or {}).get("id") or "")
         user = str((body.get("user") or {}).get("id") or "")
         team = events.team_of(body)
+        root = chosen_root(body)
+        return IncomingMessage(
+            platform=Platform.SLACK,
+            workspace_id=team,
+            channel_id=channel,
+            thread_id=root,
+            author_id=user,
+            text="",
+            event_id=f"save:{team}:{channel}:{root}:{user}",
+            received_at=_action_time(body),
+            workspace_name=self._bot.team_name,
+            message_id=root,
+            is_direct=channel.startswith("D"),
+            author_is_admin=await self._bot.is_admin(user),
+        )
+
+    async def save(
+        self,
+        body: Payload,
+        respond: Any,
+        *,
+        bot_user: str | None,
+        bot_id: str | None,
+        into: str | None = None,
+    ) -> None:
+        """Save the thread of ``body``'s message into ``into`` (a dialog's choice; None: where
+        the place's files go), as whoever acted; tell them the outcome."""
+        bot = self._bot
+        channel = str((body.get("channel") or {}).get("id") or "")
         root = chosen_root(body)
         try:
             raw = await self._replies(channel, root)
@@ -154,27 +233,14 @@ class MessageActions:
             )
             for m in people
         ]
-        request = IncomingMessage(
-            platform=Platform.SLACK,
-            workspace_id=team,
-            channel_id=channel,
-            thread_id=root,
-            author_id=user,
-            text="",
-            event_id=f"save:{team}:{channel}:{root}:{user}",
-            received_at=_action_time(body),
-            workspace_name=bot.team_name,
-            message_id=root,
-            is_direct=channel.startswith("D"),
-            author_is_admin=await bot.is_admin(user),
-        )
-        request = await bot.named(request)
+        request = await bot.named(await self._request(body))
         try:
             outcome = await bot.conversations.uploads.save_thread(
                 request,
                 posts,
                 permalink=await self._permalink(body, channel, root),
                 root_id=f"{channel}:{root}",
+                into=into,
             )
             said = outcome.message
         except Exception:

@@ -120,8 +120,7 @@ class SlackBot:
         self.app.action(re.compile(r"^lore_feedback_(up|down)$"))(self._on_feedback)
         self.app.action(re.compile(rf"^{render.SHARE_ACTION}_\d+$"))(self._on_share)
         shortcuts = actions.MessageActions(self, spawn=self._spawn)
-        self.app.message_shortcut(actions.ASK)(shortcuts.on_ask)
-        self.app.message_shortcut(actions.SAVE)(shortcuts.on_save)
+        shortcuts.register(self.app)  # the two message shortcuts and the save dialog
         self._owners = OwnerActions(self, shortcuts, spawn=self._spawn)
         self.app.action(render.ASK_OWNER_ACTION)(self._owners.on_ask)
         self.app.action(render.OWNER_SAVE_ACTION)(self._owners.on_save)
@@ -241,17 +240,13 @@ class SlackBot:
             files=files,
             team_name=self._team_name,
         )
-        in_thread = addressed or events.is_thread_reply(event)  # an owner answers in a thread
-        offer = await self._conversations.owner_answered(message) if in_thread else None
-        if offer is not None:  # the asked owner answered: not a question, unless addressed
-            await self._owners.offer(offer)
-            if not addressed:
-                return
         thread: ReplyChannel = _SlackThread(self, message)
         if panel is not None:  # in the assistant panel, beside the channel being viewed
             message, thread = panel.scope(message), panel.around(thread)
         source = _SlackFiles(self, files) if files else None
-        await self._conversations.handle(message, thread, addressed=addressed, files=source)
+        await self._conversations.handle(
+            message, thread, addressed=addressed, files=source, offer_save=self._owners.offer
+        )
 
     def file_source(self, files: tuple[SlackFile, ...]) -> _SlackFiles:
         """A message's files as core's FileSource."""

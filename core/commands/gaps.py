@@ -75,7 +75,12 @@ def render(report: GapReport, period: str) -> RichText:
 
 def _row(group: GapGroup) -> Line:
     question = group.question[:MAX_QUESTION]
-    parts: list[Part] = ["• ", Strong(question), f" ({group.count}x, last {group.last_asked:%b %d}"]
+    unasked = f", {group.unasked} without a mention" if group.unasked else ""
+    parts: list[Part] = [
+        "• ",
+        Strong(question),
+        f" ({group.count}x{unasked}, last {group.last_asked:%b %d}",
+    ]
     for i, place in enumerate(group.places[:3]):
         parts += [", " if i else " in ", ChannelRef(place.id, place.name)]
     parts.append(")")

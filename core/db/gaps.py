@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from core.db.access import Database
+from core.db.autoanswer import left_alone
 from core.db.models import Channel, ChannelNamespace, Feedback, Message, Session, Workspace
 from core.enums import AnswerMode, MessageRole
 
@@ -33,6 +34,7 @@ class AskedQuestion:
     channel: str
     channel_name: str | None
     thread: str
+    unasked: bool = False  # asked unmentioned in an autoanswer channel and left alone
 
     @property
     def refused(self) -> bool:
@@ -60,12 +62,15 @@ class GapStore:
         limit: int,
     ) -> list[AskedQuestion]:
         """Questions asked in the window whose answer abstained or was voted down more than up,
-        newest first. ``channel_ids`` None: every channel (of ``workspace_id``, if given)."""
+        and those autoanswer left alone for want of knowledge (``unasked``), newest first.
+        ``channel_ids`` None: every channel (of ``workspace_id``, if given)."""
         stmt, answer, votes = _questions(since, until, workspace_id, channel_ids)
         downs, ups = func.coalesce(votes.c.downs, 0), func.coalesce(votes.c.ups, 0)
-        return await self._read(
+        asked = await self._read(
             stmt.where(or_(answer.mode == AnswerMode.ABSTAIN, downs > ups)), limit
         )
+        unasked = await self._read(left_alone(since, until, workspace_id, channel_ids), limit)
+        return sorted((*asked, *unasked), key=lambda q: q.asked_at, reverse=True)[:limit]
 
     async def answered(
         self,

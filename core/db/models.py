@@ -364,16 +364,23 @@ class ChannelAutoanswer(Base):
 
 class AutoAnswerDecision(Base):
     """One unaddressed question judged in an autoanswer channel: answered or left alone, with
-    the gate's estimate (no text is kept: most of what is judged was never meant for the bot).
-    The answered ones are the channel's rate limit."""
+    the gate's estimate. The answered ones are the channel's rate limit. Only a question left
+    alone because the sources did not answer it keeps its text and thread (a gap, like a
+    refused question's messages, and deleted as messages are); an answered one is in
+    ``messages``."""
 
     __tablename__ = "auto_answers"
-    __table_args__ = (Index("ix_auto_answers_channel_created", "channel_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_auto_answers_channel_created", "channel_id", "created_at"),
+        Index("ix_auto_answers_created_at", "created_at"),
+    )
     id: Mapped[uuid.UUID] = _pk()
     channel_id: Mapped[uuid.UUID] = _fk("channels.id", "CASCADE")
     answered: Mapped[bool] = mapped_column(Boolean)
     probability: Mapped[float | None] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(String(16))
+    question: Mapped[str | None] = mapped_column(Text)
+    thread_key: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = _created()
 
 

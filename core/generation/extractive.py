@@ -1,5 +1,6 @@
 """The offline answerer: the few source sentences that best answer a question, quoted and cited.
-(Words, stems and sentences come from ``core.text``.)"""
+(Words, stems and sentences come from ``core.text``; a tabular source's rows and objects,
+answered with their relevant fields, from ``core.generation.records``.)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.generation.base import Source
+from core.generation.records import Record, relevant_fields, render, split_records
 from core.text import split_sentences, terms, words
 
 _BRACKET_REF = re.compile(r"\s*\[\^?\d+\]")
@@ -63,6 +65,8 @@ class ExtractiveResult:
     # per cited chunk id, its best-scoring quoted sentence: what its citation should quote
     best_sentences: dict[str, str] = field(default_factory=dict)
     support: Support | None = None
+    # per source (retrieval order), its best sentence's score; () when nothing was relevant
+    source_scores: tuple[float, ...] = ()
 
 
 @dataclass(slots=True)
@@ -77,6 +81,8 @@ class _Candidate:
     bm25: float = 0.0
     dense: float = 0.0
     lexical: float = 0.0  # the score without the dense cosine
+    record: Record | None = None  # a CSV row or JSON object, answered by its fields
+    shown: str = ""  # what the answer quotes of it
 
     @property
     def relevant(self) -> bool:
@@ -86,13 +92,35 @@ class _Candidate:
 def _candidates(sources: Sequence[Source], dense: Mapping[str, float]) -> list[_Candidate]:
     found = []
     for index, source in enumerate(sources):
-        for position, sentence in enumerate(split_sentences(source.text)):
-            sentence_terms = terms(sentence)
+        for position, (text, record) in enumerate(_pieces(source.text)):
+            sentence_terms = terms(text)
             if sentence_terms:
-                c = _Candidate(index, position, sentence, sentence_terms)
-                c.dense = dense.get(sentence, 0.0)
+                c = _Candidate(index, position, text, sentence_terms, record=record)
+                c.dense = dense.get(text, 0.0) if record is None else _record_dense(text, dense)
                 found.append(c)
     return found
+
+
+def _pieces(text: str) -> list[tuple[str, Record | None]]:
+    """A source's sentences; a tabular source's records, each whole, and its other text's
+    sentences, in order."""
+    table = split_records(text)
+    if table is None:
+        return [(sentence, None) for sentence in split_sentences(text)]
+    pieces: list[tuple[str, Record | None]] = []
+    for item in table:
+        if isinstance(item, Record):
+            pieces.append((item.text, item))
+        else:
+            pieces.extend((sentence, None) for sentence in split_sentences(item))
+    return pieces
+
+
+def _record_dense(text: str, dense: Mapping[str, float]) -> float:
+    """A record's cosine: that of the stored sentence that holds it (the sentence splitter
+    runs a chunk's rows together), or of those it holds."""
+    flat = " ".join(text.split())
+    return max((d for s, d in dense.items() if flat in s or s in flat), default=0.0)
 
 
 def _expected_type(question: str) -> re.Pattern[str] | None:
@@ -158,7 +186,11 @@ def _select(
     for c in ranked[1:]:
         if len(chosen) >= max_sentences:
             break
-        follows = next_too and (c.source_index, c.position) == (top.source_index, top.position + 1)
+        follows = (
+            next_too
+            and top.record is None
+            and (c.source_index, c.position) == (top.source_index, top.position + 1)
+        )
         # A further sentence earns its place by the words it shares with the question: every
         # sentence of the right passage is close to the question in meaning.
         if not follows and (
@@ -222,10 +254,12 @@ def _render(chosen: list[_Candidate], sources: Sequence[Source]) -> str:
     lines: list[str] = []
     previous: _Candidate | None = None
     for c in chosen:
-        text = _clip(c.text)
-        adjacent = previous is not None and (previous.source_index, previous.position + 1) == (
-            c.source_index,
-            c.position,
+        text = _clip(c.shown or c.text)
+        adjacent = (
+            previous is not None
+            and previous.record is None
+            and c.record is None
+            and (previous.source_index, previous.position + 1) == (c.source_index, c.position)
         )
         if adjacent and lines:
             marker = f" [{sources[c.source_index].n}]"
@@ -259,21 +293,32 @@ def extractive_answer(
         return ExtractiveResult("", (), 0.0)
     candidates = _candidates(sources, dense or {})
     _score_all(question, candidates, len(sources))
-    chosen = _select(candidates, max(1, max_sentences), _expected_type(question))
+    expected = _expected_type(question)
+    chosen = _select(candidates, max(1, max_sentences), expected)
     if not chosen:
         return ExtractiveResult("", (), 0.0)
+    for c in chosen:
+        if c.record is not None:
+            fields = relevant_fields(
+                c.record, terms(question), expected=expected, question_words=words(question)
+            )
+            c.shown = render(fields)
     best = max(chosen, key=lambda c: c.score)
     used = tuple(sources[i] for i in dict.fromkeys(c.source_index for c in chosen))
     text = _render(chosen, sources)
     best_sentences: dict[str, str] = {}
     for c in sorted(chosen, key=lambda c: -c.score):
         best_sentences.setdefault(str(sources[c.source_index].chunk_id), c.text)
+    scores = [0.0] * len(sources)
+    for c in candidates:
+        scores[c.source_index] = max(scores[c.source_index], c.score)
     return ExtractiveResult(
         text,
         used,
         _confidence(question, best, text, sources),
         best_sentences,
         _support(question, best),
+        tuple(round(score, 4) for score in scores),
     )
 
 

@@ -4,12 +4,14 @@ Defaults (``RetentionPolicy``): messages after 90 days, sessions without activit
 (``last_activity_at``), completed uploads after 30 days (the upload record and its stored
 file, never the indexed document), token_usage after 365 days (copied to token_usage_archive
 and deleted in the same transaction, batch by batch), processed_events after 7 days.
-Documents stay until someone deletes them.
+Autoanswer decisions (``auto_answers``) go with the messages, as a question left alone there
+keeps its text; an answered one, which the autoanswer rate limit counts, not before
+``RetentionPolicy.auto_answer_window``. Documents stay until someone deletes them.
 
 Per-namespace overrides live in ``namespaces.config``:
 
-- ``{"retention_days": N}`` applies to the messages and sessions of every channel that
-  searches the namespace;
+- ``{"retention_days": N}`` applies to the messages, sessions and autoanswer decisions of
+  every channel that searches the namespace;
 - ``{"upload_retention_days": N}`` applies to completed uploads whose document is in it.
 
 When a channel searches several namespaces with overrides, the shortest period wins: an
@@ -29,10 +31,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, or_, select
 
 from core.db.access import Database
 from core.db.models import (
+    AutoAnswerDecision,
     ChannelNamespace,
     Document,
     Message,
@@ -62,6 +65,9 @@ class RetentionPolicy:
     upload_days: int = 30
     token_usage_days: int = 365
     processed_event_days: int = 7
+    # the longest autoanswer rate window (AUTOANSWER_RATE_LIMIT, 10 minutes by default): an
+    # answered decision is kept this long at least, however short the messages' period
+    auto_answer_window: timedelta = timedelta(days=1)
     batch_size: int = 1000
     pause_ratio: float = 1.0
     """After each batch, sleep this many times the batch's own duration (0: no pause).
@@ -81,6 +87,7 @@ class RetentionReport:
     sessions: int = 0
     uploads: int = 0
     files: int = 0
+    auto_answers: int = 0
 
     def counts(self) -> dict[str, int]:
         return asdict(self)
@@ -125,7 +132,8 @@ class Retention:
         messages = await self.purge_messages(channel_days)
         sessions = await self.purge_sessions(channel_days)
         uploads, files = await self.purge_uploads(namespace_days)
-        return RetentionReport(events, archived, messages, sessions, uploads, files)
+        decisions = await self.purge_auto_answers(channel_days)
+        return RetentionReport(events, archived, messages, sessions, uploads, files, decisions)
 
     async def _pause(self, started: float) -> None:
         """Yield to other work between batches (always at least one loop turn)."""
@@ -213,25 +221,48 @@ class Retention:
             Session, Session.last_activity_at, self._policy.session_days, channel_days or {}
         )
 
+    async def purge_auto_answers(
+        self, channel_days: dict[int, list[uuid.UUID]] | None = None
+    ) -> int:
+        """Autoanswer decisions as old as the messages deleted in their channel; an answered
+        one only once the rate window that counts it is over too."""
+        row = AutoAnswerDecision
+        counted = self._clock() - self._policy.auto_answer_window
+        return await self._by_channel(
+            row,
+            row.created_at,
+            self._policy.message_days,
+            channel_days or {},
+            also=[or_(row.answered.is_(False), row.created_at < counted)],
+        )
+
     async def _by_channel(
-        self, model: Any, stamp: Any, default_days: int, groups: dict[int, list[uuid.UUID]]
+        self,
+        model: Any,
+        stamp: Any,
+        default_days: int,
+        groups: dict[int, list[uuid.UUID]],
+        *,
+        also: Sequence[ColumnElement[bool]] = (),
     ) -> int:
         overridden = [c for channels in groups.values() for c in channels]
 
         def in_channels(channels: list[uuid.UUID]) -> ColumnElement[bool]:
             if model is Session:
                 return Session.channel_id.in_(channels)
+            if model is AutoAnswerDecision:
+                return AutoAnswerDecision.channel_id.in_(channels)
             return Message.session_id.in_(
                 select(Session.id).where(Session.channel_id.in_(channels))
             )
 
-        where = [stamp < self._cutoff(default_days)]
+        where = [stamp < self._cutoff(default_days), *also]
         if overridden:
             where.append(~in_channels(overridden))
         total = await self._delete_batches(model, where)
         for days, channels in groups.items():
             total += await self._delete_batches(
-                model, [stamp < self._cutoff(days), in_channels(channels)]
+                model, [stamp < self._cutoff(days), in_channels(channels), *also]
             )
         return total
 

@@ -66,7 +66,8 @@ class Int8Encoder:
     paragraphs in 666-691 ms instead of 825-845 ms. No thread spins between runs, so a burst of
     questions leaves the event loop its core as soon as the last one is embedded. A
     ``background`` call (a document's chunks) runs on threads of lower CPU priority, so the
-    questions run alongside it get the cores first.
+    questions run alongside it get the cores first; with ``spare_core`` (people are asking) it
+    runs on one thread fewer, so a core stays free for them.
     """
 
     def __init__(self, path: Path, tokens: TextTokens, *, threads: int) -> None:
@@ -78,9 +79,11 @@ class Int8Encoder:
         self._background: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
-    def __call__(self, texts: Sequence[str], *, background: bool = False) -> list[list[float]]:
+    def __call__(
+        self, texts: Sequence[str], *, background: bool = False, spare_core: bool = False
+    ) -> list[list[float]]:
         encodings = self.tokens.encode(texts)
-        k = min(self.workers, len(encodings))
+        k = min(max(1, self.workers - spare_core), len(encodings))
         if k < 2 and not background:
             return self._run(encodings)
         pool = self._background_pool() if background else self._workers_pool()

@@ -10,6 +10,9 @@ One model embeds both, one call at a time. Its invariants:
 - Where the model runs in threads of its own (int8 ONNX), document steps run on threads at a
   lower CPU priority (``lower_thread_priority``), and questions do not wait for a step: on a
   small machine the event loop, the questions and the vector store get the cores first.
+- While people are asking (a question in the last ``ASKING_SECONDS``), a document step leaves
+  one core to them (``QueriesFirst.spare_core``): a lower priority alone still lets a step on
+  every core delay each hop of a question (loop, model, vector store) by a scheduler slice.
 
 State is kept per event loop: asyncio futures belong to one loop, and a loop that closed
 mid-step must not leave the next one waiting.
@@ -22,11 +25,13 @@ import contextlib
 import os
 import sys
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 BACKGROUND_NICE = 10
+ASKING_SECONDS = 2.0  # a question this recent means people are asking: document steps narrow
 
 
 def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
@@ -41,6 +46,7 @@ def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
 @dataclass
 class _State:
     queries: int = 0  # queued or being embedded
+    asked: float = float("-inf")  # time.monotonic() of the latest question
     stepping: bool = False  # a document step is running
     waiting: list[asyncio.Future[None]] = field(default_factory=list)
 
@@ -66,10 +72,16 @@ class QueriesFirst:
         """Questions queued or being embedded on this event loop."""
         return self._state().queries
 
+    def spare_core(self) -> bool:
+        """Whether document steps should leave a core free: a question came in the last
+        ``ASKING_SECONDS`` on this event loop."""
+        return time.monotonic() - self._state().asked < ASKING_SECONDS
+
     @contextlib.asynccontextmanager
     async def query(self) -> AsyncIterator[None]:
         state = self._state()
         state.queries += 1
+        state.asked = time.monotonic()
         try:
             yield
         finally:

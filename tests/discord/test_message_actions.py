@@ -9,11 +9,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from adapters.discord import menu as save_menu
 from adapters.discord.actions import ASK, SAVE
 from core.db.models import Document
 from core.wording import SAVE_THREAD_REFUSED
 from tests.discord.conftest import running_discord_bot
-from tests.discord.driver import DiscordDriver, PostedMessage, message_text, to_bot_message
+from tests.discord.driver import (
+    DiscordDriver,
+    PostedMessage,
+    custom_ids,
+    message_text,
+    to_bot_message,
+)
 from tests.fakes.discord_server import MANAGE_GUILD, MEMBER_PERMISSIONS, VIEW_CHANNEL
 from tests.scenarios.suite import HANDBOOK
 
@@ -47,6 +54,62 @@ async def use_command(
     await bot.settle()
     shown = [record.original or {}, *record.followups]
     return [message_text(PostedMessage(m)) for m in shown if m]
+
+
+async def open_save_menu(
+    bot: DiscordDriver, message: dict[str, Any], *, user: str, admin: bool = False
+) -> tuple[PostedMessage | None, str]:
+    """Use "Save thread to Lorekeeper" on ``message``: the ephemeral menu it answered with
+    (None: no menu), and the answer's words."""
+    permissions = MEMBER_PERMISSIONS | (MANAGE_GUILD if admin else 0)
+    payload = bot.fake.message_command_payload(SAVE, message, user=user, permissions=permissions)
+    record = await bot.fake.interact(payload)
+    await bot.settle()
+    assert record.original is not None and not record.followups
+    shown = PostedMessage(record.original)  # the response itself: picks edit it
+    return (shown if custom_ids(shown) else None), message_text(shown)
+
+
+def menu_choices(menu: PostedMessage) -> tuple[list[str], str | None]:
+    """The values a save menu offers, and the one it describes as the place's default."""
+    [row] = menu.payload["components"]
+    [select] = row["components"]
+    assert select["type"] == 3  # a string select
+    options = select["options"]
+    default = [o["value"] for o in options if o.get("description") == save_menu.DEFAULT]
+    return [o["value"] for o in options], (default[0] if default else None)
+
+
+async def pick(
+    bot: DiscordDriver, menu: PostedMessage, value: str, *, user: str, admin: bool = False
+) -> str:
+    """Pick ``value`` in a save menu as ``user``; what they were shown in the end."""
+    [custom_id] = custom_ids(menu)
+    permissions = MEMBER_PERMISSIONS | (MANAGE_GUILD if admin else 0)
+    payload = bot.fake.select_payload(menu, custom_id, [value], user=user, permissions=permissions)
+    record = await bot.fake.interact(payload)
+    await bot.settle()
+    if record.original is not None:  # a new ephemeral message, not the menu's
+        return message_text(PostedMessage(record.original))
+    return message_text(menu)
+
+
+async def save_thread(
+    bot: DiscordDriver,
+    message: dict[str, Any],
+    *,
+    user: str,
+    admin: bool = False,
+    into: str | None = None,
+) -> str:
+    """Save ``message``'s thread through the menu (into ``into``, by default the place's
+    default); what the saver was shown (a refusal when no menu came)."""
+    menu, said = await open_save_menu(bot, message, user=user, admin=admin)
+    if menu is None:
+        return said
+    into = into or menu_choices(menu)[1]
+    assert into is not None
+    return await pick(bot, menu, into, user=user, admin=admin)
 
 
 async def shared_handbook(bot: DiscordDriver) -> None:
@@ -102,7 +165,7 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(bot) -> None:
     await bot.command("namespace create team", admin=True)
     await bot.command("namespace uploads team", admin=True)
     root = await a_discussed_thread(bot)
-    [said] = await use_command(bot, SAVE, root, user="U1", admin=True)
+    said = await save_thread(bot, root, user="U1", admin=True)
     assert "Indexed Where do we park bikes at the new office.md into team" in said
     [(title, url)] = await saved(bot)
     assert url == f"https://discord.com/channels/{bot.fake.guild_id}/{root['id']}"
@@ -112,7 +175,7 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(bot) -> None:
     assert answer.sources and title in answer.sources[0]
 
     await bot.fake.user_message(int(root["id"]), "U3", "Scooters too.")
-    [again] = await use_command(bot, SAVE, root, user="U1", admin=True)
+    again = await save_thread(bot, root, user="U1", admin=True)
     assert "replaced the earlier version" in again
     assert len(await saved(bot)) == 1
 
@@ -123,6 +186,6 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(bot) -> None:
 
 async def test_a_member_may_not_save_a_thread(bot) -> None:
     root = await a_discussed_thread(bot)
-    said = await use_command(bot, SAVE, root, user="U2")
-    assert said == [SAVE_THREAD_REFUSED]
+    menu, said = await open_save_menu(bot, root, user="U2")
+    assert menu is None and said == SAVE_THREAD_REFUSED
     assert await saved(bot) == []

@@ -535,6 +535,40 @@ class FakeDiscord:
         payload["message"] = message.payload
         return payload
 
+    def select_payload(
+        self,
+        message: PostedMessage,
+        custom_id: str,
+        values: list[str],
+        *,
+        user: str,
+        permissions: int = MEMBER_PERMISSIONS,
+    ) -> JsonDict:
+        """INTERACTION_CREATE for a pick in a string select menu (component type 3) on
+        ``message``, which may be an ephemeral interaction response: ``data.values``."""
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+        payload = self._interaction(
+            3,
+            data,
+            user=user,
+            channel_id=int(message.payload["channel_id"]),
+            permissions=permissions,
+        )
+        payload["message"] = message.payload
+        return payload
+
+    def _component_message(self, record: InteractionRecord) -> PostedMessage | None:
+        """The message a component interaction came from: a channel's, or an interaction's
+        response or follow-up (ephemeral ones are nowhere else)."""
+        mid = int(record.payload["message"]["id"])
+        if mid in self.messages:
+            return self.messages[mid]
+        for other in self.interactions.values():
+            for shown in (other.original, *other.followups):
+                if shown is not None and int(shown["id"]) == mid:
+                    return PostedMessage(shown)  # edits land in the response itself
+        return None
+
     def _interaction(
         self, kind: int, data: JsonDict, *, user: str, channel_id: int, permissions: int
     ) -> JsonDict:
@@ -1001,7 +1035,10 @@ class FakeDiscord:
             }
             resource["message"] = record.original
         elif kind == 7 and "message" in record.payload:  # update the clicked message
-            self._apply_edit(self.messages[int(record.payload["message"]["id"])], data)
+            clicked = self._component_message(record)
+            if clicked is None:
+                return _json({"message": "Unknown Message", "code": 10008}, 404)
+            self._apply_edit(clicked, data)
         if kind in (4, 7):
             record.done.set()
         response = {
@@ -1025,7 +1062,7 @@ class FakeDiscord:
             if record.original is not None:
                 return record.original
             if "message" in record.payload:  # a component's @original is its message
-                return self.messages.get(int(record.payload["message"]["id"]))
+                return self._component_message(record)
             return None
         return next((f for f in record.followups if f["id"] == mid), None)
 

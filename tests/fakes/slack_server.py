@@ -23,6 +23,11 @@ apps.connections.open, file downloads (an HTML sign-in page without the bot toke
 does), the external upload flow (files.getUploadURLExternal, a POST of the bytes to the
 returned upload_url, files.completeUploadExternal; finished uploads land in ``slack.uploads``),
 response_url posts, and a Socket Mode WebSocket at /link.
+
+Modals: ``slack.trigger(user)`` issues the ``trigger_id`` an interaction payload carries;
+views.open takes it once, within 3 seconds (``trigger_lifetime``), and checks the modal
+against Slack's limits; the opened views are in ``slack.views``, and
+``slack.view_submission(view_id, picks)`` makes the payload Slack sends when it is submitted.
 """
 
 from __future__ import annotations
@@ -105,6 +110,10 @@ class FakeSlack:
         self.statuses: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.status_shown: dict[tuple[str, str], str] = {}
         self._pending: dict[str, dict[str, Any]] = {}  # upload URLs handed out, not completed
+        self.views: dict[str, dict[str, Any]] = {}  # modals opened with views.open, by id
+        self.trigger_lifetime = 3.0  # seconds a trigger_id opens a view (Slack: 3)
+        self._triggers: dict[str, tuple[str, float]] = {}  # unused trigger -> (user, issued)
+        self._view_users: dict[str, str] = {}  # view id -> the user it was opened for
         self._limits: dict[str, list[int]] = defaultdict(list)
         self._errors: dict[str, list[str]] = defaultdict(list)
         self._ts = itertools.count(1)
@@ -207,6 +216,91 @@ class FakeSlack:
         if stub:
             return {"id": file_id, "mode": "file_access", "file_access": "check_file_info"}
         return dict(full)
+
+    # -- modals --------------------------------------------------------------------------------
+
+    def trigger(self, user: str) -> str:
+        """A ``trigger_id`` for an interaction of ``user``, as a shortcut's payload carries."""
+        trigger = f"{next(self._ts)}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:16]}"
+        self._triggers[trigger] = (user, time.monotonic())
+        return trigger
+
+    def view_submission(
+        self, view_id: str, picks: dict[str, str], *, user: str | None = None
+    ) -> dict[str, Any]:
+        """The ``view_submission`` payload Slack sends when the open view is submitted by
+        ``user`` (by default whoever opened it): ``picks`` maps an input block's select
+        ``action_id`` to the chosen option's value. A value the view does not offer makes a
+        forged payload (Slack itself sends only offered ones)."""
+        view = self.views[view_id]
+        values: dict[str, Any] = {}
+        for block in view["blocks"]:
+            element = block.get("element") or {}
+            if block.get("type") != "input" or element.get("action_id") not in picks:
+                continue
+            value = picks[element["action_id"]]
+            forged = {"text": {"type": "plain_text", "text": value}, "value": value}
+            option = next((o for o in element.get("options") or [] if o["value"] == value), forged)
+            values[block["block_id"]] = {
+                element["action_id"]: {"type": element["type"], "selected_option": option}
+            }
+        who = user or self._view_users[view_id]
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team, "domain": "lore"},
+            "user": {"id": who, "username": who.lower(), "name": who.lower(), "team_id": self.team},
+            "api_app_id": "A0LORE",
+            "token": "XXYYZZ",
+            "trigger_id": self.trigger(who),
+            "view": {**view, "state": {"values": values}},
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+
+    def _m_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Open a modal for the user whose interaction gave the trigger_id (once, in time)."""
+        trigger = str(p.get("trigger_id") or "")
+        issued = self._triggers.pop(trigger, None)
+        if issued is None:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        user, at = issued
+        if time.monotonic() - at > self.trigger_lifetime:
+            return {"ok": False, "error": "expired_trigger_id"}
+        view = p.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        problem = _modal_problem(view) if isinstance(view, dict) else "view is not an object"
+        if problem is not None:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [f"[ERROR] {problem}"]},
+            }
+        view_id = "V" + uuid.uuid4().hex[:10].upper()
+        opened = {
+            "id": view_id,
+            "team_id": self.team,
+            "type": "modal",
+            "blocks": view["blocks"],
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
+            "title": view["title"],
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": "A0LORE",
+            "external_id": "",
+            "app_installed_team_id": self.team,
+            "bot_id": BOT_ID,
+        }
+        self.views[view_id] = opened
+        self._view_users[view_id] = user
+        return {"view": opened}
 
     def methods(self, name: str) -> list[Call]:
         return [c for c in self.calls if c.method == name]
@@ -674,6 +768,40 @@ class FakeSlack:
     async def _respond(self, request: web.Request) -> web.Response:
         self.responses[request.match_info["key"]].append(await request.json())
         return web.Response(text="ok")
+
+
+def _modal_problem(view: dict[str, Any]) -> str | None:
+    """What Slack's reference says a modal may not be, checked for the parts the bot uses:
+    title, submit and close at most 24 characters, 100 blocks, 3,000 characters of
+    private_metadata, a submit button with input blocks, and static_selects of at most 100
+    options (text 75 characters, value 150) whose initial_option is one of them."""
+    if view.get("type") != "modal":
+        return "view type must be modal"
+    for key in ("title", "submit", "close"):
+        text = (view.get(key) or {}).get("text", "")
+        if (key == "title" or key in view) and not 0 < len(text) <= 24:
+            return f"{key} must be 1-24 characters"
+    blocks = view.get("blocks") or []
+    if not 0 < len(blocks) <= 100:
+        return "a view has 1-100 blocks"
+    if len(str(view.get("private_metadata") or "")) > 3000:
+        return "private_metadata is at most 3000 characters"
+    for block in blocks:
+        if block.get("type") != "input":
+            continue
+        if "submit" not in view:
+            return "a view with input blocks needs submit"
+        element = block.get("element") or {}
+        if element.get("type") != "static_select":
+            continue
+        options = element.get("options") or []
+        if not 0 < len(options) <= 100:
+            return "a static_select has 1-100 options"
+        if any(len(o["text"]["text"]) > 75 or len(o["value"]) > 150 for o in options):
+            return "an option's text is at most 75 characters, its value 150"
+        if "initial_option" in element and element["initial_option"] not in options:
+            return "initial_option must be one of the options"
+    return None
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:

@@ -70,6 +70,17 @@ async def chit_chat_and_unanswerable_questions_get_nothing(bot: AutoDriver) -> N
     assert len(decisions) == 3 and not any(d.answered for d in decisions)
 
 
+async def a_question_left_alone_shows_in_gaps(bot: AutoDriver) -> None:
+    await _channel_with_handbook(bot)
+    for text in (UNANSWERABLE, CHIT_CHAT[1]):
+        thread = await bot.speak(text)
+        assert await bot.bot_messages(thread) == [], text
+    said = await bot.command("gaps 7d", admin=True)
+    assert "1 asked, 1 topics" in said, said
+    assert UNANSWERABLE in said and "1 without a mention" in said
+    assert CHIT_CHAT[1] not in said
+
+
 async def a_channel_without_autoanswer_stays_silent(bot: AutoDriver) -> None:
     await _channel_with_handbook(bot, autoanswer=False)
     before = bot.platform_writes()
@@ -118,6 +129,7 @@ Scenario = Callable[[Any], Awaitable[None]]
 AUTOANSWER: list[Scenario] = [
     an_answerable_question_is_answered_unasked,
     chit_chat_and_unanswerable_questions_get_nothing,
+    a_question_left_alone_shows_in_gaps,
     a_channel_without_autoanswer_stays_silent,
     the_rate_limit_stops_auto_answers,
     only_admins_switch_autoanswer,

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy import select
+
 from bot.container import Container
 from core.conversation import ConversationPipeline
+from core.db.models import Document, Namespace
 
 
 @dataclass(frozen=True)
@@ -106,3 +109,14 @@ class ChatDriver(Protocol):
         """Click the "Share with NAMESPACE" button under the bot's last "Indexed …" message in
         ``thread``; returns what the clicker is shown."""
         ...
+
+
+async def saved_in(bot: ChatDriver) -> list[tuple[str, str]]:
+    """(document title, namespace name) of every document, in order."""
+    async with bot.container.database.session() as db:
+        rows = await db.execute(
+            select(Document.title, Namespace.name).join(
+                Namespace, Namespace.id == Document.namespace_id
+            )
+        )
+        return sorted((t, n) for t, n in rows.all())

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from sqlalchemy import select
 
+from adapters.slack import dialog
 from adapters.slack.actions import ASK, ASKED_HERE, SAVE, deleted_root
 from core.db.models import Document
 from core.wording import SAVE_THREAD_REFUSED
@@ -39,7 +40,7 @@ def shortcut_payload(
         "channel": {"id": message["channel"], "name": "general"},
         "is_enterprise_install": False,
         "callback_id": callback_id,
-        "trigger_id": f"{uuid.uuid4().int % 10**13}.abcdef",
+        "trigger_id": bot.slack.trigger(user),
         "response_url": f"{bot.slack.base_url}/respond/{key}",
         "message_ts": message["ts"],
         "message": chosen,
@@ -58,6 +59,61 @@ async def use_shortcut(
     assert status == 200
     await bot.bot.idle()
     return "\n".join(visible_text(r) for r in bot.slack.responses[key])
+
+
+async def open_save_dialog(
+    bot: SlackDriver, message: dict[str, Any], *, user: str, admin: bool = False
+) -> tuple[dict[str, Any] | None, str]:
+    """Use "Save thread to Lorekeeper" on ``message``: the modal it opened (None: none), and
+    what the invoker was told instead."""
+    opened = len(bot.slack.views)
+    said = await use_shortcut(bot, SAVE, message, user=user, admin=admin)
+    views = list(bot.slack.views.values())[opened:]
+    return (views[-1] if views else None), said
+
+
+def dialog_choices(view: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The values a save dialog offers, and the one it preselects."""
+    [block] = [b for b in view["blocks"] if b["block_id"] == dialog.BLOCK]
+    element = block["element"]
+    initial = element.get("initial_option")
+    return [o["value"] for o in element["options"]], initial["value"] if initial else None
+
+
+async def submit_dialog(
+    bot: SlackDriver, view: dict[str, Any], into: str | None = None, *, user: str | None = None
+) -> str:
+    """Submit a save dialog (``into``: the value picked, by default the preselected one) as
+    ``user`` (by default whoever opened it); what the submitter was told."""
+    into = into or dialog_choices(view)[1]
+    assert into is not None
+    payload = bot.slack.view_submission(view["id"], {dialog.ACTION: into}, user=user)
+    key = json.loads(view["private_metadata"])["url"].rsplit("/", 1)[-1]
+    told = len(bot.slack.responses[key])
+    status, body = await bot.post(
+        urlencode({"payload": json.dumps(payload)}),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert status == 200 and body == "", body  # an empty 200 closes the modal
+    await bot.bot.idle()
+    return "\n".join(visible_text(r) for r in bot.slack.responses[key][told:])
+
+
+async def save_thread(
+    bot: SlackDriver,
+    message: dict[str, Any],
+    *,
+    user: str,
+    admin: bool = False,
+    into: str | None = None,
+) -> str:
+    """Save ``message``'s thread through the dialog (into ``into``, by default where it
+    preselects); what the saver was told (a refusal when no dialog opened)."""
+    view, said = await open_save_dialog(bot, message, user=user, admin=admin)
+    if view is None:
+        return said
+    assert said == ""
+    return await submit_dialog(bot, view, into)
 
 
 async def shared_handbook(bot: SlackDriver) -> None:
@@ -133,7 +189,7 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(sqlite_slack) -
     await bot.command("namespace create team", admin=True)
     await bot.command("namespace uploads team", admin=True)
     root = await a_discussed_thread(bot)
-    said = await use_shortcut(bot, SAVE, root, user="U1", admin=True)
+    said = await save_thread(bot, root, user="U1", admin=True)
     assert "Indexed Where do we park bikes at the new office.md into team" in said
     [(title, url)] = await saved_titles(bot)
     assert url == f"https://lore.slack.com/archives/C1/p{root['ts'].replace('.', '')}"
@@ -144,7 +200,7 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(sqlite_slack) -
 
     # saving again (a new reply since) replaces the earlier version
     bot.slack.people_post("C1", "Scooters too.", user="U3", thread_ts=root["ts"])
-    again = await use_shortcut(bot, SAVE, root, user="U1", admin=True)
+    again = await save_thread(bot, root, user="U1", admin=True)
     assert "replaced the earlier version" in again
     assert len(await saved_titles(bot)) == 1
 
@@ -169,8 +225,8 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(sqlite_slack) -
 async def test_a_member_may_not_save_a_thread(sqlite_slack) -> None:
     bot = sqlite_slack
     root = await a_discussed_thread(bot)
-    said = await use_shortcut(bot, SAVE, root, user="U2", admin=False)
-    assert said == SAVE_THREAD_REFUSED
+    view, said = await open_save_dialog(bot, root, user="U2", admin=False)
+    assert view is None and said == SAVE_THREAD_REFUSED
     assert await saved_titles(bot) == []
 
 
@@ -182,7 +238,7 @@ async def test_the_namespace_owner_may_save_a_thread(sqlite_slack) -> None:
     owned = await bot.command("namespace owner team <@U0ANA>", admin=True)
     assert "now owns" in owned, owned
     root = await a_discussed_thread(bot)
-    said = await use_shortcut(bot, SAVE, root, user="U0ANA", admin=False)
+    said = await save_thread(bot, root, user="U0ANA", admin=False)
     assert "into team" in said
     assert len(await saved_titles(bot)) == 1
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from core.retrieval.priority import QueriesFirst
 
 
@@ -95,3 +97,16 @@ async def test_a_cancelled_step_does_not_hold_up_the_others() -> None:
     answered.set()
     await asyncio.gather(asking, kept)
     assert order == [1] and doomed.cancelled()
+
+
+async def test_a_recent_question_asks_document_steps_to_spare_a_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = QueriesFirst()
+    assert not gate.spare_core()  # nobody asked yet
+    async with gate.query():
+        assert gate.spare_core()
+    assert gate.spare_core()  # still: people are asking
+    monkeypatch.setattr("core.retrieval.priority.ASKING_SECONDS", 0.01)
+    await asyncio.sleep(0.02)
+    assert not gate.spare_core()
