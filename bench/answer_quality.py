@@ -226,7 +226,7 @@ def sweep(outcomes: Sequence[Outcome]) -> list[str]:
         "| threshold | SQuAD | team handbooks |",
         "|---:|---|---|",
     ]
-    for t in (0.0, 0.1, 0.2, 0.3, 0.4, DEFAULT_THRESHOLD, 0.5, 0.6, 0.7, 0.8):
+    for t in sorted({0.0, 0.1, 0.2, 0.3, 0.4, DEFAULT_THRESHOLD, 0.5, 0.6, 0.7, 0.8}):
         cells = []
         for outs in (squad, team):
             p = evaluate(outs, gate_rule(t))

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # decisions whose question is a gap: the sources did not answer it
 _GAPS = frozenset({"unsure", "no knowledge"})
 
-# The gate's estimate an unasked question needs (a mention needs DEFAULT_THRESHOLD, 0.20):
+# The gate's estimate an unasked question needs (a mention needs DEFAULT_THRESHOLD, 0.18):
 # on bench/autoanswer.py's mixed stream it keeps the bot silent on all the chit-chat and on
 # most unanswerable questions while still answering most answerable ones.
 DEFAULT_AUTOANSWER_THRESHOLD = 0.60
