@@ -1,8 +1,14 @@
 """Fit the abstention gate's logistic model (core/generation/gate.py) and show which signals
 carry it.
 
-    .venv/bin/python bench/answer_quality.py --dump /tmp/signals.jsonl
+    .venv/bin/python bench/answer_quality.py --dump /tmp/int8.jsonl
+    EMBEDDING_BACKEND=torch .venv/bin/python bench/answer_quality.py --dump /tmp/float32.jsonl
+    cat /tmp/int8.jsonl /tmp/float32.jsonl > /tmp/signals.jsonl
     .venv/bin/python bench/fit_gate.py /tmp/signals.jsonl
+
+Pool the signals of both embedding backends, as above: the int8 model (``auto`` where the CPU
+has VNNI or AMX) and float32 give slightly different cosines, and a rule fitted on one alone
+refuses more questions on the other.
 
 Only the calibration split is fitted on (the "hr" handbook and the even half of SQuAD by
 question id; see answer_quality.calibration). The label is "the question is answerable"; only

@@ -117,7 +117,7 @@ COMMANDS = (
         ("namespace", "owner"),
         "name who is asked about a namespace's gaps",
         owner,
-        (NAME, Param("user", Kind.USER, "The owner (none: nobody)")),
+        (NAME, Param("user", Kind.USER, "The owner (left out: nobody)")),
         admin_only=True,
     ),
     Command(
