@@ -1,22 +1,14 @@
-"""Channels that answer themselves: the per-channel switch and the decisions taken there,
-and the questions left alone there that a gap report reads (:func:`left_alone`)."""
+"""Channels that answer themselves: the per-channel switch and the decisions taken there (the
+questions left alone there reach gap reports through ``core.db.gaps``)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
 
 from sqlalchemy import (
-    Boolean,
-    ColumnElement,
-    Integer,
-    Select,
-    String,
     func,
     insert,
-    literal,
     select,
 )
 
@@ -24,7 +16,6 @@ from core.db.access import Database
 from core.db.models import AutoAnswerDecision, Channel, ChannelAutoanswer, Workspace
 from core.db.statements import upsert
 from core.db.types import new_id, utcnow
-from core.enums import AnswerMode
 
 
 class AutoAnswerStore:
@@ -99,44 +90,3 @@ class AutoAnswerStore:
         }
         async with self._db.transaction() as conn:
             await conn.execute(insert(AutoAnswerDecision), values)
-
-
-def left_alone(
-    since: datetime,
-    until: datetime | None,
-    workspace_id: uuid.UUID | None,
-    channel_ids: Sequence[uuid.UUID] | None,
-) -> Select[Any]:
-    """The questions autoanswer left alone for want of knowledge in ``[since, until)``, newest
-    first, with the columns of ``core.db.gaps.AskedQuestion`` (``mode`` abstain, no votes,
-    ``unasked`` true): what a gap report adds to the refused questions of ``messages``."""
-    row = AutoAnswerDecision
-    where: list[ColumnElement[bool]] = [row.question.is_not(None), row.created_at >= since]
-    if until is not None:
-        where.append(row.created_at < until)
-    if workspace_id is not None:
-        where.append(Channel.workspace_id == workspace_id)
-    if channel_ids is not None:
-        where.append(row.channel_id.in_(list(channel_ids)))
-    stmt = (
-        select(
-            row.id.label("id"),
-            row.question.label("text"),
-            row.created_at.label("asked_at"),
-            literal(AnswerMode.ABSTAIN.value, String).label("mode"),
-            literal(0, Integer).label("ups"),
-            literal(0, Integer).label("downs"),
-            Workspace.platform.label("platform"),
-            Workspace.external_id.label("workspace"),
-            Channel.id.label("channel_id"),
-            Channel.external_id.label("channel"),
-            Channel.name.label("channel_name"),
-            func.coalesce(row.thread_key, "").label("thread"),
-            literal(True, Boolean).label("unasked"),
-        )
-        .join(Channel, Channel.id == row.channel_id)
-        .join(Workspace, Workspace.id == Channel.workspace_id)
-        .where(*where)
-        .order_by(row.created_at.desc(), row.id)
-    )
-    return cast(Select[Any], stmt)

@@ -8,12 +8,30 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, case, func, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.orm import aliased
 
 from core.db.access import Database
-from core.db.autoanswer import left_alone
-from core.db.models import Channel, ChannelNamespace, Feedback, Message, Session, Workspace
+from core.db.models import (
+    AutoAnswerDecision,
+    Channel,
+    ChannelNamespace,
+    Feedback,
+    Message,
+    Session,
+    Workspace,
+)
 from core.enums import AnswerMode, MessageRole
 
 
@@ -126,17 +144,19 @@ def _questions(
         .group_by(Feedback.message_id)
         .subquery()
     )
-    where: list[ColumnElement[bool]] = [
+    where = [
         question.role == MessageRole.USER,
         answer.role == MessageRole.ASSISTANT,
-        question.created_at >= since,
+        *_window(
+            question.created_at,
+            Session.workspace_id,
+            Session.channel_id,
+            since,
+            until,
+            workspace_id,
+            channel_ids,
+        ),
     ]
-    if until is not None:
-        where.append(question.created_at < until)
-    if workspace_id is not None:
-        where.append(Session.workspace_id == workspace_id)
-    if channel_ids is not None:
-        where.append(Session.channel_id.in_(list(channel_ids)))
     stmt = (
         select(
             question.id.label("id"),
@@ -161,3 +181,69 @@ def _questions(
         .order_by(question.created_at.desc(), question.id)
     )
     return cast(Select[Any], stmt), answer, votes
+
+
+def left_alone(
+    since: datetime,
+    until: datetime | None,
+    workspace_id: uuid.UUID | None,
+    channel_ids: Sequence[uuid.UUID] | None,
+) -> Select[Any]:
+    """The questions autoanswer left alone for want of knowledge in ``[since, until)``, newest
+    first, with the columns of :class:`AskedQuestion` (``mode`` abstain, no votes,
+    ``unasked`` true): what a gap report adds to the refused questions of ``messages``."""
+    row = AutoAnswerDecision
+    where = [
+        row.question.is_not(None),
+        *_window(
+            row.created_at,
+            Channel.workspace_id,
+            row.channel_id,
+            since,
+            until,
+            workspace_id,
+            channel_ids,
+        ),
+    ]
+    stmt = (
+        select(
+            row.id.label("id"),
+            row.question.label("text"),
+            row.created_at.label("asked_at"),
+            literal(AnswerMode.ABSTAIN.value, String).label("mode"),
+            literal(0, Integer).label("ups"),
+            literal(0, Integer).label("downs"),
+            Workspace.platform.label("platform"),
+            Workspace.external_id.label("workspace"),
+            Channel.id.label("channel_id"),
+            Channel.external_id.label("channel"),
+            Channel.name.label("channel_name"),
+            func.coalesce(row.thread_key, "").label("thread"),
+            literal(True, Boolean).label("unasked"),
+        )
+        .join(Channel, Channel.id == row.channel_id)
+        .join(Workspace, Workspace.id == Channel.workspace_id)
+        .where(*where)
+        .order_by(row.created_at.desc(), row.id)
+    )
+    return cast(Select[Any], stmt)
+
+
+def _window(
+    stamp: Any,
+    workspace: Any,
+    channel: Any,
+    since: datetime,
+    until: datetime | None,
+    workspace_id: uuid.UUID | None,
+    channel_ids: Sequence[uuid.UUID] | None,
+) -> list[ColumnElement[bool]]:
+    """Rows stamped in ``[since, until)``, of ``workspace_id`` and ``channel_ids`` when given."""
+    where: list[ColumnElement[bool]] = [stamp >= since]
+    if until is not None:
+        where.append(stamp < until)
+    if workspace_id is not None:
+        where.append(workspace == workspace_id)
+    if channel_ids is not None:
+        where.append(channel.in_(list(channel_ids)))
+    return where
