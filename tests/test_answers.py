@@ -67,9 +67,10 @@ async def test_extractive_answer_is_cited_and_stored(bot) -> None:
 
 async def test_an_extractive_citation_quotes_the_sentence_that_answers(bot) -> None:
     await bot.upload("handbook.md", HANDBOOK)
-    answer = await bot.say("How do I add Lorekeeper to Slack?")
+    answer = await bot.say("How do I add Lorekeeper to my Slack workspace and run it?")
     assert answer.mode == "extractive"
-    # two sentences of one source, closed by one marker; the quote is the one that answers
+    # two sentences of one source (the second adds the "run" the question asks about), closed
+    # by one marker; the quote is the one that answers best
     assert "install it to your workspace. Copy the bot token" in answer.text
     quote = answer.citations[0].quote
     assert quote.startswith("To add Lorekeeper to Slack, create an app")

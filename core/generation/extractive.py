@@ -1,4 +1,5 @@
-"""The offline answerer: the few source sentences that best answer a question, quoted and cited.
+"""The offline answerer: the source sentence that best answers a question, quoted and cited,
+with a second only when it may hold what the first lacks.
 (Words, stems and sentences come from ``core.text``; a tabular source's rows and objects,
 answered with their relevant fields, from ``core.generation.records``.)"""
 
@@ -27,10 +28,26 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _MAX_SENTENCE_CHARS = 600
+# A quoted sentence longer than _LONG_SENTENCE keeps the clauses from the first of the
+# question's words to the last and _CLAUSE_SLACK characters on either side, to a clause break.
+_LONG_SENTENCE = 200
+_CLAUSE_SLACK = 40
+_CLAUSE_BREAK = re.compile(r"(?:[,;:]| [—–]) ")
+_WORD = re.compile(r"[^\W_]+")
 _K1, _B = 1.2, 0.75
-_EXTRA_SENTENCE_RATIO = 0.6  # a further sentence must score this share of the best one
 _REDUNDANT_JACCARD = 0.6
-_HEADER = "From the sources:"
+# A sentence scoring within _NEAR_TIE of the best is quoted with it: the scores cannot tell
+# the two apart, and either may hold the answer. A best sentence with at most _THIN_LEAD
+# words beyond the question's names the topic, not the answer. Tuned on
+# bench/answer_quality.py (median answer length against correct and cited).
+_NEAR_TIE = 0.25
+_THIN_LEAD = 1
+# The next sentence goes on with the best one ("It was commissioned by Odo.") when it opens
+# with one of these and shares a question term, or is short.
+_CONTINUATIONS = frozenset(
+    {"it", "its", "this", "these", "such", "they", "their", "he", "she", "but"}
+)
+_SHORT_SENTENCE = 60
 _EVIDENCE_SATURATION = 0.4
 # The sentence's dense cosine to the question joins its lexical score with this weight, and a
 # sentence that shares no term with the question may still answer when its cosine reaches
@@ -173,37 +190,63 @@ def _bigrams(seq: Sequence[str]) -> set[tuple[str, str]]:
 
 
 def _select(
-    candidates: list[_Candidate], max_sentences: int, expected: re.Pattern[str] | None
+    candidates: list[_Candidate],
+    max_sentences: int,
+    expected: re.Pattern[str] | None,
+    asked: set[str],
 ) -> list[_Candidate]:
+    """The best sentence, and a further one only when it may hold what the best lacks: a
+    near tie, or the next sentence when it adds a question term or the expected answer type
+    (a date for "when") that the best lacks, goes on with it, or follows a best sentence that
+    says little beyond the question's own words."""
     ranked = sorted(candidates, key=lambda c: (-c.score, c.source_index, c.position))
     if not ranked or not ranked[0].relevant:
         return []
     top = ranked[0]
-    # The sentence after the best one often completes it ("... A storm dispersed the
-    # fleet."), unless the best one already holds the date or number that was asked for.
-    next_too = expected is None or not expected.search(top.text)
+    held = set(top.terms) & asked
+    typed = expected is None or expected.search(top.text) is not None
+    thin = len(set(top.terms) - asked) <= _THIN_LEAD
     chosen = [top]
     for c in ranked[1:]:
         if len(chosen) >= max_sentences:
             break
-        follows = (
-            next_too
-            and top.record is None
-            and (c.source_index, c.position) == (top.source_index, top.position + 1)
-        )
-        # A further sentence earns its place by the words it shares with the question: every
-        # sentence of the right passage is close to the question in meaning.
-        if not follows and (
-            c.coverage <= 0 or c.lexical < _EXTRA_SENTENCE_RATIO * max(top.lexical, 1e-9)
-        ):
-            continue
-        if all(_jaccard(c.terms, o.terms) < _REDUNDANT_JACCARD for o in chosen):
+        near = top.score - c.score <= _NEAR_TIE
+        completes = not typed and expected is not None and expected.search(c.text) is not None
+        if _follows(top, c):
+            needed = near or thin or completes or bool(set(c.terms) & asked - held)
+            needed = needed or _continues(c)
+        else:
+            # A sentence elsewhere must share a word with the question too: every sentence
+            # of the right passage is close to the question in meaning.
+            needed = near and c.coverage > 0
+        if needed and all(_jaccard(c.terms, o.terms) < _REDUNDANT_JACCARD for o in chosen):
             chosen.append(c)
+            held |= set(c.terms) & asked
+            typed = typed or completes
     # The answer leads: the best sentence (with the one completing it) first, the rest after
     # it in document order.
     lead = {(top.source_index, top.position), (top.source_index, top.position + 1)}
     return sorted(
         chosen, key=lambda c: ((c.source_index, c.position) not in lead, c.source_index, c.position)
+    )
+
+
+def _follows(top: _Candidate, c: _Candidate) -> bool:
+    """``c`` is the sentence right after ``top`` in its source (records stand alone)."""
+    return (
+        top.record is None
+        and c.record is None
+        and (c.source_index, c.position) == (top.source_index, top.position + 1)
+    )
+
+
+def _continues(c: _Candidate) -> bool:
+    """``c`` opens by pointing back ("It", "This", "But") and is short or on the question."""
+    opening = [w.lower() for w in words(c.text)[:1]]
+    return (
+        bool(opening)
+        and opening[0] in _CONTINUATIONS
+        and (c.coverage > 0 or len(c.text) < _SHORT_SENTENCE)
     )
 
 
@@ -250,41 +293,66 @@ def _clip(sentence: str) -> str:
     return sentence[:_MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
 
 
+def _trim(sentence: str, question: str) -> str:
+    """A long sentence cut to its clauses about the question, each cut marked "…": from the
+    first of the question's words (or of the answer type it expects, a date for "when") to
+    the last, and ``_CLAUSE_SLACK`` characters on to the next clause break either side. An
+    answer sits among the question's words or next to them; a clause beyond is about
+    something else."""
+    if len(sentence) <= _LONG_SENTENCE:
+        return sentence
+    asked = set(terms(question))
+    spans = [m.span() for m in _WORD.finditer(sentence) if set(terms(m.group(0))) & asked]
+    expected = _expected_type(question)
+    if expected is not None:
+        asked_words = {w.lower() for w in words(question)}
+        spans += [m.span() for m in expected.finditer(sentence) if m[0].lower() not in asked_words]
+    if not spans:
+        return sentence
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
+    breaks = _CLAUSE_BREAK.finditer(sentence, last + _CLAUSE_SLACK)
+    end = next((m.start() for m in breaks), len(sentence))
+    before = _CLAUSE_BREAK.finditer(sentence, 0, max(first - _CLAUSE_SLACK, 0))
+    start = max((m.end() for m in before), default=0)
+    piece = sentence[start:end]
+    if end < len(sentence):
+        piece = piece.rstrip(",;:—– ") + " …"
+    return f"… {piece}" if start else piece
+
+
 def _render(chosen: list[_Candidate], sources: Sequence[Source]) -> str:
     lines: list[str] = []
     previous: _Candidate | None = None
     for c in chosen:
-        text = _clip(c.shown or c.text)
-        adjacent = (
-            previous is not None
-            and previous.record is None
-            and c.record is None
-            and (previous.source_index, previous.position + 1) == (c.source_index, c.position)
-        )
-        if adjacent and lines:
+        text = c.shown or _clip(c.text)
+        if previous is not None and _follows(previous, c) and lines:
             marker = f" [{sources[c.source_index].n}]"
             lines[-1] = f"{lines[-1].removesuffix(marker)} {text}{marker}"
         else:
             lines.append(f"> {text} [{sources[c.source_index].n}]")
         previous = c
-    return "\n".join([_HEADER, *lines])
+    return "\n".join(lines)
 
 
 def extractive_answer(
     question: str,
     sources: Sequence[Source],
     *,
-    max_sentences: int = 3,
+    max_sentences: int = 4,
     dense: Mapping[str, float] | None = None,
 ) -> ExtractiveResult:
     """Answer with the best supporting sentences of ``sources`` (retrieval order), quoted.
 
     Sentences are scored by BM25-weighted overlap with the question, idf-weighted keyword
     coverage, shared bigrams and the expected answer type (a date for "when", a number for
-    "how many"); retrieval rank breaks ties. Up to ``max_sentences`` non-redundant ones are
-    kept, the best one (with the sentence completing it) first and the others after it in
-    document order, each followed by its source's [n]. Nothing relevant gives an
-    empty text and score 0. The work is small (a few chunks); no thread is needed.
+    "how many"); retrieval rank breaks ties. The answer opens with the best one; a further
+    one (up to ``max_sentences``, none redundant) only when the scores cannot tell it from the
+    best, or when it is the next sentence and adds a question term or the expected answer
+    type that the best lacks, or goes on with it ("It was ..."). The best (with the sentence
+    completing it) leads, the others follow in document order, each quoted line closed by its
+    source's [n]; a long sentence is cut to its clauses about the question (``_trim``).
+    Nothing relevant gives an empty text and score 0. The work is small (a few chunks); no
+    thread is needed.
 
     ``dense`` maps a sentence to its dense cosine to the question
     (``Retriever.sentence_similarities``); it bridges the words a paraphrase does not share.
@@ -294,15 +362,17 @@ def extractive_answer(
     candidates = _candidates(sources, dense or {})
     _score_all(question, candidates, len(sources))
     expected = _expected_type(question)
-    chosen = _select(candidates, max(1, max_sentences), expected)
+    chosen = _select(candidates, max(1, max_sentences), expected, set(terms(question)))
     if not chosen:
         return ExtractiveResult("", (), 0.0)
     for c in chosen:
-        if c.record is not None:
+        if c.record is None:
+            c.shown = _trim(_clip(c.text), question)
+        else:
             fields = relevant_fields(
                 c.record, terms(question), expected=expected, question_words=words(question)
             )
-            c.shown = render(fields)
+            c.shown = _clip(render(fields))
     best = max(chosen, key=lambda c: c.score)
     used = tuple(sources[i] for i in dict.fromkeys(c.source_index for c in chosen))
     text = _render(chosen, sources)

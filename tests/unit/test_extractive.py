@@ -36,8 +36,8 @@ def test_answers_with_the_supporting_sentence_and_its_marker() -> None:
     result = extractive_answer(
         "How many vacation days do we get per year?", make(SECURITY, HANDBOOK, CANTEEN)
     )
-    assert result.text.startswith("From the sources:\n> ")
-    assert "The vacation allowance is 25 days per calendar year." in result.text
+    # the answer opens with the sentence that answers, and quotes it alone
+    assert result.text == "> The vacation allowance is 25 days per calendar year. [2]"
     assert "[2]" in result.text
     assert "[3]" not in result.text
     assert [s.title for s in result.used_sources] == ["Doc 2"]
@@ -63,13 +63,12 @@ def test_max_sentences_is_respected() -> None:
 def test_the_following_sentence_completes_the_best_one() -> None:
     story = (
         "In April the fleet left Messina in order to reach Acre. "
-        "A storm dispersed the fleet soon after. Several ships ran aground."
+        "But a storm dispersed the fleet. Several ships ran aground."
     )
     result = extractive_answer("What ruined the fleet's plan to reach Acre?", make(story))
-    assert "A storm dispersed the fleet" in result.text
     assert quoted_lines(result.text) == [
         "> In April the fleet left Messina in order to reach Acre. "
-        "A storm dispersed the fleet soon after. [1]"
+        "But a storm dispersed the fleet. [1]"
     ]
 
 
@@ -214,7 +213,7 @@ def test_the_citation_quotes_the_answering_sentence_not_the_last_of_its_run() ->
         "Three ships were later found off the southern coast of Cyprus, together with the "
         "wrecks of several others, and the king's sister was safe on board one of them."
     )
-    question = "What dispersed Richard's fleet?"
+    question = "What dispersed Richard's fleet, and where were the ships found?"
     sources = make(fleet)
     result = extractive_answer(question, sources)
     text, citations = parse_and_validate(result.text, sources)
