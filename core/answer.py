@@ -21,7 +21,12 @@ from core.generation.base import LLM, ChatMessage, Completion, Source
 from core.generation.citations import StreamPreview, parse_and_validate, quote_sentences
 from core.generation.extractive import ExtractiveResult, extractive_answer
 from core.generation.gate import DEFAULT_THRESHOLD, Evidence, evidence, should_answer
-from core.generation.prompt import build_messages, condense_heuristic, condense_messages
+from core.generation.prompt import (
+    build_messages,
+    condense_heuristic,
+    condense_messages,
+    rewrite_messages,
+)
 from core.generation.summary import requested_title, summary_points
 from core.observability import Metrics, NullMetrics, bind_log_context
 from core.pricing import PriceTable
@@ -35,6 +40,8 @@ log = logging.getLogger(__name__)
 # on the estimated chance that the sources answer the question, 0 answers whenever a sentence
 # supports it. A namespace's ``answer_threshold`` overrides it.
 VOTE_REFUSED = "I couldn't record that vote: that answer isn't from this workspace."
+# A rewritten search query is one line; the cap bounds a model that rambles.
+REWRITE_TOKENS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,16 @@ class Searched:
     namespace_ids: frozenset[uuid.UUID]
     limit: int
     retrieval: Retrieval
+
+
+@dataclass(frozen=True, slots=True)
+class _Weighed:
+    """A retrieval with what :func:`weigh` found in it."""
+
+    retrieval: Retrieval
+    sources: list[Source]
+    support: ExtractiveResult
+    signals: Evidence | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +216,10 @@ class AnswerService:
         ahead: Lookahead | None,
         searched: Searched | None,
     ) -> Answer:
-        # One budget for the question's LLM work (condensing a follow-up, then the answer),
-        # retries included: once a call has run out of it, the next fails at once and the
-        # answer comes from the sources, so an outage costs one timeout.
+        # One budget for the question's LLM work (condensing a follow-up, a rewritten query
+        # when the gate refuses the first search, then the answer), retries included: once a
+        # call has run out of it, the next fails at once and the answer comes from the
+        # sources, so an outage costs one timeout.
         deadline = time.monotonic() + (self._llm.timeout if self._llm is not None else 0.0)
         await reply.thinking(ctx.namespace_labels)
         history = (
@@ -238,14 +256,26 @@ class AnswerService:
         retrieval = _reusable(ctx, query, self._config.top_k, searched) or await self._retrieve(
             ctx, query, ahead
         )
-        usage_rows.append(self._embedding_usage(ctx, retrieval))
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
-        sources, support, signals = await weigh(self._retriever, message.text, retrieval)
-        if not should_answer(signals, threshold):
+        found = _Weighed(retrieval, *await weigh(self._retriever, message.text, retrieval))
+        searches = [retrieval]
+        if not should_answer(found.signals, threshold) and self._llm is not None:
+            found = await self._rewritten(
+                ctx,
+                query,
+                message.text,
+                found,
+                threshold=threshold,
+                deadline=deadline,
+                searches=searches,
+                usage_rows=usage_rows,
+            )
+        usage_rows.append(self._embedding_usage(ctx, *searches))
+        if not should_answer(found.signals, threshold):
             draft = _Draft(abstain_text(ctx.namespace_labels), (), AnswerMode.ABSTAIN)
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         draft = await self._generate(
-            ctx, history, message.text, sources, support, reply, deadline=deadline
+            ctx, history, message.text, found.sources, found.support, reply, deadline=deadline
         )
         if draft.completion is not None:
             usage_rows.append(self._chat_usage(ctx, draft.completion, UsageOperation.CHAT))
@@ -320,6 +350,48 @@ class AnswerService:
                 if query:
                     return query, [self._chat_usage(ctx, done, UsageOperation.CONDENSE)]
         return condense_heuristic(previous, text), []
+
+    async def _rewritten(
+        self,
+        ctx: ConversationContext,
+        query: str,
+        question: str,
+        found: _Weighed,
+        *,
+        threshold: float,
+        deadline: float,
+        searches: list[Retrieval],
+        usage_rows: list[UsageInput],
+    ) -> _Weighed:
+        """When the gate refuses what ``query`` found: one LLM call rewrites it in the words
+        a document would use ("PTO allowance" -> "paid time off days per year"), the rewrite
+        is searched and weighed on the original ``question``, and its result replaces
+        ``found`` if the gate accepts it. Otherwise ``found`` stays and the answer abstains;
+        a failed or timed-out call costs no further LLM call for the question. The call's
+        usage goes to ``usage_rows``, its search to ``searches``."""
+        assert self._llm is not None
+        try:
+            done = await self._llm.complete(
+                rewrite_messages(query),
+                max_tokens=REWRITE_TOKENS,
+                temperature=0.0,
+                deadline=deadline,
+            )
+        except LLMUnavailable as exc:
+            log.warning("query rewrite failed, abstaining: %s", exc.reason)
+            self._metrics.error("llm_unavailable")
+            return found
+        usage_rows.append(self._chat_usage(ctx, done, UsageOperation.REWRITE))
+        lines = done.text.strip().splitlines()
+        rewritten = lines[0].strip().strip('"') if lines else ""
+        if not rewritten or rewritten.casefold() == query.strip().casefold():
+            return found
+        retrieval = await self._retrieve(ctx, rewritten)
+        searches.append(retrieval)
+        again = _Weighed(retrieval, *await weigh(self._retriever, question, retrieval))
+        accepted = should_answer(again.signals, threshold)
+        log.info("query rewritten; the gate %s it", "accepts" if accepted else "refuses")
+        return again if accepted else found
 
     async def _retrieve(
         self, ctx: ConversationContext, query: str, ahead: Lookahead | None = None
@@ -433,7 +505,8 @@ class AnswerService:
             created_at=self._clock(),
         )
 
-    def _embedding_usage(self, ctx: ConversationContext, retrieval: Retrieval) -> UsageInput:
+    def _embedding_usage(self, ctx: ConversationContext, *searches: Retrieval) -> UsageInput:
+        """One row for the question's query embeddings (a rewritten query's too)."""
         return UsageInput(
             workspace_id=ctx.workspace.id,
             operation=UsageOperation.EMBEDDING,
@@ -441,8 +514,8 @@ class AnswerService:
             user_id=ctx.user.id,
             channel_id=ctx.channel.id,
             namespace_id=ctx.primary_namespace,
-            embedding_tokens=retrieval.query_tokens,
-            latency_ms=retrieval.embed_ms,
+            embedding_tokens=sum(r.query_tokens for r in searches),
+            latency_ms=sum(r.embed_ms for r in searches),
             created_at=self._clock(),
         )
 

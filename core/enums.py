@@ -57,10 +57,12 @@ class UserRole(enum.StrEnum):
 
 class UsageOperation(enum.StrEnum):
     """What a row of token usage paid for: an answer (``CHAT``), a follow-up made standalone
-    (``CONDENSE``), a question's embedding (``EMBEDDING``, one per answer), or a file's
-    (``INGEST``, counted against the upload allowance)."""
+    (``CONDENSE``), a question rewritten in its documents' words after the evidence gate
+    refused it (``REWRITE``), a question's embedding (``EMBEDDING``, one per answer, its
+    searches together), or a file's (``INGEST``, counted against the upload allowance)."""
 
     CHAT = "chat"
     CONDENSE = "condense"
+    REWRITE = "rewrite"
     EMBEDDING = "embedding"
     INGEST = "ingest"

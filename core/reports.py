@@ -1,7 +1,7 @@
 """Usage reports: totals and a breakdown by day, user, channel, namespace, model or operation.
 
 A request is one answered question, extractive or LLM (each has exactly one query embedding);
-broken down by operation, the count is of calls (embedding, condense, chat, ingest).
+broken down by operation, the count is of calls (embedding, condense, rewrite, chat, ingest).
 
 Whole UTC days that the rollup has covered are read from daily_usage; the rest of the window
 (today, a partial first day, days not rolled up yet) from the raw token_usage rows. The text

@@ -421,7 +421,8 @@ class TokenUsage(_UsageColumns, Base):
         Index("ix_token_usage_user_created", "user_id", "created_at"),
         Index("ix_token_usage_created_at", "created_at"),
         CheckConstraint(
-            "operation IN ('chat', 'condense', 'embedding', 'ingest')", name="operation"
+            "operation IN ('chat', 'condense', 'rewrite', 'embedding', 'ingest')",
+            name="operation",
         ),
     )
     workspace_id: Mapped[uuid.UUID] = _fk("workspaces.id", "CASCADE")

@@ -1,5 +1,5 @@
 """Prompts for grounded answers: the answer first, from the numbered sources that add something,
-in a token budget; and follow-up condensing."""
+in a token budget; follow-up condensing; and rewriting a question into a document's words."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ _CONDENSE_SYSTEM = (
     "understood without the conversation. Keep names, products and technical terms. "
     "If the follow-up is already standalone, return it unchanged. "
     "Reply with the question only, no preamble."
+)
+
+_REWRITE_SYSTEM = (
+    "Rewrite the user's question as one search query for the team's handbook and documents. "
+    "Use the words such a document would use: spell out abbreviations and slang, add the "
+    "formal term and a synonym or two for the thing asked about. Keep names, numbers and "
+    "technical terms. Do not answer the question. "
+    "Reply with the query only, on one line, no preamble."
 )
 
 _CHARS_PER_TOKEN = 4
@@ -191,6 +199,13 @@ def condense_messages(history: Sequence[ChatMessage], follow_up: str) -> list[Ch
         "Standalone question:"
     )
     return [ChatMessage(MessageRole.SYSTEM, _CONDENSE_SYSTEM), ChatMessage(MessageRole.USER, user)]
+
+
+def rewrite_messages(question: str) -> list[ChatMessage]:
+    """Messages asking the LLM for a search query in a handbook's words for ``question`` (the
+    answer flow asks when the evidence gate refuses what the question's own words found)."""
+    user = f"Question: {question.strip()}\n\nSearch query:"
+    return [ChatMessage(MessageRole.SYSTEM, _REWRITE_SYSTEM), ChatMessage(MessageRole.USER, user)]
 
 
 def condense_heuristic(history_user_questions: Sequence[str], follow_up: str) -> str:
