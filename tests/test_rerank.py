@@ -9,15 +9,10 @@ from collections import Counter
 
 import pytest
 
-from core.db.identity import IdentityStore
-from core.db.knowledge import KnowledgeStore
-from core.db.usage import UsageStore
-from core.ingestion.extract import ExtractLimits
-from core.ingestion.service import IngestionService, Uploader
-from core.retrieval.milvus import MilvusVectorStore
 from core.retrieval.rerank import SentenceReranker
 from core.retrieval.retriever import Retriever
 from core.text import STOPWORDS, split_sentences, stem, words
+from tests.indexing import indexed_text
 
 # Chunk 0 mentions every query word, but in different sentences; chunk 1 answers in one.
 SPREAD = (
@@ -81,24 +76,11 @@ def test_the_stem_memo_is_bounded() -> None:
 
 @pytest.fixture
 async def indexed(database, tmp_path, embedder):
-    vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
-    await vectors.open()
-    knowledge = KnowledgeStore(database)
-    service = IngestionService(
-        knowledge=knowledge,
-        usage=UsageStore(database),
-        embedder=embedder,
-        vectors=vectors,
-        limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
-        chunk_size=200,
-        chunk_overlap=40,
-    )
-    ws = await IdentityStore(database).workspace("slack", "TR")
-    ns = await knowledge.ensure_namespace(ws.id, "history")
     text = "\n\n".join([SPREAD, ANSWER, OTHER] * 3)
-    await service.ingest(text.encode(), "normandy.txt", namespace=ns, uploader=Uploader(ws.id))
-    yield knowledge, vectors, ws, ns
-    await vectors.close()
+    async with indexed_text(
+        database, tmp_path, embedder, text, team="TR", namespace="history"
+    ) as found:
+        yield found
 
 
 async def test_retriever_reranks_hybrid_results_and_keeps_cosine_similarity(

@@ -45,17 +45,27 @@ class SentenceReranker:
         """
         k = self._rrf_k
         order = list(range(len(texts)))
+        if len(texts) < 2 or not terms(query):
+            return [(i, 1.0 / (k + 1 + i)) for i in order]
+        rankings = [order, *self.lexical_orders(query, texts)]
+        fused = [0.0] * len(texts)
+        for ranking in rankings:
+            for rank, i in enumerate(ranking):
+                fused[i] += 1.0 / (k + 1 + rank)
+        best = sorted(order, key=lambda i: -fused[i])  # stable: ties keep the search's order
+        return [(i, fused[i]) for i in best]
+
+    def lexical_orders(self, query: str, texts: Sequence[str]) -> list[list[int]]:
+        """The two lexical rankings the reranker fuses, as indexes into ``texts``: by the
+        BM25 score of each text's best sentence, and of its best pair of adjacent sentences."""
         if len(self._indexes) > self._text_memo_size:
             self._indexes.clear()
         query_terms = terms(query)
-        if len(texts) < 2 or not query_terms:
-            return [(i, 1.0 / (k + 1 + i)) for i in order]
         wanted = set(query_terms)
         indexes = [self._index(t) for t in texts]
         sentences = [index.units(wanted) for index in indexes]
         pairs = [index.pairs(units) for index, units in zip(indexes, sentences, strict=True)]
-        rankings = [
-            order,
+        return [
             _best_unit_order(
                 query_terms,
                 sentences,
@@ -69,12 +79,6 @@ class SentenceReranker:
                 sum(i.total_pairs for i in indexes),
             ),
         ]
-        fused = [0.0] * len(texts)
-        for ranking in rankings:
-            for rank, i in enumerate(ranking):
-                fused[i] += 1.0 / (k + 1 + rank)
-        best = sorted(order, key=lambda i: -fused[i])  # stable: ties keep the search's order
-        return [(i, fused[i]) for i in best]
 
     def _index(self, text: str) -> _TextIndex:
         found = self._indexes.get(text)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.db.knowledge import ChunkView, KnowledgeStore
-from core.retrieval.base import Embedder, VectorStore
+from core.retrieval.base import Embedder, VectorHit, VectorStore
 from core.retrieval.rerank import SentenceReranker
 from core.retrieval.sentences import unpack
 from core.text import split_sentences
@@ -43,6 +43,15 @@ class Retrieval:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a search looks: ids in text form, as the vector store takes them."""
+
+    workspace_ids: list[str]
+    namespace_ids: list[str]
+    document_ids: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Lookahead:
     """A query embedding started early (see ``Retriever.embed_ahead``)."""
 
@@ -58,7 +67,8 @@ class Retriever:
 
     A hybrid search fetches ``rerank_depth`` fused candidates and reorders them with
     ``SentenceReranker`` (0 turns the reranker off); "dense" and "bm25" searches are one leg
-    of the store's search, as they are.
+    of the store's search, as they are. The two steps, ``_candidates`` (the store's search)
+    and ``_rerank``, are what ``bench/vocabulary.py`` varies to measure other ways.
     """
 
     def __init__(
@@ -116,15 +126,16 @@ class Retriever:
             vector = await self._embedder.embed_query(query)
         t1 = time.perf_counter()
         rerank = mode == "hybrid" and self._rerank_depth > limit
-        hits = await self._vectors.search(
-            query_text=query,
-            query_vector=vector,
-            workspace_id=[str(w) for w in sorted(workspaces)],
-            namespace_ids=[str(n) for n in namespace_ids],
-            document_ids=[str(d) for d in document_ids] if document_ids is not None else None,
+        hits = await self._candidates(
+            query,
+            vector,
+            Scope(
+                [str(w) for w in sorted(workspaces)],
+                [str(n) for n in namespace_ids],
+                [str(d) for d in document_ids] if document_ids is not None else None,
+            ),
             limit=self._rerank_depth if rerank else limit,
             mode=mode,
-            ids_only=True,  # the chunk rows below carry the rest
         )
         ids = [uuid.UUID(h.chunk_id) for h in hits]
         views = await self._knowledge.chunks(ids)
@@ -139,8 +150,7 @@ class Retriever:
         ]
         scored = [(v, h.score) for h, v in found]
         if rerank:
-            order = self._reranker.rerank(query, [v.content for _, v in found])
-            scored = [(found[i][1], score) for i, score in order]
+            scored = await self._rerank(query, vector, found)
         scored = scored[:limit]
         known = {h.chunk_id: h.similarity for h in hits if h.similarity is not None}
         missing = [str(v.id) for v, _ in scored if str(v.id) not in known]
@@ -156,6 +166,28 @@ class Retriever:
         return Retrieval(
             tuple(out), tokens, int((t1 - t0) * 1000), int((t2 - t1) * 1000), tuple(vector)
         )
+
+    async def _candidates(
+        self, query: str, vector: Sequence[float], scope: Scope, *, limit: int, mode: str
+    ) -> list[VectorHit]:
+        """The store's search, best first."""
+        return await self._vectors.search(
+            query_text=query,
+            query_vector=vector,
+            workspace_id=scope.workspace_ids,
+            namespace_ids=scope.namespace_ids,
+            document_ids=scope.document_ids,
+            limit=limit,
+            mode=mode,
+            ids_only=True,  # the chunk rows carry the rest
+        )
+
+    async def _rerank(
+        self, query: str, vector: Sequence[float], found: Sequence[tuple[VectorHit, ChunkView]]
+    ) -> list[tuple[ChunkView, float]]:
+        """The candidates in the search's order, reordered by ``SentenceReranker``."""
+        order = self._reranker.rerank(query, [v.content for _, v in found])
+        return [(found[i][1], score) for i, score in order]
 
     async def sentence_similarities(
         self, query_vector: Sequence[float], chunks: Sequence[ChunkView]
