@@ -16,7 +16,8 @@ from core.db.records import DocumentInput
 from core.db.types import new_id
 from core.errors import UnsupportedFile
 from core.ingestion.sentences import SentenceFiller
-from core.ingestion.service import Uploader
+from core.ingestion import service as ingestion_module
+from core.ingestion.service import INLINE_SENTENCES, Uploader
 from core.retrieval.retriever import SENTENCE_EMBED_CAP
 from core.retrieval.sentences import unpack
 from core.text import split_sentences
@@ -231,6 +232,36 @@ async def test_chunks_get_their_sentence_vectors_after_indexing_and_at_reconcile
         assert before is not None and after is not None
         assert float(np.min(np.sum(before * after, axis=1))) > 0.998
     assert (await service.reconcile()).sentence_vectors_filled == 0
+
+
+async def test_a_small_document_is_indexed_with_its_sentence_vectors(world, monkeypatch) -> None:
+    """A document of at most INLINE_SENTENCES chunks has every chunk's sentence vectors stored
+    when it is indexed, so a question posted with the file weighs every sentence; a larger one
+    is indexed without them and filled in the background."""
+    service, knowledge, _vectors, _retriever, ns, ws, _database = world
+    small = await service.ingest(
+        GUIDE, "guide.md", namespace=ns["a1"], uploader=Uploader(ws["a"].id)
+    )
+    assert 16 < small.document.chunk_count <= INLINE_SENTENCES
+    assert await knowledge.chunks_without_sentence_vectors(small.document.id, 1000) == []
+    views = await knowledge.chunks(list((await knowledge.chunk_ids()).keys()))
+    for view in views.values():
+        n = len(split_sentences(view.content))
+        assert unpack(view.sentence_vectors, sentences=n, dimension=384) is not None
+
+    monkeypatch.setattr(ingestion_module, "INLINE_SENTENCES", 4)
+    large = await service.ingest(
+        GUIDE.replace(b"migration", b"upgrade"),
+        "guide-2.md",
+        namespace=ns["a1"],
+        uploader=Uploader(ws["a"].id),
+    )
+    await service.close()  # stop its background fill before it has done more than one batch
+    left = await knowledge.chunks_without_sentence_vectors(large.document.id, 1000)
+    assert len(left) >= large.document.chunk_count - 16 > 0  # at most one batch of 16 filled
+    assert await knowledge.documents_without_sentence_vectors() == [large.document.id]
+    await service.fill_sentence_vectors()
+    assert await knowledge.documents_without_sentence_vectors() == []
 
 
 async def test_the_background_sentence_fill_goes_on_while_people_are_asking(

@@ -3,9 +3,11 @@
 The answerer weighs a question against every sentence of the chunks it reads
 (``Retriever.sentence_similarities``). Those vectors are kept with each chunk
 (``core.retrieval.sentences``) so that a burst of questions on a new corpus does not embed the
-same sentences first. They are not embedded while a document is indexed: a large upload has
-many times more sentences than chunks, and its "Indexed" would wait for them. Instead, once a
-document is indexed the filler embeds its chunks' sentences, a few chunks at a time, in the
+same sentences first. A small document (``service.INLINE_SENTENCES`` chunks at most) gets them
+while it is indexed, in the same pass as its chunks, so the first question after it (often
+posted with the file) weighs every sentence. A larger one does not: it has many times more
+sentences than chunks, and its "Indexed" would wait for them. Instead, once it is indexed the
+filler embeds its chunks' sentences, a few chunks at a time, in the
 embedder's document steps (threads of lower priority that yield to questions): flat out while
 nobody has asked anything for ``QUIET_SECONDS``, and resting three times as long as each batch
 took while people are asking. Questions meanwhile embed what they need of the sentences not

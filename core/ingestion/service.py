@@ -40,6 +40,7 @@ from core.ingestion.versions import Versions, identity_hash, settle
 from core.ingestion.workers import InlineParser, Parser
 from core.observability import Metrics, NullMetrics
 from core.retrieval.base import Embedder, VectorStore
+from core.retrieval.sentences import with_sentence_vectors
 from core.types import Progress
 from core.wording import count
 
@@ -49,6 +50,10 @@ ProgressCallback = Callable[[Progress], Awaitable[None]]
 # A document in these statuses holds its file: the same bytes again are a duplicate (processing:
 # another process is indexing it).
 _HELD = (DocumentStatus.INDEXED, DocumentStatus.PROCESSING)
+# A document of at most this many chunks gets its sentence vectors while it is indexed (about
+# as many again short texts to embed, a second or two at most); a larger one is told "Indexed"
+# first and filled in the background (core.ingestion.sentences).
+INLINE_SENTENCES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +358,7 @@ class IngestionService:
         texts = [embedding_text(title, c.section, c.text) for c in chunks]
         tokens = await asyncio.to_thread(self._embedder.count_tokens, texts)
         await self._check_allowance(new, tokens)
-        vectors = await self._embed(texts, report)
+        vectors, packed = await self._embed(texts, [c.text for c in chunks], report)
         rows = [
             ChunkRow(
                 id=new_id(),
@@ -364,8 +369,9 @@ class IngestionService:
                 end_offset=c.end,
                 page=c.page,
                 section=c.section,
+                sentence_vectors=sentences,
             )
-            for c in chunks
+            for c, sentences in zip(chunks, packed, strict=True)
         ]
         await report(Progress("storing", 0.92, count(len(rows), "chunk")))
         await self._knowledge.add_chunks(document.id, rows)
@@ -376,16 +382,29 @@ class IngestionService:
             ]
         )
         await self._knowledge.mark_indexed(document.id, chunk_count=len(rows), token_count=tokens)
-        self._sentences.poke(document.id)
+        if len(chunks) > INLINE_SENTENCES:
+            self._sentences.poke(document.id)
         return len(rows), tokens
 
-    async def _embed(self, texts: Sequence[str], report: ProgressCallback) -> list[list[float]]:
+    async def _embed(
+        self, texts: Sequence[str], contents: Sequence[str], report: ProgressCallback
+    ) -> tuple[list[list[float]], list[bytes | None]]:
+        """The chunks' vectors, and their sentence vectors when the document is small
+        (``INLINE_SENTENCES``): in the same pass, so the first question after it (often posted
+        with the file) weighs every sentence. A larger one's are filled in the background."""
+        if len(texts) <= INLINE_SENTENCES:
+            await report(Progress("embedding", 0.2, f"0/{len(texts)}"))
+            vectors, packed = await with_sentence_vectors(
+                self._embedder.embed_documents, texts, contents
+            )
+            await report(Progress("embedding", 0.9, f"{len(texts)}/{len(texts)}"))
+            return vectors, list(packed)
         out: list[list[float]] = []
         for start in range(0, len(texts), EMBED_BATCH):
             out.extend(await self._embedder.embed_documents(texts[start : start + EMBED_BATCH]))
             done = min(len(texts), start + EMBED_BATCH) / max(1, len(texts))
             await report(Progress("embedding", 0.2 + 0.7 * done, f"{len(out)}/{len(texts)}"))
-        return out
+        return out, [None] * len(texts)
 
     async def _check_allowance(self, new: _NewDocument, tokens: int) -> None:
         """Before embedding: a person's upload must fit their and their workspace's allowance
