@@ -208,7 +208,7 @@ def report(
         f"Command: `.venv/bin/python bench/hostile_uploads.py --questions {len(idle)}"
         f" --where {where} --write`."
         f" Machine: {model}, {os.cpu_count()} CPUs, flags {flags}"
-        f" (embedder `auto`: int8 ONNX where VNNI); load average at the end {load}."
+        f" (embedder {_backend()}); load average at the end {load}."
         f" Date: {dt.date.today().isoformat()}. Defaults: EXTRACT_WORKERS=2, EXTRACT_TIMEOUT=60,"
         " EXTRACT_MEMORY_MB=1024, caps 100,000 paragraphs, 1,000,000 elements, 1,000,000 JSON"
         " values, 2,000 pages. All ten files are uploaded at once; questions are asked one after"
@@ -248,6 +248,14 @@ def report(
         f" | {_met(ratio <= LATENCY_TARGET)} |",
     ]
     return "\n".join(lines)
+
+
+def _backend() -> str:
+    """The embedding backend this run used: EMBEDDING_BACKEND, or what `auto` picks here."""
+    from core.retrieval.embedder import auto_backend
+
+    chosen = os.environ.get("EMBEDDING_BACKEND", "auto")
+    return f"`auto`: {auto_backend()}" if chosen == "auto" else f"`{chosen}`"
 
 
 def _met(ok: bool) -> str:

@@ -39,6 +39,7 @@ from core.quota import QuestionRate, QuotaService
 from core.reports import ReportService
 from core.retrieval.base import Embedder
 from core.retrieval.milvus import MilvusVectorStore
+from core.retrieval.priority import Activity
 from core.retrieval.retriever import Retriever
 from core.uploads import UploadService
 
@@ -167,7 +168,10 @@ async def build(
     except BaseException:
         await database.dispose()
         raise
-    retriever = Retriever(embedder=embedder, vectors=vectors, knowledge=knowledge)
+    indexing = Activity()  # documents being embedded: questions leave them the model
+    retriever = Retriever(
+        embedder=embedder, vectors=vectors, knowledge=knowledge, indexing=indexing
+    )
     parsers = WorkerPool(  # workers start with the first upload
         workers=settings.extract_workers,
         timeout=settings.extract_timeout,
@@ -186,6 +190,7 @@ async def build(
         parser=parsers,
         allowance=quota,
         quiet=retriever.quiet_seconds,
+        indexing=indexing,
     )
     if llm is None and use_llm_from_settings:
         llm = _llm(settings)

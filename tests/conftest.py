@@ -89,7 +89,9 @@ def embedder():
     return SentenceTransformerEmbedder()
 
 
-def ingestion_service(database, embedder, vectors, *, usage=None) -> IngestionService:
+def ingestion_service(
+    database, embedder, vectors, *, usage=None, indexing=None
+) -> IngestionService:
     """An IngestionService with small chunks and limits (one per simulated process)."""
     from core.db.knowledge import KnowledgeStore
     from core.db.usage import UsageStore
@@ -104,6 +106,7 @@ def ingestion_service(database, embedder, vectors, *, usage=None) -> IngestionSe
         limits=ExtractLimits(max_bytes=200_000, max_chars=100_000),
         chunk_size=400,
         chunk_overlap=80,
+        indexing=indexing,
     )
 
 

@@ -15,8 +15,8 @@ from core.db.models import Chunk, Document, TokenUsage
 from core.db.records import DocumentInput
 from core.db.types import new_id
 from core.errors import UnsupportedFile
-from core.ingestion.sentences import SentenceFiller
 from core.ingestion import service as ingestion_module
+from core.ingestion.sentences import SentenceFiller
 from core.ingestion.service import INLINE_SENTENCES, Uploader
 from core.retrieval.retriever import SENTENCE_EMBED_CAP
 from core.retrieval.sentences import unpack
@@ -317,3 +317,57 @@ async def test_a_question_embeds_few_of_the_sentences_not_stored_yet(world, embe
         assert set(first) < set(second)
     finally:
         del embedder.embed_query
+
+
+async def test_while_a_document_is_indexed_questions_embed_none_of_its_sentences(
+    database, embedder, tmp_path, monkeypatch
+) -> None:
+    """Indexing counts itself busy for exactly as long as it embeds; a question meanwhile
+    embeds none of the sentences not stored yet (they weigh by their words), and the cap
+    applies again once indexing is over."""
+    from core.db.identity import IdentityStore
+    from core.db.knowledge import KnowledgeStore
+    from core.retrieval.milvus import MilvusVectorStore
+    from core.retrieval.priority import Activity
+    from core.retrieval.retriever import Retriever
+    from tests.conftest import ingestion_service
+
+    indexing = Activity()
+    vectors = MilvusVectorStore(str(tmp_path / "m.db"), dimension=embedder.dimension)
+    await vectors.open()
+    knowledge = KnowledgeStore(database)
+    service = ingestion_service(database, embedder, vectors, indexing=indexing)
+    retriever = Retriever(
+        embedder=embedder, vectors=vectors, knowledge=knowledge, indexing=indexing
+    )
+    ws = await IdentityStore(database).workspace("slack", "TA")
+    ns = await knowledge.ensure_namespace(ws.id, "one")
+    text = " ".join(f"Rule {i} of the handbook applies to team {i}." for i in range(30))
+    chunk = ChunkView(new_id(), new_id(), ns.id, ws.id, text, 0, len(text), None, None, "t", None)
+    query = await embedder.embed_query("Which rule applies to team 7?")
+    seen: list[tuple[str, bool]] = []  # (what was embedded, indexing at the time)
+    embed_documents, embed_query = embedder.embed_documents, embedder.embed_query
+
+    async def documents(texts):
+        seen.append(("document", bool(indexing)))
+        if len([s for s, _ in seen if s == "document"]) == 1:  # a question mid-indexing
+            seen.append(("words only", not await retriever.sentence_similarities(query, [chunk])))
+        return await embed_documents(texts)
+
+    async def queries(text):
+        seen.append(("query", bool(indexing)))
+        return await embed_query(text)
+
+    monkeypatch.setattr(embedder, "embed_documents", documents)
+    monkeypatch.setattr(embedder, "embed_query", queries)
+    try:
+        await service.ingest(GUIDE, "guide.md", namespace=ns, uploader=Uploader(ws.id))
+        assert ("document", True) in seen and ("words only", True) in seen
+        assert not [s for s in seen if s[0] == "query"]  # nothing embedded for the question
+        assert not indexing  # over
+        seen.clear()
+        assert await retriever.sentence_similarities(query, [chunk])
+        assert seen == [("query", False)] * SENTENCE_EMBED_CAP
+    finally:
+        await service.close()
+        await vectors.close()

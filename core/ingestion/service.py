@@ -40,6 +40,7 @@ from core.ingestion.versions import Versions, identity_hash, settle
 from core.ingestion.workers import InlineParser, Parser
 from core.observability import Metrics, NullMetrics
 from core.retrieval.base import Embedder, VectorStore
+from core.retrieval.priority import Activity
 from core.retrieval.sentences import with_sentence_vectors
 from core.types import Progress
 from core.wording import count
@@ -162,9 +163,12 @@ class IngestionService:
         parser: Parser | None = None,
         allowance: UploadAllowance | None = None,
         quiet: Callable[[], float] | None = None,
+        indexing: Activity | None = None,
     ) -> None:
         """``quiet``: seconds since the latest question (``Retriever.quiet_seconds``), which
-        the background fill of sentence vectors waits on (``core.ingestion.sentences``)."""
+        the background fill of sentence vectors waits on (``core.ingestion.sentences``).
+        ``indexing``: counts the documents being embedded, for the ``Retriever`` to see."""
+        self._indexing = Activity() if indexing is None else indexing  # falsy when idle
         self._knowledge = knowledge
         self._usage = usage
         self._embedder = embedder
@@ -392,6 +396,12 @@ class IngestionService:
         """The chunks' vectors, and their sentence vectors when the document is small
         (``INLINE_SENTENCES``): in the same pass, so the first question after it (often posted
         with the file) weighs every sentence. A larger one's are filled in the background."""
+        with self._indexing.running():
+            return await self._embed_chunks(texts, contents, report)
+
+    async def _embed_chunks(
+        self, texts: Sequence[str], contents: Sequence[str], report: ProgressCallback
+    ) -> tuple[list[list[float]], list[bytes | None]]:
         if len(texts) <= INLINE_SENTENCES:
             await report(Progress("embedding", 0.2, f"0/{len(texts)}"))
             vectors, packed = await with_sentence_vectors(

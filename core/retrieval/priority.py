@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 BACKGROUND_NICE = 10
@@ -101,6 +101,27 @@ class QueriesFirst:
         finally:
             state.stepping = False
             _wake(state)
+
+
+class Activity:
+    """How many of some work are running, shared between the service that does it and those
+    that give way to it: ``with activity.running():`` around each; true while any runs.
+    Indexing uses it: while a document's chunks are embedded, questions leave the sentences not
+    stored yet to it instead of embedding them (``Retriever.sentence_similarities``)."""
+
+    def __init__(self) -> None:
+        self._running = 0
+
+    def __bool__(self) -> bool:
+        return self._running > 0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        self._running += 1
+        try:
+            yield
+        finally:
+            self._running -= 1
 
 
 def _wake(state: _State) -> None:
