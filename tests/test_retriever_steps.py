@@ -29,9 +29,8 @@ TEXT = "\n\n".join(
 
 @pytest.fixture
 async def indexed(database, tmp_path, embedder):
-    text = TEXT
     async with indexed_text(
-        database, tmp_path, embedder, text, team="TV", namespace="handbook"
+        database, tmp_path, embedder, TEXT, team="TV", namespace="handbook"
     ) as found:
         yield found
 

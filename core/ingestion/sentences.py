@@ -7,12 +7,13 @@ same sentences first. A small document (``service.INLINE_SENTENCES`` chunks at m
 while it is indexed, in the same pass as its chunks, so the first question after it (often
 posted with the file) weighs every sentence. A larger one does not: it has many times more
 sentences than chunks, and its "Indexed" would wait for them. Instead, once it is indexed the
-filler embeds its chunks' sentences, a few chunks at a time, in the
-embedder's document steps (threads of lower priority that yield to questions): flat out while
-nobody has asked anything for ``QUIET_SECONDS``, and resting three times as long as each batch
-took while people are asking. Questions meanwhile embed what they need of the sentences not
-stored yet (``Retriever.sentence_similarities``, a few a question). The reconcile job (resting
-likewise) and ``lorekeeper ingest`` (flat out) run the same fill to the end.
+filler embeds its chunks' sentences, a few chunks at a time, in the embedder's document steps
+(threads of lower priority that yield to questions): flat out while nobody has asked anything
+for ``QUIET_SECONDS``, and resting three times as long as each batch took while people are
+asking. Questions meanwhile embed what they need of the sentences not stored yet
+(``Retriever.sentence_similarities``, a few a question, none while a document is being
+indexed). The reconcile job (resting likewise) and ``lorekeeper ingest`` (flat out) run the
+same fill to the end.
 """
 
 from __future__ import annotations

@@ -396,25 +396,21 @@ class IngestionService:
         """The chunks' vectors, and their sentence vectors when the document is small
         (``INLINE_SENTENCES``): in the same pass, so the first question after it (often posted
         with the file) weighs every sentence. A larger one's are filled in the background."""
-        with self._indexing.running():
-            return await self._embed_chunks(texts, contents, report)
-
-    async def _embed_chunks(
-        self, texts: Sequence[str], contents: Sequence[str], report: ProgressCallback
-    ) -> tuple[list[list[float]], list[bytes | None]]:
-        if len(texts) <= INLINE_SENTENCES:
-            await report(Progress("embedding", 0.2, f"0/{len(texts)}"))
-            vectors, packed = await with_sentence_vectors(
-                self._embedder.embed_documents, texts, contents
-            )
-            await report(Progress("embedding", 0.9, f"{len(texts)}/{len(texts)}"))
-            return vectors, list(packed)
-        out: list[list[float]] = []
-        for start in range(0, len(texts), EMBED_BATCH):
-            out.extend(await self._embedder.embed_documents(texts[start : start + EMBED_BATCH]))
-            done = min(len(texts), start + EMBED_BATCH) / max(1, len(texts))
-            await report(Progress("embedding", 0.2 + 0.7 * done, f"{len(out)}/{len(texts)}"))
-        return out, [None] * len(texts)
+        with self._indexing.running():  # questions meanwhile leave the model to it
+            if len(texts) <= INLINE_SENTENCES:
+                await report(Progress("embedding", 0.2, f"0/{len(texts)}"))
+                vectors, packed = await with_sentence_vectors(
+                    self._embedder.embed_documents, texts, contents
+                )
+                await report(Progress("embedding", 0.9, f"{len(texts)}/{len(texts)}"))
+                return vectors, list(packed)
+            out: list[list[float]] = []
+            for start in range(0, len(texts), EMBED_BATCH):
+                batch = texts[start : start + EMBED_BATCH]
+                out.extend(await self._embedder.embed_documents(batch))
+                done = min(len(texts), start + EMBED_BATCH) / max(1, len(texts))
+                await report(Progress("embedding", 0.2 + 0.7 * done, f"{len(out)}/{len(texts)}"))
+            return out, [None] * len(texts)
 
     async def _check_allowance(self, new: _NewDocument, tokens: int) -> None:
         """Before embedding: a person's upload must fit their and their workspace's allowance

@@ -76,8 +76,8 @@ def auto_backend(flags: set[str] | None = None) -> str:
     With AVX2 alone (no VNNI, no AVX512) int8 ingests 1.27x faster than the traced float32
     graph, answers as well, and runs a question beside a document step: questions during
     hostile uploads stay at 1.4-1.7x their idle p99 against 8.6-9.1x with float32, and
-    `lorekeeper ask` takes 3.8 s against 6.9 s. CPUs without AVX2
-    (and other architectures) were not measured and keep float32."""
+    `lorekeeper ask` takes 3.8 s against 6.9 s. CPUs without AVX2 (and other architectures)
+    were not measured and keep float32."""
     flags = _cpu_flags() if flags is None else flags
     if (cpu_has_vnni(flags) or "avx2" in flags) and onnx_installed():
         return "onnx-int8"

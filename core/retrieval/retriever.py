@@ -205,9 +205,8 @@ class Retriever:
         them yet has its sentences embedded here, as queries, memoised, at most
         ``SENTENCE_EMBED_CAP`` a question (the others are left out: they weigh by their words
         only), and none while a document is being indexed: the model is busy with it, and a
-        question that added document text to its queue would wait for more of it (measured:
-        questions in the channel of ten hostile uploads, p99 2.39x idle with the cap, 1.57x
-        without it while indexing)."""
+        question that added document text to its queue would wait for more of it
+        (docs/benchmarks.md, "Hostile uploads": questions in the uploading channel)."""
         if not query_vector:
             return {}
         query = np.asarray(query_vector, dtype=np.float32)

@@ -5,7 +5,7 @@ Downgrading counts those rows as ``condense``, the other call that writes a sear
 
 Revision ID: 0015
 Revises: 0014
-Create Date: 2026-12-15 09:00:00
+Create Date: 2026-12-06 09:00:00
 """
 
 from collections.abc import Sequence

@@ -3,11 +3,9 @@ only when that one may hold what the first lacks."""
 
 from __future__ import annotations
 
-import uuid
-
-from core.generation.base import Source
 from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
+from tests.unit.sources import make
 
 # A Wikipedia-style passage: every sentence is on the topic, one answers.
 TAPESTRY = (
@@ -21,13 +19,6 @@ ONCALL = (
     "10:00 in the ops channel. The outgoing engineer writes a short summary of open "
     "incidents. Pages must be acknowledged within five minutes."
 )
-
-
-def make(*texts: str) -> list[Source]:
-    return [
-        Source(i, str(uuid.uuid4()), str(uuid.uuid4()), f"Doc {i}", t, None, 0, len(t), 1 / i)
-        for i, t in enumerate(texts, start=1)
-    ]
 
 
 def lines(text: str) -> list[str]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
-from core.generation.base import Source
 from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
 from core.text import split_sentences, stem, terms
+from tests.unit.sources import make
 
 HANDBOOK = (
     "Our office is in Lisbon. New employees receive a laptop on their first day. "
@@ -19,13 +17,6 @@ SECURITY = (
     "The security team was founded in 2017 by Dr. Ana Costa. Report incidents in #security."
 )
 CANTEEN = "The canteen serves lunch from noon. Vegetarian dishes are available daily."
-
-
-def make(*texts: str) -> list[Source]:
-    return [
-        Source(i, str(uuid.uuid4()), str(uuid.uuid4()), f"Doc {i}", t, None, 0, len(t), 1 / i)
-        for i, t in enumerate(texts, start=1)
-    ]
 
 
 def quoted_lines(text: str) -> list[str]:
