@@ -4,9 +4,11 @@ sentence splitter that knows Markdown's headings, tables, lists and code."""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 
 _STOPWORD_LIST = """\
     a about above after again against all also am an and any are as at be because been
@@ -26,6 +28,11 @@ _ABBREVIATION_LIST = """\
     feb mar apr jun jul aug sep sept oct nov dec u.s a.m p.m ca cf al gen col lt rev
 """
 _ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
+PRONOUN_I = frozenset({"i", "i'm", "i've", "i'll", "i'd"})
+_POSSESSIVE = re.compile(r"['’]s$")
+_NEAR_SPELLING = 0.8  # difflib ratio from which a word is a misspelling of a name
+_NOUN_CAPITALS = 0.28  # more capitalised words inside sentences: a language capitalising nouns
+_TELLING = 30  # words inside sentences before their capitals say which language
 # Headings, table rows and fenced code are no answer sentences: they are dropped before splitting.
 _NOT_PROSE = re.compile(
     r"^ {0,3}#{1,6}[ \t][^\n]*$"  # a heading
@@ -110,6 +117,87 @@ def _is_letter_name(text: str, start: int, word: str) -> bool:
         return False
     before = text[:start].rstrip()
     return bool(before) and before[-1] not in ".!?:;\n\"'“‘(>*-•"
+
+
+def unknown_names(question: str, texts: Iterable[str]) -> tuple[str, ...]:
+    """The names ``question`` asks about that none of ``texts`` mentions, even misspelt: "Can I
+    use ChatGPT for work?" asked of sources that never say "ChatGPT" is not answered by them.
+
+    A name is a capitalised word inside a sentence of the question that is not a stopword,
+    not "I", not an all-capital abbreviation (RAM, API: the sources may spell them out) and
+    without digits, its possessive dropped. A title-case question has none, and neither has
+    one asked of texts written in a language that capitalises its nouns (German: about a
+    third of the words inside its sentences, against at most a fifth in name-dense English).
+    A name is mentioned when a word of the texts is it, starts with it ("Mac": macOS), is its
+    start ("Germany": German), shares its stem ("Marry": married) or is a near spelling of it
+    ("Hatmanis": Hartmanis)."""
+    found = [m for m in _WORD.finditer(question) if m.group().lower() not in STOPWORDS]
+    names = [
+        _POSSESSIVE.sub("", m.group()) for m in found if _is_name(question, m.start(), m.group())
+    ]
+    if not names or _title_case(question):
+        return ()
+    texts = list(texts)
+    if _capitalised_share(texts) > _NOUN_CAPITALS:
+        return ()
+    vocabulary = {_fold(w) for text in texts for w in _WORD.findall(text)}
+    stems = {stem(w) for w in vocabulary}
+    return tuple(
+        n
+        for n in dict.fromkeys(names)
+        if stem(n) not in stems and not _mentioned(_fold(n), vocabulary)
+    )
+
+
+def _title_case(question: str) -> bool:
+    inside = words(question)[1:]
+    return len(inside) >= 3 and all(w[0].isupper() or w[0].isdigit() for w in inside)
+
+
+def _capitalised_share(texts: Sequence[str]) -> float:
+    """The share of the words inside the texts' sentences that are capitalised (0 when the
+    texts hold too few words to tell)."""
+    inside = capitalised = 0
+    for text in texts:
+        for sentence in split_sentences(text):
+            for match in _WORD.finditer(sentence):
+                if match.start():
+                    inside += 1
+                    capitalised += match.group()[0].isupper()
+    return capitalised / inside if inside >= _TELLING else 0.0
+
+
+def _is_name(text: str, start: int, word: str) -> bool:
+    if not word[0].isupper() or (word.isupper() and len(word) > 1) or has_digit(word):
+        return False
+    if _fold(word) in PRONOUN_I:
+        return False
+    before = text[:start].rstrip()
+    return bool(before) and before[-1] not in ".!?:;\n\"'“‘(>*-•"
+
+
+def has_digit(word: str) -> bool:
+    return any(ch.isdigit() for ch in word)
+
+
+def _fold(word: str) -> str:
+    word = word.lower().replace("’", "'")
+    return word if word.isascii() else _fold_accents(word)
+
+
+def _mentioned(name: str, vocabulary: set[str]) -> bool:
+    if name in vocabulary:
+        return True
+    for word in vocabulary:
+        if (len(name) >= 3 and word.startswith(name)) or (len(word) >= 4 and name.startswith(word)):
+            return True
+        if (
+            len(name) >= 5
+            and word[:1] == name[:1]
+            and difflib.SequenceMatcher(None, name, word).ratio() >= _NEAR_SPELLING
+        ):
+            return True
+    return False
 
 
 def split_sentences(text: str) -> list[str]:

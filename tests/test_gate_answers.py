@@ -47,3 +47,17 @@ async def test_a_paraphrase_is_answered_and_an_unanswered_question_abstains(bot)
     unanswered = await bot.say("Can I expense my gym membership?", thread="T2")
     assert unanswered.abstained
     assert unanswered.text == "I couldn't find that in general."
+
+
+async def test_a_question_about_something_the_handbook_never_names_abstains(bot) -> None:
+    """Asked about a tool the documents never mention, the bot says it could not find it
+    rather than quoting the nearest on-call sentence; the same question about the tool they
+    name (misspelt, as people type) is answered."""
+    unknown = await bot.say("How do I acknowledge an alert in Opsgenie?")
+    assert unknown.abstained
+    assert unknown.text == "I couldn't find that in general."
+
+    known = await bot.say("How fast do I acknowledge an alert in PagerDuy?", thread="T2")
+    assert not known.abstained
+    assert "5 minutes" in known.text
+    assert known.citations and known.citations[0].title == "oncall.md"

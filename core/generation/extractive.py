@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.generation.base import Source
 from core.generation.records import Record, relevant_fields, render, split_records
-from core.text import split_sentences, terms, words
+from core.text import PRONOUN_I, has_digit, split_sentences, terms, unknown_names, words
 
 _BRACKET_REF = re.compile(r"\s*\[\^?\d+\]")
 _YEAR_OR_DATE = re.compile(
@@ -70,6 +70,7 @@ class Support:
     typed: float  # 1 the expected answer type (a number, a date) is there, 0 not, 0.5 no type
     negation_kept: bool  # the question's negation (if any) is in the sentence
     source_index: int  # which source (retrieval order) holds the sentence
+    unknown_names: int = 0  # names of the question no source mentions (core.text.unknown_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,10 +277,6 @@ def _confidence(question: str, best: _Candidate, answer: str, sources: Sequence[
     return round(min(max(value, 0.0), 1.0), 4)
 
 
-def _has_digit(word: str) -> bool:
-    return any(ch.isdigit() for ch in word)
-
-
 def _negated(sentence_words: Sequence[str]) -> bool:
     return any(
         w.lower() in _NEGATIONS or w.lower().endswith(("n't", "n’t")) for w in sentence_words
@@ -387,12 +384,12 @@ def extractive_answer(
         used,
         _confidence(question, best, text, sources),
         best_sentences,
-        _support(question, best),
+        _support(question, best, sources),
         tuple(round(score, 4) for score in scores),
     )
 
 
-def _support(question: str, best: _Candidate) -> Support:
+def _support(question: str, best: _Candidate, sources: Sequence[Source]) -> Support:
     question_words = words(question)
     names = {w.lower() for w in _names(question_words)}
     held = {w.lower() for w in words(best.text)}
@@ -411,9 +408,15 @@ def _support(question: str, best: _Candidate) -> Support:
         typed=typed,
         negation_kept=not _negated(question_words) or _negated(words(best.text)),
         source_index=best.source_index,
+        unknown_names=len(unknown_names(question, (s.text for s in sources))),
     )
 
 
 def _names(question_words: Sequence[str]) -> list[str]:
-    """The question's names, numbers and dates: capitalised words past the first, digits."""
-    return [w for i, w in enumerate(question_words) if (i and w[0].isupper()) or _has_digit(w)]
+    """The question's names, numbers and dates: capitalised words past the first (not the
+    pronoun "I" and its contractions), digits."""
+    return [
+        w
+        for i, w in enumerate(question_words)
+        if (i and w[0].isupper() and w.lower().replace("’", "'") not in PRONOUN_I) or has_digit(w)
+    ]

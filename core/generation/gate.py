@@ -9,20 +9,23 @@ the lexical sentence ranking agree on that chunk, the share of the question's co
 bigrams, names, numbers and dates the sentence holds, its BM25, the expected answer type and
 a negation the question asks about.
 
-The decision rule is a logistic model with its coefficients in ``COEFFICIENTS``: ``p`` is
-the estimated chance that the question is answerable from the sources, and the bot answers when
-``p`` reaches the threshold (``DEFAULT_THRESHOLD``, or a namespace's ``answer_threshold``;
-0 always answers when a supporting sentence exists). The coefficients are fitted offline by
-``bench/fit_gate.py`` on calibration data that is not the evaluation set (one team handbook
-of ``bench/teamset/`` and half of the SQuAD subset); ``bench/answer_quality.py`` measures the
-rule on the rest (docs/benchmarks.md, "Answer quality").
+A question that names something no source mentions ("Can I use ChatGPT for work?" over sources
+that never say ChatGPT) is not answered by them, whatever else they share with it: that vetoes
+the answer (``Evidence.unknown_names``). Otherwise the decision rule is a logistic model with
+its coefficients in ``COEFFICIENTS``: ``p`` is the estimated chance that the question is
+answerable from the sources, and the bot answers when ``p`` reaches the threshold
+(``DEFAULT_THRESHOLD``, or a namespace's ``answer_threshold``; 0 always answers when a
+supporting sentence exists). The coefficients are fitted offline by ``bench/fit_gate.py`` on
+calibration data that is not the evaluation set (one team handbook of ``bench/teamset/`` and
+half of the SQuAD subset); ``bench/answer_quality.py`` measures the rule on the rest
+(docs/benchmarks.md, "Answer quality").
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 
 from core.generation.base import Source
 from core.generation.extractive import ExtractiveResult
@@ -44,6 +47,7 @@ class Evidence:
     typed: float  # expected answer type present: 1 yes, 0 no, 0.5 no type expected
     negation_kept: float  # 1 unless the question negates and the sentence does not
     extractive: float  # the offline answerer's own confidence
+    unknown_names: float = 0.0  # names of the question no source mentions: a veto, not a weight
 
 
 # Fitted by bench/fit_gate.py (weighted logistic regression, L2, on the calibration split),
@@ -99,15 +103,16 @@ def evidence(sources: Sequence[Source], result: ExtractiveResult) -> Evidence | 
         typed=support.typed,
         negation_kept=1.0 if support.negation_kept else 0.0,
         extractive=result.score,
+        unknown_names=float(support.unknown_names),
     )
 
 
 def answer_probability(signals: Evidence) -> float:
-    """The logistic model's estimate that the sources answer the question."""
-    z = INTERCEPT + sum(
-        COEFFICIENTS[f.name] * value
-        for f, value in zip(fields(signals), astuple(signals), strict=True)
-    )
+    """The logistic model's estimate that the sources answer the question; 0 when it names
+    something no source mentions (they cannot say anything about it)."""
+    if signals.unknown_names >= 1:
+        return 0.0
+    z = INTERCEPT + sum(COEFFICIENTS[name] * getattr(signals, name) for name in COEFFICIENTS)
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 

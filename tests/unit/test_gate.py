@@ -13,6 +13,7 @@ from core.generation.gate import (
     evidence,
     should_answer,
 )
+from core.text import unknown_names
 
 TIME_OFF = (
     "Everyone gets paid time off (PTO) from their first day. Full-time employees receive "
@@ -61,6 +62,20 @@ def test_a_missing_name_a_missing_number_and_a_lost_negation_show() -> None:
     assert negated is not None and negated.negation_kept == 0.0
 
 
+def test_the_pronoun_i_is_not_a_name() -> None:
+    """A question in the first person ("Can I…", "I'm…") names nobody: the sentence that
+    answers it holds no "I", and that must not count as a missing name."""
+    sources = make(TIME_OFF, cosines=(0.5,))
+    for question in (
+        "How many days of PTO do I get?",
+        "I'm full-time, how many PTO days carry over?",
+    ):
+        found = evidence(sources, extractive_answer(question, sources))
+        assert found is not None and found.names == 1.0, question
+    named = evidence(sources, extractive_answer("Can I carry PTO over to Globex?", sources))
+    assert named is not None and named.names == 0.5  # PTO yes, Globex no; "I" is no name
+
+
 def test_the_sentence_cosine_bridges_a_paraphrase() -> None:
     sources = make(TIME_OFF, EXPENSES, cosines=(0.30, 0.35))
     question = "How much money do I get for food on a business trip?"
@@ -91,3 +106,42 @@ def test_the_rule_weighs_evidence_not_one_cosine() -> None:
     assert not should_answer(unanswerable, DEFAULT_THRESHOLD)
     # the probability grows with the cosine, all else equal
     assert answer_probability(signals(similarity=0.6)) > answer_probability(signals(similarity=0.3))
+
+
+def test_a_name_no_source_mentions_vetoes_the_answer() -> None:
+    """Asked about a tool the handbook never mentions, the bot abstains however on topic the
+    rest of the question is; spelt a little off, or as a stem or a part of a name the
+    sources use, the name still counts as mentioned."""
+    laptops = (
+        "Laptops are enrolled in Kandji, which keeps macOS up to date. Light personal use of "
+        "your laptop is fine. Engineers receive a MacBook Pro with 32 GB of memory."
+    )
+    sources = make(laptops, cosines=(0.62,))
+    for question in ("Can I use Linux on my work laptop?", "Can I install ChatGPT on my laptop?"):
+        found = evidence(sources, extractive_answer(question, sources))
+        assert found is not None and found.unknown_names == 1.0, question
+        assert answer_probability(found) == 0.0
+        assert not should_answer(found)
+        assert should_answer(found, 0.0)  # a threshold of 0 still always answers
+    for question in (
+        "Does Kandij keep my laptop updated?",  # misspelt
+        "How much memory does the Mac have?",  # the start of macOS and MacBook
+        "Is personal use of a laptop fine for Engineering?",  # the stem of "Engineers"
+        "How much RAM do Engineers get?",  # an abbreviation is no name
+    ):
+        found = evidence(sources, extractive_answer(question, sources))
+        assert found is not None and found.unknown_names == 0.0, question
+
+
+def test_names_are_not_read_into_title_case_or_a_language_that_capitalises_nouns() -> None:
+    assert unknown_names("How Do I Reset My Okta Password?", ["Passwords expire."]) == ()
+    assert unknown_names("Hi. Where is Datadog?", ["Grafana shows the metrics."]) == ("Datadog",)
+    german = (
+        "Jeder Mitarbeiter erhält pro Kalenderjahr 30 Tage Urlaub. Der Urlaub muss im "
+        "Personalportal beantragt werden. Nicht genommene Urlaubstage verfallen am 31. März "
+        "des Folgejahres. Bei Krankheit ist ab dem dritten Tag eine Bescheinigung vorzulegen. "
+        "Reisekosten werden über das Spesenportal abgerechnet."
+    )
+    assert unknown_names("Wer zahlt die Hotelkosten auf Reisen?", [german]) == ()
+    english = "Hotel costs are paid by the company. " * 8
+    assert unknown_names("Who pays the Reisekosten?", [english]) == ("Reisekosten",)
