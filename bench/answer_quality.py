@@ -60,6 +60,7 @@ class Outcome:
     text: str  # the extractive answer after citation validation
     correct: bool  # correct and cited, if answered
     retrieval_hit: bool
+    missing: tuple[str, ...] = ()  # names of the question no source mentions
 
     @property
     def similarity(self) -> float:
@@ -148,6 +149,7 @@ async def answer_all(bot, questions: Sequence[tuple[Question, str]]) -> list[Out
                 text,
                 _correct(q.answers, text, cited) if text else False,
                 any(_fold(g) in t for g in q.answers for t in contents),
+                result.support.unknown_names if result.support else (),
             )
         )
     return out
@@ -243,7 +245,7 @@ async def verify(bot, outcomes: Sequence[Outcome], sample: int) -> tuple[int, in
     for i, o in enumerate(chosen):
         got = await bot.say(o.question.text, thread=f"verify-{i}")
         expect = gate_rule(DEFAULT_THRESHOLD)(o)
-        text = o.text if expect else abstain_text(ctx.namespace_labels)
+        text = o.text if expect else abstain_text(ctx.namespace_labels, o.missing)
         same += got.abstained != expect and got.text == text
     return same, len(chosen)
 

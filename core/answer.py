@@ -114,8 +114,11 @@ async def weigh(
     return sources, support, evidence(sources, support)
 
 
-def abstain_text(namespaces: Sequence[str]) -> str:
+def abstain_text(namespaces: Sequence[str], missing: Sequence[str] = ()) -> str:
+    """The abstention, naming what the question asked about that no source mentions."""
     where = ", ".join(namespaces) if namespaces else "the knowledge base"
+    if missing:
+        return f"I couldn't find anything about {' or '.join(missing)} in {where}."
     return f"I couldn't find that in {where}."
 
 
@@ -272,7 +275,8 @@ class AnswerService:
             )
         usage_rows.append(self._embedding_usage(ctx, *searches))
         if not should_answer(found.signals, threshold):
-            draft = _Draft(abstain_text(ctx.namespace_labels), (), AnswerMode.ABSTAIN)
+            missing = found.support.support.unknown_names if found.support.support else ()
+            draft = _Draft(abstain_text(ctx.namespace_labels, missing), (), AnswerMode.ABSTAIN)
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         draft = await self._generate(
             ctx, history, message.text, found.sources, found.support, reply, deadline=deadline

@@ -55,7 +55,7 @@ async def test_a_question_about_something_the_handbook_never_names_abstains(bot)
     name (misspelt, as people type) is answered."""
     unknown = await bot.say("How do I acknowledge an alert in Opsgenie?")
     assert unknown.abstained
-    assert unknown.text == "I couldn't find that in general."
+    assert unknown.text == "I couldn't find anything about Opsgenie in general."
 
     known = await bot.say("How fast do I acknowledge an alert in PagerDuy?", thread="T2")
     assert not known.abstained

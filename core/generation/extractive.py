@@ -70,7 +70,7 @@ class Support:
     typed: float  # 1 the expected answer type (a number, a date) is there, 0 not, 0.5 no type
     negation_kept: bool  # the question's negation (if any) is in the sentence
     source_index: int  # which source (retrieval order) holds the sentence
-    unknown_names: int = 0  # names of the question no source mentions (core.text.unknown_names)
+    unknown_names: tuple[str, ...] = ()  # the question's names no source mentions (core.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,7 +408,7 @@ def _support(question: str, best: _Candidate, sources: Sequence[Source]) -> Supp
         typed=typed,
         negation_kept=not _negated(question_words) or _negated(words(best.text)),
         source_index=best.source_index,
-        unknown_names=len(unknown_names(question, (s.text for s in sources))),
+        unknown_names=unknown_names(question, (s.text for s in sources)),
     )
 
 

@@ -103,7 +103,7 @@ def evidence(sources: Sequence[Source], result: ExtractiveResult) -> Evidence | 
         typed=support.typed,
         negation_kept=1.0 if support.negation_kept else 0.0,
         extractive=result.score,
-        unknown_names=float(support.unknown_names),
+        unknown_names=float(len(support.unknown_names)),
     )
 
 
