@@ -30,6 +30,7 @@ _ABBREVIATION_LIST = """\
 _ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
 PRONOUN_I = frozenset({"i", "i'm", "i've", "i'll", "i'd"})
 _POSSESSIVE = re.compile(r"['’]s$")
+_YEAR = re.compile(r"^(1\d{3}|20\d{2})(['’]?s)?$")  # 1974, 1970s, 1100's
 _NEAR_SPELLING = 0.8  # difflib ratio from which a word is a misspelling of a name
 _NOUN_CAPITALS = 0.28  # more capitalised words inside sentences: a language capitalising nouns
 _TELLING = 30  # words inside sentences before their capitals say which language
@@ -120,8 +121,10 @@ def _is_letter_name(text: str, start: int, word: str) -> bool:
 
 
 def unknown_names(question: str, texts: Iterable[str]) -> tuple[str, ...]:
-    """The names ``question`` asks about that none of ``texts`` mentions, even misspelt: "Can I
-    use ChatGPT for work?" asked of sources that never say "ChatGPT" is not answered by them.
+    """The names and years ``question`` asks about that none of ``texts`` mentions, even
+    misspelt: "Can I use ChatGPT for work?" asked of sources that never say "ChatGPT" is not
+    answered by them, nor "What did Turing invent in 1974?" by sources without 1974 (a decade
+    or century, "the 1100s", is mentioned by any year in it).
 
     A name is a capitalised word inside a sentence of the question that is not a stopword,
     not "I", not an all-capital abbreviation (RAM, API: the sources may spell them out) and
@@ -132,21 +135,38 @@ def unknown_names(question: str, texts: Iterable[str]) -> tuple[str, ...]:
     start ("Germany": German), shares its stem ("Marry": married) or is a near spelling of it
     ("Hatmanis": Hartmanis)."""
     found = [m for m in _WORD.finditer(question) if m.group().lower() not in STOPWORDS]
+    years = [m.group() for m in found if _YEAR.match(m.group())]
     names = [
         _POSSESSIVE.sub("", m.group()) for m in found if _is_name(question, m.start(), m.group())
     ]
-    if not names or _title_case(question):
+    if _title_case(question):
+        names = []
+    if not names and not years:
         return ()
     texts = list(texts)
-    if _capitalised_share(texts) > _NOUN_CAPITALS:
-        return ()
     vocabulary = {_fold(w) for text in texts for w in _WORD.findall(text)}
+    if names and _capitalised_share(texts) > _NOUN_CAPITALS:
+        names = []
     stems = {stem(w) for w in vocabulary}
-    return tuple(
+    return tuple(y for y in dict.fromkeys(years) if not _year_mentioned(y, vocabulary)) + tuple(
         n
         for n in dict.fromkeys(names)
         if stem(n) not in stems and not _mentioned(_fold(n), vocabulary)
     )
+
+
+def _year_mentioned(year: str, vocabulary: set[str]) -> bool:
+    """Whether a year ("1974") or its decade or century ("1970s", "1100's") is in the texts:
+    the year itself, or any year of that decade or century."""
+    match = _YEAR.match(year)
+    if match is None:
+        return True
+    digits, plural = match.group(1, 2)
+    if not plural:
+        return digits in vocabulary or year.lower() in vocabulary
+    prefix = digits.rstrip("0") if digits.endswith("00") else digits[:3]
+    prefix = prefix if len(prefix) >= 2 else digits[:2]
+    return any(len(w) >= 4 and w[:4].isdigit() and w.startswith(prefix) for w in vocabulary)
 
 
 def _title_case(question: str) -> bool:

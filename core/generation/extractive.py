@@ -70,7 +70,7 @@ class Support:
     typed: float  # 1 the expected answer type (a number, a date) is there, 0 not, 0.5 no type
     negation_kept: bool  # the question's negation (if any) is in the sentence
     source_index: int  # which source (retrieval order) holds the sentence
-    unknown_names: tuple[str, ...] = ()  # the question's names no source mentions (core.text)
+    unknown_names: tuple[str, ...] = ()  # the question's names and years no source mentions
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,13 @@ the lexical sentence ranking agree on that chunk, the share of the question's co
 bigrams, names, numbers and dates the sentence holds, its BM25, the expected answer type and
 a negation the question asks about.
 
-A question that names something no source mentions ("Can I use ChatGPT for work?" over sources
-that never say ChatGPT) is not answered by them, whatever else they share with it: that vetoes
-the answer (``Evidence.unknown_names``). Otherwise the decision rule is a logistic model with
-its coefficients in ``COEFFICIENTS``: ``p`` is the estimated chance that the question is
-answerable from the sources, and the bot answers when ``p`` reaches the threshold
-(``DEFAULT_THRESHOLD``, or a namespace's ``answer_threshold``; 0 always answers when a
-supporting sentence exists). The coefficients are fitted offline by ``bench/fit_gate.py`` on
+A question that names something, or a year, that no source mentions ("Can I use ChatGPT for
+work?" over sources that never say ChatGPT) is not answered by them, whatever else they share
+with it: that vetoes the answer (``Evidence.unknown_names``). Otherwise the decision rule is a
+logistic model with its coefficients in ``COEFFICIENTS``: ``p`` is the estimated chance that
+the question is answerable from the sources, and the bot answers when ``p`` reaches the
+threshold (``DEFAULT_THRESHOLD``, or a namespace's ``answer_threshold``; 0 always answers when
+a supporting sentence exists). The coefficients are fitted offline by ``bench/fit_gate.py`` on
 calibration data that is not the evaluation set (one team handbook of ``bench/teamset/`` and
 half of the SQuAD subset); ``bench/answer_quality.py`` measures the rule on the rest
 (docs/benchmarks.md, "Answer quality").
@@ -47,7 +47,7 @@ class Evidence:
     typed: float  # expected answer type present: 1 yes, 0 no, 0.5 no type expected
     negation_kept: float  # 1 unless the question negates and the sentence does not
     extractive: float  # the offline answerer's own confidence
-    unknown_names: float = 0.0  # names of the question no source mentions: a veto, not a weight
+    unknown_names: float = 0.0  # names and years of the question no source mentions: a veto
 
 
 # Fitted by bench/fit_gate.py (weighted logistic regression, L2, on the calibration split),

@@ -145,3 +145,13 @@ def test_names_are_not_read_into_title_case_or_a_language_that_capitalises_nouns
     assert unknown_names("Wer zahlt die Hotelkosten auf Reisen?", [german]) == ()
     english = "Hotel costs are paid by the company. " * 8
     assert unknown_names("Who pays the Reisekosten?", [english]) == ("Reisekosten",)
+
+
+def test_a_year_no_source_mentions_is_unknown_and_a_decade_is_any_year_in_it() -> None:
+    history = ["The Normans fought in 1150. Cook's paper appeared in 1971."]
+    assert unknown_names("What did Cook invent in 1974?", history) == ("1974",)
+    assert unknown_names("What did Cook write in 1971?", history) == ()
+    assert unknown_names("What happened in the 1100s?", history) == ()  # 1150
+    assert unknown_names("What happened in the 1970's?", history) == ()  # 1971
+    assert unknown_names("What happened in the 1960s?", history) == ("1960s",)
+    assert unknown_names("How many days after 3 years of service?", history) == ()  # no year
