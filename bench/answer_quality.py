@@ -35,9 +35,10 @@ from common import Question, bot_with_articles, default_context, load_articles, 
 from common import write_subsection as write_doc
 from machine import cpu
 
-from core.answer import abstain_text, weigh
+from core.answer import abstain_text
 from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.gate import DEFAULT_THRESHOLD, Evidence, answer_probability
+from core.search import weigh
 
 TEAMSET = Path(__file__).resolve().parent / "teamset"
 CALIBRATION_SETS = ("hr",)

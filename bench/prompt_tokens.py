@@ -34,10 +34,10 @@ from common import ROOT, bot_with_articles, default_context, load_articles, real
 from common import write_subsection as write_doc
 from machine import cpu
 
-from core.answer import weigh
 from core.generation.base import ChatMessage
 from core.generation.gate import DEFAULT_THRESHOLD, should_answer
 from core.generation.prompt import BuiltPrompt, build_messages, estimate_tokens
+from core.search import weigh
 
 HEADING = "Prompt tokens per question (Groq path; SQuAD 2.0 subset and team handbooks)"
 BASELINE = "f542bbc"  # the prompt before it asked for the answer first and dropped sources

@@ -41,10 +41,10 @@ from common import write_subsection as write_doc
 from machine import cpu
 from sqlalchemy import select
 
-from core.answer import weigh
 from core.db.models import TokenUsage
 from core.enums import UsageOperation
 from core.generation.gate import DEFAULT_THRESHOLD, should_answer
+from core.search import weigh
 from tests.fakes.groq_server import FakeGroq, quoting_responder
 
 HEADING = "Query rewriting (Groq path; team handbooks, oracle rewrites)"

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.context import ContextResolver, ConversationContext
@@ -19,19 +19,17 @@ from core.enums import AnswerMode, MessageRole, UsageOperation
 from core.errors import LLMUnavailable, NotAllowed, NotEnabled, QuotaExceeded, RateLimited
 from core.generation.base import LLM, ChatMessage, Completion, Source
 from core.generation.citations import StreamPreview, parse_and_validate, quote_sentences
-from core.generation.extractive import ExtractiveResult, extractive_answer
-from core.generation.gate import DEFAULT_THRESHOLD, Evidence, evidence, should_answer
+from core.generation.extractive import ExtractiveResult
+from core.generation.gate import DEFAULT_THRESHOLD, should_answer
 from core.generation.prompt import (
     build_messages,
-    condense_heuristic,
-    condense_messages,
-    rewrite_messages,
 )
 from core.generation.summary import requested_title, summary_points
 from core.observability import Metrics, NullMetrics, bind_log_context
 from core.pricing import PriceTable
 from core.quota import QuestionRate, QuotaService
-from core.retrieval.retriever import Lookahead, Retrieval, RetrievedChunk, Retriever
+from core.retrieval.retriever import Lookahead, Retrieval, Retriever
+from core.search import QuestionSearch, Searched, reusable, to_sources
 from core.types import Answer, Citation, IncomingMessage, Status, Usage
 
 log = logging.getLogger(__name__)
@@ -40,8 +38,6 @@ log = logging.getLogger(__name__)
 # on the estimated chance that the sources answer the question, 0 answers whenever a sentence
 # supports it. A namespace's ``answer_threshold`` overrides it.
 VOTE_REFUSED = "I couldn't record that vote: that answer isn't from this workspace."
-# A rewritten search query is one line; the cap bounds a model that rambles.
-REWRITE_TOKENS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,64 +50,12 @@ class AnswerConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Searched:
-    """A search already made for a question (the autoanswer decision's). The answer reuses
-    its result when it would make the same search (this text, these namespaces, this many
-    chunks), so the question is not retrieved twice."""
-
-    query: str
-    namespace_ids: frozenset[uuid.UUID]
-    limit: int
-    retrieval: Retrieval
-
-
-@dataclass(frozen=True, slots=True)
-class _Weighed:
-    """A retrieval with what :func:`weigh` found in it."""
-
-    retrieval: Retrieval
-    sources: list[Source]
-    support: ExtractiveResult
-    signals: Evidence | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Draft:
     text: str
     citations: tuple[Citation, ...]
     mode: AnswerMode
     completion: Completion | None = None
     notice: str | None = None
-
-
-def to_sources(chunks: Sequence[RetrievedChunk]) -> list[Source]:
-    return [
-        Source(
-            n=i + 1,
-            chunk_id=str(c.chunk.id),
-            document_id=str(c.chunk.document_id),
-            title=c.chunk.title,
-            text=c.chunk.content,
-            source_url=c.chunk.source_url,
-            start=c.chunk.start_offset,
-            end=c.chunk.end_offset,
-            score=c.similarity,
-        )
-        for i, c in enumerate(chunks)
-    ]
-
-
-async def weigh(
-    retriever: Retriever, question: str, retrieval: Retrieval
-) -> tuple[list[Source], ExtractiveResult, Evidence | None]:
-    """The retrieved chunks as sources, the sentences that best answer ``question`` among
-    them (words and dense cosines) and the evidence the gate decides on."""
-    sources = to_sources(retrieval.chunks)
-    dense = await retriever.sentence_similarities(
-        retrieval.query_vector, [c.chunk for c in retrieval.chunks]
-    )
-    support = extractive_answer(question, sources, dense=dense)
-    return sources, support, evidence(sources, support)
 
 
 def abstain_text(namespaces: Sequence[str], missing: Sequence[str] = ()) -> str:
@@ -154,6 +98,9 @@ class AnswerService:
         self._metrics = metrics or NullMetrics()
         self._rate = rate or QuestionRate(
             conversation, limit=None, window=timedelta(minutes=5), clock=clock
+        )
+        self._search = QuestionSearch(
+            retriever, llm, top_k=self._config.top_k, metrics=self._metrics
         )
 
     async def answer(
@@ -255,15 +202,17 @@ class AnswerService:
         if summary is not None:
             draft, usage_rows = summary
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
-        query, usage_rows = await self._standalone(ctx, history, message.text, deadline=deadline)
-        retrieval = _reusable(ctx, query, self._config.top_k, searched) or await self._retrieve(
+        search = self._search
+        query, condensed = await search.standalone(history, message.text, deadline=deadline)
+        usage_rows = [self._chat_usage(ctx, c, UsageOperation.CONDENSE) for c in [condensed] if c]
+        retrieval = reusable(ctx, query, self._config.top_k, searched) or await search.retrieve(
             ctx, query, ahead
         )
         threshold = ctx.threshold if ctx.threshold is not None else self._config.threshold
-        found = _Weighed(retrieval, *await weigh(self._retriever, message.text, retrieval))
+        found = await search.weigh(message.text, retrieval)
         searches = [retrieval]
         if not should_answer(found.signals, threshold) and self._llm is not None:
-            found = await self._rewritten(
+            found, rewrite = await search.rewritten(
                 ctx,
                 query,
                 message.text,
@@ -271,12 +220,14 @@ class AnswerService:
                 threshold=threshold,
                 deadline=deadline,
                 searches=searches,
-                usage_rows=usage_rows,
             )
+            if rewrite is not None:
+                usage_rows.append(self._chat_usage(ctx, rewrite, UsageOperation.REWRITE))
         usage_rows.append(self._embedding_usage(ctx, *searches))
         if not should_answer(found.signals, threshold):
-            missing = found.support.support.unknown_names if found.support.support else ()
-            draft = _Draft(abstain_text(ctx.namespace_labels, missing), (), AnswerMode.ABSTAIN)
+            draft = _Draft(
+                abstain_text(ctx.namespace_labels, found.missing), (), AnswerMode.ABSTAIN
+            )
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         draft = await self._generate(
             ctx, history, message.text, found.sources, found.support, reply, deadline=deadline
@@ -321,112 +272,6 @@ class AnswerService:
         if draft.completion is not None:
             usage_rows.append(self._chat_usage(ctx, draft.completion, UsageOperation.CHAT))
         return draft, usage_rows
-
-    async def _standalone(
-        self,
-        ctx: ConversationContext,
-        history: Sequence[MessageRecord],
-        text: str,
-        *,
-        deadline: float,
-    ) -> tuple[str, list[UsageInput]]:
-        """Turn a follow-up into a standalone query (LLM when available, else heuristics)."""
-        previous = [m.content for m in history if m.role == MessageRole.USER]
-        if not previous:
-            return text, []
-        if self._llm is not None:
-            turns = [
-                ChatMessage(MessageRole(m.role), m.content)
-                for m in history
-                if m.role != MessageRole.SYSTEM
-            ]
-            try:
-                done = await self._llm.complete(
-                    condense_messages(turns, text),
-                    max_tokens=128,
-                    temperature=0.0,
-                    deadline=deadline,
-                )
-            except LLMUnavailable as exc:
-                log.warning("condense failed, using heuristics: %s", exc.reason)
-            else:
-                query = done.text.strip().splitlines()[0] if done.text.strip() else ""
-                if query:
-                    return query, [self._chat_usage(ctx, done, UsageOperation.CONDENSE)]
-        return condense_heuristic(previous, text), []
-
-    async def _rewritten(
-        self,
-        ctx: ConversationContext,
-        query: str,
-        question: str,
-        found: _Weighed,
-        *,
-        threshold: float,
-        deadline: float,
-        searches: list[Retrieval],
-        usage_rows: list[UsageInput],
-    ) -> _Weighed:
-        """When the gate refuses what ``query`` found: one LLM call rewrites it in the words
-        a document would use ("PTO allowance" -> "paid time off days per year"), the rewrite
-        is searched and weighed on the original ``question``, and its result replaces
-        ``found`` if the gate accepts it. Otherwise ``found`` stays and the answer abstains;
-        a failed or timed-out call costs no further LLM call for the question. The call's
-        usage goes to ``usage_rows``, its search to ``searches``."""
-        assert self._llm is not None
-        try:
-            done = await self._llm.complete(
-                rewrite_messages(query),
-                max_tokens=REWRITE_TOKENS,
-                temperature=0.0,
-                deadline=deadline,
-            )
-        except LLMUnavailable as exc:
-            log.warning("query rewrite failed, abstaining: %s", exc.reason)
-            self._metrics.error("llm_unavailable")
-            return found
-        usage_rows.append(self._chat_usage(ctx, done, UsageOperation.REWRITE))
-        lines = done.text.strip().splitlines()
-        rewritten = lines[0].strip().strip('"') if lines else ""
-        if not rewritten or rewritten.casefold() == query.strip().casefold():
-            return found
-        retrieval = await self._retrieve(ctx, rewritten)
-        searches.append(retrieval)
-        again = _Weighed(retrieval, *await weigh(self._retriever, question, retrieval))
-        accepted = should_answer(again.signals, threshold)
-        log.info("query rewritten; the gate %s it", "accepts" if accepted else "refuses")
-        return again if accepted else found
-
-    async def _retrieve(
-        self, ctx: ConversationContext, query: str, ahead: Lookahead | None = None
-    ) -> Retrieval:
-        """Documents uploaded into this thread first, then the channel's namespaces."""
-        k = self._config.top_k
-        ns_ids = [n.id for n in ctx.namespaces]
-        if not ctx.thread_documents:
-            return await self._retriever.search(
-                query, workspace_id=ctx.workspace_ids, namespace_ids=ns_ids, limit=k, ahead=ahead
-            )
-        own = await self._retriever.search(
-            query,
-            workspace_id=ctx.workspace_ids,
-            namespace_ids=ns_ids,
-            document_ids=ctx.thread_documents,
-            limit=k,
-            ahead=ahead,
-        )
-        rest = await self._retriever.search(
-            query, workspace_id=ctx.workspace_ids, namespace_ids=ns_ids, limit=k, ahead=ahead
-        )
-        seen = {c.chunk.id for c in own.chunks}
-        merged = (*own.chunks, *(c for c in rest.chunks if c.chunk.id not in seen))[:k]
-        return Retrieval(
-            tuple(replace(c, rank=i + 1) for i, c in enumerate(merged)),
-            own.query_tokens,
-            own.embed_ms + rest.embed_ms,
-            own.search_ms + rest.search_ms,
-            own.query_vector or rest.query_vector,
-        )
 
     async def _generate(
         self,
@@ -610,20 +455,6 @@ class AnswerService:
     async def starters(self, message: IncomingMessage, *, limit: int = 4) -> tuple[str, ...]:
         """Suggested first questions where ``message`` is (``ContextResolver.starters``)."""
         return await self._resolver.starters(message, limit=limit)
-
-
-def _reusable(
-    ctx: ConversationContext, query: str, limit: int, searched: Searched | None
-) -> Retrieval | None:
-    """``searched``'s result when it is the search :meth:`AnswerService._retrieve` would make."""
-    if searched is None or ctx.thread_documents:
-        return None
-    same = (
-        searched.query == query
-        and searched.limit == limit
-        and searched.namespace_ids == frozenset(n.id for n in ctx.namespaces)
-    )
-    return searched.retrieval if same else None
 
 
 def _total(rows: Sequence[UsageInput], prices: PriceTable) -> Usage:

@@ -15,7 +15,7 @@ Each decision is stored. The pipeline asks for one only for a message that asks 
 beside the refused questions (``core.db.gaps``), deleted by the retention job as messages are.
 Other decisions keep no text: an answered question is stored with its answer, and one left
 alone by the rate limit says nothing of the documents. A decision to answer carries its search
-(:class:`~core.answer.Searched`) to the answer, which then does not retrieve the question again.
+(:class:`~core.search.Searched`) to the answer, which then does not retrieve the question again.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.answer import Searched, weigh
 from core.context import ContextResolver, strictest_threshold
 from core.db.autoanswer import AutoAnswerStore
 from core.db.types import utcnow
 from core.errors import NotEnabled
 from core.generation.gate import answer_probability
 from core.retrieval.retriever import Retriever
+from core.search import Searched, weigh
 from core.types import IncomingMessage
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.container import Container
-from core.answer import AnswerService, Searched
+from core.answer import AnswerService
 from core.autoanswer import AutoAnswerConfig, AutoAnswerService
 from core.context import ContextResolver
 from core.conversation import ConversationPipeline
@@ -23,6 +23,7 @@ from core.db.models import AutoAnswerDecision
 from core.db.types import new_id, utcnow
 from core.gaps import thread_url
 from core.retrieval.retriever import Lookahead, Retrieval, Retriever
+from core.search import Searched
 from core.types import Answer, IncomingFile, IncomingMessage, Progress, UploadOutcome
 from tests.harness import BotHarness, RecordingReply
 from tests.scenarios.suite import HANDBOOK
