@@ -30,6 +30,20 @@ _ABBREVIATION_LIST = """\
 _ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
 PRONOUN_I = frozenset({"i", "i'm", "i've", "i'll", "i'd"})
 _POSSESSIVE = re.compile(r"['’]s$")
+# Capitalised words that name no thing a source must mention: "Can I work from home on
+# Fridays?" is answered by a rule for every day.
+_CALENDAR_LIST = """\
+    monday tuesday wednesday thursday friday saturday sunday january february march april may
+    june july august september october november december
+"""
+_NOT_NAMES = PRONOUN_I | frozenset(
+    f"{day}{plural}" for day in _CALENDAR_LIST.split() for plural in ("", "s")
+)
+_GREETING = re.compile(
+    r"^\W*(?:hi|hey|hello|hiya|yo|dear|thanks|thank you|thx|ty|cheers|morning|good morning"
+    r"|good afternoon|ok|okay)\W*$",
+    re.IGNORECASE,
+)
 _YEAR = re.compile(r"^(1\d{3}|20\d{2})(['’]?s)?$")  # 1974, 1970s, 1100's
 _NEAR_SPELLING = 0.8  # difflib ratio from which a word is a misspelling of a name
 _NOUN_CAPITALS = 0.28  # more capitalised words inside sentences: a language capitalising nouns
@@ -126,9 +140,10 @@ def unknown_names(question: str, texts: Iterable[str]) -> tuple[str, ...]:
     answered by them, nor "What did Turing invent in 1974?" by sources without 1974 (a decade
     or century, "the 1100s", is mentioned by any year in it).
 
-    A name is a capitalised word inside a sentence of the question that is not a stopword,
-    not "I", not an all-capital abbreviation (RAM, API: the sources may spell them out) and
-    without digits, its possessive dropped. A title-case question has none, and neither has
+    A name is a capitalised word of three letters or more inside a sentence of the question
+    that is not a stopword, not "I", not a weekday or a month, not an all-capital abbreviation
+    (RAM, API: the sources may spell them out), without digits and not the one a greeting
+    addresses ("Hi Sam, ..."), its possessive dropped. A title-case question has none, and neither has
     one asked of texts written in a language that capitalises its nouns (German: about a
     third of the words inside its sentences, against at most a fifth in name-dense English).
     A name is mentioned when a word of the texts is it, starts with it ("Mac": macOS), is its
@@ -188,11 +203,13 @@ def _capitalised_share(texts: Sequence[str]) -> float:
 
 
 def _is_name(text: str, start: int, word: str) -> bool:
-    if not word[0].isupper() or (word.isupper() and len(word) > 1) or has_digit(word):
+    if len(word) < 3 or not word[0].isupper() or word.isupper() or has_digit(word):
         return False
-    if _fold(word) in PRONOUN_I:
+    if _fold(_POSSESSIVE.sub("", word)) in _NOT_NAMES:
         return False
     before = text[:start].rstrip()
+    if _GREETING.match(before):
+        return False  # "Hi Sam, ..." addresses someone; it asks about nothing
     return bool(before) and before[-1] not in ".!?:;\n\"'“‘(>*-•"
 
 

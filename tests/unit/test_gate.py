@@ -155,3 +155,15 @@ def test_a_year_no_source_mentions_is_unknown_and_a_decade_is_any_year_in_it() -
     assert unknown_names("What happened in the 1970's?", history) == ()  # 1971
     assert unknown_names("What happened in the 1960s?", history) == ("1960s",)
     assert unknown_names("How many days after 3 years of service?", history) == ()  # no year
+
+
+def test_weekdays_months_greetings_and_word_parts_are_no_names() -> None:
+    office = ["Standup is every day at 9:30. The office wifi is called NW-Staff."]
+    for question in (
+        "Hi Lorekeeper, when is standup?",
+        "Thanks Sam! When is standup on Fridays?",
+        "Is the office open in December?",
+        "What is the Wi-Fi called?",
+    ):
+        assert unknown_names(question, office) == (), question
+    assert unknown_names("Hey Sam, can I use Zoom for standup?", office) == ("Zoom",)
