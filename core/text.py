@@ -143,12 +143,12 @@ def unknown_names(question: str, texts: Iterable[str]) -> tuple[str, ...]:
     A name is a capitalised word of three letters or more inside a sentence of the question
     that is not a stopword, not "I", not a weekday or a month, not an all-capital abbreviation
     (RAM, API: the sources may spell them out), without digits and not the one a greeting
-    addresses ("Hi Sam, ..."), its possessive dropped. A title-case question has none, and neither has
-    one asked of texts written in a language that capitalises its nouns (German: about a
-    third of the words inside its sentences, against at most a fifth in name-dense English).
-    A name is mentioned when a word of the texts is it, starts with it ("Mac": macOS), is its
-    start ("Germany": German), shares its stem ("Marry": married) or is a near spelling of it
-    ("Hatmanis": Hartmanis)."""
+    addresses ("Hi Sam, ..."), its possessive dropped. A title-case question has none, and
+    neither has one asked of texts written in a language that capitalises its nouns (German:
+    about a third of the words inside its sentences, against at most a fifth in name-dense
+    English). A name is mentioned when a word of the texts is it, starts with it ("Mac":
+    macOS), is its start ("Germany": German), shares its stem ("Marry": married) or is a near
+    spelling of it ("Hatmanis": Hartmanis)."""
     found = [m for m in _WORD.finditer(question) if m.group().lower() not in STOPWORDS]
     years = [m.group() for m in found if _YEAR.match(m.group())]
     names = [
