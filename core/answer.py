@@ -204,7 +204,9 @@ class AnswerService:
             return await self._finish(ctx, question, draft, started=started, usage_rows=usage_rows)
         search = self._search
         query, condensed = await search.standalone(history, message.text, deadline=deadline)
-        usage_rows = [self._chat_usage(ctx, c, UsageOperation.CONDENSE) for c in [condensed] if c]
+        usage_rows = []
+        if condensed is not None:
+            usage_rows.append(self._chat_usage(ctx, condensed, UsageOperation.CONDENSE))
         retrieval = reusable(ctx, query, self._config.top_k, searched) or await search.retrieve(
             ctx, query, ahead
         )

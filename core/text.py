@@ -64,9 +64,7 @@ def stem(word: str) -> str:
     Memoised: citation quotes and the reranker stem the same few thousand words over and over,
     and a cache hit costs a tenth of the stripping. Accents are folded first (fiancée and
     fiancee, naïve and naive meet): people type questions without them."""
-    word = word.lower().replace("’", "'")
-    if not word.isascii():
-        word = _fold_accents(word)
+    word = _fold(word)
     if word.endswith("'s"):
         word = word[:-2]
     if len(word) <= 3 or not word.isalpha():
@@ -130,7 +128,11 @@ def terms(text: str) -> list[str]:
 def _is_letter_name(text: str, start: int, word: str) -> bool:
     if len(word) != 1 or not word.isupper() or word == "I":
         return False
-    before = text[:start].rstrip()
+    return _inside_sentence(text[:start].rstrip())
+
+
+def _inside_sentence(before: str) -> bool:
+    """Whether a word after ``before`` (stripped) is inside a sentence, not opening one."""
     return bool(before) and before[-1] not in ".!?:;\n\"'“‘(>*-•"
 
 
@@ -210,7 +212,7 @@ def _is_name(text: str, start: int, word: str) -> bool:
     before = text[:start].rstrip()
     if _GREETING.match(before):
         return False  # "Hi Sam, ..." addresses someone; it asks about nothing
-    return bool(before) and before[-1] not in ".!?:;\n\"'“‘(>*-•"
+    return _inside_sentence(before)
 
 
 def has_digit(word: str) -> bool:

@@ -52,13 +52,14 @@ class Evidence:
 
 # Fitted by bench/fit_gate.py (weighted logistic regression, L2, on the calibration split),
 # on the signals of both embedding backends pooled: the int8 model (`auto` where the CPU has
-# VNNI or AMX) and float32 give slightly different cosines, and a rule fitted on one alone
+# VNNI or AVX2) and float32 give slightly different cosines, and a rule fitted on one alone
 # refused two more handbook questions on the other. Term coverage, bigrams and BM25 weigh 0:
 # fitted on SQuAD 2.0, whose unanswerable questions are written with the passage's own words,
 # they turn negative and refuse plain questions on other corpora; the answerer's confidence
 # carries the lexical evidence instead. What carries the rule is the best chunk's cosine, the
 # expected answer type and the negation (without those two it abstains on a third as many
-# unanswerable questions).
+# unanswerable questions). The fit saw "I" counted as a name; refitted with the pronoun left
+# out, the rule does worse on the held-out split (docs/benchmarks.md), so these stay.
 INTERCEPT = -6.686
 COEFFICIENTS: dict[str, float] = {
     "similarity": 5.816,
