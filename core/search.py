@@ -26,6 +26,7 @@ from core.generation.gate import Evidence, evidence, should_answer
 from core.generation.prompt import condense_heuristic, condense_messages, rewrite_messages
 from core.observability import Metrics
 from core.retrieval.retriever import Lookahead, Retrieval, RetrievedChunk, Retriever
+from core.text import is_year
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,23 @@ async def weigh(
     retriever: Retriever, question: str, retrieval: Retrieval
 ) -> tuple[list[Source], ExtractiveResult, Evidence | None]:
     """The retrieved chunks as sources, the sentences that best answer ``question`` among
-    them (words and dense cosines) and the evidence the gate decides on."""
+    them (words and dense cosines) and the evidence the gate decides on. A year of the
+    question that no source mentions vetoes an answer, and so does a name unless another
+    document of the searched namespaces mentions it (``Retriever.mentioned``)."""
     sources = to_sources(retrieval.chunks)
     dense = await retriever.sentence_similarities(
         retrieval.query_vector, [c.chunk for c in retrieval.chunks]
     )
     support = extractive_answer(question, sources, dense=dense)
+    found = support.support
+    names = [w for w in found.unknown_names if not is_year(w)] if found is not None else []
+    if found is not None and names:
+        # a name the sources lack may be the namespace's own (its company, its tool); a year
+        # is a fact's, which the sources that answer must hold
+        known = await retriever.mentioned(names, retrieval)
+        if known:
+            unknown = tuple(w for w in found.unknown_names if w not in known)
+            support = replace(support, support=replace(found, unknown_names=unknown))
     return sources, support, evidence(sources, support)
 
 
@@ -218,4 +230,5 @@ class QuestionSearch:
             own.embed_ms + rest.embed_ms,
             own.search_ms + rest.search_ms,
             own.query_vector or rest.query_vector,
+            rest.scope,  # the thread's documents are in the namespaces searched
         )

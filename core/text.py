@@ -161,15 +161,36 @@ def unknown_names(question: str, texts: Iterable[str]) -> tuple[str, ...]:
     if not names and not years:
         return ()
     texts = list(texts)
-    vocabulary = {_fold(w) for text in texts for w in _WORD.findall(text)}
     if names and _capitalised_share(texts) > _NOUN_CAPITALS:
         names = []
-    stems = {stem(w) for w in vocabulary}
-    return tuple(y for y in dict.fromkeys(years) if not _year_mentioned(y, vocabulary)) + tuple(
-        n
-        for n in dict.fromkeys(names)
-        if stem(n) not in stems and not _mentioned(_fold(n), vocabulary)
-    )
+    mentions = _Mentions(texts)
+    return tuple(w for w in dict.fromkeys([*years, *names]) if not mentions(w))
+
+
+def is_year(word: str) -> bool:
+    """Whether ``word`` is a year as :func:`unknown_names` reads one (1974, the 1970s)."""
+    return _YEAR.match(word) is not None
+
+
+def mentioned(word: str, texts: Iterable[str]) -> bool:
+    """Whether ``texts`` mention ``word``, a name or a year, as :func:`unknown_names` counts
+    a mention (a near spelling, a stem, a prefix; a year's decade or century)."""
+    return _Mentions(texts)(word)
+
+
+class _Mentions:
+    """The words of some texts, asked whether they mention a name or a year."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self._vocabulary = {_fold(w) for text in texts for w in _WORD.findall(text)}
+        self._stems: set[str] | None = None
+
+    def __call__(self, word: str) -> bool:
+        if is_year(word):
+            return _year_mentioned(word, self._vocabulary)
+        if self._stems is None:
+            self._stems = {stem(w) for w in self._vocabulary}
+        return stem(word) in self._stems or _mentioned(_fold(word), self._vocabulary)
 
 
 def _year_mentioned(year: str, vocabulary: set[str]) -> bool:

@@ -61,3 +61,47 @@ async def test_a_question_about_something_the_handbook_never_names_abstains(bot)
     assert not known.abstained
     assert "5 minutes" in known.text
     assert known.citations and known.citations[0].title == "oncall.md"
+
+
+WELCOME = b"""# Welcome to Northwind
+
+Northwind Traders was founded in 2009 in Lisbon. We sell specialty foods to shops across
+Europe, and this handbook says how we work.
+"""
+BENEFITS = b"""# Benefits
+
+The company pays up to 200 EUR every two years toward glasses or contact lenses. Health
+insurance covers you and your family from your first day.
+"""
+
+
+async def test_a_question_naming_the_company_is_answered_from_a_passage_that_does_not(
+    database_url, tmp_path, embedder
+) -> None:
+    """The company's name is in the handbook, just not in the passage that answers: the
+    question is answered, and a name the handbook never mentions still abstains. One passage
+    per answer (RETRIEVAL_TOP_K=1) keeps the welcome page out of the sources, as the many
+    passages of a larger handbook do."""
+    bot = await BotHarness.start(database_url, tmp_path, embedder=embedder, RETRIEVAL_TOP_K=1)
+    try:
+        for name, data in (
+            ("welcome.md", WELCOME),
+            ("benefits.md", BENEFITS),
+            ("time-off.md", TIME_OFF),
+            ("oncall.md", ONCALL),
+        ):
+            assert (await bot.upload(name, data)).ok
+        answer = await bot.say("Does Northwind pay for glasses?")
+        assert not answer.abstained
+        assert "200 EUR" in answer.text
+        assert [c.title for c in answer.citations] == ["benefits.md"]
+
+        unknown = await bot.say("Does Contoso pay for glasses?", thread="T2")
+        assert unknown.abstained
+        assert unknown.text == "I couldn't find anything about Contoso in general."
+
+        year = await bot.say("Did Northwind pay for glasses in 2015?", thread="T3")
+        assert year.abstained
+        assert year.text == "I couldn't find anything about 2015 in general."
+    finally:
+        await bot.close()

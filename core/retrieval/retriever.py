@@ -15,11 +15,12 @@ from core.retrieval.base import Embedder, VectorHit, VectorStore
 from core.retrieval.priority import Activity
 from core.retrieval.rerank import SentenceReranker
 from core.retrieval.sentences import unpack
-from core.text import split_sentences
+from core.text import mentioned, split_sentences
 
 RERANK_DEPTH = 20
 SENTENCE_MEMO = 20_000  # vectors kept of sentences stored without them (1.5 kB each)
 SENTENCE_EMBED_CAP = 8  # sentences without a stored vector one question may embed
+MENTION_DEPTH = 5  # chunks read for each name a question's sources do not mention
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Retrieval:
     embed_ms: int
     search_ms: int
     query_vector: tuple[float, ...] = ()
+    scope: Scope | None = None  # where it searched (None: nowhere)
 
     @property
     def best_similarity(self) -> float:
@@ -131,16 +133,13 @@ class Retriever:
             vector = await self._embedder.embed_query(query)
         t1 = time.perf_counter()
         rerank = mode == "hybrid" and self._rerank_depth > limit
+        scope = Scope(
+            [str(w) for w in sorted(workspaces)],
+            [str(n) for n in namespace_ids],
+            [str(d) for d in document_ids] if document_ids is not None else None,
+        )
         hits = await self._candidates(
-            query,
-            vector,
-            Scope(
-                [str(w) for w in sorted(workspaces)],
-                [str(n) for n in namespace_ids],
-                [str(d) for d in document_ids] if document_ids is not None else None,
-            ),
-            limit=self._rerank_depth if rerank else limit,
-            mode=mode,
+            query, vector, scope, limit=self._rerank_depth if rerank else limit, mode=mode
         )
         ids = [uuid.UUID(h.chunk_id) for h in hits]
         views = await self._knowledge.chunks(ids)
@@ -169,8 +168,46 @@ class Retriever:
         ]
         tokens = self._embedder.count_tokens([query])
         return Retrieval(
-            tuple(out), tokens, int((t1 - t0) * 1000), int((t2 - t1) * 1000), tuple(vector)
+            tuple(out),
+            tokens,
+            int((t1 - t0) * 1000),
+            int((t2 - t1) * 1000),
+            tuple(vector),
+            scope,
         )
+
+    async def mentioned(self, words: Sequence[str], retrieval: Retrieval) -> set[str]:
+        """Which of ``words`` (names a question asks about) a document of ``retrieval``'s
+        scope mentions, in any of its chunks: each word is looked up by BM25 there, and its
+        best chunks are checked as ``core.text.mentioned`` counts a mention. A company's
+        name ("Does Northwind pay for glasses?") is known to the handbook whose passage on
+        glasses never says it."""
+        scope = retrieval.scope
+        if scope is None or not words:
+            return set()
+        workspaces = {uuid.UUID(w) for w in scope.workspace_ids}
+        namespaces = {uuid.UUID(n) for n in scope.namespace_ids}
+        known = set()
+        for word in words:
+            hits = await self._vectors.search(
+                query_text=word,
+                query_vector=retrieval.query_vector,
+                workspace_id=scope.workspace_ids,
+                namespace_ids=scope.namespace_ids,
+                document_ids=scope.document_ids,
+                limit=MENTION_DEPTH,
+                mode="bm25",
+                ids_only=True,
+            )
+            views = await self._knowledge.chunks([uuid.UUID(h.chunk_id) for h in hits])
+            texts = [
+                f"{v.title}\n{v.content}"
+                for v in views.values()
+                if v.workspace_id in workspaces and v.namespace_id in namespaces
+            ]
+            if texts and mentioned(word, texts):
+                known.add(word)
+        return known
 
     async def _candidates(
         self, query: str, vector: Sequence[float], scope: Scope, *, limit: int, mode: str

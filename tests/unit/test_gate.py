@@ -13,7 +13,7 @@ from core.generation.gate import (
     evidence,
     should_answer,
 )
-from core.text import unknown_names
+from core.text import is_year, mentioned, unknown_names
 
 TIME_OFF = (
     "Everyone gets paid time off (PTO) from their first day. Full-time employees receive "
@@ -155,6 +155,16 @@ def test_a_year_no_source_mentions_is_unknown_and_a_decade_is_any_year_in_it() -
     assert unknown_names("What happened in the 1970's?", history) == ()  # 1971
     assert unknown_names("What happened in the 1960s?", history) == ("1960s",)
     assert unknown_names("How many days after 3 years of service?", history) == ()  # no year
+
+
+def test_a_word_looked_up_alone_is_mentioned_as_the_veto_counts_a_mention() -> None:
+    welcome = ["Northwind Traders was founded in 2009 in Lisbon."]
+    assert mentioned("Northwind", welcome) and mentioned("Nortwind", welcome)  # a typo too
+    assert not mentioned("Contoso", welcome)
+    assert mentioned("2009", welcome) and mentioned("2000s", welcome)
+    assert not mentioned("2015", welcome)
+    assert is_year("1970s") and is_year("2009") and not is_year("Northwind")
+    assert not is_year("3000")
 
 
 def test_weekdays_months_greetings_and_word_parts_are_no_names() -> None:
