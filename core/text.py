@@ -262,13 +262,19 @@ def _mentioned(name: str, vocabulary: set[str]) -> bool:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``: paragraph breaks and list items split; line wraps do not."""
-    sentences: list[str] = []
+    return [sentence for paragraph in split_paragraphs(text) for sentence in paragraph]
+
+
+def split_paragraphs(text: str) -> list[list[str]]:
+    """The sentences of ``text`` (:func:`split_sentences`) by paragraph, a list item being
+    a paragraph of its own."""
+    paragraphs: list[list[str]] = []
     for block in re.split(r"\n\s*\n", _NOT_PROSE.sub("\n\n", text)):
         for item in _BULLET.split(block):
             flat = " ".join(item.split())
             if flat:
-                sentences.extend(_split_flat(flat))
-    return sentences
+                paragraphs.append(_split_flat(flat))
+    return [p for p in paragraphs if p]
 
 
 def _split_flat(text: str) -> list[str]:

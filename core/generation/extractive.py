@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from core.generation.base import Source
 from core.generation.records import Record, relevant_fields, render, split_records
-from core.text import PRONOUN_I, has_digit, split_sentences, terms, unknown_names, words
+from core.text import PRONOUN_I, has_digit, split_paragraphs, terms, unknown_names, words
 
 _BRACKET_REF = re.compile(r"\s*\[\^?\d+\]")
 _YEAR_OR_DATE = re.compile(
@@ -42,6 +42,13 @@ _REDUNDANT_JACCARD = 0.6
 # bench/answer_quality.py (median answer length against correct and cited).
 _NEAR_TIE = 0.25
 _THIN_LEAD = 1
+# A best sentence chosen by its meaning more than its words (it holds at most _PAIR_COVERAGE
+# of the question's terms, idf-weighted: a paraphrase) brings the other sentence of its
+# paragraph when that paragraph is two short sentences (_PAIR_CHARS together): which of the
+# two answers is what the scores cannot tell ("start a war room for an outage" is nearest to
+# "The bot opens a dedicated channel...", and the sentence before it says to type /incident).
+_PAIR_COVERAGE = 0.3
+_PAIR_CHARS = 200
 # The next sentence goes on with the best one ("It was commissioned by Odo.") when it opens
 # with one of these and shares a question term, or is short.
 _CONTINUATIONS = frozenset(
@@ -100,6 +107,7 @@ class _Candidate:
     dense: float = 0.0
     lexical: float = 0.0  # the score without the dense cosine
     record: Record | None = None  # a CSV row or JSON object, answered by its fields
+    paragraph: tuple[int, int] = (0, 1)  # its paragraph's number in the source, its sentences
     shown: str = ""  # what the answer quotes of it
 
     @property
@@ -110,27 +118,31 @@ class _Candidate:
 def _candidates(sources: Sequence[Source], dense: Mapping[str, float]) -> list[_Candidate]:
     found = []
     for index, source in enumerate(sources):
-        for position, (text, record) in enumerate(_pieces(source.text)):
+        for position, (text, record, paragraph) in enumerate(_pieces(source.text)):
             sentence_terms = terms(text)
             if sentence_terms:
                 c = _Candidate(index, position, text, sentence_terms, record=record)
+                c.paragraph = paragraph
                 c.dense = dense.get(text, 0.0) if record is None else _record_dense(text, dense)
                 found.append(c)
     return found
 
 
-def _pieces(text: str) -> list[tuple[str, Record | None]]:
+def _pieces(text: str) -> list[tuple[str, Record | None, tuple[int, int]]]:
     """A source's sentences; a tabular source's records, each whole, and its other text's
-    sentences, in order."""
+    sentences, in order; each with its paragraph (its number in the source, its sentences)."""
     table = split_records(text)
-    if table is None:
-        return [(sentence, None) for sentence in split_sentences(text)]
-    pieces: list[tuple[str, Record | None]] = []
-    for item in table:
+    items: list[str | Record] = [text] if table is None else list(table)
+    pieces: list[tuple[str, Record | None, tuple[int, int]]] = []
+    paragraph = 0
+    for item in items:
         if isinstance(item, Record):
-            pieces.append((item.text, item))
-        else:
-            pieces.extend((sentence, None) for sentence in split_sentences(item))
+            pieces.append((item.text, item, (paragraph, 1)))
+            paragraph += 1
+            continue
+        for sentences in split_paragraphs(item):
+            pieces.extend((sentence, None, (paragraph, len(sentences))) for sentence in sentences)
+            paragraph += 1
     return pieces
 
 
@@ -199,7 +211,8 @@ def _select(
     """The best sentence, and a further one only when it may hold what the best lacks: a
     near tie, or the next sentence when it adds a question term or the expected answer type
     (a date for "when") that the best lacks, goes on with it, or follows a best sentence that
-    says little beyond the question's own words."""
+    says little beyond the question's own words; or the other sentence of a short
+    two-sentence paragraph whose best sentence shares few words with the question."""
     ranked = sorted(candidates, key=lambda c: (-c.score, c.source_index, c.position))
     if not ranked or not ranked[0].relevant:
         return []
@@ -213,7 +226,9 @@ def _select(
             break
         near = top.score - c.score <= _NEAR_TIE
         completes = not typed and expected is not None and expected.search(c.text) is not None
-        if _follows(top, c):
+        if top.coverage <= _PAIR_COVERAGE and _paired(top, c):
+            needed = True
+        elif _follows(top, c):
             needed = near or thin or completes or bool(set(c.terms) & asked - held)
             needed = needed or _continues(c)
         else:
@@ -224,11 +239,23 @@ def _select(
             chosen.append(c)
             held |= set(c.terms) & asked
             typed = typed or completes
-    # The answer leads: the best sentence (with the one completing it) first, the rest after
-    # it in document order.
+    # The answer leads: the best sentence (with the one completing it, or its paragraph's
+    # other sentence, in their order) first, the rest after it in document order.
     lead = {(top.source_index, top.position), (top.source_index, top.position + 1)}
+    lead |= {(c.source_index, c.position) for c in chosen if _paired(top, c)}
     return sorted(
         chosen, key=lambda c: ((c.source_index, c.position) not in lead, c.source_index, c.position)
+    )
+
+
+def _paired(top: _Candidate, c: _Candidate) -> bool:
+    """``c`` is the other sentence of ``top``'s paragraph, a short one of two sentences."""
+    return (
+        top.record is None
+        and c.source_index == top.source_index
+        and c.paragraph == top.paragraph
+        and top.paragraph[1] == 2
+        and len(top.text) + len(c.text) <= _PAIR_CHARS
     )
 
 

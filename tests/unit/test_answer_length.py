@@ -119,3 +119,53 @@ def test_the_cut_keeps_the_date_a_when_question_asks_for() -> None:
 def test_a_sentence_of_ordinary_length_is_never_cut() -> None:
     result = extractive_answer("When does the on-call handover happen?", make(ONCALL))
     assert "…" not in result.text
+
+
+INCIDENTS = """# Incident response
+
+## Declaring an incident
+
+Anyone can declare an incident by typing /incident in Slack. The bot opens a dedicated
+channel, starts a Zoom bridge and pages the incident commander.
+
+## Closing
+
+The incident commander closes the incident when the impact has ended, writes the summary in
+the incident channel, and hands the follow-up over to the owning team for the postmortem.
+"""
+
+
+def test_a_paraphrase_gets_the_whole_of_a_short_two_sentence_paragraph_in_its_order() -> None:
+    """Asked in other words than the handbook's, the nearest sentence by meaning is the second
+    of its paragraph; the first, which says what to type, comes with it, in reading order."""
+    question = "How do I start a war room for an outage?"
+    nearest = (
+        "The bot opens a dedicated channel, starts a Zoom bridge and pages the incident commander."
+    )
+    result = extractive_answer(question, make(INCIDENTS), dense={nearest: 0.55})
+    assert lines(result.text) == [
+        "> Anyone can declare an incident by typing /incident in Slack. " + nearest + " [1]"
+    ]
+
+
+def test_a_question_in_the_documents_words_keeps_its_one_sentence() -> None:
+    """The same paragraph asked in its own words: the best sentence says it, alone."""
+    result = extractive_answer("What does the bot open for an incident?", make(INCIDENTS))
+    assert lines(result.text) == [
+        "> The bot opens a dedicated channel, starts a Zoom bridge and pages the incident "
+        "commander. [1]"
+    ]
+
+
+def test_a_long_paragraph_is_not_quoted_whole() -> None:
+    """Two sentences over 200 characters together are not a short paragraph."""
+    nearest = (
+        "The bot opens a dedicated channel, starts a Zoom bridge and pages the incident commander."
+    )
+    handbook = (
+        "Anyone in the company, engineer or not, can declare an incident at any hour of the day "
+        "or night by typing /incident in Slack. " + nearest
+    )
+    question = "How do I start a war room for an outage?"
+    result = extractive_answer(question, make(handbook), dense={nearest: 0.55})
+    assert lines(result.text) == [f"> {nearest} [1]"]

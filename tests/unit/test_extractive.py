@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.generation.citations import parse_and_validate, quote_sentences
 from core.generation.extractive import extractive_answer
-from core.text import split_sentences, stem, terms
+from core.text import split_paragraphs, split_sentences, stem, terms
 from tests.unit.sources import make
 
 HANDBOOK = (
@@ -153,6 +153,17 @@ def test_split_sentences_handles_abbreviations_lists_and_wraps() -> None:
         "- install it",
         "- run it",
         "1. done",
+    ]
+    assert split_paragraphs(text) == [  # a blank line ends a paragraph; a list item is one
+        [
+            "Dr. Smith met J. R. Tolkien in the U.S. in 1937.",
+            "It cost 3.5 dollars.",
+            "This line wraps onto the next one.",
+        ],
+        ["Steps:"],
+        ["- install it"],
+        ["- run it"],
+        ["1. done"],
     ]
     # Markdown: a sentence may open with code or emphasis
     assert split_sentences(
