@@ -75,7 +75,7 @@ class Support:
     bm25: float  # the sentence's BM25 over the question's idf sum (about 0 to 2.2)
     names: float  # share of the question's names, numbers and dates in the sentence (1: none)
     typed: float  # 1 the expected answer type (a number, a date) is there, 0 not, 0.5 no type
-    negation_kept: bool  # the question's negation (if any) is in the sentence
+    negation_kept: bool  # the question's negation (if any) is in what is quoted of its passage
     source_index: int  # which source (retrieval order) holds the sentence
     unknown_names: tuple[str, ...] = ()  # the question's names and years no source mentions
 
@@ -411,12 +411,14 @@ def extractive_answer(
         used,
         _confidence(question, best, text, sources),
         best_sentences,
-        _support(question, best, sources),
+        _support(question, best, sources, chosen),
         tuple(round(score, 4) for score in scores),
     )
 
 
-def _support(question: str, best: _Candidate, sources: Sequence[Source]) -> Support:
+def _support(
+    question: str, best: _Candidate, sources: Sequence[Source], chosen: Sequence[_Candidate]
+) -> Support:
     question_words = words(question)
     names = {w.lower() for w in _names(question_words)}
     held = {w.lower() for w in words(best.text)}
@@ -433,7 +435,10 @@ def _support(question: str, best: _Candidate, sources: Sequence[Source]) -> Supp
         bm25=round(best.bm25, 4),
         names=round(len(names & held) / len(names), 4) if names else 1.0,
         typed=typed,
-        negation_kept=not _negated(question_words) or _negated(words(best.text)),
+        # the negation asked about may be in a sentence quoted with the best one from its
+        # passage ("...if I don't answer a page?": "If nobody acknowledges within 5 minutes")
+        negation_kept=not _negated(question_words)
+        or any(_negated(words(c.text)) for c in chosen if c.source_index == best.source_index),
         source_index=best.source_index,
         unknown_names=unknown_names(question, (s.text for s in sources)),
     )

@@ -62,6 +62,24 @@ def test_a_missing_name_a_missing_number_and_a_lost_negation_show() -> None:
     assert negated is not None and negated.negation_kept == 0.0
 
 
+def test_the_negation_may_be_in_the_sentence_quoted_after_the_best() -> None:
+    """"If I don't answer" is answered by the passage's "If nobody acknowledges": the best
+    sentence opens it, the one quoted after it holds the negation."""
+    paging = (
+        "When PagerDuty pages you, acknowledge the alert within 5 minutes. If nobody "
+        "acknowledges within 5 minutes, the page escalates to the secondary on-call."
+    )
+    sources = make(paging, TIME_OFF, cosines=(0.45, 0.2))
+    result = extractive_answer("What happens if I don't answer a page?", sources)
+    assert result.text.startswith("> When PagerDuty pages you")
+    assert "If nobody acknowledges" in result.text
+    found = evidence(sources, result)
+    assert found is not None and found.negation_kept == 1.0
+    other = make(TIME_OFF, paging, cosines=(0.45, 0.2))  # only another passage says "no"
+    lost = evidence(other, extractive_answer("Which PTO days do not carry over?", other))
+    assert lost is not None and lost.negation_kept == 0.0
+
+
 def test_the_pronoun_i_is_not_a_name() -> None:
     """A question in the first person ("Can I…", "I'm…") names nobody: the sentence that
     answers it holds no "I", and that must not count as a missing name."""
