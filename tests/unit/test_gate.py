@@ -63,8 +63,8 @@ def test_a_missing_name_a_missing_number_and_a_lost_negation_show() -> None:
 
 
 def test_the_negation_may_be_in_the_sentence_quoted_after_the_best() -> None:
-    """ "If I don't answer" is answered by the passage's "If nobody acknowledges": the best
-    sentence opens it, the one quoted after it holds the negation."""
+    """A question asking "if I don't answer" is answered by the passage's "If nobody
+    acknowledges": the best sentence opens it, the one quoted after it holds the negation."""
     paging = (
         "When PagerDuty pages you, acknowledge the alert within 5 minutes. If nobody "
         "acknowledges within 5 minutes, the page escalates to the secondary on-call."
