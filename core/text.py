@@ -8,7 +8,8 @@ import difflib
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 _STOPWORD_LIST = """\
     a about above after again against all also am an and any are as at be because been
@@ -46,6 +47,10 @@ _GREETING = re.compile(
 )
 _YEAR = re.compile(r"^(1\d{3}|20\d{2})(['’]?s)?$")  # 1974, 1970s, 1100's
 _NEAR_SPELLING = 0.8  # difflib ratio from which a word is a misspelling of a name
+# Texts up to this long (chunks, sentences, questions) have their words and sentences
+# memoised; longer ones are worked out each time.
+_MEMO_CHARS = 4000
+T = TypeVar("T")
 _NOUN_CAPITALS = 0.28  # more capitalised words inside sentences: a language capitalising nouns
 _TELLING = 30  # words inside sentences before their capitals say which language
 # Headings, table rows and fenced code are no answer sentences: they are dropped before splitting.
@@ -115,6 +120,20 @@ def terms(text: str) -> list[str]:
     """Stemmed, lower-cased content terms of ``text`` with repeats (for scoring). A capital
     letter standing alone inside a sentence ("team A", "plan B", "Building C") is a name,
     kept as written, not the article or pronoun it would be in lower case."""
+    return list(_memo(_terms, text))
+
+
+def _memo(fn: Callable[[str], T], text: str) -> T:
+    """``fn(text)`` through its cache when ``text`` is a chunk, a sentence or a question; a
+    longer text (a whole thread, say) is worked out afresh rather than kept."""
+    return fn(text) if len(text) <= _MEMO_CHARS else fn.__wrapped__(text)  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _terms(text: str) -> tuple[str, ...]:
+    """:func:`terms`, memoised: every question weighs the sentences of its sources, and a
+    burst of questions on one corpus weighs the same sentences again and again (half the
+    event loop's time in bench/concurrency.py before)."""
     out = []
     for match in _WORD.finditer(text):
         word = match.group()
@@ -122,7 +141,7 @@ def terms(text: str) -> list[str]:
             out.append(word)
         elif word.lower() not in STOPWORDS:
             out.append(stem(word))
-    return out
+    return tuple(out)
 
 
 def _is_letter_name(text: str, start: int, word: str) -> bool:
@@ -182,15 +201,41 @@ class _Mentions:
     """The words of some texts, asked whether they mention a name or a year."""
 
     def __init__(self, texts: Iterable[str]) -> None:
-        self._vocabulary = {_fold(w) for text in texts for w in _WORD.findall(text)}
+        self._texts = list(texts)
+        self._vocabulary: set[str] = set().union(*(_memo(_vocabulary, t) for t in self._texts))
         self._stems: set[str] | None = None
 
     def __call__(self, word: str) -> bool:
         if is_year(word):
             return _year_mentioned(word, self._vocabulary)
         if self._stems is None:
-            self._stems = {stem(w) for w in self._vocabulary}
+            self._stems = set().union(*(_memo(_stems, t) for t in self._texts))
         return stem(word) in self._stems or _mentioned(_fold(word), self._vocabulary)
+
+
+# A question's sources are chunks that other questions read too: what the names veto needs
+# of each (its folded words, their stems, its capitals) is kept per chunk text, for the
+# latest 1,024 chunks (about 10 kB each for the two word sets).
+@functools.lru_cache(maxsize=1 << 10)
+def _vocabulary(text: str) -> frozenset[str]:
+    return frozenset(_fold(w) for w in _WORD.findall(text))
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(stem(w) for w in _memo(_vocabulary, text))
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _capitals(text: str) -> tuple[int, int]:
+    """Words inside the sentences of ``text``, and how many of them are capitalised."""
+    inside = capitalised = 0
+    for sentence in split_sentences(text):
+        for match in _WORD.finditer(sentence):
+            if match.start():
+                inside += 1
+                capitalised += match.group()[0].isupper()
+    return inside, capitalised
 
 
 def _year_mentioned(year: str, vocabulary: set[str]) -> bool:
@@ -215,13 +260,9 @@ def _title_case(question: str) -> bool:
 def _capitalised_share(texts: Sequence[str]) -> float:
     """The share of the words inside the texts' sentences that are capitalised (0 when the
     texts hold too few words to tell)."""
-    inside = capitalised = 0
-    for text in texts:
-        for sentence in split_sentences(text):
-            for match in _WORD.finditer(sentence):
-                if match.start():
-                    inside += 1
-                    capitalised += match.group()[0].isupper()
+    counts = [_memo(_capitals, text) for text in texts]
+    inside = sum(n for n, _ in counts)
+    capitalised = sum(c for _, c in counts)
     return capitalised / inside if inside >= _TELLING else 0.0
 
 
@@ -268,13 +309,20 @@ def split_sentences(text: str) -> list[str]:
 def split_paragraphs(text: str) -> list[list[str]]:
     """The sentences of ``text`` (:func:`split_sentences`) by paragraph, a list item being
     a paragraph of its own."""
-    paragraphs: list[list[str]] = []
+    return [list(p) for p in _memo(_paragraphs, text)]
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _paragraphs(text: str) -> tuple[tuple[str, ...], ...]:
+    """:func:`split_paragraphs`, memoised per text: a chunk is split by every question that
+    retrieves it (its sentence cosines, the answerer, the reranker, the names veto)."""
+    paragraphs = []
     for block in re.split(r"\n\s*\n", _NOT_PROSE.sub("\n\n", text)):
         for item in _BULLET.split(block):
             flat = " ".join(item.split())
             if flat:
-                paragraphs.append(_split_flat(flat))
-    return [p for p in paragraphs if p]
+                paragraphs.append(tuple(_split_flat(flat)))
+    return tuple(p for p in paragraphs if p)
 
 
 def _split_flat(text: str) -> list[str]:

@@ -241,3 +241,21 @@ def test_the_sentence_that_answers_leads() -> None:
     lines = quoted_lines(result.text)
     assert "10:15" in lines[0], lines
     assert not any("9:30" in line for line in lines)  # team B's is no answer at all
+
+
+def test_memoised_words_and_sentences_come_back_unchanged_and_long_texts_are_not_kept() -> None:
+    """Every question weighs its chunks' sentences again: the work is memoised, but what a
+    caller gets is its own copy, and a long text (a whole thread) is not kept."""
+    from core import text
+
+    sentence = "The on-call engineer owns the pager for one week."
+    first = terms(sentence)
+    first.append("tampered")
+    assert terms(sentence) == ["call", "engineer", "own", "pager", "one", "week"]
+    paragraphs = split_paragraphs("One. Two.\n\nThree.")
+    paragraphs[0].append("tampered")
+    assert split_paragraphs("One. Two.\n\nThree.") == [["One.", "Two."], ["Three."]]
+    kept = text._terms.cache_info().currsize
+    long_text = "A very long thread about the pager. " * 200
+    assert terms(long_text)[:3] == ["long", "thread", "pager"]  # "very" is a stopword
+    assert text._terms.cache_info().currsize == kept
