@@ -11,6 +11,8 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+T = TypeVar("T")
+
 _STOPWORD_LIST = """\
     a about above after again against all also am an and any are as at be because been
     before being below between both but by can could did do does doing down during each few
@@ -50,7 +52,6 @@ _NEAR_SPELLING = 0.8  # difflib ratio from which a word is a misspelling of a na
 # Texts up to this long (chunks, sentences, questions) have their words and sentences
 # memoised; longer ones are worked out each time.
 _MEMO_CHARS = 4000
-T = TypeVar("T")
 _NOUN_CAPITALS = 0.28  # more capitalised words inside sentences: a language capitalising nouns
 _TELLING = 30  # words inside sentences before their capitals say which language
 # Headings, table rows and fenced code are no answer sentences: they are dropped before splitting.
