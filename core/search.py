@@ -93,8 +93,7 @@ async def weigh(
     )
     support = extractive_answer(question, sources, dense=dense)
     found = support.support
-    names = [w for w in found.unknown_names if not is_year(w)] if found is not None else []
-    if found is not None and names:
+    if found is not None and (names := [w for w in found.unknown_names if not is_year(w)]):
         # a name the sources lack may be the namespace's own (its company, its tool); a year
         # is a fact's, which the sources that answer must hold
         known = await retriever.mentioned(names, retrieval)

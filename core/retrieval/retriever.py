@@ -144,13 +144,10 @@ class Retriever:
         ids = [uuid.UUID(h.chunk_id) for h in hits]
         views = await self._knowledge.chunks(ids)
         wanted = set(namespace_ids)
-        # SQL is the source of truth: a vector whose document moved or left is not an answer
         found = [
             (hit, view)
             for hit, chunk_id in zip(hits, ids, strict=True)
-            if (view := views.get(chunk_id)) is not None
-            and view.workspace_id in workspaces
-            and view.namespace_id in wanted
+            if (view := views.get(chunk_id)) is not None and _placed(view, workspaces, wanted)
         ]
         scored = [(v, h.score) for h, v in found]
         if rerank:
@@ -203,7 +200,7 @@ class Retriever:
             texts = [
                 f"{v.title}\n{v.content}"
                 for v in views.values()
-                if v.workspace_id in workspaces and v.namespace_id in namespaces
+                if _placed(v, workspaces, namespaces)
             ]
             if texts and mentioned(word, texts):
                 known.add(word)
@@ -290,6 +287,12 @@ class Retriever:
             return vector
         finally:
             self._sentence_pending.pop(sentence, None)
+
+
+def _placed(view: ChunkView, workspaces: set[uuid.UUID], namespaces: set[uuid.UUID]) -> bool:
+    """Whether SQL places the chunk in these workspaces and namespaces. SQL is the source of
+    truth: a vector whose document moved or left answers nothing."""
+    return view.workspace_id in workspaces and view.namespace_id in namespaces
 
 
 def _retrieve_error(task: asyncio.Task[list[float]]) -> None:
