@@ -1,7 +1,7 @@
 """Gap grouping: do questions about one fact land in one group, and others stay apart?
 
 Two sets, each grouped as `/lore gaps` groups them (``core.gaps.group_by_meaning`` over the
-product embedder's vectors of ``core.gaps.question_text``) and scored pairwise:
+product embedder's vectors of ``core.gaps.compared_text``) and scored pairwise:
 
 - The team-style set (bench/teamset/): the handbooks' questions (questions.jsonl) and
   rewordings.jsonl, whose rows each say that a question asks the same as one of
@@ -55,8 +55,8 @@ from core.gaps import (  # noqa: E402
     NEIGHBOURS,
     GapConfig,
     average_linkage,
+    compared_text,
     group_by_meaning,
-    question_text,
 )
 
 DATA = Path("/work/shared/eval/squad-v2-dev-2-articles.json")
@@ -185,7 +185,7 @@ async def embed(texts: list[str]) -> tuple[list[list[float]], str, float]:
     embedder = SentenceTransformerEmbedder()
     await embedder.embed_documents(texts[:8])  # load the model outside the timing
     started = time.perf_counter()
-    vectors = await embedder.embed_documents([question_text(t) for t in texts])
+    vectors = await embedder.embed_documents([compared_text(t) for t in texts])
     return vectors, embedder.model_name, time.perf_counter() - started
 
 

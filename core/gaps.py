@@ -4,11 +4,11 @@ A question is a gap when its answer abstained or was voted down more than up, or
 asked without a mention in an autoanswer channel and left alone for want of knowledge
 (``GapGroup.unasked`` counts those; ``core.autoanswer``). Gaps are grouped by meaning
 (``group_by_meaning``): the embeddings of their words without mentions, links, emoji,
-greetings and thanks (``question_text``), with the bar for "alike" raised where questions are
-crowded, and never joining two questions that expect different kinds of answer (who and
-where). A group is settled, and left out, once a question as alike as that, asked after the
-group's last one, was answered and voted 👍, or was answered and not voted down for
-``GapConfig.settle``.
+greetings and thanks, with office shorthand spelled out (``compared_text``), with the bar for
+"alike" raised where questions are crowded, and never joining two questions that expect
+different kinds of answer (who and where). A group is settled, and left out, once a question
+as alike as that, asked after the group's last one, was answered and voted 👍, or was
+answered and not voted down for ``GapConfig.settle``.
 
 A question belongs to the namespaces its channel searches: the ones bound to it, or
 ``general`` for a channel (or DM) bound to none. ``core/digest.py`` sends owners a weekly
@@ -34,6 +34,7 @@ from core.db.knowledge import KnowledgeStore
 from core.db.namespaces import DEFAULT_NAMESPACE
 from core.db.records import NamespaceRecord
 from core.db.types import utcnow
+from core.glossary import plain_words
 from core.retrieval.base import Embedder
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 # (all-MiniLM-L6-v2) to its NEIGHBOURS nearest other questions, at least FLOOR (hr's mean,
 # rounded), so a small or sparse report joins questions whose cosine is about 0.5 or more, and
 # a crowded one (many questions on one subject) asks for more. Synonyms the model does not know
-# ("vacation days" and "PTO", cosine 0.2) stay apart.
+# stay apart, except office shorthand, which ``compared_text`` spells out ("PTO" and "vacation
+# days": cosine 0.21 as asked, 0.60 spelled out).
 DEFAULT_THRESHOLD = 0.0  # how far the cosine must be above the two questions' bars, on average
 NEIGHBOURS = 5
 FLOOR = 0.5
@@ -158,6 +160,12 @@ def question_text(text: str) -> str:
     return " ".join(stripped.split()) or " ".join(text.split())
 
 
+def compared_text(text: str) -> str:
+    """What of a question is embedded to compare it: ``question_text`` with workplace
+    shorthand spelled out ("PTO allowance?" is "vacation allowance?"; ``core.glossary``)."""
+    return plain_words(question_text(text))
+
+
 def answer_kind(question: str) -> str:
     """The kind of answer ``question`` expects: "person" (who), "place" (where), "time" (when,
     what year), "reason" (why) or "amount" (how many, how long); "" for a yes/no question and
@@ -178,7 +186,7 @@ class Alikeness:
     """How alike questions are: the cosine of two questions less the mean of their bars (each
     question's mean cosine to its ``neighbours`` nearest other questions, missing ones counted
     as ``floor``, and at least ``floor``), or -inf when they expect different kinds of answer.
-    ``vectors``: the unit embeddings of each text's ``question_text``."""
+    ``vectors``: the unit embeddings of each text's ``compared_text``."""
 
     def __init__(
         self, texts: Sequence[str], vectors: Sequence[Sequence[float]], config: GapConfig
@@ -230,7 +238,7 @@ def group_by_meaning(
     texts: Sequence[str], vectors: Sequence[Sequence[float]], config: GapConfig | None = None
 ) -> list[list[int]]:
     """The indices of each group of questions that ask the same, in the order of their first
-    member. ``vectors``: the unit embeddings of each text's ``question_text``. Average linkage
+    member. ``vectors``: the unit embeddings of each text's ``compared_text``. Average linkage
     over ``Alikeness``: two groups join while their questions are, on average,
     ``config.threshold`` or more alike (the most alike pair of groups first)."""
     config = config or GapConfig()
@@ -340,7 +348,7 @@ class GapService:
         self, refused: Sequence[AskedQuestion], settling: Sequence[AskedQuestion]
     ) -> list[GapGroup]:
         texts = [q.text for q in (*refused, *settling)]
-        vectors = await self._embedder.embed_documents([question_text(t) for t in texts])
+        vectors = await self._embedder.embed_documents([compared_text(t) for t in texts])
         n = len(refused)
         clusters, later = await asyncio.to_thread(
             self._cluster, texts[:n], vectors[:n], texts[n:], vectors[n:]

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from core.commands import UserArg, parse_text
 from core.db.models import AuditLog, Message, Namespace
 from core.db.types import utcnow
-from core.gaps import Alikeness, GapConfig, group_by_meaning, question_text
+from core.gaps import Alikeness, GapConfig, compared_text, group_by_meaning, question_text
+from core.glossary import plain_words
 from core.jobs.retention import Retention
 from tests.harness import BotHarness
 from tests.scenarios.suite import HANDBOOK
@@ -64,6 +65,38 @@ async def test_refused_and_voted_down_questions_are_grouped_until_settled(bot) -
     settled = await bot.admin("gaps")  # 7d by default
     assert "vacation" not in settled.text and "VPN password?" in settled.text, settled.text
     assert settled.text.splitlines()[0].endswith("4 asked, 2 topics")
+
+
+async def test_shorthand_and_plain_words_for_one_fact_are_one_row(bot) -> None:
+    # MiniLM puts "PTO allowance?" at cosine 0.21 to the vacation question: apart without the
+    # glossary, one row with it
+    for i, text in enumerate(
+        ("how many vacation days do I get", "PTO allowance?", "Where can guests park their cars?")
+    ):
+        assert (await bot.say(text, thread=f"t{i}")).abstained
+    report = await bot.admin("gaps 7d")
+    assert report.ok, report.text
+    lines = report.text.splitlines()
+    assert lines[0] == "Unanswered questions (7d): 3 asked, 2 topics", report.text
+    assert lines[1].startswith("• ") and " (2x, last " in lines[1], report.text
+
+
+def test_workplace_shorthand_is_spelled_out_and_other_words_are_kept() -> None:
+    assert compared_text("hey team, PTO allowance? thx") == "vacation allowance"
+    assert plain_words("Can I WFH on Fridays w/ my mgr's OK?") == (
+        "Can I work from home on Fridays with my manager's OK?"
+    )
+    assert (
+        plain_words("who acks a sev 1 page, ASAP?")
+        == "who acknowledges a severity 1 page, as soon as possible?"
+    )
+    assert plain_words("per  diem in Tokyo? 1:1 notes") == (
+        "daily allowance for meals in Tokyo? one-on-one meeting notes"
+    )
+    # inside a word, a path or a name it is no shorthand
+    assert plain_words("reports/env-prod.yaml in the prodigal repository") == (
+        "reports/env-prod.yaml in the prodigal repository"
+    )
 
 
 async def test_admins_and_owners_see_gaps_others_do_not(bot) -> None:
