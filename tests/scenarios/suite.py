@@ -311,8 +311,11 @@ Scenario = Callable[[ChatDriver], Awaitable[None]]
 async def a_refused_question_shows_up_in_gaps(bot: ChatDriver) -> None:
     asked = await bot.mention("How do I reset my VPN password?")
     assert "couldn't find" in (await bot.bot_messages(asked))[-1].text
+    for text in ("how many vacation days do I get", "PTO allowance?"):  # one fact, two words
+        assert "couldn't find" in (await bot.bot_messages(await bot.mention(text)))[-1].text
     report = await bot.command("gaps 7d", admin=True)
     assert "How do I reset my VPN password?" in report and "(1x, last" in report, report
+    assert "3 asked, 2 topics" in report and "(2x, last" in report, report
     refused = await bot.command("gaps", user="U-not-admin")
     assert "Only admins and the namespace's owner" in refused, refused
 
