@@ -108,6 +108,7 @@ class _Candidate:
     lexical: float = 0.0  # the score without the dense cosine
     record: Record | None = None  # a CSV row or JSON object, answered by its fields
     paragraph: tuple[int, int] = (0, 1)  # its paragraph's number in the source, its sentences
+    asks: bool = False  # a question ("Need new software?"): it stands for the next sentence
     shown: str = ""  # what the answer quotes of it
 
     @property
@@ -123,9 +124,14 @@ def _candidates(sources: Sequence[Source], dense: Mapping[str, float]) -> list[_
             if sentence_terms:
                 c = _Candidate(index, position, text, sentence_terms, record=record)
                 c.paragraph = paragraph
+                c.asks = record is None and _asks(text)
                 c.dense = dense.get(text, 0.0) if record is None else _record_dense(text, dense)
                 found.append(c)
     return found
+
+
+def _asks(sentence: str) -> bool:
+    return sentence.rstrip(" \t\n\"')]*_").endswith("?")
 
 
 def _pieces(text: str) -> list[tuple[str, Record | None, tuple[int, int]]]:
@@ -196,6 +202,23 @@ def _score_all(question: str, candidates: list[_Candidate], n_sources: int) -> N
         relative = bm25 / best_bm25 if best_bm25 else 0.0
         c.lexical = c.coverage + 0.25 * c.bigrams + 0.2 * relative + typed + rank_prior
         c.score = c.lexical + DENSE_WEIGHT * c.dense
+        c.asks = c.asks and typed <= 0  # a question may hold the value asked for (a number)
+    _answered_by_the_next(candidates)
+
+
+def _answered_by_the_next(candidates: list[_Candidate]) -> None:
+    """A question in a source ("Need new software?", a saved thread's first post) matches
+    what is asked but answers nothing: the sentence after it, its answer, takes on its match
+    (the best of the two for each measure), and the question is never quoted as the best."""
+    previous: _Candidate | None = None
+    for c in candidates:
+        if previous is not None and previous.asks and previous.source_index == c.source_index:
+            c.coverage = max(c.coverage, previous.coverage)
+            c.bigrams = max(c.bigrams, previous.bigrams)
+            c.bm25 = max(c.bm25, previous.bm25)
+            c.lexical = max(c.lexical, previous.lexical)
+            c.score = max(c.score, previous.score)
+        previous = c
 
 
 def _bigrams(seq: Sequence[str]) -> set[tuple[str, str]]:
@@ -213,7 +236,7 @@ def _select(
     (a date for "when") that the best lacks, goes on with it, or follows a best sentence that
     says little beyond the question's own words; or the other sentence of a short
     two-sentence paragraph whose best sentence shares few words with the question."""
-    ranked = sorted(candidates, key=lambda c: (-c.score, c.source_index, c.position))
+    ranked = sorted(candidates, key=lambda c: (c.asks, -c.score, c.source_index, c.position))
     if not ranked or not ranked[0].relevant:
         return []
     top = ranked[0]
@@ -222,7 +245,7 @@ def _select(
     thin = len(set(top.terms) - asked) <= _THIN_LEAD
     chosen = [top]
     for c in ranked[1:]:
-        if len(chosen) >= max_sentences:
+        if len(chosen) >= max_sentences or c.asks:
             break
         near = top.score - c.score <= _NEAR_TIE
         completes = not typed and expected is not None and expected.search(c.text) is not None

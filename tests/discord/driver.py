@@ -273,6 +273,42 @@ class DiscordDriver:
         await self.settle()
         return "\n".join(message_text(PostedMessage(m)) for m in record.followups)
 
+    # --- owners and saved threads --------------------------------------------------------
+
+    async def make_owner(self, namespace: str, user: str) -> str:
+        await self.command("namespace list", user=user)  # a person the bot knows
+        owner = self.fake.user(user)["id"]
+        return await self.command(f"namespace owner {namespace} {owner}", admin=True)
+
+    async def click_ask_owner(self, thread: Thread, *, user: str) -> None:
+        await self._click_last(thread, "lore:owner:", user=user)
+
+    async def click_offered_save(self, thread: Thread, *, user: str) -> str:
+        return await self._click_last(thread, "lore:osave:", user=user)
+
+    async def _click_last(self, thread: Thread, prefix: str, *, user: str) -> str:
+        """Click the newest button of ours in ``thread`` whose custom id starts ``prefix``;
+        what the clicker was shown."""
+        await self.settle()
+        last = next(
+            m
+            for m in reversed(self.fake.messages_in(int(thread.thread)))
+            if any(i.startswith(prefix) for i in custom_ids(m))
+        )
+        custom_id = next(i for i in custom_ids(last) if i.startswith(prefix))
+        record = await self.fake.interact(self.fake.click_payload(last, custom_id, user=user))
+        await self.settle()
+        shown = [record.original or {}, *record.followups]
+        return "\n".join(message_text(PostedMessage(m)) for m in shown if m)
+
+    async def delete_root(self, thread: Thread) -> None:
+        """Delete the message the thread was started from (its id is the thread's)."""
+        mid = int(thread.thread)
+        seen = await self._seen("raw_message_delete", lambda event: event.message_id == mid)
+        await self.fake.delete_message(mid)
+        await seen
+        await self.settle()
+
     async def _seen(self, event: str, check: Any) -> asyncio.Future[Any]:
         """A future done when the client has dispatched ``event`` (its handlers then run)."""
         seen = asyncio.ensure_future(self.client.wait_for(event, check=check, timeout=10))

@@ -19,6 +19,7 @@ import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import SlackBot
+from adapters.slack.render import ASK_OWNER_ACTION, OWNER_SAVE_ACTION
 from bot.container import Container
 from core.conversation import ConversationPipeline
 from tests.fakes.groq_server import FakeGroq
@@ -39,6 +40,14 @@ def visible_text(message: dict[str, Any]) -> str:
         elif block.get("type") == "context":
             parts.extend(e.get("text", "") for e in block.get("elements", []))
     return "\n".join(parts) if parts else str(message.get("text") or "")
+
+
+def button_block(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
+    for block in message.get("blocks") or []:
+        for element in block.get("elements") or []:
+            if block.get("type") == "actions" and element.get("action_id") == action_id:
+                return block
+    return None
 
 
 def bot_message(message: dict[str, Any]) -> BotMessage:
@@ -180,9 +189,18 @@ class SlackDriver:
         said = f"<@{BOT_USER}> {text}"
         event = self.message_event(said, user=user, channel=channel, kind="app_mention")
         copy = self.message_event(said, user=user, channel=channel, ts=event["ts"])
+        self._keep(copy)
         await self.send_event(event)
         await self.send_event(copy)
         return Thread(channel, event["ts"])
+
+    def _keep(self, event: dict[str, Any]) -> None:
+        """A person's message stays in the channel: conversations.replies lists it."""
+        kept = {k: v for k, v in event.items() if k != "channel_type"}
+        self.slack.posts[(event["channel"], event["ts"])] = {
+            **kept,
+            "thread_ts": event.get("thread_ts") or event["ts"],
+        }
 
     async def speak(self, text: str, *, user: str = "U1", channel: str = "C1") -> Thread:
         """A top-level channel message that does not mention the bot; the thread it would
@@ -202,6 +220,7 @@ class SlackDriver:
     ) -> None:
         said = f"<@{BOT_USER}> {text}" if mention else text
         copy = self.message_event(said, user=user, channel=thread.channel, thread_ts=thread.thread)
+        self._keep(copy)
         if mention:
             event = dict(copy, type="app_mention")
             event.pop("channel_type", None)
@@ -275,7 +294,12 @@ class SlackDriver:
     def feedback_payload(
         self, message: dict[str, Any], action_id: str, *, user: str
     ) -> dict[str, Any]:
-        actions = next(b for b in message["blocks"] if b.get("type") == "actions")
+        actions = next(
+            b
+            for b in message["blocks"]
+            if b.get("type") == "actions"
+            and any(e.get("action_id") == action_id for e in b.get("elements") or [])
+        )
         button = next(e for e in actions["elements"] if e["action_id"] == action_id)
         return {
             "type": "block_actions",
@@ -335,6 +359,103 @@ class SlackDriver:
 
     def llm_calls(self) -> int:
         return len(self.groq.requests)
+
+    async def click_button(
+        self,
+        message: dict[str, Any],
+        action_id: str,
+        *,
+        user: str,
+        thread_ts: str | None = None,
+        ephemeral: bool = False,
+    ) -> str:
+        """A ``block_actions`` click on our button in ``message``; what came by response_url."""
+        block = button_block(message, action_id)
+        assert block is not None, message
+        button = next(e for e in block["elements"] if e["action_id"] == action_id)
+        key = uuid.uuid4().hex
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": self.slack.team},
+            "api_app_id": "A0LORE",
+            "token": "XXYYZZ",
+            "container": {
+                "type": "message",
+                "message_ts": message.get("ts") or self.slack.next_ts(),
+                "channel_id": "C1",
+                "is_ephemeral": ephemeral,
+            },
+            "trigger_id": f"{uuid.uuid4().int % 10**13}.abcdef",
+            "team": {"id": self.slack.team, "domain": "lore"},
+            "channel": {"id": "C1", "name": "general"},
+            "response_url": f"{self.slack.base_url}/respond/{key}",
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block.get("block_id") or "b",
+                    "text": button["text"],
+                    "value": button["value"],
+                    "type": "button",
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        if not ephemeral:
+            shown = {
+                k: message[k] for k in ("type", "ts", "text", "blocks", "user") if k in message
+            }
+            payload["message"] = dict(shown, thread_ts=thread_ts) if thread_ts else shown
+        status, _ = await self.post(
+            urlencode({"payload": json.dumps(payload)}),
+            content_type="application/x-www-form-urlencoded",
+        )
+        assert status == 200
+        await self.bot.idle()
+        return "\n".join(visible_text(r) for r in self.slack.responses[key])
+
+    # -- owners and saved threads --------------------------------------------------------------
+
+    async def make_owner(self, namespace: str, user: str) -> str:
+        await self.command("namespace list", user=user)  # a person the bot knows
+        return await self.command(f"namespace owner {namespace} <@{user}>", admin=True)
+
+    async def click_ask_owner(self, thread: Thread, *, user: str) -> None:
+        await self.bot.idle()
+        shown = [
+            m
+            for m in self.slack.thread(thread.channel, thread.thread)
+            if button_block(m, ASK_OWNER_ACTION) is not None
+        ]
+        await self.click_button(shown[-1], ASK_OWNER_ACTION, user=user, thread_ts=thread.thread)
+
+    async def click_offered_save(self, thread: Thread, *, user: str) -> str:
+        await self.bot.idle()
+        offers = [
+            e
+            for e in self.slack.ephemerals
+            if e.get("user") == user
+            and e.get("thread_ts") == thread.thread
+            and button_block(e, OWNER_SAVE_ACTION) is not None
+        ]
+        offer = {"blocks": offers[-1]["blocks"]}
+        return await self.click_button(offer, OWNER_SAVE_ACTION, user=user, ephemeral=True)
+
+    async def delete_root(self, thread: Thread) -> None:
+        root = self.slack.posts.pop((thread.channel, thread.thread))
+        await self.send_event(
+            {
+                "type": "message",
+                "subtype": "message_deleted",
+                "hidden": True,
+                "channel": thread.channel,
+                "ts": self.slack.next_ts(),
+                "deleted_ts": thread.thread,
+                "event_ts": self.slack.next_ts(),
+                "channel_type": "channel",
+                "previous_message": {"type": "message", "user": root["user"], "ts": thread.thread},
+            }
+        )
+        await self.bot.idle()
 
     # -- trust ---------------------------------------------------------------------------------
 

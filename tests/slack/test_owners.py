@@ -3,11 +3,7 @@ namespace owner in the thread once; the owner's answer there gets a "Save thread
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import select
 
@@ -16,7 +12,7 @@ from core.db.models import AuditLog
 from core.owners import ALREADY_ASKED, ASKED
 from tests.fakes.slack_server import BOT_USER
 from tests.scenarios.driver import Thread
-from tests.slack.driver import SlackDriver, bot_message, visible_text
+from tests.slack.driver import SlackDriver, bot_message, button_block
 
 QUESTION = "Where do we park bikes at the new office?"
 OWNER = "U0ANA"
@@ -44,66 +40,6 @@ def bot_posts(bot: SlackDriver, root: dict[str, Any]) -> list[dict[str, Any]]:
     return bot.slack.thread("C1", root["ts"])
 
 
-def button_block(message: dict[str, Any], action_id: str) -> dict[str, Any] | None:
-    for block in message.get("blocks") or []:
-        for element in block.get("elements") or []:
-            if block.get("type") == "actions" and element.get("action_id") == action_id:
-                return block
-    return None
-
-
-async def click(
-    bot: SlackDriver,
-    message: dict[str, Any],
-    action_id: str,
-    *,
-    user: str,
-    thread_ts: str | None = None,
-    ephemeral: bool = False,
-) -> str:
-    """A ``block_actions`` click on our button in ``message``; what came by response_url."""
-    block = button_block(message, action_id)
-    assert block is not None, message
-    button = next(e for e in block["elements"] if e["action_id"] == action_id)
-    key = uuid.uuid4().hex
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": {"id": user, "username": user.lower(), "team_id": bot.slack.team},
-        "api_app_id": "A0LORE",
-        "token": "XXYYZZ",
-        "container": {
-            "type": "message",
-            "message_ts": message.get("ts") or bot.slack.next_ts(),
-            "channel_id": "C1",
-            "is_ephemeral": ephemeral,
-        },
-        "trigger_id": f"{uuid.uuid4().int % 10**13}.abcdef",
-        "team": {"id": bot.slack.team, "domain": "lore"},
-        "channel": {"id": "C1", "name": "general"},
-        "response_url": f"{bot.slack.base_url}/respond/{key}",
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": block.get("block_id") or "b",
-                "text": button["text"],
-                "value": button["value"],
-                "type": "button",
-                "action_ts": str(time.time()),
-            }
-        ],
-    }
-    if not ephemeral:
-        shown = {k: message[k] for k in ("type", "ts", "text", "blocks", "user") if k in message}
-        payload["message"] = dict(shown, thread_ts=thread_ts) if thread_ts else shown
-    status, _ = await bot.post(
-        urlencode({"payload": json.dumps(payload)}),
-        content_type="application/x-www-form-urlencoded",
-    )
-    assert status == 200
-    await bot.bot.idle()
-    return "\n".join(visible_text(r) for r in bot.slack.responses[key])
-
-
 def ephemerals_to(bot: SlackDriver, user: str) -> list[dict[str, Any]]:
     return [e for e in bot.slack.ephemerals if e.get("user") == user]
 
@@ -122,7 +58,7 @@ async def test_an_owner_is_asked_once_and_saves_their_answer(slack_driver) -> No
     assert "couldn't find that" in bot_message(abstained).text
     assert button_block(abstained, render.ASK_OWNER_ACTION) is not None
 
-    await click(bot, abstained, render.ASK_OWNER_ACTION, user="U3", thread_ts=root["ts"])
+    await bot.click_button(abstained, render.ASK_OWNER_ACTION, user="U3", thread_ts=root["ts"])
     posts = bot_posts(bot, root)
     assert len(posts) == 2
     mention = posts[-1]["text"]
@@ -131,7 +67,7 @@ async def test_an_owner_is_asked_once_and_saves_their_answer(slack_driver) -> No
     assert ephemerals_to(bot, "U3")[-1]["text"] == ASKED.format(namespace="team")
 
     # a second click (anyone's) does not mention the owner again
-    await click(bot, abstained, render.ASK_OWNER_ACTION, user="U2", thread_ts=root["ts"])
+    await bot.click_button(abstained, render.ASK_OWNER_ACTION, user="U2", thread_ts=root["ts"])
     assert len(bot_posts(bot, root)) == 2
     assert ephemerals_to(bot, "U2")[-1]["text"] == ALREADY_ASKED.format(namespace="team")
     assert await audited(bot, "ask-owner") == ["ok", "refused"]
@@ -151,7 +87,9 @@ async def test_an_owner_is_asked_once_and_saves_their_answer(slack_driver) -> No
     assert len(ephemerals_to(bot, OWNER)) == 1
 
     offer_message = {"blocks": offer["blocks"]}
-    said = await click(bot, offer_message, render.OWNER_SAVE_ACTION, user=OWNER, ephemeral=True)
+    said = await bot.click_button(
+        offer_message, render.OWNER_SAVE_ACTION, user=OWNER, ephemeral=True
+    )
     assert "into team" in said, said
 
     again = await ask(bot, QUESTION, user="U2")
@@ -177,9 +115,9 @@ async def test_a_thumbs_down_offers_the_voter_to_ask_the_owner(sqlite_slack) -> 
     await owned_team(bot)
     root = await ask(bot, QUESTION)
     [abstained] = bot_posts(bot, root)
-    await click(bot, abstained, "lore_feedback_down", user="U2", thread_ts=root["ts"])
+    await bot.click_button(abstained, "lore_feedback_down", user="U2", thread_ts=root["ts"])
     [offer] = ephemerals_to(bot, "U2")
     offered = {"blocks": offer["blocks"]}
-    await click(bot, offered, render.ASK_OWNER_ACTION, user="U2", ephemeral=True)
+    await bot.click_button(offered, render.ASK_OWNER_ACTION, user="U2", ephemeral=True)
     posts = bot_posts(bot, root)
     assert len(posts) == 2 and posts[-1]["text"].startswith(f"<@{OWNER}>")

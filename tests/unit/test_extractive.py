@@ -259,3 +259,25 @@ def test_memoised_words_and_sentences_come_back_unchanged_and_long_texts_are_not
     long_text = "A very long thread about the pager. " * 200
     assert terms(long_text)[:3] == ["long", "thread", "pager"]  # "very" is a stopword
     assert text._terms.cache_info().currsize == kept
+
+
+def test_a_question_in_a_source_is_answered_by_the_sentence_after_it() -> None:
+    # a saved thread: the first post asks exactly what is asked again, the reply answers
+    thread = (
+        "**Ana** (2026-12-07 10:00): Where do we park bikes at the new office?\n\n"
+        "**Ben** (2026-12-07 10:05): Bikes go in the basement rack, level -1.\n"
+    )
+    result = extractive_answer("Where do we park bikes at the new office?", make(thread))
+    assert quoted_lines(result.text) == [
+        "> **Ben** (2026-12-07 10:05): Bikes go in the basement rack, level -1. [1]"
+    ]
+    faq = "Need new software? Request it in the self-service catalogue. Printers are on 2."
+    result = extractive_answer("How do I get new software?", make(faq))
+    assert quoted_lines(result.text)[0].startswith("> Request it in the self-service catalogue.")
+    assert "Need new software?" not in result.text
+    # a question that holds the value asked for is quoted as any sentence would be
+    tour = "Is there a route of at most 2000 kilometres through the 15 largest cities? Yes."
+    result = extractive_answer(
+        "How many kilometres is the route through the 15 cities?", make(tour)
+    )
+    assert "2000 kilometres" in quoted_lines(result.text)[0]
