@@ -47,7 +47,13 @@ from core.errors import LorekeeperError
 from core.owners import NO_OWNER, OwnerCall, OwnerService, SaveOffer
 from core.types import Answer, IncomingFile, IncomingMessage, Progress, Reply, UploadOutcome
 from core.uploads import UploadService
-from core.wording import ANSWER_FAILED, ASK_OWNER_FAILED, UPLOAD_FAILED, VOTE_FAILED
+from core.wording import (
+    ANSWER_FAILED,
+    ASK_OWNER_FAILED,
+    SAVE_THREAD_REFUSED,
+    UPLOAD_FAILED,
+    VOTE_FAILED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +264,19 @@ class ConversationPipeline:
                 )
             except Exception:
                 log.exception("asking the owner about %s failed", answer_id)
+                return OwnerCall(refusal=ASK_OWNER_FAILED)
+
+    async def suggest_save(self, message: IncomingMessage) -> OwnerCall:
+        """A member's "Save thread" where they may not save: the owner to mention in the
+        thread with a "Save thread" button, or words for the member
+        (``OwnerService.suggest_save``)."""
+        if self._owners is None:
+            return OwnerCall(refusal=SAVE_THREAD_REFUSED)
+        with self._work.tracked():
+            try:
+                return await self._owners.suggest_save(message)
+            except Exception:
+                log.exception("suggesting to save %s failed", message.thread_id)
                 return OwnerCall(refusal=ASK_OWNER_FAILED)
 
     async def _owner_answered(

@@ -6,6 +6,10 @@ people in the thread may put the question to the owner of the namespace the plac
   could not see it.
 - *Once per thread.* The first click records the ask (``owner_asks``, one row per thread) and
   is audited; later clicks hear that the owner was asked already.
+- *Suggested saves.* A member who may not save a thread ("Save thread to Lorekeeper") may
+  suggest it: :meth:`OwnerService.suggest_save` names the owner to mention in the thread with
+  a "Save thread" button, once per thread (a thread whose owner was asked already is not
+  asked again), audited as ``suggest-save``.
 - *Save when they answer.* The owner's first message in that thread makes
   :meth:`OwnerService.replied` return a :class:`SaveOffer`: the adapter offers the owner
   "Save thread", which saves it through ``UploadService.save_thread`` like the message action.
@@ -36,6 +40,11 @@ ALREADY_ASKED = "The owner of {namespace} was already asked in this thread."
 NO_OWNER = "Nobody owns what this place searches, so there is no one to ask."
 NOT_HERE = "I can't ask about that answer: it isn't from this workspace."
 ASKED = "I asked the owner of {namespace} in the thread."
+SUGGESTED = "I asked the owner of {namespace} to save this thread."
+NO_OWNER_TO_SAVE = (
+    "Only an admin or the namespace's owner can save a thread, and nobody owns what this "
+    "place searches; ask an admin to save this one."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +60,13 @@ class OwnerCall:
     asker: str = ""
     refusal: str | None = None
 
+    suggested: bool = False  # a suggested save, not a question
+
     @property
     def said(self) -> str:
         """What the clicker reads."""
-        return self.refusal or ASKED.format(namespace=self.namespace)
+        done = SUGGESTED if self.suggested else ASKED
+        return self.refusal or done.format(namespace=self.namespace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +103,9 @@ class OwnerService:
             return False
         answered, ctx = found
         namespace = ctx.owned
-        if namespace is None or await self._owner(namespace, answered) is None:
+        if namespace is None:
+            return False
+        if await self._owner(namespace, answered.platform, answered.workspace) is None:
             return False
         return not await self._store.was_asked(answered.session_id)
 
@@ -109,7 +123,9 @@ class OwnerService:
             return OwnerCall(refusal=NOT_HERE)
         answered, ctx = found
         namespace = ctx.owned
-        owner = await self._owner(namespace, answered) if namespace else None
+        owner = None
+        if namespace is not None:
+            owner = await self._owner(namespace, answered.platform, answered.workspace)
         if namespace is None or owner is None:
             return OwnerCall(refusal=NO_OWNER)
         assert namespace.owner_id is not None
@@ -143,6 +159,53 @@ class OwnerService:
             namespace=namespace.name,
             question=answered.question,
             asker=user_id,
+        )
+
+    async def suggest_save(self, message: IncomingMessage) -> OwnerCall:
+        """A member who may not save the thread of ``message`` suggests it to the owner of
+        what the place searches: the owner to mention in the thread (with a "Save thread"
+        button), or words for the member alone."""
+        try:
+            ctx = await self._resolver.resolve(message)
+        except NotEnabled as exc:
+            return OwnerCall(refusal=exc.user_message)
+        namespace = ctx.owned
+        owner = None
+        if namespace is not None:
+            owner = await self._owner(namespace, message.platform.value, message.workspace_id)
+        if namespace is None or owner is None:
+            return OwnerCall(refusal=NO_OWNER_TO_SAVE)
+        assert namespace.owner_id is not None
+        first = await self._store.claim(
+            ctx.session.id,
+            answer_id=None,
+            owner_id=namespace.owner_id,
+            asked_by=ctx.user.id,
+            save_offered=True,
+        )
+        await self._audit.record(
+            workspace_id=ctx.workspace.id,
+            user_id=ctx.user.id,
+            actor=ctx.user.external_id,
+            command="suggest-save",
+            arguments={
+                "namespace": namespace.name,
+                "owner": owner,
+                "channel": message.channel_id,
+                "thread": message.thread_id,
+            },
+            outcome="ok" if first else "refused",
+            detail=None if first else "the owner was asked in this thread already",
+        )
+        if not first:
+            return OwnerCall(refusal=ALREADY_ASKED.format(namespace=namespace.name))
+        return OwnerCall(
+            channel=message.channel_id,
+            thread=message.thread_id,
+            owner=owner,
+            namespace=namespace.name,
+            asker=message.author_id,
+            suggested=True,
         )
 
     async def replied(self, message: IncomingMessage) -> SaveOffer | None:
@@ -181,13 +244,10 @@ class OwnerService:
         except NotEnabled:
             return None
 
-    async def _owner(self, namespace: NamespaceRecord, answered: AnsweredIn) -> str | None:
+    async def _owner(self, namespace: NamespaceRecord, platform: str, workspace: str) -> str | None:
         """The owner's platform user id, when they are a person of this workspace."""
         assert namespace.owner_id is not None
         address = await self._identity.address(namespace.owner_id)
-        if address is None or (address.platform, address.workspace) != (
-            answered.platform,
-            answered.workspace,
-        ):
+        if address is None or (address.platform, address.workspace) != (platform, workspace):
             return None
         return address.user

@@ -143,11 +143,13 @@ class SaveChoice:
 class SaveChoices:
     """Where someone may save a thread, for the dialog an adapter shows: the ``choices`` in
     order, ``chosen`` (the value to preselect, None for none), or ``refusal``: words saying
-    why they may save it nowhere."""
+    why they may save it nowhere; ``suggest``: with the refusal, they are a member who may
+    suggest the save to the namespace's owner instead (``ConversationPipeline.suggest_save``)."""
 
     choices: tuple[SaveChoice, ...] = ()
     chosen: str | None = None
     refusal: str | None = None
+    suggest: bool = False
 
 
 class Status(Protocol):

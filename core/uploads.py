@@ -309,7 +309,7 @@ class UploadService:
             return SaveChoices(refusal=exc.user_message)
         where = await self._destinations(ctx, message.author_is_admin)
         if where is None:
-            return SaveChoices(refusal=SAVE_THREAD_REFUSED)
+            return SaveChoices(refusal=SAVE_THREAD_REFUSED, suggest=not ctx.place.is_direct)
         named = [SaveChoice(ns.name, ns.name) for ns in where.shared]
         first = 1 if where.default not in (None, HERE) else 0
         ordered = [*named[:first], SaveChoice(HERE, HERE_LABEL), *named[first:]]

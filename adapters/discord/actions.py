@@ -22,7 +22,7 @@ from discord import app_commands
 
 from adapters.discord.events import Place, incoming_message, place_of, strip_mentions
 from adapters.discord.menu import MAX_OPTIONS, PROMPT, SaveMenu
-from adapters.discord.render import plain
+from adapters.discord.render import only, owner_save_view, plain, save_suggestion
 from adapters.discord.reply import DiscordReply
 from core.threads import MAX_POSTS, ThreadPost
 from core.types import IncomingFile, IncomingMessage
@@ -103,13 +103,16 @@ class MessageActions:
             await interaction.response.defer(ephemeral=True, thinking=True)
             menu: SaveMenu | None = None
             try:
-                request = self._request(interaction, message, await self._thread_of(message))
+                thread = await self._thread_of(message)
+                request = self._request(interaction, message, thread)
                 uploads = client.conversations.uploads
                 choices = await uploads.save_choices(request, limit=MAX_OPTIONS)
                 if choices.refusal is None:
                     pick = partial(self._picked, message)
                     menu = SaveMenu(choices, user_id=interaction.user.id, on_pick=pick)
                 said = choices.refusal or PROMPT
+                if choices.suggest and thread is not None:
+                    said = await self._suggest(request, thread)
             except discord.HTTPException as exc:
                 log.warning("finding the thread failed (%s)", exc.status)
                 said = NOT_READABLE
@@ -118,6 +121,18 @@ class MessageActions:
                 said = SAVE_THREAD_FAILED
             with contextlib.suppress(discord.HTTPException):
                 await interaction.edit_original_response(content=plain(said), view=menu)
+
+    async def _suggest(self, request: IncomingMessage, thread: Any) -> str:
+        """A member may not save: ask the owner in the thread to (pinging only them); what
+        the member reads."""
+        call = await self._client.conversations.suggest_save(request)
+        if call.refusal is None:
+            await thread.send(
+                save_suggestion(call.owner, call.asker, call.namespace),
+                view=owner_save_view(int(thread.id)),
+                allowed_mentions=only(call.owner),
+            )
+        return call.said
 
     async def _picked(
         self, message: discord.Message, interaction: discord.Interaction, into: str

@@ -470,5 +470,15 @@ def owner_mention(owner: str, namespace: str, question: str) -> str:
     )
 
 
+def save_suggestion(owner: str, member: str, namespace: str) -> str:
+    """In the thread, to its namespace's owner (sent with :func:`only` the owner allowed):
+    a member suggests saving it as knowledge."""
+    by = f"<@{member}>" if _SNOWFLAKE.fullmatch(member) else "Someone"
+    return (
+        f"{mention(owner)}, {by} suggests saving this thread to Lorekeeper, so that "
+        f"{plain(namespace)} can answer it next time."
+    )
+
+
 def save_offer(owner: str) -> str:
     return f"{mention(owner)}, {SAVE_OFFER}"

@@ -167,6 +167,11 @@ class MessageActions:
             log.exception("offering to save thread %s failed", request.thread_id)
             await respond(text=SAVE_THREAD_FAILED, response_type="ephemeral")
             return
+        if choices.suggest:
+            await respond(
+                text=render.plain(await self._suggest(request)), response_type="ephemeral"
+            )
+            return
         if choices.refusal is not None:
             await respond(text=render.plain(choices.refusal), response_type="ephemeral")
             return
@@ -181,6 +186,23 @@ class MessageActions:
         except _SLACK_ERRORS as exc:
             log.warning("views.open failed: %s", type(exc).__name__)
             await respond(text=dialog.NOT_OPENED, response_type="ephemeral")
+
+    async def _suggest(self, request: IncomingMessage) -> str:
+        """A member may not save: ask the owner in the thread to; what the member reads."""
+        call = await self._bot.conversations.suggest_save(request)
+        if call.refusal is None:
+            shown = render.save_suggestion(call.owner, call.asker, call.namespace, call.thread)
+            try:
+                await self._bot.client.chat_postMessage(
+                    channel=call.channel,
+                    thread_ts=call.thread,
+                    text=shown.text,
+                    blocks=shown.blocks,
+                )
+            except _SLACK_ERRORS as exc:
+                log.warning("suggesting a save failed: %s", type(exc).__name__)
+                return SAVE_THREAD_FAILED
+        return call.said
 
     async def _request(self, body: Payload) -> IncomingMessage:
         """The saver's request: the chosen message's thread, asked by whoever acted (with

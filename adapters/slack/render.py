@@ -300,6 +300,18 @@ def save_offer(thread_ts: str) -> SlackMessage:
     return SlackMessage(text, [section(text), {"type": "actions", "elements": [button]}])
 
 
+def save_suggestion(owner: str, member: str, namespace: str, thread_ts: str) -> SlackMessage:
+    """In the thread, to its namespace's owner: a member suggests saving it as knowledge."""
+    who = f"<@{owner}>" if _USER_ID.fullmatch(owner) else "Owner"
+    by = f"<@{member}>" if _USER_ID.fullmatch(member) else "Someone"
+    text = (
+        f"{who}, {by} suggests saving this thread to Lorekeeper, so that {plain(namespace)} "
+        "can answer it next time."
+    )
+    button = _button(OWNER_SAVE_ACTION, thread_ts, "Save thread")
+    return SlackMessage(text, [section(text), {"type": "actions", "elements": [button]}])
+
+
 def answer_messages(answer: Answer, *, buttons: bool = True) -> list[SlackMessage]:
     """The answer as one or more messages of at most 50 blocks; buttons end the last one."""
     blocks = answer_blocks(answer, buttons=buttons)

@@ -85,19 +85,22 @@ class OwnerStore:
         self,
         session_id: uuid.UUID,
         *,
-        answer_id: uuid.UUID,
+        answer_id: uuid.UUID | None,
         owner_id: uuid.UUID,
         asked_by: uuid.UUID,
+        save_offered: bool = False,
     ) -> bool:
-        """Record that this thread's owner is asked: False when it was asked already."""
+        """Record that this thread's owner is asked (to answer, or with ``save_offered`` and
+        no answer, to save it): False when it was asked already."""
+        now = utcnow()
         values = {
             "id": new_id(),
             "session_id": session_id,
             "answer_id": answer_id,
             "owner_id": owner_id,
             "asked_by": asked_by,
-            "asked_at": utcnow(),
-            "save_offered_at": None,
+            "asked_at": now,
+            "save_offered_at": now if save_offered else None,
         }
         stmt = insert_ignore(self._db.dialect, OwnerAsk, ("session_id",))
         async with self._db.transaction() as conn:

@@ -14,6 +14,7 @@ import shlex
 import time
 from typing import Any
 
+from adapters.discord.actions import SAVE
 from adapters.discord.client import LoreClient, point_at
 from bot.container import Container
 from bot.discord_runner import discord_client
@@ -285,6 +286,18 @@ class DiscordDriver:
 
     async def click_offered_save(self, thread: Thread, *, user: str) -> str:
         return await self._click_last(thread, "lore:osave:", user=user)
+
+    async def member_saves(self, thread: Thread, *, user: str) -> str:
+        """ "Save thread to Lorekeeper" on the thread's starter message as a member (no menu
+        comes for them); what they were told."""
+        root = self.fake.messages[int(thread.thread)].payload
+        payload = self.fake.message_command_payload(
+            SAVE, root, user=user, permissions=MEMBER_PERMISSIONS
+        )
+        record = await self.fake.interact(payload)
+        await self.settle()
+        assert record.original is not None
+        return message_text(PostedMessage(record.original))
 
     async def _click_last(self, thread: Thread, prefix: str, *, user: str) -> str:
         """Click the newest button of ours in ``thread`` whose custom id starts ``prefix``;

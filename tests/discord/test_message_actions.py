@@ -12,7 +12,7 @@ from sqlalchemy import select
 from adapters.discord import menu as save_menu
 from adapters.discord.actions import ASK, SAVE
 from core.db.models import Document
-from core.wording import SAVE_THREAD_REFUSED
+from core.owners import NO_OWNER_TO_SAVE
 from tests.discord.conftest import running_discord_bot
 from tests.discord.driver import (
     DiscordDriver,
@@ -187,5 +187,5 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(bot) -> None:
 async def test_a_member_may_not_save_a_thread(bot) -> None:
     root = await a_discussed_thread(bot)
     menu, said = await open_save_menu(bot, root, user="U2")
-    assert menu is None and said == SAVE_THREAD_REFUSED
+    assert menu is None and said == NO_OWNER_TO_SAVE  # nobody to suggest it to
     assert await saved(bot) == []

@@ -3,7 +3,7 @@ owner in the thread once (pinging only them); the owner's answer gets a "Save th
 
 from __future__ import annotations
 
-from core.owners import ALREADY_ASKED
+from core.owners import ALREADY_ASKED, SUGGESTED
 from tests.discord.driver import DiscordDriver, PostedMessage, custom_ids, message_text
 from tests.discord.test_trust import message_bodies
 
@@ -76,3 +76,17 @@ async def test_without_an_owner_there_is_no_button(discord_bot) -> None:
     thread = await bot.mention(QUESTION, user="U3")
     assert "couldn't find that" in (await bot.bot_messages(thread))[-1].text
     assert last_with(bot, int(thread.thread), "lore:owner:") is None
+
+
+async def test_a_members_suggestion_pings_the_owner_alone(discord_bot) -> None:
+    bot = discord_bot
+    owner = await owned_team(bot)
+    thread = await bot.mention(QUESTION, user="U3")
+    await bot.say_in_thread(thread, "Bikes go in the basement rack, level -1.", user="U4")
+    said = await bot.member_saves(thread, user="U4")
+    assert said == SUGGESTED.format(namespace="team"), said
+    body = next(b for b in message_bodies(bot.fake) if "suggests saving" in str(b.get("content")))
+    assert str(body["content"]).startswith(f"<@{owner}>")
+    assert body["allowed_mentions"]["parse"] == []
+    assert body["allowed_mentions"]["users"] == [int(owner)]
+    assert last_with(bot, int(thread.thread), "lore:osave:") is not None

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from adapters.discord.menu import NOT_YOURS, PROMPT
 from core.db.models import AuditLog
+from core.owners import NO_OWNER_TO_SAVE
 from core.uploads import HERE, HERE_LABEL
 from core.wording import SAVE_THREAD_REFUSED
 from tests.discord.driver import DiscordDriver
@@ -53,7 +54,7 @@ async def test_the_menu_offers_an_owner_theirs_and_an_admin_every_namespace(disc
     assert menu_choices(menu) == ([HERE, "ops"], None)  # C1's team is not Ana's to fill
 
     menu, said = await open_save_menu(bot, root, user=MEMBER)
-    assert menu is None and said == SAVE_THREAD_REFUSED
+    assert menu is None and said == NO_OWNER_TO_SAVE  # nobody to suggest it to
 
 
 async def test_a_thread_saved_into_a_picked_namespace_answers_where_it_is_read(

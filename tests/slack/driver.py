@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.slack.actions import SAVE
 from adapters.slack.app import SlackBot
 from adapters.slack.render import ASK_OWNER_ACTION, OWNER_SAVE_ACTION
 from bot.container import Container
@@ -429,6 +430,8 @@ class SlackDriver:
         await self.click_button(shown[-1], ASK_OWNER_ACTION, user=user, thread_ts=thread.thread)
 
     async def click_offered_save(self, thread: Thread, *, user: str) -> str:
+        """Click "Save thread" where it was offered: in the thread (a member's suggestion),
+        else to ``user`` alone (they answered a question they were asked)."""
         await self.bot.idle()
         offers = [
             e
@@ -437,8 +440,23 @@ class SlackDriver:
             and e.get("thread_ts") == thread.thread
             and button_block(e, OWNER_SAVE_ACTION) is not None
         ]
+        posted = [
+            m
+            for m in self.slack.thread(thread.channel, thread.thread)
+            if button_block(m, OWNER_SAVE_ACTION) is not None
+        ]
+        if posted:
+            return await self.click_button(
+                posted[-1], OWNER_SAVE_ACTION, user=user, thread_ts=thread.thread
+            )
         offer = {"blocks": offers[-1]["blocks"]}
         return await self.click_button(offer, OWNER_SAVE_ACTION, user=user, ephemeral=True)
+
+    async def member_saves(self, thread: Thread, *, user: str) -> str:
+        """ "Save thread to Lorekeeper" on the thread's root as a member (no dialog opens for
+        them); what they were told."""
+        root = dict(self.slack.posts[(thread.channel, thread.thread)], channel=thread.channel)
+        return await use_shortcut(self, SAVE, root, user=user)
 
     async def delete_root(self, thread: Thread) -> None:
         root = self.slack.posts.pop((thread.channel, thread.thread))
@@ -494,3 +512,42 @@ class SlackDriver:
         await self.bot.idle()
         told = [e for e in self.slack.ephemerals[before:] if e.get("user") == user]
         return "\n".join(visible_text(e) for e in told)
+
+
+def shortcut_payload(
+    bot: SlackDriver, callback_id: str, message: dict[str, Any], *, user: str, key: str
+) -> dict[str, Any]:
+    """A ``message_action`` payload, shaped like Slack's reference example."""
+    chosen = {k: message[k] for k in ("type", "user", "ts", "text") if k in message}
+    if message.get("thread_ts"):
+        chosen["thread_ts"] = message["thread_ts"]
+    if message.get("files"):
+        chosen["files"] = message["files"]
+    return {
+        "type": "message_action",
+        "token": "XXYYZZ",
+        "action_ts": str(time.time()),
+        "team": {"id": bot.slack.team, "domain": "lore"},
+        "user": {"id": user, "username": user.lower(), "team_id": bot.slack.team},
+        "channel": {"id": message["channel"], "name": "general"},
+        "is_enterprise_install": False,
+        "callback_id": callback_id,
+        "trigger_id": bot.slack.trigger(user),
+        "response_url": f"{bot.slack.base_url}/respond/{key}",
+        "message_ts": message["ts"],
+        "message": chosen,
+    }
+
+
+async def use_shortcut(
+    bot: SlackDriver, callback_id: str, message: dict[str, Any], *, user: str, admin: bool = False
+) -> str:
+    """Invoke a shortcut on ``message``; what the bot told the invoker by response_url."""
+    bot.slack.set_user(user, is_admin=admin)
+    key = uuid.uuid4().hex
+    payload = shortcut_payload(bot, callback_id, message, user=user, key=key)
+    body = urlencode({"payload": json.dumps(payload)})
+    status, _ = await bot.post(body, content_type="application/x-www-form-urlencoded")
+    assert status == 200
+    await bot.bot.idle()
+    return "\n".join(visible_text(r) for r in bot.slack.responses[key])

@@ -4,8 +4,6 @@ Lorekeeper" keeps a thread's people's messages as a document."""
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,51 +12,12 @@ from sqlalchemy import select
 from adapters.slack import dialog
 from adapters.slack.actions import ASK, ASKED_HERE, SAVE, deleted_root
 from core.db.models import Document
-from core.wording import SAVE_THREAD_REFUSED
+from core.owners import NO_OWNER_TO_SAVE
 from tests.fakes.slack_server import BOT_USER
 from tests.scenarios.suite import HANDBOOK
-from tests.slack.driver import SlackDriver, bot_message, visible_text
+from tests.slack.driver import SlackDriver, bot_message, use_shortcut, visible_text
 
 VACATION = "How many days of paid vacation do employees get?"
-
-
-def shortcut_payload(
-    bot: SlackDriver, callback_id: str, message: dict[str, Any], *, user: str, key: str
-) -> dict[str, Any]:
-    """A ``message_action`` payload, shaped like Slack's reference example."""
-    chosen = {k: message[k] for k in ("type", "user", "ts", "text") if k in message}
-    if message.get("thread_ts"):
-        chosen["thread_ts"] = message["thread_ts"]
-    if message.get("files"):
-        chosen["files"] = message["files"]
-    return {
-        "type": "message_action",
-        "token": "XXYYZZ",
-        "action_ts": str(time.time()),
-        "team": {"id": bot.slack.team, "domain": "lore"},
-        "user": {"id": user, "username": user.lower(), "team_id": bot.slack.team},
-        "channel": {"id": message["channel"], "name": "general"},
-        "is_enterprise_install": False,
-        "callback_id": callback_id,
-        "trigger_id": bot.slack.trigger(user),
-        "response_url": f"{bot.slack.base_url}/respond/{key}",
-        "message_ts": message["ts"],
-        "message": chosen,
-    }
-
-
-async def use_shortcut(
-    bot: SlackDriver, callback_id: str, message: dict[str, Any], *, user: str, admin: bool = False
-) -> str:
-    """Invoke a shortcut on ``message``; what the bot told the invoker by response_url."""
-    bot.slack.set_user(user, is_admin=admin)
-    key = uuid.uuid4().hex
-    payload = shortcut_payload(bot, callback_id, message, user=user, key=key)
-    body = urlencode({"payload": json.dumps(payload)})
-    status, _ = await bot.post(body, content_type="application/x-www-form-urlencoded")
-    assert status == 200
-    await bot.bot.idle()
-    return "\n".join(visible_text(r) for r in bot.slack.responses[key])
 
 
 async def open_save_dialog(
@@ -226,7 +185,7 @@ async def test_a_member_may_not_save_a_thread(sqlite_slack) -> None:
     bot = sqlite_slack
     root = await a_discussed_thread(bot)
     view, said = await open_save_dialog(bot, root, user="U2", admin=False)
-    assert view is None and said == SAVE_THREAD_REFUSED
+    assert view is None and said == NO_OWNER_TO_SAVE  # nobody to suggest it to
     assert await saved_titles(bot) == []
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from core.db.models import AuditLog
+from core.owners import NO_OWNER_TO_SAVE
 from core.uploads import HERE, HERE_LABEL
 from core.wording import SAVE_THREAD_REFUSED
 from tests.scenarios.driver import saved_in
@@ -54,7 +55,7 @@ async def test_the_dialog_offers_an_owner_theirs_and_an_admin_every_namespace(
     assert dialog_choices(view) == ([HERE, "ops"], None)  # C1's team is not Ana's to fill
 
     view, said = await open_save_dialog(bot, root, user=MEMBER)
-    assert view is None and said == SAVE_THREAD_REFUSED
+    assert view is None and said == NO_OWNER_TO_SAVE  # nobody to suggest it to
 
 
 async def test_a_thread_saved_into_a_picked_namespace_answers_where_it_is_read(
