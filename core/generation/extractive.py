@@ -244,6 +244,9 @@ def _select(
     typed = expected is None or expected.search(top.text) is not None
     thin = len(set(top.terms) - asked) <= _THIN_LEAD
     chosen = [top]
+    asked_before = _asked_before(candidates, top)
+    if asked_before is not None:  # "Need new software? Request it in ...": the two read as one
+        chosen.append(asked_before)
     for c in ranked[1:]:
         if len(chosen) >= max_sentences or c.asks:
             break
@@ -265,9 +268,25 @@ def _select(
     # The answer leads: the best sentence (with the one completing it, or its paragraph's
     # other sentence, in their order) first, the rest after it in document order.
     lead = {(top.source_index, top.position), (top.source_index, top.position + 1)}
+    if asked_before is not None:
+        lead.add((asked_before.source_index, asked_before.position))
     lead |= {(c.source_index, c.position) for c in chosen if _paired(top, c)}
     return sorted(
         chosen, key=lambda c: ((c.source_index, c.position) not in lead, c.source_index, c.position)
+    )
+
+
+def _asked_before(candidates: Sequence[_Candidate], top: _Candidate) -> _Candidate | None:
+    """The question just before ``top`` in its paragraph, which ``top`` answers."""
+    return next(
+        (
+            c
+            for c in candidates
+            if c.asks
+            and (c.source_index, c.position + 1) == (top.source_index, top.position)
+            and c.paragraph[0] == top.paragraph[0]
+        ),
+        None,
     )
 
 
