@@ -235,7 +235,8 @@ def _select(
     near tie, or the next sentence when it adds a question term or the expected answer type
     (a date for "when") that the best lacks, goes on with it, or follows a best sentence that
     says little beyond the question's own words; or the other sentence of a short
-    two-sentence paragraph whose best sentence shares few words with the question."""
+    two-sentence paragraph whose best sentence shares few words with the question. A question
+    in a source is never the best and comes only before the sentence answering it."""
     ranked = sorted(candidates, key=lambda c: (c.asks, -c.score, c.source_index, c.position))
     if not ranked or not ranked[0].relevant:
         return []
@@ -439,11 +440,11 @@ def extractive_answer(
                 c.record, terms(question), expected=expected, question_words=words(question)
             )
             c.shown = _clip(render(fields))
-    best = max(chosen, key=lambda c: c.score)
+    best = max(chosen, key=lambda c: (c.score, not c.asks))  # a question quoted is no best
     used = tuple(sources[i] for i in dict.fromkeys(c.source_index for c in chosen))
     text = _render(chosen, sources)
     best_sentences: dict[str, str] = {}
-    for c in sorted(chosen, key=lambda c: -c.score):
+    for c in sorted(chosen, key=lambda c: (-c.score, c.asks)):
         best_sentences.setdefault(str(sources[c.source_index].chunk_id), c.text)
     scores = [0.0] * len(sources)
     for c in candidates:

@@ -283,3 +283,9 @@ def test_a_question_in_a_source_is_answered_by_the_sentence_after_it() -> None:
         "How many kilometres is the route through the 15 cities?", make(tour)
     )
     assert "2000 kilometres" in quoted_lines(result.text)[0]
+
+
+def test_the_sentence_answering_a_question_is_the_best_one_quoted() -> None:
+    faq = "Need new software? Request it in the self-service catalogue."
+    result = extractive_answer("How do I get new software?", make(faq))
+    assert list(result.best_sentences.values()) == ["Request it in the self-service catalogue."]
