@@ -279,6 +279,16 @@ class ConversationPipeline:
                 log.exception("suggesting to save %s failed", message.thread_id)
                 return OwnerCall(refusal=ASK_OWNER_FAILED)
 
+    async def suggestion_failed(self, message: IncomingMessage) -> None:
+        """The adapter could not post the suggestion ``suggest_save`` named: forget it."""
+        if self._owners is None:
+            return
+        with self._work.tracked():
+            try:
+                await self._owners.suggestion_failed(message)
+            except Exception:
+                log.exception("forgetting the suggestion for %s failed", message.thread_id)
+
     async def _owner_answered(
         self,
         message: IncomingMessage,

@@ -208,6 +208,26 @@ class OwnerService:
             suggested=True,
         )
 
+    async def suggestion_failed(self, message: IncomingMessage) -> None:
+        """The suggestion for the thread of ``message`` could not be posted: forget it, so
+        that a later try asks the owner (audited)."""
+        asked = await self._store.asked_thread(
+            message.platform.value, message.workspace_id, message.channel_id, message.thread_id
+        )
+        if asked is None:
+            return
+        await self._store.withdraw_suggestion(asked.id)
+        ctx = await self._resolver.resolve(message)
+        await self._audit.record(
+            workspace_id=ctx.workspace.id,
+            user_id=ctx.user.id,
+            actor=ctx.user.external_id,
+            command="suggest-save",
+            arguments={"channel": message.channel_id, "thread": message.thread_id},
+            outcome="failed",
+            detail="the suggestion could not be posted in the thread",
+        )
+
     async def replied(self, message: IncomingMessage) -> SaveOffer | None:
         """A :class:`SaveOffer` when ``message`` is the asked owner's first post in the thread
         they were asked in; None otherwise (most messages: one indexed read)."""

@@ -127,11 +127,16 @@ class MessageActions:
         the member reads."""
         call = await self._client.conversations.suggest_save(request)
         if call.refusal is None:
-            await thread.send(
-                save_suggestion(call.owner, call.asker, call.namespace),
-                view=owner_save_view(int(thread.id)),
-                allowed_mentions=only(call.owner),
-            )
+            try:
+                await thread.send(
+                    save_suggestion(call.owner, call.asker, call.namespace),
+                    view=owner_save_view(int(thread.id)),
+                    allowed_mentions=only(call.owner),
+                )
+            except discord.HTTPException as exc:
+                log.warning("suggesting a save failed (%s)", exc.status)
+                await self._client.conversations.suggestion_failed(request)
+                return SAVE_THREAD_FAILED
         return call.said
 
     async def _picked(

@@ -201,6 +201,7 @@ class MessageActions:
                 )
             except _SLACK_ERRORS as exc:
                 log.warning("suggesting a save failed: %s", type(exc).__name__)
+                await self._bot.conversations.suggestion_failed(request)
                 return SAVE_THREAD_FAILED
         return call.said
 

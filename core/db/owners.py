@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from core.db.access import Database
 from core.db.models import Channel, Message, OwnerAsk, Session, User, Workspace
@@ -137,6 +137,13 @@ class OwnerStore:
         if row is None:
             return None
         return AskedThread(row.id, str(row.owner), row.save_offered_at is not None)
+
+    async def withdraw_suggestion(self, ask_id: uuid.UUID) -> None:
+        """Forget a suggested save (an ask with no answer) that never reached the thread."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                delete(OwnerAsk).where(OwnerAsk.id == ask_id, OwnerAsk.answer_id.is_(None))
+            )
 
     async def offer_save(self, ask_id: uuid.UUID) -> bool:
         """Mark the owner offered "Save thread": True the first time only."""

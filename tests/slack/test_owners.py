@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from adapters.slack import render
 from core.db.models import AuditLog
-from core.owners import ALREADY_ASKED, ASKED
+from core.owners import ALREADY_ASKED, ASKED, SUGGESTED
+from core.wording import SAVE_THREAD_FAILED
 from tests.fakes.slack_server import BOT_USER
 from tests.scenarios.driver import Thread
 from tests.slack.driver import SlackDriver, bot_message, button_block
@@ -121,3 +122,15 @@ async def test_a_thumbs_down_offers_the_voter_to_ask_the_owner(sqlite_slack) -> 
     await bot.click_button(offered, render.ASK_OWNER_ACTION, user="U2", ephemeral=True)
     posts = bot_posts(bot, root)
     assert len(posts) == 2 and posts[-1]["text"].startswith(f"<@{OWNER}>")
+
+
+async def test_a_suggestion_that_could_not_be_posted_can_be_made_again(slack_driver) -> None:
+    bot = slack_driver
+    await owned_team(bot)
+    thread = await bot.mention(QUESTION, user="U3")
+    bot.slack.error("chat.postMessage", "channel_not_found")
+    assert await bot.member_saves(thread, user="U4") == SAVE_THREAD_FAILED
+    assert await audited(bot, "suggest-save") == ["ok", "failed"]
+    assert await bot.member_saves(thread, user="U4") == SUGGESTED.format(namespace="team")
+    said = bot_message(bot_posts(bot, {"ts": thread.thread})[-1]).text
+    assert said.startswith(f"<@{OWNER}>") and "suggests saving" in said, said
