@@ -102,10 +102,7 @@ class OwnerService:
         if found is None:
             return False
         answered, ctx = found
-        namespace = ctx.owned
-        if namespace is None:
-            return False
-        if await self._owner(namespace, answered.platform, answered.workspace) is None:
+        if await self._owned(ctx, answered.platform, answered.workspace) is None:
             return False
         return not await self._store.was_asked(answered.session_id)
 
@@ -122,43 +119,25 @@ class OwnerService:
         if found is None:
             return OwnerCall(refusal=NOT_HERE)
         answered, ctx = found
-        namespace = ctx.owned
-        owner = None
-        if namespace is not None:
-            owner = await self._owner(namespace, answered.platform, answered.workspace)
-        if namespace is None or owner is None:
+        owned = await self._owned(ctx, answered.platform, answered.workspace)
+        if owned is None:
             return OwnerCall(refusal=NO_OWNER)
-        assert namespace.owner_id is not None
-        first = await self._store.claim(
+        namespace, owner = owned
+        return await self._ask_once(
+            ctx,
             answered.session_id,
+            namespace,
+            "ask-owner",
             answer_id=answer_id,
-            owner_id=namespace.owner_id,
-            asked_by=ctx.user.id,
-        )
-        await self._audit.record(
-            workspace_id=ctx.workspace.id,
-            user_id=ctx.user.id,
-            actor=ctx.user.external_id,
-            command="ask-owner",
-            arguments={
-                "namespace": namespace.name,
-                "owner": owner,
-                "channel": answered.channel,
-                "thread": answered.thread,
-                "answer_id": str(answer_id),
-            },
-            outcome="ok" if first else "refused",
-            detail=None if first else "already asked in this thread",
-        )
-        if not first:
-            return OwnerCall(refusal=ALREADY_ASKED.format(namespace=namespace.name))
-        return OwnerCall(
-            channel=answered.channel,
-            thread=answered.thread,
-            owner=owner,
-            namespace=namespace.name,
-            question=answered.question,
-            asker=user_id,
+            arguments={"owner": owner, "channel": answered.channel, "thread": answered.thread},
+            call=OwnerCall(
+                channel=answered.channel,
+                thread=answered.thread,
+                owner=owner,
+                namespace=namespace.name,
+                question=answered.question,
+                asker=user_id,
+            ),
         )
 
     async def suggest_save(self, message: IncomingMessage) -> OwnerCall:
@@ -169,44 +148,63 @@ class OwnerService:
             ctx = await self._resolver.resolve(message)
         except NotEnabled as exc:
             return OwnerCall(refusal=exc.user_message)
-        namespace = ctx.owned
-        owner = None
-        if namespace is not None:
-            owner = await self._owner(namespace, message.platform.value, message.workspace_id)
-        if namespace is None or owner is None:
+        owned = await self._owned(ctx, message.platform.value, message.workspace_id)
+        if owned is None:
             return OwnerCall(refusal=NO_OWNER_TO_SAVE)
+        namespace, owner = owned
+        return await self._ask_once(
+            ctx,
+            ctx.session.id,
+            namespace,
+            "suggest-save",
+            answer_id=None,
+            arguments={"owner": owner, "channel": message.channel_id, "thread": message.thread_id},
+            call=OwnerCall(
+                channel=message.channel_id,
+                thread=message.thread_id,
+                owner=owner,
+                namespace=namespace.name,
+                asker=message.author_id,
+                suggested=True,
+            ),
+        )
+
+    async def _ask_once(
+        self,
+        ctx: ConversationContext,
+        session_id: uuid.UUID,
+        namespace: NamespaceRecord,
+        command: str,
+        *,
+        answer_id: uuid.UUID | None,
+        arguments: dict[str, str],
+        call: OwnerCall,
+    ) -> OwnerCall:
+        """Record that the thread's owner is asked (to answer ``answer_id``'s question, or
+        with none to save the thread), audited as ``command``: ``call`` the first time, a
+        refusal after."""
         assert namespace.owner_id is not None
         first = await self._store.claim(
-            ctx.session.id,
-            answer_id=None,
+            session_id,
+            answer_id=answer_id,
             owner_id=namespace.owner_id,
             asked_by=ctx.user.id,
-            save_offered=True,
+            save_offered=answer_id is None,
         )
+        if answer_id is not None:
+            arguments = {**arguments, "answer_id": str(answer_id)}
         await self._audit.record(
             workspace_id=ctx.workspace.id,
             user_id=ctx.user.id,
             actor=ctx.user.external_id,
-            command="suggest-save",
-            arguments={
-                "namespace": namespace.name,
-                "owner": owner,
-                "channel": message.channel_id,
-                "thread": message.thread_id,
-            },
+            command=command,
+            arguments={"namespace": namespace.name, **arguments},
             outcome="ok" if first else "refused",
-            detail=None if first else "the owner was asked in this thread already",
+            detail=None if first else "already asked in this thread",
         )
         if not first:
             return OwnerCall(refusal=ALREADY_ASKED.format(namespace=namespace.name))
-        return OwnerCall(
-            channel=message.channel_id,
-            thread=message.thread_id,
-            owner=owner,
-            namespace=namespace.name,
-            asker=message.author_id,
-            suggested=True,
-        )
+        return call
 
     async def suggestion_failed(self, message: IncomingMessage) -> None:
         """The suggestion for the thread of ``message`` could not be posted: forget it, so
@@ -264,10 +262,15 @@ class OwnerService:
         except NotEnabled:
             return None
 
-    async def _owner(self, namespace: NamespaceRecord, platform: str, workspace: str) -> str | None:
-        """The owner's platform user id, when they are a person of this workspace."""
-        assert namespace.owner_id is not None
+    async def _owned(
+        self, ctx: ConversationContext, platform: str, workspace: str
+    ) -> tuple[NamespaceRecord, str] | None:
+        """The namespace whose owner is asked about ``ctx``'s place, and the owner's platform
+        user id, when the owner is a person of this platform workspace."""
+        namespace = ctx.owned
+        if namespace is None or namespace.owner_id is None:
+            return None
         address = await self._identity.address(namespace.owner_id)
         if address is None or (address.platform, address.workspace) != (platform, workspace):
             return None
-        return address.user
+        return namespace, address.user

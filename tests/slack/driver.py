@@ -292,36 +292,41 @@ class SlackDriver:
         await self.bot.idle()
         return "\n".join(visible_text(r) for r in self.slack.responses[key])
 
-    def feedback_payload(
-        self, message: dict[str, Any], action_id: str, *, user: str
+    def button_payload(
+        self,
+        message: dict[str, Any],
+        action_id: str,
+        *,
+        user: str,
+        key: str | None = None,
+        thread_ts: str | None = None,
+        ephemeral: bool = False,
     ) -> dict[str, Any]:
-        actions = next(
-            b
-            for b in message["blocks"]
-            if b.get("type") == "actions"
-            and any(e.get("action_id") == action_id for e in b.get("elements") or [])
-        )
-        button = next(e for e in actions["elements"] if e["action_id"] == action_id)
-        return {
+        """A ``block_actions`` payload: ``user`` clicks our button ``action_id`` in ``message``
+        (sent back with it unless ephemeral); its response_url ends in ``key``."""
+        block = button_block(message, action_id)
+        assert block is not None, message
+        button = next(e for e in block["elements"] if e["action_id"] == action_id)
+        channel = message.get("channel") or "C1"
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "team_id": self.slack.team},
             "api_app_id": "A0LORE",
             "token": "XXYYZZ",
             "container": {
                 "type": "message",
-                "message_ts": message["ts"],
-                "channel_id": message["channel"],
-                "is_ephemeral": False,
+                "message_ts": message.get("ts") or self.slack.next_ts(),
+                "channel_id": channel,
+                "is_ephemeral": ephemeral,
             },
             "trigger_id": f"{uuid.uuid4().int % 10**13}.abcdef",
             "team": {"id": self.slack.team, "domain": "lore"},
-            "channel": {"id": message["channel"], "name": "general"},
-            "message": {k: message[k] for k in ("type", "ts", "text", "blocks", "user")},
-            "response_url": f"{self.slack.base_url}/respond/{uuid.uuid4().hex}",
+            "channel": {"id": channel, "name": "general"},
+            "response_url": f"{self.slack.base_url}/respond/{key or uuid.uuid4().hex}",
             "actions": [
                 {
                     "action_id": action_id,
-                    "block_id": actions["block_id"],
+                    "block_id": block.get("block_id") or "b",
                     "text": button["text"],
                     "value": button["value"],
                     "type": "button",
@@ -329,6 +334,12 @@ class SlackDriver:
                 }
             ],
         }
+        if not ephemeral:
+            shown = {
+                k: message[k] for k in ("type", "ts", "text", "blocks", "user") if k in message
+            }
+            payload["message"] = dict(shown, thread_ts=thread_ts) if thread_ts else shown
+        return payload
 
     async def click_feedback(self, thread: Thread, value: int, *, user: str = "U1") -> None:
         await self.bot.idle()
@@ -338,7 +349,7 @@ class SlackDriver:
             if any(b.get("type") == "actions" for b in m["blocks"])
         ]
         action = "lore_feedback_up" if value > 0 else "lore_feedback_down"
-        payload = self.feedback_payload(shown[-1], action, user=user)
+        payload = self.button_payload(shown[-1], action, user=user)
         body = urlencode({"payload": json.dumps(payload)})
         status, _ = await self.post(body, content_type="application/x-www-form-urlencoded")
         assert status == 200
@@ -371,41 +382,10 @@ class SlackDriver:
         ephemeral: bool = False,
     ) -> str:
         """A ``block_actions`` click on our button in ``message``; what came by response_url."""
-        block = button_block(message, action_id)
-        assert block is not None, message
-        button = next(e for e in block["elements"] if e["action_id"] == action_id)
         key = uuid.uuid4().hex
-        payload: dict[str, Any] = {
-            "type": "block_actions",
-            "user": {"id": user, "username": user.lower(), "team_id": self.slack.team},
-            "api_app_id": "A0LORE",
-            "token": "XXYYZZ",
-            "container": {
-                "type": "message",
-                "message_ts": message.get("ts") or self.slack.next_ts(),
-                "channel_id": "C1",
-                "is_ephemeral": ephemeral,
-            },
-            "trigger_id": f"{uuid.uuid4().int % 10**13}.abcdef",
-            "team": {"id": self.slack.team, "domain": "lore"},
-            "channel": {"id": "C1", "name": "general"},
-            "response_url": f"{self.slack.base_url}/respond/{key}",
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": block.get("block_id") or "b",
-                    "text": button["text"],
-                    "value": button["value"],
-                    "type": "button",
-                    "action_ts": str(time.time()),
-                }
-            ],
-        }
-        if not ephemeral:
-            shown = {
-                k: message[k] for k in ("type", "ts", "text", "blocks", "user") if k in message
-            }
-            payload["message"] = dict(shown, thread_ts=thread_ts) if thread_ts else shown
+        payload = self.button_payload(
+            message, action_id, user=user, key=key, thread_ts=thread_ts, ephemeral=ephemeral
+        )
         status, _ = await self.post(
             urlencode({"payload": json.dumps(payload)}),
             content_type="application/x-www-form-urlencoded",
@@ -504,7 +484,7 @@ class SlackDriver:
         )
         actions = next(b for b in shown["blocks"] if b.get("block_id") == "lore_share")
         button = next(e for e in actions["elements"] if e["value"].endswith(f":{namespace}"))
-        payload = self.feedback_payload(shown, button["action_id"], user=user)
+        payload = self.button_payload(shown, button["action_id"], user=user)
         before = len(self.slack.ephemerals)
         body = urlencode({"payload": json.dumps(payload)})
         status, _ = await self.post(body, content_type="application/x-www-form-urlencoded")

@@ -182,7 +182,7 @@ async def test_a_vote_from_another_workspace_is_refused(sqlite_slack) -> None:
     thread = await bot.mention("How are travel expenses reimbursed?")
     await bot.bot_messages(thread)
     answer = [m for m in bot.slack.thread(thread.channel, thread.thread) if m["blocks"]][-1]
-    payload = bot.feedback_payload(answer, "lore_feedback_down", user="U9")
+    payload = bot.button_payload(answer, "lore_feedback_down", user="U9")
     payload["team"]["id"] = payload["user"]["team_id"] = "T0OTHER"
     status, _ = await bot.post(
         urlencode({"payload": json.dumps(payload)}),
