@@ -120,7 +120,8 @@ def content_words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """Stemmed, lower-cased content terms of ``text`` with repeats (for scoring). A capital
     letter standing alone inside a sentence ("team A", "plan B", "Building C") is a name,
-    kept as written, not the article or pronoun it would be in lower case."""
+    kept as written, not the article or pronoun it would be in lower case; so is an
+    abbreviation that would be a stopword in lower case ("IT", "US") unless the text shouts."""
     return list(_memo(_terms, text))
 
 
@@ -136,13 +137,27 @@ def _terms(text: str) -> tuple[str, ...]:
     burst of questions on one corpus weighs the same sentences again and again (half the
     event loop's time in bench/concurrency.py before)."""
     out = []
+    shouted: bool | None = None
     for match in _WORD.finditer(text):
         word = match.group()
         if _is_letter_name(text, match.start(), word):
             out.append(word)
         elif word.lower() not in STOPWORDS:
             out.append(stem(word))
+        elif len(word) > 1 and word.isupper():
+            # "IT", "US", "OR": an abbreviation written like a stopword is a term, kept as
+            # written ("the IT desk" is not "it"), unless the whole text is in capitals
+            if shouted is None:
+                shouted = _shouted(text)
+            if not shouted:
+                out.append(word)
     return tuple(out)
+
+
+def _shouted(text: str) -> bool:
+    """Whether most of ``text``'s words (of two letters or more) are in capitals."""
+    long = [w for w in words(text) if len(w) > 1]
+    return sum(w.isupper() for w in long) * 2 > len(long)
 
 
 def _is_letter_name(text: str, start: int, word: str) -> bool:

@@ -17,9 +17,17 @@ from core.generation.records import Record, relevant_fields, render, split_recor
 from core.text import PRONOUN_I, has_digit, split_paragraphs, terms, unknown_names, words
 
 _BRACKET_REF = re.compile(r"\s*\[\^?\d+\]")
+# What answers "when" (and "how soon", "how often"): a year or a date, and in a team's
+# documents a weekday, a clock time, a frequency or a span of time ("within five working days",
+# "stable for one hour").
+_COUNT = r"(?:\d[\d,.]*|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|thirty)"
 _YEAR_OR_DATE = re.compile(
     r"\b(1[0-9]{3}|20[0-9]{2}|\d+(st|nd|rd|th)|january|february|march|april|may|june|"
-    r"july|august|september|october|november|december|century|centuries|decade)\b",
+    r"july|august|september|october|november|december|century|centuries|decade|"
+    r"mondays?|tuesdays?|wednesdays?|thursdays?|fridays?|saturdays?|sundays?|"
+    r"\d{1,2}:\d{2}|\d{1,2} ?[ap]\.?m\b\.?|noon|midnight|"
+    r"daily|weekly|monthly|quarterly|yearly|annually|"
+    rf"{_COUNT} (?:(?:working|business|calendar) )?(?:minute|hour|day|week|month|year)s?)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(
@@ -61,6 +69,9 @@ _EVIDENCE_SATURATION = 0.4
 # _DENSE_ALONE (a paraphrase); both tuned on bench/answer_quality.py's calibration split.
 DENSE_WEIGHT = 1.0
 _DENSE_ALONE = 0.35
+# ... or _DENSE_TYPED when it holds what the question expects ("When does my expense money
+# hit my bank account?": "Approved claims are paid ... on the 25th of each month.", 0.31).
+_DENSE_TYPED = 0.3
 _NEGATIONS = frozenset({"not", "never", "no", "none", "nobody", "nothing", "neither", "nor"})
 
 
@@ -109,10 +120,13 @@ class _Candidate:
     record: Record | None = None  # a CSV row or JSON object, answered by its fields
     paragraph: tuple[int, int] = (0, 1)  # its paragraph's number in the source, its sentences
     asks: bool = False  # a question ("Need new software?"): it stands for the next sentence
+    typed: bool = False  # it holds the answer type the question expects (a date for "when")
     shown: str = ""  # what the answer quotes of it
 
     @property
     def relevant(self) -> bool:
+        if self.typed:
+            return self.coverage > 0 or self.dense >= _DENSE_TYPED
         return self.coverage > 0 or self.dense >= _DENSE_ALONE
 
 
@@ -159,11 +173,21 @@ def _record_dense(text: str, dense: Mapping[str, float]) -> float:
     return max((d for s, d in dense.items() if flat in s or s in flat), default=0.0)
 
 
+# "when" asks for a time where it opens the question or a clause of it, or follows a verb of
+# knowing ("do you know when"); not in "Can I take my laptop home when I leave?".
+_ASKS_WHEN = re.compile(
+    r"(?:^\W*|[,;:]\s*|\b(?:and|but|so|since|until|know|tell me|say|find out|remind me) )when\b"
+)
+
+
 def _expected_type(question: str) -> re.Pattern[str] | None:
     lowered = question.lower()
     if re.search(r"\bhow (many|much|long|old|far|large|big|tall)\b", lowered):
         return _NUMBER
-    if re.search(r"\b(when|what year|which year|what century|what date|what time)\b", lowered):
+    if _ASKS_WHEN.search(lowered) or re.search(
+        r"\b(what year|which year|what century|what date|what time|how soon|how often)\b",
+        lowered,
+    ):
         return _YEAR_OR_DATE
     return None
 
@@ -198,6 +222,7 @@ def _score_all(question: str, candidates: list[_Candidate], n_sources: int) -> N
         if expected is not None:
             found = {m.group(0).lower() for m in expected.finditer(c.text)}
             typed = 0.1 if found - question_words else -0.05
+            c.typed = typed > 0
         rank_prior = 0.03 * (1 - c.source_index / max(n_sources, 1))
         relative = bm25 / best_bm25 if best_bm25 else 0.0
         c.lexical = c.coverage + 0.25 * c.bigrams + 0.2 * relative + typed + rank_prior

@@ -83,6 +83,61 @@ def test_when_questions_prefer_a_sentence_with_a_date() -> None:
     assert "1932" in result.text
 
 
+def test_a_when_question_is_answered_by_a_span_of_time_in_a_team_document() -> None:
+    # no word of the question is in either sentence: the span of time ("one hour") is what
+    # tells the answer from the definition
+    incidents = (
+        "An incident is any unplanned disruption that affects customers. "
+        "We grade incidents by severity."
+    )
+    closing = (
+        "The IC closes the incident when the impact has ended and monitoring has been "
+        "stable for one hour."
+    )
+    dense = {
+        "An incident is any unplanned disruption that affects customers.": 0.44,
+        "We grade incidents by severity.": 0.2,
+        closing: 0.35,
+    }
+    result = extractive_answer(
+        "When is an outage considered over?", make(closing, incidents), dense=dense
+    )
+    assert quoted_lines(result.text)[0].startswith("> The IC closes the incident")
+    # asked as "how soon" too, and a working-day span, a clock time or a weekday count
+    result = extractive_answer(
+        "How soon is the postmortem due?",
+        make(
+            "The postmortem has a timeline. The postmortem is published within five working days."
+        ),
+        max_sentences=1,
+    )
+    assert "five working days" in result.text
+
+
+def test_a_sentence_holding_the_expected_time_is_relevant_at_a_lower_cosine() -> None:
+    paid = "Approved claims are paid on the 25th of each month."
+    rest = "Unused budget does not roll over."
+    question = "When does my expense money hit my bank account?"
+    result = extractive_answer(question, make(rest, paid), dense={paid: 0.31, rest: 0.29})
+    assert quoted_lines(result.text) == [f"> {paid} [2]"]
+    # without the date the same cosine is too far in meaning to quote
+    undated = "Approved claims are paid with the salary."
+    assert extractive_answer(question, make(undated), dense={undated: 0.31}).text == ""
+
+
+def test_when_inside_a_yes_no_question_expects_no_date() -> None:
+    # "when I leave" is a condition: a sentence's date does not make it the answer
+    sources = make(
+        "Laptops are returned to the IT desk on your last day. "
+        "Light personal use of your laptop is fine since 2019."
+    )
+    result = extractive_answer(
+        "Can I take my laptop home when I leave the company?", sources, max_sentences=1
+    )
+    assert "last day" in result.text
+    assert result.support is not None and result.support.typed == 0.5
+
+
 def test_retrieval_rank_breaks_ties() -> None:
     same = "The wifi password is on the fridge."
     result = extractive_answer("Where is the wifi password?", make(same, same), max_sentences=1)
@@ -184,6 +239,19 @@ def test_stemming_and_terms() -> None:
     assert stem("Normans") == stem("Norman")
     assert stem("status") == "status"
     assert terms("What is the capital of France?") == ["capital", "franc"]
+    # an abbreviation spelt like a stopword is a term, kept as written, unless all is capitals
+    assert terms("File a request with IT") == ["fil", "request", "IT"]
+    assert terms("Request it in the catalogue.") == ["request", "catalogu"]
+    assert terms("WHERE IS IT") == []
+
+
+def test_the_it_desk_is_not_the_pronoun_it() -> None:
+    sources = make(
+        "Need new software? Request it in the Kandji self-service catalogue.",
+        "To ask the IT desk for help, file a ticket in Jira Service Management.",
+    )
+    result = extractive_answer("Where do I file a request with IT?", sources)
+    assert quoted_lines(result.text)[0].endswith("Jira Service Management. [2]")
 
 
 def test_accents_fold_so_a_question_typed_without_them_still_matches() -> None:
