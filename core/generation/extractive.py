@@ -261,7 +261,8 @@ def _select(
     (a date for "when") that the best lacks, goes on with it, or follows a best sentence that
     says little beyond the question's own words; or the other sentence of a short
     two-sentence paragraph whose best sentence shares few words with the question. A question
-    in a source is never the best and comes only before the sentence answering it."""
+    in a source is never the best and comes only before the sentence answering it; so does the
+    sentence a best one opening with "This" points back to."""
     ranked = sorted(candidates, key=lambda c: (c.asks, -c.score, c.source_index, c.position))
     if not ranked or not ranked[0].relevant:
         return []
@@ -270,9 +271,12 @@ def _select(
     typed = expected is None or expected.search(top.text) is not None
     thin = len(set(top.terms) - asked) <= _THIN_LEAD
     chosen = [top]
-    asked_before = _asked_before(candidates, top)
-    if asked_before is not None:  # "Need new software? Request it in ...": the two read as one
-        chosen.append(asked_before)
+    # "Need new software? Request it in ...", "... the algorithm quicksort. This solves ...":
+    # the sentence before and the best one read as one
+    before = _before(candidates, top)
+    joined = before if before is not None and (before.asks or _points_back(top)) else None
+    if joined is not None:
+        chosen.append(joined)
     for c in ranked[1:]:
         if len(chosen) >= max_sentences or c.asks:
             break
@@ -294,26 +298,35 @@ def _select(
     # The answer leads: the best sentence (with the one completing it, or its paragraph's
     # other sentence, in their order) first, the rest after it in document order.
     lead = {(top.source_index, top.position), (top.source_index, top.position + 1)}
-    if asked_before is not None:
-        lead.add((asked_before.source_index, asked_before.position))
+    if joined is not None:
+        lead.add((joined.source_index, joined.position))
     lead |= {(c.source_index, c.position) for c in chosen if _paired(top, c)}
     return sorted(
         chosen, key=lambda c: ((c.source_index, c.position) not in lead, c.source_index, c.position)
     )
 
 
-def _asked_before(candidates: Sequence[_Candidate], top: _Candidate) -> _Candidate | None:
-    """The question just before ``top`` in its paragraph, which ``top`` answers."""
+# A best sentence opening with one of these points back to the sentence before it.
+_ANAPHORS = frozenset({"this", "these"})
+
+
+def _before(candidates: Sequence[_Candidate], top: _Candidate) -> _Candidate | None:
+    """The sentence just before ``top`` in its paragraph, if any."""
     return next(
         (
             c
             for c in candidates
-            if c.asks
-            and (c.source_index, c.position + 1) == (top.source_index, top.position)
+            if (c.source_index, c.position + 1) == (top.source_index, top.position)
             and c.paragraph[0] == top.paragraph[0]
         ),
         None,
     )
+
+
+def _points_back(top: _Candidate) -> bool:
+    """``top`` opens with "This" or "These": what it says is named in the sentence before."""
+    opening = [w.lower() for w in words(top.text)[:1]]
+    return top.record is None and bool(opening) and opening[0] in _ANAPHORS
 
 
 def _paired(top: _Candidate, c: _Candidate) -> bool:

@@ -138,6 +138,28 @@ def test_when_inside_a_yes_no_question_expects_no_date() -> None:
     assert result.support is not None and result.support.typed == 0.5
 
 
+def test_a_sentence_opening_with_this_is_quoted_after_the_one_it_points_back_to() -> None:
+    text = (
+        "Sorting is a common task. For example, consider the sorting algorithm quicksort. "
+        "This solves the problem of sorting a list of integers given as the input."
+    )
+    result = extractive_answer(
+        "What solves the problem of sorting a list of integers?", make(text), max_sentences=1
+    )
+    assert quoted_lines(result.text) == [
+        "> For example, consider the sorting algorithm quicksort. This solves the problem of "
+        "sorting a list of integers given as the input. [1]"
+    ]
+    # a sentence opening a paragraph has nothing before it to bring
+    alone = "This solves the problem of sorting a list of integers given as the input."
+    result = extractive_answer(
+        "What solves the problem of sorting a list of integers?",
+        make("Sorting is a common task.\n\n" + alone),
+        max_sentences=1,
+    )
+    assert quoted_lines(result.text) == [f"> {alone} [1]"]
+
+
 def test_retrieval_rank_breaks_ties() -> None:
     same = "The wifi password is on the fridge."
     result = extractive_answer("Where is the wifi password?", make(same, same), max_sentences=1)
