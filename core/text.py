@@ -121,7 +121,7 @@ def terms(text: str) -> list[str]:
     """Stemmed, lower-cased content terms of ``text`` with repeats (for scoring). A capital
     letter standing alone inside a sentence ("team A", "plan B", "Building C") is a name,
     kept as written, not the article or pronoun it would be in lower case; so is an
-    abbreviation that would be a stopword in lower case ("IT", "US") unless the text shouts."""
+    abbreviation that would be a stopword in lower case ("IT", "AM") unless the text shouts."""
     return list(_memo(_terms, text))
 
 
@@ -145,7 +145,7 @@ def _terms(text: str) -> tuple[str, ...]:
         elif word.lower() not in STOPWORDS:
             out.append(stem(word))
         elif len(word) > 1 and word.isupper():
-            # "IT", "US", "OR": an abbreviation written like a stopword is a term, kept as
+            # "IT", "AM", "OR": an abbreviation written like a stopword is a term, kept as
             # written ("the IT desk" is not "it"), unless the whole text is in capitals
             if shouted is None:
                 shouted = _shouted(text)
