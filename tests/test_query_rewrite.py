@@ -55,12 +55,13 @@ engineering manager.
 Every on-call week is paid with a flat allowance of 300 EUR.
 """
 
-# asked the way people talk: the gate refuses what these words find (bench/teamset hr-23)
-PARAPHRASE = "When does my expense money hit my bank account?"
+# asked the way people talk: no sentence shares its words or comes near it in meaning, so
+# the gate refuses what they find
+PARAPHRASE = "Can I put booze on the company tab?"
 # what a model asked for the handbook's words would reply
-REWRITE = "When are approved expense claims paid out? expense claim payment salary run"
+REWRITE = "Is alcohol reimbursed? alcohol expense reimbursement"
 LITERAL = "How much is mileage paid per kilometre?"
-ANSWER = "Approved claims are paid with the monthly salary run on the 25th of each month [1]."
+ANSWER = "No: alcohol is never reimbursed [1]."
 REWRITE_INSTRUCTION = "search query for the team's handbook"
 BUDGET = 1.0  # GROQ_TIMEOUT in the outage tests: the budget of all of a question's LLM work
 SLACK = 1.5  # as tests/test_answers.py: room for a loaded 2-core machine
@@ -133,7 +134,7 @@ async def test_a_paraphrase_the_gate_refuses_is_answered_after_a_rewrite(
     # rewritten, searched again, accepted by the gate, answered and cited from the handbook
     rewrite, answering = fake.requests[asked_before:]
     assert answer.mode == "llm" and answer.grounded and not answer.abstained
-    assert "25th of each month" in answer.text
+    assert "never reimbursed" in answer.text
     assert [c.title for c in answer.citations] == ["expenses.md"]
     assert _is_rewrite(rewrite["messages"]) and not _is_rewrite(answering["messages"])
     # the rewrite request: the instruction, the question, a short deterministic reply
@@ -144,7 +145,7 @@ async def test_a_paraphrase_the_gate_refuses_is_answered_after_a_rewrite(
     assert not rewrite.get("stream")
     # the answer is asked for the person's own question, from the source the rewrite found
     assert answering["messages"][-1]["content"].rstrip().endswith(f"Question: {PARAPHRASE}")
-    assert "25th of each month" in answering["messages"][-1]["content"]
+    assert "Alcohol is never reimbursed" in answering["messages"][-1]["content"]
     # the rewrite's tokens under their own operation, beside the answer's
     assert set(usage) == {"rewrite", "chat", "embedding"}
     prompt = system["content"] + user["content"]
@@ -203,7 +204,7 @@ async def test_a_failing_rewrite_abstains_and_asks_for_no_answer(
     assert answer.abstained
     assert len(fake.requests) == 5
     assert all(_is_rewrite(r["messages"]) for r in fake.requests[:4])
-    assert later.mode == "llm" and "25th of each month" in later.text
+    assert later.mode == "llm" and "never reimbursed" in later.text
 
 
 async def test_a_follow_up_the_gate_refuses_is_rewritten_from_its_standalone_form(
@@ -225,7 +226,7 @@ async def test_a_follow_up_the_gate_refuses_is_rewritten_from_its_standalone_for
     ):
         first = await bot.say("How are expense claims approved?", thread="T-follow")
         asked = len(fake.requests)
-        follow = await bot.say("and when does the money hit my account?", thread="T-follow")
+        follow = await bot.say("and can I put booze on the tab?", thread="T-follow")
         usage = await _usage(bot, follow.message_id)
     assert not first.abstained and condensed
     # condensed, then rewritten (the standalone question), then answered
@@ -233,5 +234,5 @@ async def test_a_follow_up_the_gate_refuses_is_rewritten_from_its_standalone_for
     assert "standalone question" in condense["messages"][0]["content"]
     assert f"Question: {PARAPHRASE}" in rewrite["messages"][-1]["content"]
     assert not _is_rewrite(answering["messages"])
-    assert follow.mode == "llm" and "25th of each month" in follow.text
+    assert follow.mode == "llm" and "never reimbursed" in follow.text
     assert set(usage) == {"condense", "rewrite", "chat", "embedding"}
