@@ -103,7 +103,7 @@ def test_a_when_question_is_answered_by_a_span_of_time_in_a_team_document() -> N
         "When is an outage considered over?", make(closing, incidents), dense=dense
     )
     assert quoted_lines(result.text)[0].startswith("> The IC closes the incident")
-    # asked as "how soon" too, and a working-day span, a clock time or a weekday count
+    # asked as "how soon" too, and answered by a span of working days
     result = extractive_answer(
         "How soon is the postmortem due?",
         make(
