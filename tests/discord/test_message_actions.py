@@ -22,6 +22,7 @@ from tests.discord.driver import (
     to_bot_message,
 )
 from tests.fakes.discord_server import MANAGE_GUILD, MEMBER_PERMISSIONS, VIEW_CHANNEL
+from tests.scenarios.driver import Thread
 from tests.scenarios.suite import HANDBOOK
 
 VACATION = "How many days of paid vacation do employees get?"
@@ -179,8 +180,8 @@ async def test_saving_a_thread_makes_a_document_a_question_cites(bot) -> None:
     assert "replaced the earlier version" in again
     assert len(await saved(bot)) == 1
 
-    await bot.fake.delete_message(int(root["id"]))
-    await bot.settle()
+    # deleting the thread's first message deletes the document (the thread's id is the root's)
+    await bot.delete_root(Thread(channel=str(root["channel_id"]), thread=str(root["id"])))
     assert await saved(bot) == []
 
 
