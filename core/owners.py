@@ -129,7 +129,6 @@ class OwnerService:
             namespace,
             "ask-owner",
             answer_id=answer_id,
-            arguments={"owner": owner, "channel": answered.channel, "thread": answered.thread},
             call=OwnerCall(
                 channel=answered.channel,
                 thread=answered.thread,
@@ -158,7 +157,6 @@ class OwnerService:
             namespace,
             "suggest-save",
             answer_id=None,
-            arguments={"owner": owner, "channel": message.channel_id, "thread": message.thread_id},
             call=OwnerCall(
                 channel=message.channel_id,
                 thread=message.thread_id,
@@ -177,12 +175,11 @@ class OwnerService:
         command: str,
         *,
         answer_id: uuid.UUID | None,
-        arguments: dict[str, str],
         call: OwnerCall,
     ) -> OwnerCall:
         """Record that the thread's owner is asked (to answer ``answer_id``'s question, or
-        with none to save the thread), audited as ``command``: ``call`` the first time, a
-        refusal after."""
+        with none to save the thread), audited as ``command`` with ``call``'s owner and
+        thread: ``call`` the first time, a refusal after."""
         assert namespace.owner_id is not None
         first = await self._store.claim(
             session_id,
@@ -191,8 +188,9 @@ class OwnerService:
             asked_by=ctx.user.id,
             save_offered=answer_id is None,
         )
+        arguments = {"owner": call.owner, "channel": call.channel, "thread": call.thread}
         if answer_id is not None:
-            arguments = {**arguments, "answer_id": str(answer_id)}
+            arguments["answer_id"] = str(answer_id)
         await self._audit.record(
             workspace_id=ctx.workspace.id,
             user_id=ctx.user.id,
